@@ -1,0 +1,3 @@
+from journeyhub.cli import app
+
+app(prog_name="journeyhub")

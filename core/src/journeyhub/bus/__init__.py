@@ -1,0 +1,1 @@
+"""The bus: NATS JetStream between the gateway and the workers."""

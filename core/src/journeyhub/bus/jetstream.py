@@ -1,0 +1,223 @@
+"""JetStream streams, durable consumers and publishing.
+
+Streams and consumers are provisioned explicitly and idempotently at start: a durable that
+exists with an old configuration is updated, not silently kept (nats.py's ``pull_subscribe``
+alone would keep the old one). Workers then bind to their durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.errors import NoServersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DiscardPolicy,
+    PubAck,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+from journeyhub.bus.subjects import Subjects
+from journeyhub.logs import get_logger
+from journeyhub.settings import Settings
+
+log = get_logger(__name__)
+
+DAY = 24 * 3600.0
+
+
+class BusUnavailable(RuntimeError):
+    """The bus did not acknowledge: nothing was stored."""
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    kind: str
+    retention: RetentionPolicy
+    max_age: float
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    durable: str
+    stream_kind: str
+    ack_wait: float
+    max_ack_pending: int
+
+
+# Work queues are emptied as workers ack; triggers and dead letters are kept for readers.
+STREAMS = (
+    StreamSpec("inbound", RetentionPolicy.WORK_QUEUE, 7 * DAY),
+    StreamSpec("events", RetentionPolicy.WORK_QUEUE, 7 * DAY),
+    StreamSpec("push", RetentionPolicy.WORK_QUEUE, 7 * DAY),
+    StreamSpec("triggers", RetentionPolicy.LIMITS, 7 * DAY),
+    StreamSpec("dlq", RetentionPolicy.LIMITS, 30 * DAY),
+)
+CONSUMERS = (
+    ConsumerSpec("inbound-worker", "inbound", ack_wait=30.0, max_ack_pending=2000),
+    ConsumerSpec("router", "events", ack_wait=30.0, max_ack_pending=4000),
+    ConsumerSpec("push-worker", "push", ack_wait=60.0, max_ack_pending=4000),
+    ConsumerSpec("trigger-router", "triggers", ack_wait=30.0, max_ack_pending=2000),
+)
+
+
+class Bus:
+    def __init__(self, settings: Settings, url: str, replicas: int = 1) -> None:
+        self.settings = settings
+        self.url = url
+        self.replicas = replicas
+        self.subjects = Subjects(settings.subject_prefix)
+        self.nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise BusUnavailable("not connected to NATS")
+        return self._js
+
+    async def connect(self, *, connect_timeout: float = 5.0) -> Bus:
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats_error", error=repr(exc))
+
+        try:
+            # nats.py keeps retrying the first connect when reconnects are unlimited: bound it.
+            self.nc = await asyncio.wait_for(
+                nats.connect(
+                    self.url.split(","),
+                    connect_timeout=connect_timeout,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    allow_reconnect=True,
+                    error_cb=on_error,
+                    name="journeyhub",
+                ),
+                timeout=connect_timeout * 2,
+            )
+        except (TimeoutError, NoServersError, OSError) as exc:
+            raise BusUnavailable(f"cannot reach NATS at {self.url}: {exc}") from exc
+        self._js = self.nc.jetstream(timeout=5.0)
+        return self
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.drain(), timeout=10)
+            except Exception:  # reconnecting or gone: close without draining
+                await self.nc.close()
+        self.nc = None
+        self._js = None
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        """Round trip to the server and to JetStream; raises BusUnavailable."""
+        if not self.connected:
+            raise BusUnavailable("not connected to NATS")
+        try:
+            await self.nc.flush(timeout=timeout)  # type: ignore[union-attr]
+            await asyncio.wait_for(self.js.account_info(), timeout)
+        except Exception as exc:
+            raise BusUnavailable(f"NATS did not answer: {exc!r}") from exc
+
+    # --- provisioning ---------------------------------------------------------------------------
+
+    def stream_config(self, spec: StreamSpec) -> StreamConfig:
+        return StreamConfig(
+            name=self.subjects.stream(spec.kind),
+            subjects=[self.subjects.wildcard(spec.kind)],
+            retention=spec.retention,
+            storage=StorageType.FILE,
+            max_age=spec.max_age,
+            duplicate_window=float(self.settings.dedupe_window_seconds),
+            num_replicas=self.replicas,
+            discard=DiscardPolicy.OLD,
+        )
+
+    def consumer_config(self, spec: ConsumerSpec) -> ConsumerConfig:
+        # max_deliver stays unlimited: the worker itself moves a message to the dead letters
+        # after JOURNEYHUB_MAX_DELIVER attempts, so the server never drops one silently.
+        return ConsumerConfig(
+            durable_name=spec.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=spec.ack_wait,
+            max_deliver=-1,
+            max_ack_pending=spec.max_ack_pending,
+            filter_subject=self.subjects.wildcard(spec.stream_kind),
+        )
+
+    async def provision(self) -> None:
+        """Create or update every stream and durable consumer; safe to run at every start."""
+        for spec in STREAMS:
+            config = self.stream_config(spec)
+            try:
+                info = await self.js.stream_info(config.name)
+            except NotFoundError:
+                await self.js.add_stream(config)
+                log.info("stream_created", stream=config.name)
+                continue
+            current = info.config
+            if (
+                current.subjects != config.subjects
+                or current.duplicate_window != config.duplicate_window
+                or current.max_age != config.max_age
+            ):
+                await self.js.update_stream(config)
+                log.info("stream_updated", stream=config.name)
+        for spec in CONSUMERS:
+            stream = self.subjects.stream(spec.stream_kind)
+            config = self.consumer_config(spec)
+            try:
+                info = await self.js.consumer_info(stream, spec.durable)
+            except NotFoundError:
+                await self.js.add_consumer(stream, config)
+                log.info("consumer_created", stream=stream, durable=spec.durable)
+                continue
+            current = info.config
+            if (
+                current.ack_wait != config.ack_wait
+                or current.max_ack_pending != config.max_ack_pending
+                or current.max_deliver != config.max_deliver
+            ):
+                # add_consumer on an existing durable updates its mutable settings
+                await self.js.add_consumer(stream, config)
+                log.info("consumer_updated", stream=stream, durable=spec.durable)
+
+    # --- publishing ----------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        msg_id: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = 5.0,
+    ) -> PubAck:
+        """Publish and wait for JetStream's acknowledgement. ``msg_id`` is the dedupe key:
+        a second publish with the same id inside the window is acknowledged as a duplicate."""
+        all_headers = {"Nats-Msg-Id": msg_id, **(headers or {})}
+        try:
+            return await self.js.publish(subject, payload, timeout=timeout, headers=all_headers)
+        except (TimeoutError, NatsTimeoutError) as exc:
+            raise BusUnavailable(f"no acknowledgement from JetStream for {subject}") from exc
+        except Exception as exc:
+            if isinstance(exc, BusUnavailable):
+                raise
+            raise BusUnavailable(f"publish to {subject} failed: {exc!r}") from exc
+
+    async def pull(self, consumer: str, stream_kind: str) -> JetStreamContext.PullSubscription:
+        return await self.js.pull_subscribe_bind(
+            durable=consumer, stream=self.subjects.stream(stream_kind)
+        )

@@ -1,0 +1,203 @@
+"""The built-in ``webhook`` connector.
+
+Out: the journey event (or trigger) as JSON to ``config.url``, signed per the Standard Webhooks
+spec (``webhook-id`` = the task id, so a receiver can drop a retry it already has). This is how
+triggers reach a journey engine over HTTP.
+
+In: JSON posted to ``/webhooks/webhook/<connection id>``, authenticated by the connection's
+secret, either as a Standard Webhooks signature or, for senders that cannot sign, as the
+``x-journeyhub-token`` header or ``?token=`` in the URL. The body names a trigger:
+``{"id", "type", "occurred_at"?, "client_id"?, "client_email"?, "data"?}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+import msgspec
+
+from journeyhub import signing
+from journeyhub.errors import RetryableError, WebhookRejected, classify_status
+from journeyhub.hookspecs import hookimpl
+from journeyhub.model import (
+    TRIGGER_TYPES,
+    Connection,
+    ConnectorInfo,
+    DeliveryTask,
+    PushResult,
+    StoredWebhook,
+    TriggerDraft,
+    WebhookReceipt,
+)
+
+VENDOR = "webhook"
+
+
+class WebhookConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    url: str | None = None  # where pushes go; required to push
+    timeout_seconds: float = 10.0
+    tolerance_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        if not 0 < self.timeout_seconds <= 60:
+            raise ValueError("timeout_seconds must be in (0, 60]")
+
+
+class WebhookCredentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    secret: str  # Standard Webhooks secret, "whsec_<base64>"
+
+    def __post_init__(self) -> None:
+        if not signing.valid_secret(self.secret):
+            raise ValueError("secret must be a Standard Webhooks secret: whsec_<base64>")
+
+
+class InboundTrigger(msgspec.Struct, kw_only=True):
+    id: str
+    type: str
+    occurred_at: datetime | None = None
+    client_id: str | None = None
+    client_email: str | None = None
+    data: dict[str, Any] = {}
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+async def post_signed(
+    http: httpx.AsyncClient,
+    url: str,
+    secret: str,
+    msg_id: str,
+    body: bytes,
+    *,
+    timeout: float,
+    extra_headers: Mapping[str, str] | None = None,
+) -> httpx.Response:
+    """POST ``body`` signed per Standard Webhooks; raise the classified error on failure."""
+    headers = {
+        "content-type": "application/json",
+        **signing.signed_headers(secret, msg_id, body),
+        **(extra_headers or {}),
+    }
+    try:
+        response = await http.post(url, content=body, headers=headers, timeout=timeout)
+    except httpx.TimeoutException as exc:
+        raise RetryableError(f"timed out after {timeout:g}s") from exc
+    except httpx.TransportError as exc:
+        raise RetryableError(f"connection failed: {type(exc).__name__}") from exc
+    if response.status_code >= 300:
+        raise classify_status(
+            response.status_code,
+            f"{url.split('?')[0]} answered {response.status_code}",
+            retry_after(response),
+        )
+    return response
+
+
+@hookimpl
+def journeyhub_connector() -> ConnectorInfo:
+    return ConnectorInfo(
+        vendor=VENDOR,
+        display_name="Webhook (Standard Webhooks)",
+        capabilities=frozenset({"push", "webhook"}),
+        auth_kind="shared_secret",
+        config_schema=WebhookConfig,
+        credentials_schema=WebhookCredentials,
+        webhook_event_types=TRIGGER_TYPES,
+        push_event_types=("*",),
+    )
+
+
+@hookimpl
+async def journeyhub_push(
+    task: DeliveryTask,
+    connection: Connection,
+    credentials: Mapping[str, Any],
+    idempotency_key: str,
+    http: httpx.AsyncClient,
+) -> PushResult:
+    config = msgspec.convert(connection.config, WebhookConfig)
+    if not config.url:
+        from journeyhub.errors import PermanentError
+
+        raise PermanentError("this webhook connection has no url to push to")
+    payload: Any = task.trigger if task.kind == "trigger" else task.event
+    body = msgspec.json.encode(payload)
+    response = await post_signed(
+        http,
+        config.url,
+        credentials["secret"],
+        idempotency_key,
+        body,
+        timeout=config.timeout_seconds,
+    )
+    return PushResult(vendor_status=response.status_code)
+
+
+@hookimpl
+def journeyhub_verify_webhook(
+    connection: Connection,
+    credentials: Mapping[str, Any],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+    query: Mapping[str, str],
+) -> WebhookReceipt:
+    secret = credentials.get("secret", "")
+    token = headers.get("x-journeyhub-token") or query.get("token")
+    if token is not None:
+        if not secret or not hmac.compare_digest(token.encode(), secret.encode()):
+            raise WebhookRejected("bad_token", "the token does not match this connection")
+    else:
+        tolerance = float(connection.config.get("tolerance_seconds", 300.0))
+        signing.verify([secret], dict(headers), body, now=now, tolerance=tolerance)
+    try:
+        inbound = msgspec.json.decode(body, type=InboundTrigger)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise WebhookRejected("bad_body", str(exc)) from None
+    return WebhookReceipt(event_id=inbound.id, event_type=inbound.type)
+
+
+@hookimpl
+def journeyhub_handle_webhook(webhook: StoredWebhook) -> list[TriggerDraft] | None:
+    inbound = msgspec.json.decode(webhook.body, type=InboundTrigger)
+    if inbound.type not in TRIGGER_TYPES:
+        return None
+    return [
+        TriggerDraft(
+            type=inbound.type,  # type: ignore[arg-type]
+            source_event_id=inbound.id,
+            occurred_at=inbound.occurred_at,
+            client_id=inbound.client_id,
+            client_email=inbound.client_email,
+            data=inbound.data,
+        )
+    ]
+
+
+@hookimpl
+async def journeyhub_check_connection(
+    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+) -> str:
+    config = msgspec.convert(connection.config, WebhookConfig)
+    if not config.url:
+        return "inbound only: nothing to call"
+    body = msgspec.json.encode({"type": "journeyhub.ping", "connection_id": connection.id})
+    response = await post_signed(
+        http, config.url, credentials["secret"], f"ping_{connection.id}", body,
+        timeout=config.timeout_seconds,
+    )  # fmt: skip
+    return f"{config.url.split('?')[0]} answered {response.status_code}"

@@ -1,0 +1,71 @@
+"""Errors a connector raises, so the kernel knows whether to retry, wait, or give up.
+
+The push worker turns these into bus actions: retryable → redelivery with backoff,
+rate limited → redelivery after Retry-After, permanent → dead letters at once.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base class; ``vendor_status`` is the vendor's HTTP status when there was one."""
+
+    retryable: bool = True
+
+    def __init__(self, message: str, *, vendor_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.vendor_status = vendor_status
+
+
+class RetryableError(ConnectorError):
+    """A transient failure: 5xx, 408, timeouts, dropped connections."""
+
+
+class RateLimited(RetryableError):
+    """429: wait ``retry_after`` seconds before the next call on this connection."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, vendor_status: int | None = 429
+    ) -> None:
+        super().__init__(message, vendor_status=vendor_status)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConnectorError):
+    """Retrying cannot help: a 4xx other than 408/409/429, a validation error."""
+
+    retryable = False
+
+
+class AuthExpired(RetryableError):
+    """The access token was refused (401); refresh it and retry."""
+
+
+class ReauthRequired(PermanentError):
+    """The credentials are revoked or expired for good; a person must reconnect."""
+
+
+class WebhookRejected(Exception):
+    """A webhook failed verification. ``reason`` is shown to the caller: it says what was wrong
+    (``bad_signature``, ``stale``, ``missing_signature``, ``bad_token``), never the secret."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class ConnectorNotFound(LookupError):
+    """No loaded plugin owns this vendor."""
+
+
+def classify_status(status: int, message: str, retry_after: float | None = None) -> ConnectorError:
+    """Map a vendor HTTP status to the error the kernel acts on."""
+    if status == 429:
+        return RateLimited(message, retry_after=retry_after)
+    if status == 401:
+        return AuthExpired(message, vendor_status=status)
+    if status in (408, 409) or status >= 500:
+        return RetryableError(message, vendor_status=status)
+    return PermanentError(message, vendor_status=status)

@@ -1,0 +1,76 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.middleware import ASGIMiddleware, DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from journeyhub import __version__
+from journeyhub.gateway.auth import BearerKeyMiddleware
+from journeyhub.gateway.connections_api import ConnectionsController
+from journeyhub.gateway.errors import internal_error_handler
+from journeyhub.gateway.health import HealthController
+from journeyhub.gateway.plugins_api import PluginsController
+from journeyhub.hub import Hub
+
+# Paths open without a key: probes, metrics, the schema, and vendors' webhooks (which are
+# authenticated by their own signatures).
+PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema", "^/webhooks/"]
+
+
+class RequestIdMiddleware(ASGIMiddleware):
+    """Bind one request id (the caller's ``x-request-id`` or a new one) to every log line."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        headers = dict(scope.get("headers") or [])
+        raw = headers.get(b"x-request-id", b"")
+        request_id = raw.decode("latin-1")[:80] if raw else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id, correlation_id=request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: dict) -> None:  # type: ignore[type-arg]
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)  # type: ignore[arg-type]
+
+        await next_app(scope, receive, send_with_id)  # type: ignore[arg-type]
+
+
+def route_handlers() -> list[object]:
+    return [HealthController, PluginsController, ConnectionsController]
+
+
+def create_app(hub: NamedDependency[Hub], extra_handlers: list[object] | None = None) -> Litestar:
+    def provide_hub(state: State) -> Hub:
+        return state.hub
+
+    config = AppConfig(
+        route_handlers=[*route_handlers(), *(extra_handlers or [])],
+        state=State({"hub": hub}),
+        dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
+        middleware=[
+            RequestIdMiddleware(),
+            DefineMiddleware(BearerKeyMiddleware, exclude=PUBLIC_PATHS),
+        ],
+        exception_handlers={500: internal_error_handler},
+        openapi_config=OpenAPIConfig(
+            title="journeyhub",
+            version=__version__,
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        request_max_body_size=hub.settings.webhook_max_bytes * 8,
+        debug=False,
+    )
+    return Litestar.from_config(config)

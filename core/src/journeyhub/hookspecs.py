@@ -1,0 +1,202 @@
+"""The hook contract between the kernel and connector plugins.
+
+Every hook name carries the ``journeyhub_`` prefix. Parameters are opt-in: an implementation may
+accept fewer arguments than the spec lists, so specs can grow without breaking plugins.
+
+Vendor hooks (``authenticate``, ``push``, ``pull``, ``verify_webhook``, ``handle_webhook``,
+``check_connection``) are never broadcast: the kernel routes each call to the one plugin
+registered under the connection's vendor name (see :mod:`journeyhub.plugins`). Their
+implementations may be ``async def``. Observer hooks are broadcast to every plugin and must be
+cheap and synchronous; an exception in one is logged and does not stop the others.
+
+Every hook is documented in ``docs/hooks.md``; a test fails when one is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import httpx
+
+    from journeyhub.model import (
+        Connection,
+        ConnectorInfo,
+        DeliveryTask,
+        PullPage,
+        PushResult,
+        StoredWebhook,
+        Trigger,
+        TriggerDraft,
+        WebhookReceipt,
+    )
+
+PROJECT = "journeyhub"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Describe: called once at load, and by `plugins list` / `GET /v1/plugins`
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def journeyhub_connector() -> ConnectorInfo:
+    """Describe the connector this plugin provides.
+
+    Returns a :class:`~journeyhub.model.ConnectorInfo`: vendor name (must equal the entry-point
+    name), display name, capabilities (``push``, ``pull``, ``webhook``), auth kind, the config
+    and credentials schemas as msgspec Struct types, the vendor's rate limits, and the webhook
+    event types it understands. Called once when the plugin manager loads the plugin.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Vendor calls: routed to the plugin that owns ``connection.vendor``
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def journeyhub_authenticate(
+    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+) -> Mapping[str, Any] | None:
+    """Make sure the credentials can be used for the next vendor call.
+
+    For API-key vendors return ``None`` (nothing to do). For OAuth2 vendors refresh the access
+    token when it is about to expire and return the new credentials mapping, which the kernel
+    stores encrypted; raise :class:`~journeyhub.errors.ReauthRequired` when the refresh token
+    is revoked. Called by workers before ``push`` and ``pull``, and again after a 401.
+    """
+
+
+@hookspec
+def journeyhub_push(
+    task: DeliveryTask,
+    connection: Connection,
+    credentials: Mapping[str, Any],
+    idempotency_key: str,
+    http: httpx.AsyncClient,
+    suppressed: frozenset[str],
+) -> PushResult:
+    """Deliver one task to the vendor.
+
+    ``task.event`` (or ``task.trigger``) is what happened, ``task.mapped`` the connection's field
+    mappings applied to it (the plugin's default mappings merged with the connection's). Send
+    ``idempotency_key`` as the vendor's idempotency header, or use it as a deterministic
+    external id, so a repeated call makes one effect. ``suppressed`` holds the addresses among
+    the event's client email and ``mapped`` ``to``/``cc``/``bcc`` that are on the tenant's
+    suppression list (lower-case): a mailer must not send to them and should return
+    ``PushResult(status="skipped")`` when no recipient is left. Return a
+    :class:`~journeyhub.model.PushResult` with the vendor's ids; raise a
+    :class:`~journeyhub.errors.ConnectorError` subclass on failure. Called by the push worker,
+    at least once per task.
+    """
+
+
+@hookspec
+def journeyhub_push_batch(
+    tasks: list[DeliveryTask],
+    connection: Connection,
+    credentials: Mapping[str, Any],
+    idempotency_key: str,
+    http: httpx.AsyncClient,
+    suppressed: frozenset[str],
+) -> list[PushResult | Exception]:
+    """Optional: deliver several tasks of one connection in one vendor call.
+
+    Implement it when the vendor has a batch endpoint (Resend ``/emails/batch``). Called by the
+    push worker for bursts, with at most ``ConnectorInfo.max_batch`` tasks. Return one
+    entry per task, in order: a :class:`~journeyhub.model.PushResult`, or the
+    :class:`~journeyhub.errors.ConnectorError` for that task. Raise instead when the whole call
+    failed. ``idempotency_key`` is deterministic from the task ids; ``suppressed`` as in push.
+    """
+
+
+@hookspec
+def journeyhub_pull(
+    connection: Connection,
+    credentials: Mapping[str, Any],
+    cursor: str | None,
+    http: httpx.AsyncClient,
+) -> PullPage:
+    """Fetch one page of records changed since ``cursor`` (``None``: from the beginning).
+
+    Return a :class:`~journeyhub.model.PullPage` with the records, the cursor for the next call
+    and whether more pages follow. The kernel saves the cursor only after the page's effects are
+    stored, so a page may be asked for twice. Called by the sync worker on schedule and on demand.
+    """
+
+
+@hookspec
+def journeyhub_verify_webhook(
+    connection: Connection,
+    credentials: Mapping[str, Any],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+    query: Mapping[str, str],
+) -> WebhookReceipt:
+    """Verify an inbound webhook's signature (or token) and name the vendor's event id.
+
+    ``headers`` have lower-case names; ``query`` is the URL's query string (for senders that
+    can only put a token in the URL); ``now`` is the time to check timestamps against. Return a :class:`~journeyhub.model.WebhookReceipt`;
+    raise :class:`~journeyhub.errors.WebhookRejected` with ``reason`` ``bad_signature``,
+    ``stale`` or ``missing_signature`` otherwise. Called by the gateway before anything is
+    acknowledged; it must not call the vendor.
+    """
+
+
+@hookspec
+def journeyhub_handle_webhook(
+    connection: Connection,
+    credentials: Mapping[str, Any],
+    webhook: StoredWebhook,
+    http: httpx.AsyncClient,
+) -> list[TriggerDraft] | None:
+    """Turn a stored, verified webhook into zero or more trigger drafts.
+
+    The kernel gives each draft its deterministic id, resolves ``client_id`` and publishes it.
+    Return ``None`` for an event type the connector does not know (acknowledged and counted,
+    not dead-lettered). Vendors whose webhooks are unsigned pings re-fetch the record here.
+    Called by the inbound worker, at least once per stored webhook.
+    """
+
+
+@hookspec
+def journeyhub_check_connection(
+    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+) -> str:
+    """Make one cheap authenticated call to the vendor and return what it answered, in words.
+
+    Raise a :class:`~journeyhub.errors.ConnectorError` when the vendor refuses. Called by
+    ``POST /v1/connections/{id}/test`` and ``journeyhub connections test``.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Observers: broadcast to every plugin
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def journeyhub_delivery_finished(
+    task: DeliveryTask, result: PushResult | None, error: str | None, attempt: int
+) -> None:
+    """Observe one push attempt after it is recorded.
+
+    ``result`` is set on success, ``error`` on failure; ``attempt`` counts from 1. Called by the
+    push worker for every attempt, successful or not.
+    """
+
+
+@hookspec
+def journeyhub_trigger_emitted(trigger: Trigger) -> None:
+    """Observe a trigger after it is durably published to ``jh.triggers.<tenant_id>``.
+
+    Called once per new trigger (a repeated source does not call it again).
+    """

@@ -1,0 +1,86 @@
+"""The running hub: settings, plugins, store, bus and an HTTP client, started and stopped together.
+
+Every process (``serve``, ``gateway``, ``worker``) builds one Hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import httpx
+
+from journeyhub.bus.embedded import EmbeddedNats
+from journeyhub.bus.jetstream import Bus
+from journeyhub.logs import get_logger
+from journeyhub.plugins import PluginRegistry, get_plugin_manager
+from journeyhub.secretbox import load_secret_box
+from journeyhub.settings import Settings
+from journeyhub.store.db import migrate
+from journeyhub.store.store import Store
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    registry: PluginRegistry
+    store: Store
+    bus: Bus
+    http: httpx.AsyncClient
+    embedded_nats: EmbeddedNats | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        *,
+        run_migrations: bool = True,
+        registry: PluginRegistry | None = None,
+        provision: bool = True,
+    ) -> Hub:
+        """Start every part in order; on failure, stop what was started and re-raise."""
+        if registry is None:
+            registry = get_plugin_manager(only=settings.plugins, trace=settings.trace_hooks)
+        if run_migrations:
+            await asyncio.to_thread(migrate, settings)
+        store = Store(settings, load_secret_box(settings))
+        embedded: EmbeddedNats | None = None
+        bus: Bus | None = None
+        try:
+            url = settings.nats_url
+            if url is None:
+                embedded = await asyncio.to_thread(EmbeddedNats(settings.data_dir / "nats").start)
+                url = embedded.url
+                log.info("embedded_nats_started", url=url, store_dir=str(embedded.store_dir))
+            bus = await Bus(settings, url).connect()
+            if provision:
+                await bus.provision()
+        except BaseException:
+            if bus is not None:
+                await bus.close()
+            if embedded is not None:
+                embedded.stop()
+            await store.close()
+            raise
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            headers={"user-agent": "journeyhub"},
+        )
+        return cls(settings, registry, store, bus, http, embedded)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.http.aclose()
+        try:
+            await self.bus.close()
+        finally:
+            await self.store.close()
+            if self.embedded_nats is not None:
+                self.embedded_nats.stop()
+                log.info("embedded_nats_stopped")

@@ -1,0 +1,129 @@
+"""structlog set-up: JSON lines (console on a TTY), a correlation id on every line, and a
+processor that scrubs secrets before anything is written."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+# Keys whose values are always secret, whatever they hold.
+_SECRET_KEY = re.compile(
+    r"(pass(word)?|secret|token|api[_-]?key|authorization|credential|signature|private[_-]?key)",
+    re.IGNORECASE,
+)
+# Values that look like a credential wherever they appear inside a string.
+_SECRET_VALUE = re.compile(
+    r"(whsec_[A-Za-z0-9+/=_-]+|sk_(live|test)_[A-Za-z0-9]+|re_[A-Za-z0-9_]{16,}|"
+    r"jh_[a-z0-9]+_[A-Za-z0-9_-]{20,}|Bearer\s+[A-Za-z0-9._~+/=-]+)"
+)
+REDACTED = "[redacted]"
+
+
+class SecretRegistry:
+    """Every secret value the process has decrypted or minted; scrubbed from any log line.
+
+    Pattern matching alone misses vendor keys of unknown shape, so the store registers each
+    credential value here when it decrypts it."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, value: object) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                self.add(item)
+            return
+        if isinstance(value, list | tuple):
+            for item in value:
+                self.add(item)
+            return
+        if isinstance(value, str) and len(value) >= 6:
+            with self._lock:
+                if value not in self._values:
+                    self._values.add(value)
+                    self._pattern = None
+
+    def scrub(self, text: str) -> str:
+        text = _SECRET_VALUE.sub(REDACTED, text)
+        pattern = self._pattern
+        if pattern is None and self._values:
+            with self._lock:
+                escaped = sorted((re.escape(v) for v in self._values), key=len, reverse=True)
+                pattern = self._pattern = re.compile("|".join(escaped))
+        return pattern.sub(REDACTED, text) if pattern else text
+
+
+secrets_registry = SecretRegistry()
+
+
+def _redact(value: Any, key: str | None = None) -> Any:
+    if key is not None and _SECRET_KEY.search(key) and value not in (None, "", {}, []):
+        return REDACTED
+    if isinstance(value, str):
+        return secrets_registry.scrub(value)
+    if isinstance(value, dict):
+        return {k: _redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    if isinstance(value, BaseException):
+        return secrets_registry.scrub(repr(value))
+    return value
+
+
+def redact_secrets(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask secret-named keys and scrub secret values everywhere."""
+    for key in list(event_dict):
+        event_dict[key] = _redact(event_dict[key], None if key == "event" else key)
+    return event_dict
+
+
+def _scrub_rendered(_: Any, __: str, rendered: Any) -> Any:
+    # Last line of defence: tracebacks are rendered after redact_secrets ran.
+    return secrets_registry.scrub(rendered) if isinstance(rendered, str) else rendered
+
+
+def configure_logging(log_format: str | None = None, level: str = "info") -> None:
+    if log_format is None:
+        log_format = "console" if sys.stderr.isatty() else "json"
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if log_format == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        tail: list[Any] = [redact_secrets, renderer]
+    else:
+        tail = [
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            structlog.processors.JSONRenderer(),
+        ]
+    structlog.configure(
+        processors=[*shared, *tail, _scrub_rendered],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)
+
+
+def bind_correlation_id(correlation_id: str) -> None:
+    """Carry one correlation id from the webhook or event through bus, worker and vendor call."""
+    structlog.contextvars.bind_contextvars(correlation_id=correlation_id)

@@ -1,0 +1,263 @@
+"""The shapes that cross the hub's boundaries, as msgspec Structs.
+
+Decoding is strict (no type coercion) and errors name the field, e.g.
+``Expected `str`, got `int` - at `$.client.email```.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+
+EventType = Literal[
+    "journey_started",
+    "step_completed",
+    "journey_completed",
+    "journey_paused",
+    "journey_failed",
+    "client_updated",
+    "email_requested",
+]
+EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+
+TriggerType = Literal[
+    "payment_received",
+    "payment_failed",
+    "invoice_paid",
+    "refund_issued",
+    "email_delivered",
+    "email_opened",
+    "email_clicked",
+    "email_bounced",
+    "email_complained",
+    "email_unsubscribed",
+    "email_failed",
+    "email_suppressed",
+    "client_updated",
+    "wedding_date_changed",
+    "project_status_changed",
+    "calendar_event_changed",
+]
+TRIGGER_TYPES: tuple[str, ...] = TriggerType.__args__  # type: ignore[attr-defined]
+
+Direction = Literal["inbound", "outbound", "bidirectional"]
+Capability = Literal["push", "pull", "webhook"]
+AuthKind = Literal["none", "api_key", "bearer", "oauth2", "shared_secret", "form_key"]
+Role = Literal["admin", "ingest", "read"]
+
+NonEmpty = msgspec.Meta(min_length=1)
+Id = msgspec.Meta(min_length=1, max_length=200)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def stable_id(prefix: str, *parts: str) -> str:
+    """A deterministic id: the same source parts always give the same id."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    return f"{prefix}_{digest}"
+
+
+# --- journey event (in) ----------------------------------------------------------------------
+
+
+class Client(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    id: str
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class Venue(msgspec.Struct, kw_only=True):
+    name: str | None = None
+    address: str | None = None
+
+
+class Wedding(msgspec.Struct, kw_only=True):
+    date: str | None = None  # ISO date (YYYY-MM-DD) as the journey engine sends it
+    venue: Venue | None = None
+    guest_count: int | None = None
+
+
+class Step(msgspec.Struct, kw_only=True):
+    name: str
+    type: str
+    id: str | None = None
+    data: dict[str, Any] = {}
+
+
+class JourneyEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A journey event from the journey engine; ``id`` is the sender's idempotency key."""
+
+    id: str
+    type: EventType
+    occurred_at: datetime
+    journey_instance_id: str
+    client: Client
+    journey_name: str | None = None
+    wedding: Wedding | None = None
+    step: Step | None = None
+    data: dict[str, Any] = {}
+
+
+# --- trigger (out to the journey engine) ------------------------------------------------------
+
+
+class Trigger(msgspec.Struct, kw_only=True):
+    """A normalized trigger. ``id`` is deterministic from its source, so a repeated source
+    (a webhook redelivered, a page pulled twice) never makes a second trigger."""
+
+    id: str
+    type: TriggerType
+    tenant_id: str
+    connection_id: str
+    vendor: str
+    occurred_at: datetime
+    source_event_id: str
+    client_id: str | None = None
+    data: dict[str, Any] = {}
+
+
+class TriggerDraft(msgspec.Struct, kw_only=True):
+    """What a connector returns from a webhook or a pulled record: the kernel fills in the
+    tenant, connection, id, and resolves ``client_id`` from the vendor identities given."""
+
+    type: TriggerType
+    source_event_id: str
+    occurred_at: datetime | None = None
+    client_id: str | None = None
+    client_email: str | None = None
+    vendor_record_id: str | None = None
+    data: dict[str, Any] = {}
+
+
+# --- connections -------------------------------------------------------------------------------
+
+
+class FieldMapping(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    source: str  # a dotted path into the journey event, e.g. "wedding.venue.name"
+    target: str
+    transform: str | None = None  # e.g. "date:%d/%m/%Y", "upper", "map", "template"
+    default: Any = None
+    options: dict[str, Any] = {}
+
+
+class Connection(msgspec.Struct, kw_only=True):
+    """A tenant's connection to one vendor account. Credentials are held apart, never here,
+    so a Connection can be logged and returned by the API as it is."""
+
+    id: str
+    tenant_id: str
+    vendor: str
+    name: str
+    direction: Direction = "bidirectional"
+    enabled: bool = True
+    config: dict[str, Any] = {}
+    event_types: list[str] = []
+    field_mappings: list[FieldMapping] = []
+    status: Literal["active", "needs_reauth", "error"] = "active"
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+# --- deliveries (out) ----------------------------------------------------------------------------
+
+
+class DeliveryTask(msgspec.Struct, kw_only=True):
+    """One journey event (or trigger) to deliver to one connection; lives on
+    ``jh.push.<connection_id>``. ``id`` doubles as the vendor idempotency key."""
+
+    id: str
+    tenant_id: str
+    connection_id: str
+    vendor: str
+    kind: Literal["event", "trigger"]
+    order_key: str  # events for the same key on one connection take effect in order
+    sequence: int  # the sender's order within the key (bus sequence of the source message)
+    event: JourneyEvent | None = None
+    trigger: Trigger | None = None
+    mapped: dict[str, Any] = {}  # the connection's field mappings applied to the event
+    correlation_id: str | None = None
+    enqueued_at: datetime | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.id
+
+
+class PushResult(msgspec.Struct, kw_only=True):
+    status: Literal["delivered", "already_delivered", "skipped"] = "delivered"
+    vendor_status: int | None = None
+    external_ids: dict[str, str] = {}
+    detail: str | None = None
+
+
+# --- pull ------------------------------------------------------------------------------------------
+
+
+class PulledRecord(msgspec.Struct, kw_only=True):
+    vendor_id: str
+    kind: str  # "contact", "job", "calendar_event", "payment_event", …
+    fields: dict[str, Any] = {}
+    modified_at: datetime | None = None
+    deleted: bool = False
+    our_id: str | None = None  # our id, when the vendor kept it (external mappings, private props)
+
+
+class PullPage(msgspec.Struct, kw_only=True):
+    records: list[PulledRecord] = []
+    next_cursor: str | None = None
+    has_more: bool = False
+    triggers: list[TriggerDraft] = []  # connectors whose pulled records are events (Stripe)
+
+
+# --- webhooks (in) ----------------------------------------------------------------------------------
+
+
+class WebhookReceipt(msgspec.Struct, kw_only=True):
+    """What verification at the gateway learnt before the request is acknowledged."""
+
+    event_id: str  # the vendor's event id: the bus dedupe key
+    event_type: str | None = None
+
+
+class StoredWebhook(msgspec.Struct, kw_only=True):
+    """The raw request as stored on ``jh.inbound.<vendor>.<connection_id>``."""
+
+    vendor: str
+    connection_id: str
+    tenant_id: str
+    event_id: str
+    event_type: str | None
+    received_at: datetime
+    headers: dict[str, str]
+    body: bytes
+    correlation_id: str | None = None
+
+
+# --- connector description ----------------------------------------------------------------------------
+
+
+class RateLimit(msgspec.Struct, kw_only=True, frozen=True):
+    requests: float
+    per_seconds: float = 1.0
+
+
+class ConnectorInfo(msgspec.Struct, kw_only=True):
+    vendor: str
+    display_name: str
+    capabilities: frozenset[str]
+    auth_kind: AuthKind
+    config_schema: type | None = None  # a msgspec Struct type that validates ``config``
+    credentials_schema: type | None = None  # a msgspec Struct type for ``credentials``
+    rate_limit: RateLimit | None = None
+    webhook_event_types: tuple[str, ...] = ()
+    push_event_types: tuple[str, ...] = ()
+    default_field_mappings: tuple[FieldMapping, ...] = ()
+    max_batch: int = 1  # tasks per journeyhub_push_batch call (1: no batching)
+    pull_interval_seconds: float = 300.0
+    docs_url: str | None = None

@@ -1,0 +1,239 @@
+"""Plugin discovery and dispatch.
+
+Connectors are distributions that declare an entry point in the ``journeyhub.connectors`` group;
+the entry-point name is the vendor name. The kernel's own default plugins go through the same
+hooks. A plugin that fails to import or does not match the specs is reported with its reason and
+the others still load.
+"""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import import_module
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import msgspec
+import pluggy
+
+from journeyhub import hookspecs
+from journeyhub.errors import ConnectorNotFound
+from journeyhub.logs import get_logger
+from journeyhub.model import ConnectorInfo
+
+ENTRY_POINT_GROUP = "journeyhub.connectors"
+# The kernel's own plugins, registered like any other (datasette's DEFAULT_PLUGINS).
+DEFAULT_PLUGINS: dict[str, str] = {
+    "webhook": "journeyhub.connectors.webhook",
+}
+# Hooks that belong to one vendor: never broadcast.
+VENDOR_HOOKS = frozenset(
+    {
+        "journeyhub_authenticate",
+        "journeyhub_push",
+        "journeyhub_push_batch",
+        "journeyhub_pull",
+        "journeyhub_verify_webhook",
+        "journeyhub_handle_webhook",
+        "journeyhub_check_connection",
+    }
+)
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadError:
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LoadedConnector:
+    info: ConnectorInfo
+    distribution: str | None
+    version: str | None
+
+
+@dataclass
+class PluginRegistry:
+    """The plugin manager plus what we learnt loading it."""
+
+    pm: pluggy.PluginManager
+    connectors: dict[str, LoadedConnector] = field(default_factory=dict)
+    errors: list[LoadError] = field(default_factory=list)
+    _callers: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    def connector(self, vendor: str) -> ConnectorInfo:
+        try:
+            return self.connectors[vendor].info
+        except KeyError:
+            raise ConnectorNotFound(
+                f"no connector plugin is loaded for vendor {vendor!r}"
+            ) from None
+
+    def implements(self, vendor: str, hook_name: str) -> bool:
+        plugin = self.pm.get_plugin(vendor)
+        return plugin is not None and any(
+            impl.plugin is plugin for impl in getattr(self.pm.hook, hook_name).get_hookimpls()
+        )
+
+    async def call(self, vendor: str, hook_name: str, **kwargs: Any) -> Any:
+        """Call ``hook_name`` on the one plugin that owns ``vendor`` and await the answer.
+
+        Routing by plugin name (not ``firstresult``) means an ``async def`` implementation of
+        another vendor can never answer in its place: a coroutine is never ``None``.
+        """
+        if hook_name not in VENDOR_HOOKS:
+            raise ValueError(f"{hook_name} is broadcast, not a vendor hook")
+        if vendor not in self.connectors:
+            raise ConnectorNotFound(f"no connector plugin is loaded for vendor {vendor!r}")
+        caller = self._callers.get((vendor, hook_name))
+        if caller is None:
+            others = [p for name, p in self.pm.list_name_plugin() if name != vendor]
+            caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+            self._callers[(vendor, hook_name)] = caller
+        results = caller(**kwargs)
+        if not results:
+            raise ConnectorNotFound(f"the {vendor!r} connector does not implement {hook_name}")
+        result = results[0]
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def broadcast(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook on every plugin; one failing observer does not stop the rest."""
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            try:
+                impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
+            except Exception as exc:  # an observer must never break delivery
+                log.warning(
+                    "observer_failed", hook=hook_name, plugin=impl.plugin_name, error=repr(exc)
+                )
+
+    def register(self, plugin: object, name: str, distribution: str | None = None) -> None:
+        """Register one connector plugin, validated against the specs; raise on mismatch."""
+        self.pm.register(plugin, name=name)
+        try:
+            self.pm.check_pending()
+            info = _describe(self.pm, plugin, name)
+        except Exception:
+            self.pm.unregister(plugin)
+            raise
+        version = _dist_version(distribution)
+        self.connectors[name] = LoadedConnector(
+            info=info, distribution=distribution, version=version
+        )
+        self._callers.clear()
+
+    def unregister(self, name: str) -> None:
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        self.connectors.pop(name, None)
+        self._callers.clear()
+
+
+def _dist_version(distribution: str | None) -> str | None:
+    if distribution is None:
+        from journeyhub import __version__
+
+        return __version__
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def _describe(pm: pluggy.PluginManager, plugin: object, name: str) -> ConnectorInfo:
+    describe = getattr(plugin, "journeyhub_connector", None)
+    if describe is None:
+        raise TypeError("it does not implement journeyhub_connector")
+    info = describe()
+    if not isinstance(info, ConnectorInfo):
+        raise TypeError(f"journeyhub_connector returned {type(info).__name__}, not ConnectorInfo")
+    if info.vendor != name:
+        raise TypeError(f"it describes vendor {info.vendor!r} but is registered as {name!r}")
+    for schema in (info.config_schema, info.credentials_schema):
+        if schema is not None and not (
+            isinstance(schema, type) and issubclass(schema, msgspec.Struct)
+        ):
+            raise TypeError("config and credentials schemas must be msgspec Struct types")
+    return info
+
+
+def _selected(names: Iterable[str], only: tuple[str, ...] | None) -> list[str]:
+    return [n for n in names if only is None or n in only]
+
+
+def get_plugin_manager(
+    *,
+    only: tuple[str, ...] | None = None,
+    trace: bool = False,
+    load_entry_points: bool = True,
+) -> PluginRegistry:
+    """Build the plugin manager: specs, default plugins, entry-point plugins, then validation.
+
+    ``only`` (``JOURNEYHUB_PLUGINS``) loads just the named plugins; ``trace``
+    (``JOURNEYHUB_TRACE_HOOKS``) logs every hook call.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    registry = PluginRegistry(pm=pm)
+
+    for name in _selected(DEFAULT_PLUGINS, only):
+        _load(registry, name, lambda n=name: import_module(DEFAULT_PLUGINS[n]), None)
+
+    if load_entry_points:
+        found: dict[str, EntryPoint] = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        for name in _selected(sorted(found), only):
+            ep = found[name]
+            if name in registry.connectors:
+                registry.errors.append(LoadError(name, f"duplicate connector name from {ep.value}"))
+                continue
+            dist = ep.dist.name if ep.dist is not None else None
+            _load(registry, name, ep.load, dist)
+
+    if trace:
+        _trace_hooks(pm)
+    return registry
+
+
+def _load(registry: PluginRegistry, name: str, loader: Any, distribution: str | None) -> None:
+    try:
+        plugin = loader()
+        registry.register(plugin, name=name, distribution=distribution)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        registry.errors.append(LoadError(name, reason))
+        log.error(
+            "plugin_load_failed",
+            plugin=name,
+            reason=reason,
+            where=traceback.format_exception_only(exc)[-1].strip(),
+        )
+
+
+def _trace_hooks(pm: pluggy.PluginManager) -> None:
+    def before(hook_name: str, hook_impls: list[Any], kwargs: dict[str, Any]) -> None:
+        log.info(
+            "hook_call",
+            hook=hook_name,
+            plugins=[impl.plugin_name for impl in hook_impls],
+            args=sorted(kwargs),
+        )
+
+    def after(outcome: Any, hook_name: str, hook_impls: list[Any], kwargs: dict[str, Any]) -> None:
+        exc = outcome.exception
+        log.info("hook_return", hook=hook_name, error=repr(exc) if exc else None)
+
+    pm.add_hookcall_monitoring(before, after)

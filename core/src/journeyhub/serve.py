@@ -1,0 +1,73 @@
+"""Process entry points: the all-in-one ``serve``, the ``gateway`` and the ``worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import uvicorn
+
+from journeyhub.gateway.app import create_app
+from journeyhub.hub import Hub
+from journeyhub.logs import get_logger
+from journeyhub.settings import Settings
+from journeyhub.workers.runner import run_workers
+
+log = get_logger(__name__)
+
+
+def _uvicorn_server(hub: Hub) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(hub),
+        host=hub.settings.host,
+        port=hub.settings.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",  # the Hub is started and stopped around the server
+        timeout_graceful_shutdown=10,
+    )
+    return uvicorn.Server(config)
+
+
+async def run(settings: Settings, *, gateway: bool = True, workers: bool = True) -> None:
+    """Start the hub, then the gateway and/or the workers, until SIGINT or SIGTERM."""
+    hub = await Hub.start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    tasks: list[asyncio.Task[None]] = []
+    server: uvicorn.Server | None = None
+    try:
+        if workers:
+            tasks.append(asyncio.create_task(run_workers(hub, stop), name="workers"))
+        if gateway:
+            server = _uvicorn_server(hub)
+            # We own the signals: uvicorn must not replace our handlers.
+            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            tasks.append(asyncio.create_task(server.serve(), name="gateway"))
+            log.info(
+                "gateway_listening",
+                url=f"http://{settings.host}:{settings.port}",
+                embedded_nats=hub.embedded_nats is not None,
+                database="sqlite" if settings.is_sqlite else "postgresql",
+            )
+        done_waiter = asyncio.create_task(stop.wait())
+        finished, _ = await asyncio.wait([done_waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            # A part ended on its own: that is a failure (the port taken, a crash).
+            for task in finished:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            raise RuntimeError(f"the gateway could not listen on {settings.host}:{settings.port}")
+    finally:
+        stop.set()
+        if server is not None:
+            server.should_exit = True
+        for task in tasks:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=15)
+        await hub.close()
+        log.info("stopped")

@@ -1,0 +1,134 @@
+"""One settings object, read from ``JOURNEYHUB_*`` environment variables.
+
+A wrong value fails at start-up with a message that names the variable, never later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+ENV_PREFIX = "JOURNEYHUB_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    data_dir: Path = Path(".journeyhub")
+    database_url: str | None = None
+    nats_url: str | None = None
+    secret_keys: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    plugins: tuple[str, ...] | None = None
+    trace_hooks: bool = False
+    log_format: str | None = None  # json | console; None picks console on a TTY
+    log_level: str = "info"
+    subject_prefix: str = "jh"
+    webhook_max_bytes: int = 1024 * 1024
+    max_deliver: int = 8
+    dedupe_window_seconds: int = 600
+    webhook_tolerance_seconds: int = 300
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'journeyhub.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (use 1/0, true/false, yes/no)")
+
+
+def _parse_int(name: str, raw: str, *, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range ({low}..{high})")
+    return value
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+_INT_RANGES = {
+    "port": (1, 65535),
+    "webhook_max_bytes": (1024, 64 * 1024 * 1024),
+    "max_deliver": (1, 1000),
+    "dedupe_window_seconds": (1, 7 * 24 * 3600),
+    "webhook_tolerance_seconds": (1, 24 * 3600),
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from the environment (or ``env``), then apply explicit overrides
+    (CLI options). Raises :class:`SettingsError` naming the variable on a bad value."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+
+    def get(key: str) -> tuple[str, str] | None:
+        name = ENV_PREFIX + key.upper()
+        raw = env.get(name)
+        return None if raw is None else (name, raw)
+
+    if found := get("data_dir"):
+        values["data_dir"] = Path(found[1])
+    if found := get("database_url"):
+        name, raw = found
+        if raw and not raw.startswith(("sqlite", "postgresql")):
+            raise SettingsError(
+                f"{name} must be a sqlite+aiosqlite:// or postgresql+psycopg:// URL, "
+                f"not a {raw.split(':', 1)[0]!r} URL"
+            )
+        values["database_url"] = raw or None
+    if found := get("nats_url"):
+        name, raw = found
+        if raw and not raw.startswith(("nats://", "tls://", "ws://", "wss://")):
+            raise SettingsError(f"{name} must start with nats://, tls://, ws:// or wss://")
+        values["nats_url"] = raw or None
+    if found := get("secret_keys"):
+        values["secret_keys"] = _parse_list(found[1])
+    if found := get("host"):
+        values["host"] = found[1]
+    for key, (low, high) in _INT_RANGES.items():
+        if found := get(key):
+            values[key] = _parse_int(found[0], found[1], low=low, high=high)
+    if found := get("plugins"):
+        values["plugins"] = _parse_list(found[1]) or None
+    if found := get("trace_hooks"):
+        values["trace_hooks"] = _parse_bool(*found)
+    if found := get("log_format"):
+        name, raw = found
+        if raw not in {"json", "console"}:
+            raise SettingsError(f"{name}={raw!r} must be 'json' or 'console'")
+        values["log_format"] = raw
+    if found := get("log_level"):
+        name, raw = found
+        if raw.lower() not in {"debug", "info", "warning", "error"}:
+            raise SettingsError(f"{name}={raw!r} must be debug, info, warning or error")
+        values["log_level"] = raw.lower()
+    if found := get("subject_prefix"):
+        name, raw = found
+        if not raw or any(c in raw for c in " .*>"):
+            raise SettingsError(f"{name}={raw!r} must be one NATS token (no spaces, '.', '*', '>')")
+        values["subject_prefix"] = raw
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,208 @@
+"""Table definitions. Schema changes go through Alembic (``journeyhub/migrations``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TS = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: TS}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class ConnectionRow(Base):
+    __tablename__ = "connections"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    vendor: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    direction: Mapped[str] = mapped_column(String(20))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    config: Mapped[dict[str, Any]]
+    credentials: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token
+    event_types: Mapped[list[Any]]
+    field_mappings: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SyncLink(Base):
+    """Our id ↔ the vendor's id for one record on one connection, with what we last knew."""
+
+    __tablename__ = "sync_links"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "kind", "vendor_id"),
+        Index("ix_sync_links_connection_our", "connection_id", "kind", "our_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), index=False
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    vendor_id: Mapped[str] = mapped_column(String(200))
+    our_id: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    pushed_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    vendor_modified_at: Mapped[datetime | None]
+    last_sequence: Mapped[int | None] = mapped_column(Integer)  # order guard for pushes
+    updated_at: Mapped[datetime]
+
+
+class SyncCursor(Base):
+    __tablename__ = "sync_cursors"
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    cursor: Mapped[str | None] = mapped_column(Text)
+    last_sync_at: Mapped[datetime | None]
+    last_result: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class Delivery(Base):
+    """One push attempt, successful or not."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_connection_created", "connection_id", "created_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(80), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(40), index=True)
+    connection_id: Mapped[str] = mapped_column(String(40))
+    vendor: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(String(200))  # the event or trigger id
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # delivered|failed|retrying|dead|skipped
+    vendor_status: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    external_ids: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    correlation_id: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_tenant_created", "tenant_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    connection_id: Mapped[str] = mapped_column(String(40), index=True)
+    vendor: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(20))  # push | inbound
+    subject: Mapped[str] = mapped_column(String(300))
+    msg_id: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    replayed_at: Mapped[datetime | None]
+    replay_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TriggerRow(Base):
+    __tablename__ = "triggers"
+    __table_args__ = (Index("ix_triggers_tenant_created", "tenant_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    connection_id: Mapped[str] = mapped_column(String(40))
+    vendor: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(40))
+    client_id: Mapped[str | None] = mapped_column(String(200))
+    source_event_id: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime]
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class Suppression(Base):
+    """Addresses a tenant must not mail (bounced, complained, unsubscribed)."""
+
+    __tablename__ = "suppressions"
+    tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    source_event_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_tenant_created", "tenant_id", "created_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(80))
+    connection_id: Mapped[str | None] = mapped_column(String(40))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class Lease(Base):
+    """A named lease shared by all processes: breaker state, scheduler turns, token refreshes."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(80))
+    expires_at: Mapped[datetime | None]
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class PendingTask(Base):
+    """Delivery tasks routed but not yet finished, per connection and client: the push worker
+    holds a task back while an earlier one for the same client is still pending."""
+
+    __tablename__ = "pending_tasks"
+    __table_args__ = (Index("ix_pending_tasks_order", "connection_id", "order_key", "sequence"),)
+    task_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(String(40))
+    order_key: Mapped[str] = mapped_column(String(200))
+    sequence: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]

@@ -1,0 +1,1 @@
+"""Workers: JetStream consumers that route, push, and turn webhooks into triggers."""
