@@ -9,7 +9,7 @@ from journeyhub.bus.embedded import EmbeddedNats
 from journeyhub.gateway.app import create_app
 from journeyhub.hub import Hub
 from journeyhub.settings import Settings
-from journeyhub.testing.fixtures import Gateway, TestTenant
+from journeyhub.testing.fixtures import Gateway, TenantKeys
 
 
 async def test_health_and_ready(gateway: Gateway) -> None:
@@ -27,7 +27,7 @@ async def test_openapi_schema_is_served(gateway: Gateway) -> None:
     assert "/v1/connections" in schema["paths"]
 
 
-async def test_api_keys_and_roles(gateway: Gateway, tenant: TestTenant) -> None:
+async def test_api_keys_and_roles(gateway: Gateway, tenant: TenantKeys) -> None:
     client = gateway.client
     missing = await client.get("/v1/plugins")
     assert missing.status_code == 401
@@ -58,7 +58,7 @@ async def test_a_revoked_key_is_refused(gateway: Gateway, hub: Hub) -> None:
     assert actions == ["key.revoked", "key.created"]
 
 
-async def test_plugins_endpoint_lists_connectors(gateway: Gateway, tenant: TestTenant) -> None:
+async def test_plugins_endpoint_lists_connectors(gateway: Gateway, tenant: TenantKeys) -> None:
     answer = (await gateway.client.get("/v1/plugins", headers=tenant.headers("read"))).json()
     webhook = next(p for p in answer["plugins"] if p["name"] == "webhook")
     assert webhook["capabilities"] == ["push", "webhook"]

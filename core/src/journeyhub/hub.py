@@ -12,6 +12,7 @@ import httpx
 
 from journeyhub.bus.embedded import EmbeddedNats
 from journeyhub.bus.jetstream import Bus
+from journeyhub.cache import ConnectionCache
 from journeyhub.logs import get_logger
 from journeyhub.plugins import PluginRegistry, get_plugin_manager
 from journeyhub.secretbox import load_secret_box
@@ -30,7 +31,11 @@ class Hub:
     bus: Bus
     http: httpx.AsyncClient
     embedded_nats: EmbeddedNats | None = None
+    connections: ConnectionCache = field(init=False)
     _closed: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.connections = ConnectionCache(self.store)
 
     @classmethod
     async def start(

@@ -19,7 +19,7 @@ _SECRET_KEY = re.compile(
 )
 # Values that look like a credential wherever they appear inside a string.
 _SECRET_VALUE = re.compile(
-    r"(whsec_[A-Za-z0-9+/=_-]+|sk_(live|test)_[A-Za-z0-9]+|re_[A-Za-z0-9_]{16,}|"
+    r"(whsec_[A-Za-z0-9+/=_-]+|[sr]k_(live|test)_[A-Za-z0-9]+|re_[A-Za-z0-9]+_[A-Za-z0-9]{16,}|"
     r"jh_[a-z0-9]+_[A-Za-z0-9_-]{20,}|Bearer\s+[A-Za-z0-9._~+/=-]+)"
 )
 REDACTED = "[redacted]"

@@ -103,6 +103,12 @@ class JourneyEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     step: Step | None = None
     data: dict[str, Any] = {}
 
+    def __post_init__(self) -> None:
+        if self.type == "step_completed" and self.step is None:
+            raise ValueError("`step` is required when type is step_completed")
+        if not self.id:
+            raise ValueError("`id` must not be empty")
+
 
 # --- trigger (out to the journey engine) ------------------------------------------------------
 

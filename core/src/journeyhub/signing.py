@@ -25,7 +25,7 @@ def new_secret() -> str:
 def valid_secret(secret: str) -> bool:
     try:
         Webhook(secret)
-    except (binascii.Error, ValueError, RuntimeError):
+    except Exception:  # binascii.Error, ValueError, EmptyWebhookSecretError (a bare Exception)
         return False
     return True
 
@@ -83,7 +83,7 @@ def verify(
     for secret in secrets_:
         try:
             expected = base64.b64decode(sign(secret, msg_id, timestamp, body).split(",", 1)[1])
-        except (binascii.Error, ValueError, RuntimeError, UnicodeDecodeError):
+        except Exception:  # noqa: S112 - a malformed or empty stored secret never matches
             continue
         if any(hmac.compare_digest(expected, sig) for sig in presented):
             return msg_id

@@ -18,8 +18,11 @@ from journeyhub import __version__
 from journeyhub.gateway.auth import BearerKeyMiddleware
 from journeyhub.gateway.connections_api import ConnectionsController
 from journeyhub.gateway.errors import internal_error_handler
+from journeyhub.gateway.events_api import EventsController
 from journeyhub.gateway.health import HealthController
+from journeyhub.gateway.operations_api import OperationsController
 from journeyhub.gateway.plugins_api import PluginsController
+from journeyhub.gateway.webhooks import WebhooksController
 from journeyhub.hub import Hub
 
 # Paths open without a key: probes, metrics, the schema, and vendors' webhooks (which are
@@ -48,7 +51,14 @@ class RequestIdMiddleware(ASGIMiddleware):
 
 
 def route_handlers() -> list[object]:
-    return [HealthController, PluginsController, ConnectionsController]
+    return [
+        HealthController,
+        PluginsController,
+        ConnectionsController,
+        EventsController,
+        OperationsController,
+        WebhooksController,
+    ]
 
 
 def create_app(hub: NamedDependency[Hub], extra_handlers: list[object] | None = None) -> Litestar:

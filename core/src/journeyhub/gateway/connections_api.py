@@ -163,6 +163,7 @@ class ConnectionsController(Controller):
             field_mappings=body.field_mappings,
             actor=principal.actor,
         )
+        hub.connections.invalidate(connection.id, principal.tenant_id)
         return to_read(connection, hub, public_base_url(request))
 
     @get("/", operation_id="listConnections", guards=[require("read")])
@@ -212,6 +213,7 @@ class ConnectionsController(Controller):
             actor=principal.actor,
             credentials=credentials,
         )
+        hub.connections.invalidate(connection_id, principal.tenant_id)
         if updated is None:
             raise NotFoundException("no such connection")
         return to_read(updated, hub, public_base_url(request))
@@ -225,6 +227,7 @@ class ConnectionsController(Controller):
             connection_id, principal.tenant_id, actor=principal.actor
         ):
             raise NotFoundException("no such connection")
+        hub.connections.invalidate(connection_id, principal.tenant_id)
 
     @post("/{connection_id:str}/test", operation_id="testConnection", guards=[require("admin")],
           status_code=200)  # fmt: skip

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from journeyhub.model import utcnow
 from journeyhub.store.store import new_id
-from journeyhub.store.tables import DeadLetter, Delivery
+from journeyhub.store.tables import DeadLetter, Delivery, PendingTask
 
 if TYPE_CHECKING:
     from journeyhub.store.store import Store
@@ -64,6 +65,36 @@ class DeliveryRepo:
         async with self.store.session() as s:
             return (await s.execute(query)).scalar_one_or_none()
 
+    async def failed_attempts(self, task_id: str) -> int:
+        """Failed attempts since the task was last replayed from the dead letters."""
+        async with self.store.session() as s:
+            last_replay = (
+                await s.execute(
+                    select(func.max(Delivery.id)).where(
+                        Delivery.task_id == task_id, Delivery.status == "replayed"
+                    )
+                )
+            ).scalar_one()
+            query = select(func.count()).where(
+                Delivery.task_id == task_id, Delivery.status.in_(("failed", "dead"))
+            )
+            if last_replay is not None:
+                query = query.where(Delivery.id > last_replay)
+            return int((await s.execute(query)).scalar_one())
+
+    async def record_replay(self, dead: DeadLetter) -> None:
+        """Mark a replay in the task's history: its failures count afresh from here."""
+        await self.record_attempt(
+            task_id=dead.msg_id,
+            tenant_id=dead.tenant_id,
+            connection_id=dead.connection_id,
+            vendor=dead.vendor,
+            source_id=dead.msg_id,
+            attempt=0,
+            status="replayed",
+            error=f"replay of {dead.id}",
+        )
+
     async def list(
         self,
         tenant_id: str,
@@ -83,6 +114,42 @@ class DeliveryRepo:
         query = query.order_by(Delivery.id.desc()).limit(limit)
         async with self.store.session() as s:
             return list((await s.execute(query)).scalars())
+
+    # --- pending tasks: the per-client order gate ---------------------------------------------
+
+    async def add_pending(
+        self, task_id: str, connection_id: str, order_key: str, sequence: int
+    ) -> None:
+        try:
+            async with self.store.session() as s:
+                if await s.get(PendingTask, task_id) is None:
+                    s.add(PendingTask(task_id=task_id, connection_id=connection_id,
+                                      order_key=order_key, sequence=sequence, created_at=utcnow()))  # fmt: skip
+        except IntegrityError:  # routed twice concurrently: one row is enough
+            pass
+
+    async def earlier_pending(self, connection_id: str, order_key: str, sequence: int) -> bool:
+        """True while an earlier task for the same client on the connection is unfinished."""
+        query = (
+            select(PendingTask.task_id)
+            .where(
+                PendingTask.connection_id == connection_id,
+                PendingTask.order_key == order_key,
+                PendingTask.sequence < sequence,
+            )
+            .limit(1)
+        )
+        async with self.store.session() as s:
+            return (await s.execute(query)).first() is not None
+
+    async def finish_pending(self, task_id: str) -> None:
+        async with self.store.session() as s:
+            await s.execute(delete(PendingTask).where(PendingTask.task_id == task_id))
+
+    async def pending_count(self, connection_id: str) -> int:
+        query = select(func.count()).where(PendingTask.connection_id == connection_id)
+        async with self.store.session() as s:
+            return int((await s.execute(query)).scalar_one())
 
     # --- dead letters ------------------------------------------------------------------------
 

@@ -81,7 +81,7 @@ async def hub(hub_settings: Settings) -> AsyncIterator[Hub]:
 
 
 @dataclass
-class TestTenant:
+class TenantKeys:
     id: str
     admin_key: str
     ingest_key: str
@@ -92,16 +92,16 @@ class TestTenant:
         return {"authorization": f"Bearer {key}"}
 
 
-async def make_tenant(hub: Hub, name: str = "test tenant") -> TestTenant:
+async def make_tenant(hub: Hub, name: str = "test tenant") -> TenantKeys:
     tenant_id = await hub.store.tenants.add(name)
     keys = [
         await hub.store.tenants.create_key(tenant_id, role) for role in ("admin", "ingest", "read")
     ]
-    return TestTenant(tenant_id, *keys)
+    return TenantKeys(tenant_id, *keys)
 
 
 @pytest_asyncio.fixture
-async def tenant(hub: Hub) -> TestTenant:
+async def tenant(hub: Hub) -> TenantKeys:
     return await make_tenant(hub)
 
 

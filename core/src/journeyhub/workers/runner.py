@@ -16,7 +16,14 @@ WorkerFactory = Callable[[Hub, asyncio.Event], Awaitable[None]]
 
 def worker_factories() -> dict[str, WorkerFactory]:
     """Every worker loop of the hub, by name."""
-    return {}
+    from journeyhub.workers import inbound, push, router
+
+    return {
+        "inbound": inbound.run,
+        "router": router.run_events,
+        "trigger-router": router.run_triggers,
+        "push": push.run,
+    }
 
 
 async def run_workers(hub: Hub, stop: asyncio.Event, names: list[str] | None = None) -> None:

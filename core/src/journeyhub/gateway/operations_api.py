@@ -1,0 +1,188 @@
+"""Deliveries, dead letters (with replay), triggers and the audit log of a tenant.
+
+Everything is scoped to the key's tenant: another tenant's record answers 404.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+
+from journeyhub.gateway.auth import require
+from journeyhub.gateway.errors import decode_json
+from journeyhub.hub import Hub
+from journeyhub.store.keys import Principal
+from journeyhub.workers.deadletter import replay
+
+
+class DeliveryView(msgspec.Struct):
+    id: int
+    task_id: str
+    connection_id: str
+    vendor: str
+    source_id: str
+    attempt: int
+    status: str
+    vendor_status: int | None
+    latency_ms: float | None
+    external_ids: dict[str, Any] | None
+    error: str | None
+    correlation_id: str | None
+    created_at: datetime
+
+
+class DeadLetterView(msgspec.Struct):
+    id: str
+    connection_id: str
+    vendor: str
+    stage: str
+    subject: str
+    error: str
+    attempts: int
+    created_at: datetime
+    replayed_at: datetime | None
+    replay_count: int
+    payload: Any
+
+
+class ReplayFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    connection_id: FromQuery[str | None] = None
+    vendor: FromQuery[str | None] = None
+    since: FromQuery[datetime | None] = None
+    until: FromQuery[datetime | None] = None
+    error: FromQuery[str | None] = None
+    limit: FromQuery[int] = 1000
+
+
+class ReplayResult(msgspec.Struct):
+    replayed: list[str]
+
+
+class TriggerView(msgspec.Struct):
+    id: str
+    type: str
+    connection_id: str
+    vendor: str
+    client_id: str | None
+    source_event_id: str
+    occurred_at: datetime
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class AuditView(msgspec.Struct):
+    id: int
+    actor: str
+    action: str
+    connection_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    created_at: datetime
+
+
+def _payload(raw: bytes) -> Any:
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+
+
+def dead_view(row: Any) -> DeadLetterView:
+    return DeadLetterView(
+        id=row.id, connection_id=row.connection_id, vendor=row.vendor, stage=row.stage,
+        subject=row.subject, error=row.error, attempts=row.attempts, created_at=row.created_at,
+        replayed_at=row.replayed_at, replay_count=row.replay_count, payload=_payload(row.payload),
+    )  # fmt: skip
+
+
+class OperationsController(Controller):
+    path = "/v1"
+    tags = ["operations"]
+
+    @get("/deliveries", operation_id="listDeliveries", guards=[require("read")])
+    async def deliveries(
+        self, request: Request, hub: NamedDependency[Hub], connection_id: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None, since: FromQuery[datetime | None] = None, limit: FromQuery[int] = 100,
+    ) -> list[DeliveryView]:  # fmt: skip
+        """Delivery attempts, newest first."""
+        principal: Principal = request.user
+        rows = await hub.store.deliveries.list(
+            principal.tenant_id, connection_id=connection_id, status=status, since=since,
+            limit=min(max(limit, 1), 1000),
+        )  # fmt: skip
+        return [msgspec.convert(r, DeliveryView, from_attributes=True) for r in rows]
+
+    @get("/dlq", operation_id="listDeadLetters", guards=[require("read")])
+    async def dead_letters(
+        self, request: Request, hub: NamedDependency[Hub], connection_id: FromQuery[str | None] = None,
+        vendor: FromQuery[str | None] = None, since: FromQuery[datetime | None] = None, until: FromQuery[datetime | None] = None,
+        error: FromQuery[str | None] = None, pending_only: FromQuery[bool] = False, limit: FromQuery[int] = 100,
+    ) -> list[DeadLetterView]:  # fmt: skip
+        """Dead letters, newest first; filter by connection, vendor, time and error text."""
+        principal: Principal = request.user
+        rows = await hub.store.deliveries.list_dead(
+            principal.tenant_id, limit=min(max(limit, 1), 1000), connection_id=connection_id,
+            vendor=vendor, since=since, until=until, error=error, pending_only=pending_only,
+        )  # fmt: skip
+        return [dead_view(r) for r in rows]
+
+    @post("/dlq/{dead_letter_id:str}/replay", operation_id="replayDeadLetter",
+          guards=[require("admin")], status_code=202)  # fmt: skip
+    async def replay_one(
+        self, request: Request, hub: NamedDependency[Hub], dead_letter_id: FromPath[str]
+    ) -> ReplayResult:
+        """Put one dead letter back on the bus; it is delivered once."""
+        principal: Principal = request.user
+        dead = await hub.store.deliveries.get_dead(dead_letter_id, principal.tenant_id)
+        if dead is None:
+            raise NotFoundException("no such dead letter")
+        await replay(hub, dead, principal.actor)
+        return ReplayResult(replayed=[dead.id])
+
+    @post("/dlq/replay", operation_id="replayDeadLetters", guards=[require("admin")],
+          status_code=202)  # fmt: skip
+    async def replay_many(self, request: Request, hub: NamedDependency[Hub]) -> ReplayResult:
+        """Replay every not-yet-replayed dead letter that matches the filter."""
+        principal: Principal = request.user
+        raw = await request.body()
+        query = decode_json(raw or b"{}", ReplayFilter)
+        rows = await hub.store.deliveries.list_dead(
+            principal.tenant_id, limit=min(max(query.limit, 1), 10_000),
+            connection_id=query.connection_id, vendor=query.vendor, since=query.since,
+            until=query.until, error=query.error, pending_only=True,
+        )  # fmt: skip
+        for row in reversed(rows):  # oldest first
+            await replay(hub, row, principal.actor)
+        return ReplayResult(replayed=[r.id for r in reversed(rows)])
+
+    @get("/triggers", operation_id="listTriggers", guards=[require("read")])
+    async def triggers(
+        self, request: Request, hub: NamedDependency[Hub], connection_id: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 100,
+    ) -> list[TriggerView]:  # fmt: skip
+        """Triggers emitted to the journey engine, newest first."""
+        principal: Principal = request.user
+        rows = await hub.store.triggers.list(
+            principal.tenant_id, connection_id=connection_id, limit=min(max(limit, 1), 1000)
+        )
+        return [msgspec.convert(r, TriggerView, from_attributes=True) for r in rows]
+
+    @get("/audit", operation_id="listAudit", guards=[require("read")])
+    async def audit(
+        self, request: Request, hub: NamedDependency[Hub], since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None, actor: FromQuery[str | None] = None, action: FromQuery[str | None] = None,
+        connection_id: FromQuery[str | None] = None, limit: FromQuery[int] = 100,
+    ) -> list[AuditView]:  # fmt: skip
+        """Configuration changes, keys, replays and conflict resolutions, newest first."""
+        principal: Principal = request.user
+        rows = await hub.store.audit.list(
+            principal.tenant_id, since=since, until=until, actor=actor, action=action,
+            connection_id=connection_id, limit=min(max(limit, 1), 1000),
+        )  # fmt: skip
+        return [msgspec.convert(r, AuditView, from_attributes=True) for r in rows]

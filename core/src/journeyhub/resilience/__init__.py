@@ -1,0 +1,1 @@
+"""Resilience: per-connection rate limits and circuit breakers, shared by every worker."""

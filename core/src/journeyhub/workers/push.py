@@ -1,0 +1,338 @@
+"""The push worker: delivery tasks → the vendor plugin's ``push`` (or ``push_batch``).
+
+For each task, in this order:
+1. already delivered (a replay, a redelivery after a crash) → acknowledged, not pushed again;
+2. an earlier task for the same client on this connection still pending → wait in the bus;
+3. the connection's circuit breaker open or a 429 pause in force → wait in the bus;
+4. the rate limiter, then the vendor call with the task id as idempotency key;
+5. every attempt is recorded; success acks, a retryable failure is redelivered with backoff and
+   jitter by the bus (so it survives a crash), a permanent one or too many failures go to the
+   dead letters.
+Waiting (order, breaker, 429) does not count as a failed attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import structlog
+from nats.aio.msg import Msg
+
+from journeyhub import metrics
+from journeyhub.errors import (
+    ConnectorError,
+    PermanentError,
+    RateLimited,
+    ReauthRequired,
+)
+from journeyhub.hub import Hub
+from journeyhub.logs import get_logger
+from journeyhub.mapping import apply_mappings, merge_defaults
+from journeyhub.model import Connection, ConnectorInfo, DeliveryTask, PushResult, stable_id, utcnow
+from journeyhub.resilience.breaker import Breakers
+from journeyhub.resilience.limits import RateLimits
+from journeyhub.workers.consumer import backoff_delay, consume
+from journeyhub.workers.deadletter import dead_letter
+
+log = get_logger(__name__)
+ORDER_WAIT = 0.3  # seconds before a held-back task is offered again
+REAUTH_WAIT = 300.0
+
+
+@dataclass
+class Job:
+    msg: Msg
+    task: DeliveryTask
+    connection: Connection
+    credentials: dict[str, Any]
+    info: ConnectorInfo
+
+
+def recipients(task: DeliveryTask) -> list[str]:
+    found: list[str] = []
+    if task.event is not None and task.event.client.email:
+        found.append(task.event.client.email)
+    for key in ("to", "cc", "bcc"):
+        value = task.mapped.get(key)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and "@" in item:
+                found.append(item)
+    return found
+
+
+class PushWorker:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.holder = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.breakers = Breakers(hub.store, holder=self.holder)
+        self.limits = RateLimits()
+        self.semaphore = asyncio.Semaphore(64)
+
+    # --- per batch ------------------------------------------------------------------------------
+
+    async def handle_batch(self, messages: list[Msg]) -> None:
+        by_connection: dict[str, list[Job]] = defaultdict(list)
+        for msg in messages:
+            job = await self.prepare(msg)
+            if job is not None:
+                by_connection[job.connection.id].append(job)
+        await asyncio.gather(*(self.run_connection(jobs) for jobs in by_connection.values()))
+
+    async def prepare(self, msg: Msg) -> Job | None:
+        """Decode and check a task; None when it was settled here (acked, held back, dead)."""
+        try:
+            task = msgspec.json.decode(msg.data, type=DeliveryTask)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            await dead_letter(self.hub, msg, tenant_id="-", connection_id=msg.subject.rsplit(".", 1)[-1],
+                              vendor="-", stage="push", error=f"undecodable task: {exc}", attempts=1)  # fmt: skip
+            return None
+        entry = await self.hub.connections.get(task.connection_id)
+        if entry is None or not entry[0].enabled:
+            log.info("task_for_missing_or_disabled_connection", task_id=task.id)
+            await self.hub.store.deliveries.finish_pending(task.id)
+            await msg.ack()
+            return None
+        connection, credentials = entry
+        if await self.hub.store.deliveries.delivered(task.id) is not None:
+            await self.hub.store.deliveries.finish_pending(task.id)
+            await msg.ack()
+            return None
+        if await self.hub.store.deliveries.earlier_pending(
+            connection.id, task.order_key, task.sequence
+        ):
+            await msg.nak(delay=ORDER_WAIT)
+            return None
+        if connection.status == "needs_reauth":
+            await msg.nak(delay=REAUTH_WAIT)
+            return None
+        decision = await self.breakers.allow(connection.id)
+        if not decision.allowed:
+            await msg.nak(delay=max(0.2, decision.wait))
+            return None
+        loaded = self.hub.registry.connectors.get(connection.vendor)
+        if loaded is None:
+            await msg.nak(delay=30)  # the plugin is not installed here: another worker may have it
+            return None
+        if task.event is not None:
+            mappings = merge_defaults(loaded.info.default_field_mappings, connection.field_mappings)
+            try:
+                task.mapped = apply_mappings(mappings, task.event)
+            except (ValueError, TypeError) as exc:
+                await self.fail(
+                    msg, task, connection, PermanentError(f"field mapping failed: {exc}"), 0.0
+                )
+                return None
+        return Job(msg, task, connection, credentials, loaded.info)
+
+    async def run_connection(self, jobs: list[Job]) -> None:
+        """Push one connection's jobs: in batches where the plugin can, one client at a time."""
+        first = jobs[0]
+        batched = first.info.max_batch > 1 and self.hub.registry.implements(
+            first.connection.vendor, "journeyhub_push_batch"
+        )
+        if batched and len(jobs) > 1:
+            # One task per client per call keeps per-client order; the rest wait their turn.
+            seen: set[str] = set()
+            now_jobs, later = [], []
+            for job in jobs:
+                (later if job.task.order_key in seen else now_jobs).append(job)
+                seen.add(job.task.order_key)
+            for job in later:
+                await job.msg.nak(delay=ORDER_WAIT)
+            size = first.info.max_batch
+            await asyncio.gather(*(self.push_batch(now_jobs[i : i + size])
+                                   for i in range(0, len(now_jobs), size)))  # fmt: skip
+            return
+        by_client: dict[str, list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_client[job.task.order_key].append(job)
+
+        async def client_in_order(client_jobs: list[Job]) -> None:
+            for index, job in enumerate(client_jobs):
+                if not await self.push_one(job):
+                    for later in client_jobs[index + 1 :]:
+                        await later.msg.nak(delay=ORDER_WAIT)
+                    return
+
+        await asyncio.gather(*(client_in_order(js) for js in by_client.values()))
+
+    # --- vendor calls ------------------------------------------------------------------------------
+
+    async def credentials_for(self, job: Job) -> dict[str, Any]:
+        if not self.hub.registry.implements(job.connection.vendor, "journeyhub_authenticate"):
+            return job.credentials
+        refreshed = await self.hub.registry.call(
+            job.connection.vendor, "journeyhub_authenticate", connection=job.connection,
+            credentials=job.credentials, http=self.hub.http,
+        )  # fmt: skip
+        if refreshed:
+            await self.hub.store.connections.set_credentials(job.connection.id, dict(refreshed))
+            self.hub.connections.invalidate(job.connection.id)
+            return dict(refreshed)
+        return job.credentials
+
+    async def suppressed(self, tenant_id: str, tasks: list[DeliveryTask]) -> frozenset[str]:
+        emails = [e for t in tasks for e in recipients(t)]
+        if not emails:
+            return frozenset()
+        return frozenset(await self.hub.store.triggers.suppressed(tenant_id, emails))
+
+    async def push_one(self, job: Job) -> bool:
+        """Push one task; True when it is settled as delivered."""
+        task, connection = job.task, job.connection
+        structlog.contextvars.bind_contextvars(
+            correlation_id=task.correlation_id or task.id, task_id=task.id,
+            connection_id=connection.id, vendor=connection.vendor,
+        )  # fmt: skip
+        async with self.semaphore:
+            limiter = self.limits.limiter(connection, job.info)
+            started = time.perf_counter()
+            try:
+                if limiter is not None:
+                    await limiter.acquire()
+                await job.msg.in_progress()
+                started = time.perf_counter()
+                credentials = await self.credentials_for(job)
+                result = await self.hub.registry.call(
+                    connection.vendor, "journeyhub_push", task=task, connection=connection,
+                    credentials=credentials, idempotency_key=task.idempotency_key,
+                    http=self.hub.http, suppressed=await self.suppressed(task.tenant_id, [task]),
+                )  # fmt: skip
+            except Exception as exc:
+                await self.fail(job.msg, task, connection, exc, time.perf_counter() - started)
+                return False
+            await self.succeed(job, result, time.perf_counter() - started)
+            return True
+
+    async def push_batch(self, jobs: list[Job]) -> None:
+        if len(jobs) == 1:
+            await self.push_one(jobs[0])
+            return
+        first = jobs[0]
+        connection = first.connection
+        tasks = [j.task for j in jobs]
+        key = stable_id("batch", *sorted(t.id for t in tasks))
+        async with self.semaphore:
+            limiter = self.limits.limiter(connection, first.info)
+            started = time.perf_counter()
+            try:
+                if limiter is not None:
+                    await limiter.acquire()
+                await asyncio.gather(*(j.msg.in_progress() for j in jobs))
+                started = time.perf_counter()
+                credentials = await self.credentials_for(first)
+                results = await self.hub.registry.call(
+                    connection.vendor, "journeyhub_push_batch", tasks=tasks, connection=connection,
+                    credentials=credentials, idempotency_key=key, http=self.hub.http,
+                    suppressed=await self.suppressed(first.task.tenant_id, tasks),
+                )  # fmt: skip
+                if len(results) != len(jobs):
+                    raise PermanentError(
+                        f"push_batch returned {len(results)} results for {len(jobs)} tasks"
+                    )
+            except Exception as exc:
+                elapsed = time.perf_counter() - started
+                await asyncio.gather(
+                    *(self.fail(j.msg, j.task, connection, exc, elapsed) for j in jobs)
+                )
+                return
+            elapsed = time.perf_counter() - started
+            for job, result in zip(jobs, results, strict=True):
+                if isinstance(result, Exception):
+                    await self.fail(job.msg, job.task, connection, result, elapsed)
+                else:
+                    await self.succeed(job, result, elapsed)
+
+    # --- outcomes ---------------------------------------------------------------------------------
+
+    async def succeed(self, job: Job, result: PushResult, elapsed: float) -> None:
+        task, connection = job.task, job.connection
+        status = "skipped" if result.status == "skipped" else "delivered"
+        await self.hub.store.deliveries.record_attempt(
+            task_id=task.id, tenant_id=task.tenant_id, connection_id=connection.id,
+            vendor=connection.vendor, source_id=self.source_id(task),
+            attempt=job.msg.metadata.num_delivered or 1, status=status,
+            vendor_status=result.vendor_status, latency_ms=elapsed * 1000,
+            external_ids=result.external_ids or None, error=result.detail if status == "skipped" else None,
+            correlation_id=task.correlation_id,
+        )  # fmt: skip
+        await self.hub.store.deliveries.finish_pending(task.id)
+        await self.breakers.success(connection.id)
+        await job.msg.ack()
+        metrics.pushes.labels(connection.vendor, status).inc()
+        metrics.vendor_latency.labels(connection.vendor).observe(elapsed)
+        if task.enqueued_at is not None:
+            metrics.event_to_vendor_latency.labels(connection.vendor).observe(
+                (utcnow() - task.enqueued_at).total_seconds()
+            )
+        self.hub.registry.broadcast("journeyhub_delivery_finished", task=task, result=result,
+                                    error=None, attempt=job.msg.metadata.num_delivered or 1)  # fmt: skip
+        log.info("delivered", status=status, latency_ms=round(elapsed * 1000, 1),
+                 external_ids=result.external_ids)  # fmt: skip
+
+    @staticmethod
+    def source_id(task: DeliveryTask) -> str:
+        if task.event is not None:
+            return task.event.id
+        return task.trigger.id if task.trigger is not None else task.id
+
+    async def fail(self, msg: Msg, task: DeliveryTask, connection: Connection, exc: BaseException,
+                   elapsed: float) -> None:  # fmt: skip
+        vendor_status = exc.vendor_status if isinstance(exc, ConnectorError) else None
+        error = exc.message if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
+        deliveries = self.hub.store.deliveries
+        common = dict(task_id=task.id, tenant_id=task.tenant_id, connection_id=connection.id,
+                      vendor=connection.vendor, source_id=self.source_id(task),
+                      attempt=msg.metadata.num_delivered or 1, vendor_status=vendor_status,
+                      latency_ms=elapsed * 1000, error=error, correlation_id=task.correlation_id)  # fmt: skip
+        self.hub.registry.broadcast("journeyhub_delivery_finished", task=task, result=None,
+                                    error=error, attempt=msg.metadata.num_delivered or 1)  # fmt: skip
+        if isinstance(exc, RateLimited):
+            wait = exc.retry_after if exc.retry_after is not None else backoff_delay(1)
+            await deliveries.record_attempt(status="rate_limited", **common)
+            await self.breakers.pause(connection.id, wait)
+            metrics.pushes.labels(connection.vendor, "rate_limited").inc()
+            log.info("rate_limited", retry_after=wait)
+            await msg.nak(delay=max(0.1, wait))
+            return
+        if isinstance(exc, ReauthRequired):
+            await deliveries.record_attempt(status="failed", **common)
+            await self.hub.store.connections.set_status(connection.id, "needs_reauth")
+            self.hub.connections.invalidate(connection.id)
+            log.error("connection_needs_reauth", error=error)
+            await msg.nak(delay=REAUTH_WAIT)
+            return
+        permanent = isinstance(exc, ConnectorError) and not exc.retryable
+        failures = await deliveries.failed_attempts(task.id) + 1
+        if permanent or failures >= self.hub.settings.max_deliver:
+            await deliveries.record_attempt(status="dead", **common)
+            await deliveries.finish_pending(task.id)
+            if not permanent:
+                await self.breakers.failure(connection.id)
+            metrics.pushes.labels(connection.vendor, "dead").inc()
+            reason = "permanent error" if permanent else f"{failures} failed attempts"
+            await dead_letter(self.hub, msg, tenant_id=task.tenant_id, connection_id=connection.id,
+                              vendor=connection.vendor, stage="push", error=f"{reason}: {error}",
+                              attempts=failures)  # fmt: skip
+            return
+        await deliveries.record_attempt(status="failed", **common)
+        await self.breakers.failure(connection.id)
+        delay = backoff_delay(failures)
+        metrics.pushes.labels(connection.vendor, "retry").inc()
+        log.warning(
+            "push_failed_will_retry", error=error, failures=failures, retry_in=round(delay, 2)
+        )
+        await msg.nak(delay=delay)
+
+
+async def run(hub: Hub, stop: asyncio.Event) -> None:
+    worker = PushWorker(hub)
+    await consume(hub, stop, durable="push-worker", stream_kind="push",
+                  handle_batch=worker.handle_batch, batch=500, wait=0.5)  # fmt: skip

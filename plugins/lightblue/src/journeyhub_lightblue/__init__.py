@@ -1,0 +1,1 @@
+"""journeyhub connector for lightblue."""

@@ -1,0 +1,583 @@
+"""A local fake of the part of Stripe this connector uses, for tests, benchmarks and the demo.
+
+- ``GET /v1/events`` and ``GET /v1/events/{id}`` as Stripe serves them: Bearer (or Basic) key
+  auth, Stripe's list object, newest first, ``limit`` 1..100 (default 10), ``ending_before`` /
+  ``starting_after`` cursors, ``type`` (with ``*`` wildcards) or ``types[]`` filters, and
+  Stripe-shaped errors (401 for a bad key, 400 ``resource_missing`` for an unknown cursor).
+- :class:`StripeSandbox` creates events (:meth:`~StripeSandbox.emit`), signs and delivers
+  them as Stripe's webhook sender does (:meth:`~StripeSandbox.deliver`), and records what it
+  received. ``faults`` injects 429/5xx/slow answers, with Stripe-shaped error bodies.
+- Factories for realistic objects: :func:`payment_intent`, :func:`checkout_session`,
+  :func:`invoice`, :func:`charge`, :func:`refund`.
+
+The signing here is written independently of :mod:`journeyhub_stripe.verify` (in the shape
+of stripe-python's ``WebhookSignature.generate_signature_header``), so a test of one against
+the other catches a mistake in either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import fnmatch
+import hmac
+import json
+import secrets as _secrets
+import string
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+from journeyhub.testing.sandbox import Faults, SandboxServer
+from litestar import Litestar, Request, Response, get
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
+
+API_VERSION = "2024-06-20"
+WEBHOOK_USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
+MAX_TYPES = 20  # Stripe: "an array of up to 20 strings"
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str) -> str:
+    """A Stripe-looking id: prefix, underscore, 24 base62 characters."""
+    return f"{prefix}_" + "".join(_secrets.choice(_ALPHABET) for _ in range(24))
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+# --- Stripe-shaped answers ------------------------------------------------------------------
+
+
+def stripe_error(
+    status: int,
+    message: str,
+    *,
+    type_: str = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    error: dict[str, Any] = {"message": message, "type": type_}
+    if code:
+        error["code"] = code
+        error["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
+    if param:
+        error["param"] = param
+    return Response(
+        {"error": error},
+        status_code=status,
+        headers={"request-id": new_id("req"), **(headers or {})},
+        media_type="application/json",
+    )
+
+
+def _fault_error(status: int, retry_after: float | None) -> Response[Any]:
+    headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+    if status == 429:
+        return stripe_error(
+            429,
+            "Request rate limit exceeded. Learn more about rate limits here "
+            "https://stripe.com/docs/rate-limits.",
+            code="rate_limit",
+            headers=headers,
+        )
+    if status >= 500:
+        return stripe_error(status, "An unknown error occurred", type_="api_error", headers=headers)
+    return stripe_error(status, f"Injected error {status}", headers=headers)
+
+
+def _mask(key: str) -> str:
+    # Stripe's 401 names the refused key masked but for its prefix and last four characters.
+    prefix = key[:8] if key.startswith(("sk_", "rk_", "pk_")) else ""
+    return f"{prefix}{'*' * max(0, len(key) - len(prefix) - 4)}{key[-4:]}"
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    authorized: bool
+
+
+@dataclass(frozen=True)
+class Delivery:
+    url: str
+    event_id: str
+    status: int
+
+
+# --- the sandbox ------------------------------------------------------------------------------
+
+
+class StripeSandbox:
+    """A fake Stripe account: its events, its API, its webhook sender."""
+
+    def __init__(
+        self, api_key: str = "sk_test_sandbox0000000000000000", *, port: int | None = None
+    ):
+        self.api_key = api_key
+        self.faults = Faults()
+        self.requests: list[SeenRequest] = []
+        self.deliveries: list[Delivery] = []
+        self._events: list[dict[str, Any]] = []  # oldest first
+        self._index: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.server = SandboxServer(create_app(self), port=port)
+
+    # lifecycle
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> StripeSandbox:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> StripeSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # events
+    def emit(
+        self, event_type: str, obj: dict[str, Any], *, created: int | None = None,
+        livemode: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Record that ``event_type`` happened to ``obj``; return the Stripe event."""
+        event = {
+            "id": new_id("evt"),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": _now() if created is None else created,
+            "data": {"object": obj},
+            "livemode": livemode,
+            "pending_webhooks": 1,
+            "request": {"id": new_id("req"), "idempotency_key": None},
+            "type": event_type,
+        }
+        with self._lock:
+            self._index[event["id"]] = len(self._events)
+            self._events.append(event)
+        return event
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every event, oldest first."""
+        with self._lock:
+            return list(self._events)
+
+    def event(self, event_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            position = self._index.get(event_id)
+            return None if position is None else self._events[position]
+
+    def position(self, event_id: str) -> int | None:
+        with self._lock:
+            return self._index.get(event_id)
+
+    # webhooks
+    @staticmethod
+    def signature_header(
+        payload: bytes, secrets: list[str], timestamp: int | None = None, *,
+        v0_secret: str | None = None,
+    ) -> str:  # fmt: skip
+        """``Stripe-Signature`` for ``payload``: one ``v1`` per live secret (Stripe signs
+        with every secret during a roll), plus the legacy ``v0`` in test mode."""
+        t = _now() if timestamp is None else timestamp
+        signed_payload = f"{t}.".encode() + payload
+        parts = [f"t={t}"]
+        parts += [f"v1={hmac.new(s.encode(), signed_payload, sha256).hexdigest()}" for s in secrets]
+        if v0_secret:
+            parts.append(f"v0={hmac.new(v0_secret.encode(), signed_payload, sha256).hexdigest()}")
+        return ",".join(parts)
+
+    async def deliver(
+        self, event: dict[str, Any], url: str, secrets: list[str], http: httpx.AsyncClient,
+        *, timestamp: int | None = None,
+    ) -> httpx.Response:  # fmt: skip
+        """POST ``event`` to ``url`` as Stripe's webhook sender does: pretty-printed UTF-8
+        JSON, signed over the exact bytes sent."""
+        payload = json.dumps(event, indent=2, ensure_ascii=False).encode("utf-8")
+        v0 = None if event.get("livemode") else "whsec_sandbox_legacy_v0"
+        headers = {
+            "Stripe-Signature": self.signature_header(payload, secrets, timestamp, v0_secret=v0),
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": WEBHOOK_USER_AGENT,
+            "Accept": "*/*; q=0.5, application/xml",
+            "Cache-Control": "no-cache",
+        }
+        response = await http.post(url, content=payload, headers=headers)
+        with self._lock:
+            self.deliveries.append(Delivery(url, event["id"], response.status_code))
+        return response
+
+    # the API's view
+    def authorized(self, authorization: str | None) -> tuple[bool, str | None]:
+        """Whether the header carries our key; and the key presented, if any."""
+        if not authorization:
+            return False, None
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            presented = value.strip()
+        elif scheme.lower() == "basic":  # curl -u sk_…: (key as user, no password)
+            try:
+                presented = base64.b64decode(value).decode().partition(":")[0]
+            except ValueError:
+                return False, None
+        else:
+            return False, None
+        return hmac.compare_digest(presented.encode(), self.api_key.encode()), presented
+
+    def list_page(
+        self, *, limit: int, ending_before: str | None, starting_after: str | None,
+        matches: Callable[[dict[str, Any]], bool],
+    ) -> tuple[list[dict[str, Any]], bool]:  # fmt: skip
+        """Stripe's list semantics over events kept oldest first; pages are newest first."""
+        with self._lock:
+            events = self._events
+            if ending_before is not None:  # the ``limit`` events just newer than the cursor
+                newer = [e for e in events[self._index[ending_before] + 1 :] if matches(e)]
+                return list(reversed(newer[:limit])), len(newer) > limit
+            if starting_after is not None:  # the ``limit`` events just older than it
+                older = [e for e in reversed(events[: self._index[starting_after]]) if matches(e)]
+                return older[:limit], len(older) > limit
+            newest = [e for e in reversed(events) if matches(e)]
+            return newest[:limit], len(newest) > limit
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+
+Matcher = Callable[[dict[str, Any]], bool]
+
+
+def _type_filter(query: list[tuple[str, str]]) -> tuple[Matcher | None, Response[Any] | None]:
+    single = [v for k, v in query if k == "type"]
+    many = [v for k, v in query if k == "types[]" or (k.startswith("types[") and k.endswith("]"))]
+    if single and many:
+        return None, stripe_error(
+            400, "You may only specify one of these parameters: type, types.", param="types"
+        )
+    if len(many) > MAX_TYPES:
+        return None, stripe_error(400, f"You may specify at most {MAX_TYPES} types.", param="types")
+    if many:
+        wanted = set(many)
+        return (lambda e: e["type"] in wanted), None
+    if single:
+        pattern = single[-1]
+        return (lambda e: fnmatch.fnmatchcase(e["type"], pattern)), None
+    return (lambda e: True), None
+
+
+def create_app(sandbox: StripeSandbox) -> Litestar:
+    async def guard(request: Request[Any, Any, Any]) -> Response[Any] | None:
+        """Faults first, then auth: what every Stripe call goes through."""
+        query = parse_qsl(request.scope.get("query_string", b"").decode(), keep_blank_values=True)
+        ok, presented = sandbox.authorized(request.headers.get("authorization"))
+        with sandbox._lock:
+            sandbox.requests.append(SeenRequest(request.method, request.url.path, query, ok))
+        fault = sandbox.faults.next()
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status is not None:
+                sandbox.faults.injected[fault.status] += 1
+                if fault.body is not None:
+                    return Response(fault.body, status_code=fault.status)
+                return _fault_error(fault.status, fault.retry_after)
+        if not ok:
+            if presented is None:
+                message = (
+                    "You did not provide an API key. You need to provide your API key in the "
+                    "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
+                    "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for "
+                    "details, or we can help at https://support.stripe.com/."
+                )
+            else:
+                message = f"Invalid API Key provided: {_mask(presented)}"
+            return stripe_error(401, message, headers={"www-authenticate": 'Bearer realm="Stripe"'})
+        return None
+
+    @get("/v1/events")
+    async def list_events(request: Request[Any, Any, Any]) -> Response[Any]:
+        if (refused := await guard(request)) is not None:
+            return refused
+        query = parse_qsl(request.scope.get("query_string", b"").decode(), keep_blank_values=True)
+        params = dict(query)
+        raw_limit = params.get("limit", "10")
+        if not raw_limit.isdigit():
+            return stripe_error(400, f"Invalid integer: {raw_limit}", param="limit")
+        limit = int(raw_limit)
+        if not 1 <= limit <= 100:
+            bound = "greater than or equal to 1" if limit < 1 else "less than or equal to 100"
+            return stripe_error(400, f"This value must be {bound}.", param="limit")
+        ending_before = params.get("ending_before") or None
+        starting_after = params.get("starting_after") or None
+        if ending_before and starting_after:
+            return stripe_error(
+                400,
+                "You may only specify one of these parameters: ending_before, starting_after.",
+                param="ending_before",
+            )
+        for name, cursor in (("ending_before", ending_before), ("starting_after", starting_after)):
+            if cursor is not None and sandbox.position(cursor) is None:
+                return stripe_error(
+                    400, f"No such event: '{cursor}'", code="resource_missing", param=name
+                )
+        matches, refused = _type_filter(query)
+        if refused is not None or matches is None:
+            return refused or stripe_error(400, "Invalid type filter.", param="types")
+        page, has_more = sandbox.list_page(
+            limit=limit, ending_before=ending_before, starting_after=starting_after,
+            matches=matches,
+        )  # fmt: skip
+        return Response(
+            {"object": "list", "data": page, "has_more": has_more, "url": "/v1/events"},
+            headers={"request-id": new_id("req")},
+        )
+
+    @get("/v1/events/{event_id:str}")
+    async def retrieve_event(request: Request[Any, Any, Any]) -> Response[Any]:
+        if (refused := await guard(request)) is not None:
+            return refused
+        event_id = str(request.path_params["event_id"])
+        event = sandbox.event(event_id)
+        if event is None:
+            return stripe_error(
+                404, f"No such event: '{event_id}'", code="resource_missing", param="id"
+            )
+        return Response(event, headers={"request-id": new_id("req")})
+
+    def unrecognized(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        return stripe_error(
+            404,
+            f"Unrecognized request URL ({request.method}: {request.url.path}). Please see "
+            "https://stripe.com/docs or we can help at https://support.stripe.com/.",
+        )
+
+    return Litestar(
+        [list_events, retrieve_event],
+        exception_handlers={
+            NotFoundException: unrecognized,
+            MethodNotAllowedException: unrecognized,
+        },
+    )
+
+
+# --- realistic objects ----------------------------------------------------------------------------
+
+
+def _address() -> dict[str, Any]:
+    keys = ("city", "country", "line1", "line2", "postal_code", "state")
+    return dict.fromkeys(keys)
+
+
+def payment_intent(
+    amount: int = 150_000,
+    currency: str = "usd",
+    *,
+    customer: str | None = None,
+    receipt_email: str | None = None,
+    metadata: dict[str, str] | None = None,
+    failed: bool = False,
+    description: str | None = "Wedding photography deposit",
+) -> dict[str, Any]:
+    """A PaymentIntent, succeeded or (``failed``) declined."""
+    pi_id = new_id("pi")
+    error = None
+    if failed:
+        error = {
+            "charge": new_id("ch"),
+            "code": "card_declined",
+            "decline_code": "insufficient_funds",
+            "doc_url": "https://stripe.com/docs/error-codes/card-declined",
+            "message": "Your card has insufficient funds.",
+            "type": "card_error",
+        }
+    return {
+        "id": pi_id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_received": 0 if failed else amount,
+        "capture_method": "automatic_async",
+        "client_secret": f"{pi_id}_secret_{new_id('x')[2:]}",
+        "confirmation_method": "automatic",
+        "created": _now(),
+        "currency": currency,
+        "customer": customer,
+        "description": description,
+        "last_payment_error": error,
+        "latest_charge": None if failed else new_id("ch"),
+        "livemode": False,
+        "metadata": metadata or {},
+        "payment_method": None if failed else new_id("pm"),
+        "payment_method_types": ["card"],
+        "receipt_email": receipt_email,
+        "status": "requires_payment_method" if failed else "succeeded",
+    }
+
+
+def checkout_session(
+    amount_total: int = 250_000,
+    currency: str = "usd",
+    *,
+    customer: str | None = None,
+    email: str | None = "bride@example.com",
+    name: str | None = "Zoë Martin",
+    metadata: dict[str, str] | None = None,
+    payment_status: str = "paid",
+) -> dict[str, Any]:
+    """A completed Checkout Session in payment mode; ``email`` is what the customer typed."""
+    return {
+        "id": "cs_test_" + new_id("x")[2:] + new_id("x")[2:],
+        "object": "checkout.session",
+        "amount_subtotal": amount_total,
+        "amount_total": amount_total,
+        "created": _now(),
+        "currency": currency,
+        "customer": customer,
+        "customer_creation": "if_required",
+        "customer_details": {
+            "address": _address(),
+            "email": email,
+            "name": name,
+            "phone": None,
+            "tax_exempt": "none",
+            "tax_ids": [],
+        },
+        "customer_email": None,
+        "expires_at": _now() + 86_400,
+        "livemode": False,
+        "metadata": metadata or {},
+        "mode": "payment",
+        "payment_intent": new_id("pi"),
+        "payment_status": payment_status,
+        "status": "complete",
+        "success_url": "https://example.com/thanks",
+        "url": None,
+    }
+
+
+def invoice(
+    amount_due: int = 300_000,
+    currency: str = "usd",
+    *,
+    customer: str | None = None,
+    customer_email: str | None = "groom@example.com",
+    customer_name: str | None = "Sam Lee",
+    metadata: dict[str, str] | None = None,
+    paid: bool = True,
+) -> dict[str, Any]:
+    """A finalized invoice, paid or (``paid=False``) with a failed payment attempt."""
+    return {
+        "id": new_id("in"),
+        "object": "invoice",
+        "account_country": "US",
+        "amount_due": amount_due,
+        "amount_paid": amount_due if paid else 0,
+        "amount_remaining": 0 if paid else amount_due,
+        "attempt_count": 1,
+        "attempted": True,
+        "billing_reason": "manual",
+        "collection_method": "charge_automatically",
+        "created": _now(),
+        "currency": currency,
+        "customer": customer or new_id("cus"),
+        "customer_email": customer_email,
+        "customer_name": customer_name,
+        "hosted_invoice_url": "https://invoice.stripe.com/i/acct_sandbox/test_" + new_id("x")[2:],
+        "livemode": False,
+        "metadata": metadata or {},
+        "next_payment_attempt": None if paid else _now() + 3 * 86_400,
+        "number": "JH-0001",
+        "status": "paid" if paid else "open",
+    }
+
+
+def charge(
+    amount: int = 150_000,
+    currency: str = "usd",
+    *,
+    amount_refunded: int = 0,
+    customer: str | None = None,
+    email: str | None = "bride@example.com",
+    receipt_email: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A captured card charge, refunded by ``amount_refunded``."""
+    return {
+        "id": new_id("ch"),
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": amount,
+        "amount_refunded": amount_refunded,
+        "balance_transaction": new_id("txn"),
+        "billing_details": {"address": _address(), "email": email, "name": None, "phone": None},
+        "captured": True,
+        "created": _now(),
+        "currency": currency,
+        "customer": customer,
+        "failure_code": None,
+        "failure_message": None,
+        "livemode": False,
+        "metadata": metadata or {},
+        "paid": True,
+        "payment_intent": new_id("pi"),
+        "payment_method": new_id("pm"),
+        "receipt_email": receipt_email,
+        "refunded": amount_refunded >= amount,
+        "status": "succeeded",
+    }
+
+
+def refund(
+    amount: int = 50_000,
+    currency: str = "usd",
+    *,
+    charge_id: str | None = None,
+    payment_intent_id: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Refund object: it names its charge, not the customer."""
+    return {
+        "id": new_id("re"),
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": new_id("txn"),
+        "charge": charge_id or new_id("ch"),
+        "created": _now(),
+        "currency": currency,
+        "metadata": metadata or {},
+        "payment_intent": payment_intent_id or new_id("pi"),
+        "reason": "requested_by_customer",
+        "receipt_number": None,
+        "status": "succeeded",
+    }
+
+
+__all__ = [
+    "Delivery",
+    "SeenRequest",
+    "StripeSandbox",
+    "charge",
+    "checkout_session",
+    "create_app",
+    "invoice",
+    "new_id",
+    "payment_intent",
+    "refund",
+    "stripe_error",
+]

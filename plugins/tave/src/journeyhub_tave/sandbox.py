@@ -1,0 +1,522 @@
+"""A local fake of the VSCO Workspace API v2, for tests, benchmarks and the demo.
+
+It serves the subset the connector uses under ``/api/v2`` with the published shapes:
+``X-API-KEY`` auth (401 otherwise), collections ``{type, meta{currentPage, totalPages,
+totalItems, rows}, items}`` paged by ``page``/``pageSize`` (10..100) and sorted by
+``sortBy=modified desc``, the documented filters (``email``, ``externalMappingId``, ``jobId``,
+``contactId``, ``includeHidden``, ``includeClosed``), errors as ``{type, title, detail,
+status}``, 429 with ``Retry-After`` past a configurable request rate, and ``Faults`` on every
+call. Timestamps have whole seconds, as the API's do, so records often share a ``modified``.
+
+Inspection: ``contacts``, ``jobs``, ``notes``, ``job_contacts``; ``creates(resource, ext_id)``
+counts create calls per external id (duplicate side effects); ``received_at[id]`` is when a
+record arrived (wall clock, for latency); ``vendor_edit`` changes a record as a studio user
+would (bumping ``modified``); ``lose_response`` makes the next matching call do its work but
+lose its answer, like a crash between the vendor's commit and our reading it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import os
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from copy import deepcopy
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import msgspec
+from journeyhub.testing.sandbox import Faults, SandboxServer
+from litestar import Litestar, Request, Response, delete, get, post, put
+from litestar.params import PathParameter
+
+PREFIX = "/api/v2"
+API_KEY = "tave-sandbox-key"
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+COMMON_READ_ONLY = {"links", "id", "created", "modified", "hidden"}
+# resource -> (collection type, writable fields, extra read-only fields, required, filters)
+RESOURCES: dict[str, dict[str, Any]] = {
+    "address-book": {
+        "type": "addressbook-collection",
+        "writable": {"kind", "firstName", "lastName", "email", "secondaryEmail", "cellPhone",
+                     "homePhone", "workPhone", "companyName", "mailingAddress", "address",
+                     "externalMappings", "customFields", "salutation", "anniversary",
+                     "birthdate", "brandId", "pinned", "previousClient", "privacyOptIn",
+                     "requireStrictPrivacy", "jobTitle", "maidenName", "url"},
+        "read_only": {"name", "accountBalance", "creditBalance", "totalCost", "totalRevenue",
+                      "anonymized", "customNumber", "notes"},
+        "required": ("kind",),
+        "filters": ("email", "includeHidden"),
+    },
+    "job": {
+        "type": "job-collection",
+        "writable": {"bookingDate", "brandId", "closed", "closedReasonId", "closedDate",
+                     "completedDate", "contactFormId", "customFields", "eventDate",
+                     "externalMappings", "fulfillmentDate", "guestCount", "inquiryDate",
+                     "jobTypeId", "leadConfidence", "leadDecisionExpectedByDate",
+                     "leadMaxBudget", "leadNotes", "leadRating", "leadSourceId", "leadStatusId",
+                     "name", "pinned", "stage", "webLead", "workflowId"},
+        "read_only": {"title", "jobTypeName", "leadStatusName", "leadStatusChangedAt",
+                      "accountBalance", "creditBalance", "totalCost", "totalProfit",
+                      "totalRevenue", "sample", "closedReasonName"},
+        "required": (),
+        "filters": ("externalMappingId", "includeClosed"),
+    },
+    "note": {
+        "type": "note-collection",
+        # externalMappings on notes is ASSUMED (the list filters by it; the schema omits it).
+        "writable": {"contentHtml", "contactId", "date", "jobId", "authorId", "externalMappings"},
+        "read_only": set(),
+        "required": ("contentHtml",),
+        "filters": ("externalMappingId", "jobId", "includeHidden"),
+    },
+    "job-contact": {
+        "type": "jobcontact-collection",
+        "writable": {"client", "contactId", "externalMappings", "jobId", "jobRoles"},
+        "read_only": {"roleKinds"},
+        "required": ("contactId", "jobId"),
+        "filters": ("externalMappingId", "contactId", "jobId", "includeHidden"),
+    },
+    "job-type": {"type": "jobtype-collection", "writable": {"name", "externalMappings"},
+                 "read_only": set(), "required": ("name",),
+                 "filters": ("externalMappingId", "includeHidden")},
+    "lead-status": {"type": "leadstatus-collection", "writable": {"name", "externalMappings"},
+                    "read_only": set(), "required": ("name",),
+                    "filters": ("externalMappingId", "includeHidden")},
+    "payment": {"type": "payment-collection",
+                "writable": {"jobId", "amount", "status", "memo", "received", "payerId"},
+                "read_only": {"refundedAmount"}, "required": ("jobId", "amount"), "filters": ()},
+}  # fmt: skip
+SORTS = ("id", "modified", "created", "name")
+PathStr = Annotated[str, PathParameter()]
+
+
+def ulid(ms: int | None = None) -> str:
+    """A lowercase ULID, as the API's ids are."""
+    ms = int(time.time() * 1000) if ms is None else ms
+    n = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+def _seed_id(*parts: str) -> str:
+    digest = int.from_bytes(hashlib.sha256("/".join(parts).encode()).digest()[:17], "big")
+    return "".join(_CROCKFORD[(digest >> (5 * i)) & 31] for i in range(26))
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def error(status: int, title: str, detail: Any, kind: str = "unknown") -> Response[Any]:
+    return Response(
+        {"type": kind, "title": title, "detail": detail, "status": status}, status_code=status
+    )
+
+
+def invalid(detail: dict[str, Any]) -> Response[Any]:
+    return error(400, "Validation Error", detail, "validation-error")
+
+
+class TaveSandbox:
+    def __init__(
+        self, api_key: str = API_KEY, rate_limit: float | None = None, port: int | None = None
+    ) -> None:
+        self.api_key = api_key
+        self.rate_limit = rate_limit  # requests per second per key; None: unlimited
+        self.faults = Faults()
+        self.studio_name = "Sandbox Studio"
+        self._lock = threading.Lock()
+        self._frozen: datetime | None = None
+        self.reset()
+        self.app = _LoseResponses(create_app(self), self)
+        self.server = SandboxServer(self.app, port=port)
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> TaveSandbox:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> TaveSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def api_base(self) -> str:
+        return self.server.url + PREFIX
+
+    def reset(self) -> None:
+        with self._lock:
+            self.store: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in RESOURCES}
+            self.create_counts: Counter[tuple[str, str | None]] = Counter()
+            self.received_at: dict[str, float] = {}
+            self.requests: Counter[str] = Counter()  # "METHOD /api/v2/path" per call
+            self._hits: deque[float] = deque()
+            self._lost: list[tuple[str, str]] = []
+        self.faults.clear()
+        # Studio settings keep their ids across resets, as a real studio's would.
+        for name in ("Wedding", "Engagement"):
+            self._insert("job-type", {"name": name}, record_id=_seed_id("job-type", name))
+        for name in ("New", "Completed", "Paused", "Failed"):
+            self._insert("lead-status", {"name": name}, record_id=_seed_id("lead-status", name))
+
+    # --- time ----------------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        moment = self._frozen or datetime.now(UTC)
+        return moment.replace(microsecond=0)
+
+    def freeze(self, moment: datetime | None = None) -> None:
+        """Stop the clock (records then share ``modified``); ``advance`` moves it."""
+        self._frozen = (moment or datetime.now(UTC)).replace(microsecond=0)
+
+    def advance(self, seconds: float) -> None:
+        self._frozen = self.now() + timedelta(seconds=seconds)
+
+    def unfreeze(self) -> None:
+        self._frozen = None
+
+    # --- inspection ------------------------------------------------------------------------------------
+
+    def _all(self, resource: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return deepcopy(list(self.store[resource].values()))
+
+    @property
+    def contacts(self) -> list[dict[str, Any]]:
+        return self._all("address-book")
+
+    @property
+    def jobs(self) -> list[dict[str, Any]]:
+        return self._all("job")
+
+    @property
+    def notes(self) -> list[dict[str, Any]]:
+        return self._all("note")
+
+    @property
+    def job_contacts(self) -> list[dict[str, Any]]:
+        return self._all("job-contact")
+
+    def record(self, resource: str, record_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self.store[resource].get(record_id)
+            return deepcopy(found)
+
+    def creates(self, resource: str, external_id: str | None = None) -> int:
+        """How many create calls named ``external_id`` in their externalMappings."""
+        with self._lock:
+            if external_id is None:
+                return sum(n for (res, _), n in self.create_counts.items() if res == resource)
+            return self.create_counts[(resource, external_id)]
+
+    def lose_response(self, method: str, path: str) -> None:
+        """The next ``method path`` call (path under /api/v2, e.g. "/job") is carried out but
+        answered 502, as if the connection dropped after the vendor committed it."""
+        with self._lock:
+            self._lost.append((method.upper(), PREFIX + path))
+
+    # --- acting as the studio's user --------------------------------------------------------------------
+
+    def vendor_create(self, resource: str, **fields: Any) -> dict[str, Any]:
+        return deepcopy(self._insert(resource, fields))
+
+    def vendor_edit(self, resource: str, record_id: str, **fields: Any) -> dict[str, Any]:
+        """Change a record as a studio user would in the app: ``modified`` moves."""
+        with self._lock:
+            record = self.store[resource][record_id]
+            record.update(fields)
+            self._derive(resource, record)
+            record["modified"] = stamp(self.now())
+            return deepcopy(record)
+
+    def vendor_delete(self, resource: str, record_id: str) -> None:
+        with self._lock:
+            self.store[resource].pop(record_id, None)
+
+    def add_payment(self, job_id: str, amount: int, status: str = "posted") -> dict[str, Any]:
+        return self.vendor_create(
+            "payment", jobId=job_id, amount=amount, status=status, received=None
+        )
+
+    # --- storage -----------------------------------------------------------------------------------------
+
+    def _insert(
+        self, resource: str, fields: dict[str, Any], record_id: str | None = None
+    ) -> dict[str, Any]:
+        moment = self.now()
+        record_id = record_id or ulid()
+        record = {
+            "links": {"self": {"href": f"https://tave.io/v2/{resource}/{record_id}"}},
+            "id": record_id,
+            "created": stamp(moment),
+            "modified": stamp(moment),
+            "hidden": False,
+            **_defaults(resource),
+            **fields,
+        }
+        with self._lock:
+            self._derive(resource, record)
+            self.store[resource][record_id] = record
+            self.received_at[record_id] = time.time()
+        return record
+
+    def _derive(self, resource: str, record: dict[str, Any]) -> None:
+        """The read-only fields the API computes."""
+        if resource == "address-book":
+            names = [record.get("firstName"), record.get("lastName")]
+            record["name"] = " ".join(n for n in names if n) or None
+            for phone in ("cellPhone", "homePhone", "workPhone"):
+                record[phone] = _phone(record.get(phone))
+        elif resource == "job":
+            types, statuses = self.store["job-type"], self.store["lead-status"]
+            record["jobTypeName"] = (types.get(record.get("jobTypeId") or "") or {}).get("name")
+            record["leadStatusName"] = (statuses.get(record.get("leadStatusId") or "") or {}).get(
+                "name"
+            )
+            record["title"] = record.get("name") or record["jobTypeName"]
+        elif resource == "job-contact":
+            record["roleKinds"] = ["client"] if record.get("client") else []
+
+    def _admit(self, headers: Any) -> Response[Any] | None:
+        """Auth, then the request quota."""
+        key = headers.get("x-api-key")
+        bearer = headers.get("authorization", "")
+        if bearer.lower().startswith("bearer "):
+            key = key or bearer[7:]
+        if key != self.api_key:
+            return error(401, "Unauthorized", "API key is missing or invalid.")
+        if self.rate_limit:
+            with self._lock:
+                clock = time.monotonic()
+                while self._hits and clock - self._hits[0] >= 1.0:
+                    self._hits.popleft()
+                if len(self._hits) >= self.rate_limit:
+                    wait = max(1, math.ceil(1.0 - (clock - self._hits[0])))
+                    response = error(
+                        429, "Too Many Requests", "Exceeded request quota.", "quota-limit"
+                    )
+                    response.headers["retry-after"] = str(wait)
+                    return response
+                self._hits.append(clock)
+        return None
+
+    def _take_lost(self, method: str, path: str) -> bool:
+        with self._lock:
+            if (method, path) in self._lost:
+                self._lost.remove((method, path))
+                return True
+            return False
+
+
+def _defaults(resource: str) -> dict[str, Any]:
+    if resource == "address-book":
+        return {"externalMappings": [], "email": None, "firstName": None, "lastName": None}
+    if resource == "job":
+        return {"externalMappings": [], "stage": "lead", "closed": False, "eventDate": None,
+                "guestCount": None, "jobTypeId": None, "leadStatusId": None, "name": None,
+                "leadNotes": None}  # fmt: skip
+    if resource in ("note", "job-contact"):
+        return {"externalMappings": []}
+    if resource == "payment":
+        return {"status": "posted", "refundedAmount": 0}
+    return {}
+
+
+def _phone(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    text = value.get("e164") or value.get("formatted")
+    if not isinstance(text, str):
+        return None
+    digits = "".join(c for c in text if c.isdigit())
+    e164 = "+" + digits if text.strip().startswith("+") and 2 <= len(digits) <= 15 else None
+    return {"id": None, "formatted": text, "e164": e164, "extension": None}
+
+
+def _check_body(resource: str, body: Any, creating: bool) -> dict[str, Any] | Response[Any]:
+    spec = RESOURCES[resource]
+    if not isinstance(body, dict):
+        return invalid({"body": ["must be a JSON object"]})
+    known = spec["writable"] | spec["read_only"] | COMMON_READ_ONLY
+    problems: dict[str, list[str]] = {
+        name: ["is not a property of this entity"] for name in body if name not in known
+    }
+    if creating:
+        for name in spec["required"]:
+            if body.get(name) in (None, ""):
+                problems[name] = ["is required"]
+    for mapping in body.get("externalMappings") or []:
+        ok = (
+            isinstance(mapping, dict)
+            and isinstance(mapping.get("id"), str) and 1 <= len(mapping["id"]) <= 64
+            and isinstance(mapping.get("url"), str) and 12 <= len(mapping["url"]) <= 255
+            and "://" in mapping["url"]
+        )  # fmt: skip
+        if not ok:
+            problems["externalMappings"] = ["each needs an id (1-64) and a url (12-255)"]
+    if problems:
+        return invalid(problems)
+    return {k: v for k, v in body.items() if k in spec["writable"]}
+
+
+def _list(sb: TaveSandbox, resource: str, query: Any) -> Response[Any]:
+    spec = RESOURCES[resource]
+    try:
+        page = int(query.get("page", 1))
+        size = int(query.get("pageSize", 100))
+    except ValueError:
+        return invalid({"page": ["must be an integer"]})
+    if page < 1 or not 10 <= size <= 100:
+        return invalid({"pageSize": ["must be between 10 and 100"], "page": ["minimum 1"]})
+    field, _, direction = (query.get("sortBy") or "id").partition(" ")
+    if field not in SORTS or direction not in ("", "asc", "desc"):
+        return invalid({"sortBy": [f"cannot sort by {query.get('sortBy')!r}"]})
+    truthy = ("true", "1")
+    with sb._lock:
+        items = list(sb.store[resource].values())
+    if "includeHidden" not in spec["filters"] or query.get("includeHidden") not in truthy:
+        items = [i for i in items if not i.get("hidden")]
+    if "includeClosed" in spec["filters"] and query.get("includeClosed") not in truthy:
+        items = [i for i in items if not i.get("closed")]
+    wanted = query.get("externalMappingId")
+    if wanted and "externalMappingId" in spec["filters"]:
+        items = [i for i in items if any(m.get("id") == wanted for m in i["externalMappings"])]
+    for name in ("jobId", "contactId"):
+        if query.get(name) and name in spec["filters"]:
+            items = [i for i in items if i.get(name) == query.get(name)]
+    email = (query.get("email") or "").strip().lower()
+    if email and "email" in spec["filters"]:
+        # The API ranks by similarity; a substring match keeps near misses in the answer.
+        items = [i for i in items if email in str(i.get("email") or "").lower()]
+    items.sort(key=lambda i: (str(i.get(field) or ""), i["id"]), reverse=direction == "desc")
+    total = len(items)
+    chunk = items[(page - 1) * size : page * size]
+    meta = {"currentPage": page, "totalPages": max(1, math.ceil(total / size)),
+            "totalItems": total, "rows": size}  # fmt: skip
+    return Response({"type": spec["type"], "meta": meta, "items": deepcopy(chunk)})
+
+
+def create_app(sb: TaveSandbox) -> Litestar:
+    async def before(request: Request[Any, Any, Any]) -> Response[Any] | None:
+        sb.requests[f"{request.method} {request.url.path}"] += 1
+        fault = sb.faults.next()
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status is not None:
+                sb.faults.injected[fault.status] += 1
+                response = Response(
+                    fault.body or {"type": "unknown", "title": "Injected fault",
+                                   "detail": f"injected {fault.status}", "status": fault.status},
+                    status_code=fault.status,
+                )  # fmt: skip
+                if fault.retry_after is not None:
+                    response.headers["retry-after"] = f"{fault.retry_after:g}"
+                return response
+        return sb._admit(request.headers)
+
+    def unknown(resource: str) -> Response[Any] | None:
+        if resource not in RESOURCES:
+            return error(404, "Not Found", "The requested resource does not exist.")
+        return None
+
+    @get(PREFIX + "/{resource:str}", sync_to_thread=False)
+    def list_items(resource: PathStr, request: Request[Any, Any, Any]) -> Response[Any]:
+        missing = unknown(resource)
+        return missing if missing is not None else _list(sb, resource, request.query_params)
+
+    @post(PREFIX + "/{resource:str}")
+    async def create(resource: PathStr, request: Request[Any, Any, Any]) -> Response[Any]:
+        if (missing := unknown(resource)) is not None:
+            return missing
+        try:
+            body = msgspec.json.decode(await request.body())
+        except msgspec.DecodeError:
+            return invalid({"body": ["is not JSON"]})
+        fields = _check_body(resource, body, creating=True)
+        if isinstance(fields, Response):
+            return fields
+        for ref in ("jobId", "contactId"):
+            target = "job" if ref == "jobId" else "address-book"
+            if fields.get(ref) and fields[ref] not in sb.store[target]:
+                return invalid({ref: ["does not exist"]})
+        with sb._lock:
+            for mapping in fields.get("externalMappings") or [None]:
+                sb.create_counts[(resource, mapping["id"] if mapping else None)] += 1
+        return Response(sb.vendor_create(resource, **fields), status_code=201)
+
+    @get(PREFIX + "/{resource:str}/{record_id:str}", sync_to_thread=False)
+    def read(resource: PathStr, record_id: PathStr) -> Response[Any]:
+        if resource == "studio" and record_id == "me":
+            return Response({"id": "01h35ccwymj5ctckp8px1azhg6", "name": sb.studio_name,
+                             "currencyCode": "USD"})  # fmt: skip
+        if (missing := unknown(resource)) is not None:
+            return missing
+        record = sb.record(resource, record_id)
+        if record is None:
+            return error(404, "Not Found", "The requested resource does not exist.")
+        return Response(record)
+
+    @put(PREFIX + "/{resource:str}/{record_id:str}")
+    async def update(
+        resource: PathStr, record_id: PathStr, request: Request[Any, Any, Any]
+    ) -> Response[Any]:
+        if (missing := unknown(resource)) is not None:
+            return missing
+        try:
+            body = msgspec.json.decode(await request.body())
+        except msgspec.DecodeError:
+            return invalid({"body": ["is not JSON"]})
+        fields = _check_body(resource, body, creating=False)
+        if isinstance(fields, Response):
+            return fields
+        if sb.record(resource, record_id) is None:
+            return error(404, "Not Found", "The requested resource does not exist.")
+        return Response(sb.vendor_edit(resource, record_id, **fields))
+
+    @delete(PREFIX + "/{resource:str}/{record_id:str}", status_code=204, sync_to_thread=False)
+    def remove(resource: PathStr, record_id: PathStr) -> None:
+        sb.vendor_delete(resource, record_id)
+
+    return Litestar(
+        route_handlers=[list_items, create, read, update, remove],
+        before_request=before,
+        openapi_config=None,
+    )
+
+
+class _LoseResponses:
+    """ASGI wrapper: run the request, then drop its answer for a 502 (see ``lose_response``)."""
+
+    def __init__(self, app: Callable[..., Any], sb: TaveSandbox) -> None:
+        self.inner = app
+        self.sb = sb
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not self.sb._take_lost(scope["method"], scope["path"]):
+            await self.inner(scope, receive, send)
+            return
+
+        async def swallow(message: Any) -> None:
+            return None
+
+        await self.inner(scope, receive, swallow)
+        body = b'{"type":"unknown","title":"Bad Gateway","detail":"lost","status":502}'
+        await send({"type": "http.response.start", "status": 502,
+                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
