@@ -6,11 +6,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from nats.js.api import ConsumerConfig
-
 from journeyhub.bus.embedded import EmbeddedNats
 from journeyhub.bus.jetstream import CONSUMERS, STREAMS, Bus, BusUnavailable
 from journeyhub.settings import load_settings
+from nats.js.api import ConsumerConfig
 
 
 async def test_provisioning_is_idempotent_across_restarts(tmp_path: Path) -> None:
@@ -39,8 +38,10 @@ async def test_provisioning_is_idempotent_across_restarts(tmp_path: Path) -> Non
         assert info.state.messages == 1
         assert info.config.duplicate_window == 300
         for spec in CONSUMERS:
-            consumer = await bus.js.consumer_info(bus.subjects.stream(spec.stream_kind), spec.durable)
-            assert consumer.config.ack_wait == spec.ack_wait
+            consumer = await bus.js.consumer_info(
+                bus.subjects.stream(spec.stream_kind), spec.durable
+            )
+            assert consumer.config.ack_wait == changed.ack_wait_seconds
             assert consumer.config.max_ack_pending == spec.max_ack_pending
         await bus.close()
 

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from journeyhub.bus.embedded import free_port
 
 

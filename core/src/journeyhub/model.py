@@ -152,6 +152,10 @@ class FieldMapping(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     options: dict[str, Any] = {}
 
 
+# Keys of a connection's ``config`` that the kernel reads; plugins' schemas never see them.
+KERNEL_CONFIG_KEYS = ("rate_limit_per_second", "pull_interval_seconds", "conflict_policy")
+
+
 class Connection(msgspec.Struct, kw_only=True):
     """A tenant's connection to one vendor account. Credentials are held apart, never here,
     so a Connection can be logged and returned by the API as it is."""
@@ -162,7 +166,8 @@ class Connection(msgspec.Struct, kw_only=True):
     name: str
     direction: Direction = "bidirectional"
     enabled: bool = True
-    config: dict[str, Any] = {}
+    config: dict[str, Any] = {}  # the vendor's settings, as the plugin's config schema has them
+    options: dict[str, Any] = {}  # the kernel's settings (KERNEL_CONFIG_KEYS)
     event_types: list[str] = []
     field_mappings: list[FieldMapping] = []
     status: Literal["active", "needs_reauth", "error"] = "active"

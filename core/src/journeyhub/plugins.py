@@ -100,9 +100,11 @@ class PluginRegistry:
             others = [p for name, p in self.pm.list_name_plugin() if name != vendor]
             caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
             self._callers[(vendor, hook_name)] = caller
-        results = caller(**kwargs)
-        if not results:
+        if not caller.get_hookimpls():
             raise ConnectorNotFound(f"the {vendor!r} connector does not implement {hook_name}")
+        results = caller(**kwargs)
+        if not results:  # pluggy drops a None answer: that is the answer
+            return None
         result = results[0]
         if inspect.isawaitable(result):
             result = await result

@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     subject_prefix: str = "jh"
     webhook_max_bytes: int = 1024 * 1024
     max_deliver: int = 8
+    ack_wait_seconds: int = 30
+    breaker_threshold: int = 5
+    breaker_cooldown_seconds: int = 30
     dedupe_window_seconds: int = 600
     webhook_tolerance_seconds: int = 300
 
@@ -73,6 +76,9 @@ _INT_RANGES = {
     "port": (1, 65535),
     "webhook_max_bytes": (1024, 64 * 1024 * 1024),
     "max_deliver": (1, 1000),
+    "ack_wait_seconds": (1, 3600),
+    "breaker_threshold": (1, 1000),
+    "breaker_cooldown_seconds": (1, 3600),
     "dedupe_window_seconds": (1, 7 * 24 * 3600),
     "webhook_tolerance_seconds": (1, 24 * 3600),
 }

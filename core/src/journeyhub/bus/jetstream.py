@@ -50,7 +50,6 @@ class StreamSpec:
 class ConsumerSpec:
     durable: str
     stream_kind: str
-    ack_wait: float
     max_ack_pending: int
 
 
@@ -63,10 +62,10 @@ STREAMS = (
     StreamSpec("dlq", RetentionPolicy.LIMITS, 30 * DAY),
 )
 CONSUMERS = (
-    ConsumerSpec("inbound-worker", "inbound", ack_wait=30.0, max_ack_pending=2000),
-    ConsumerSpec("router", "events", ack_wait=30.0, max_ack_pending=4000),
-    ConsumerSpec("push-worker", "push", ack_wait=60.0, max_ack_pending=4000),
-    ConsumerSpec("trigger-router", "triggers", ack_wait=30.0, max_ack_pending=2000),
+    ConsumerSpec("inbound-worker", "inbound", max_ack_pending=2000),
+    ConsumerSpec("router", "events", max_ack_pending=4000),
+    ConsumerSpec("push-worker", "push", max_ack_pending=4000),
+    ConsumerSpec("trigger-router", "triggers", max_ack_pending=2000),
 )
 
 
@@ -151,7 +150,7 @@ class Bus:
         return ConsumerConfig(
             durable_name=spec.durable,
             ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=spec.ack_wait,
+            ack_wait=float(self.settings.ack_wait_seconds),
             max_deliver=-1,
             max_ack_pending=spec.max_ack_pending,
             filter_subject=self.subjects.wildcard(spec.stream_kind),

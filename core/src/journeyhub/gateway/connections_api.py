@@ -19,7 +19,14 @@ from journeyhub.gateway.auth import require
 from journeyhub.gateway.errors import UnprocessableInput, convert, decode_json
 from journeyhub.hub import Hub
 from journeyhub.mapping import MappingError, validate_mappings
-from journeyhub.model import EVENT_TYPES, TRIGGER_TYPES, Connection, Direction, FieldMapping
+from journeyhub.model import (
+    EVENT_TYPES,
+    KERNEL_CONFIG_KEYS,
+    TRIGGER_TYPES,
+    Connection,
+    Direction,
+    FieldMapping,
+)
 from journeyhub.store.keys import Principal
 
 
@@ -80,7 +87,7 @@ def to_read(connection: Connection, hub: NamedDependency[Hub], base_url: str) ->
         direction=connection.direction,
         enabled=connection.enabled,
         status=connection.status,
-        config=connection.config,
+        config={**connection.config, **connection.options},
         event_types=connection.event_types,
         field_mappings=connection.field_mappings,
         webhook_url=f"{base_url}/webhooks/{connection.vendor}/{connection.id}"
@@ -116,8 +123,16 @@ def validate_connection(
         raise UnprocessableInput(
             f"{vendor} receives nothing, so it cannot be inbound", "$.direction"
         )
+    kernel = {k: config[k] for k in KERNEL_CONFIG_KEYS if k in config}
+    vendor_config = {k: v for k, v in config.items() if k not in KERNEL_CONFIG_KEYS}
     if info.config_schema is not None:
-        config = msgspec.to_builtins(convert(config, info.config_schema, "$.config"))
+        vendor_config = msgspec.to_builtins(convert(vendor_config, info.config_schema, "$.config"))
+    rate = kernel.get("rate_limit_per_second")
+    if rate is not None and (
+        not isinstance(rate, int | float) or isinstance(rate, bool) or rate <= 0
+    ):
+        raise UnprocessableInput("must be a positive number", "$.config.rate_limit_per_second")
+    config = {**vendor_config, **kernel}
     if credentials is not None and info.credentials_schema is not None:
         convert(credentials, info.credentials_schema, "$.credentials")
     allowed = set(EVENT_TYPES) | set(TRIGGER_TYPES)
@@ -195,6 +210,7 @@ class ConnectionsController(Controller):
             for k, v in msgspec.structs.asdict(body).items()
             if v is not msgspec.UNSET and k != "credentials"
         }
+        current = msgspec.structs.replace(current, config={**current.config, **current.options})
         merged = msgspec.structs.replace(current, **changes)
         credentials = None if body.credentials is msgspec.UNSET else body.credentials
         changes["config"] = validate_connection(

@@ -137,8 +137,10 @@ class WebhooksController(Controller):
             )
         metrics.webhooks_received.labels(vendor, "duplicate" if ack.duplicate else "accepted").inc()
         log.info("webhook_stored", event_id=receipt.event_id, event_type=receipt.event_type,
-                 duplicate=ack.duplicate)  # fmt: skip
+                 duplicate=bool(ack.duplicate))  # fmt: skip
         return Response(
-            WebhookAccepted(received=True, duplicate=ack.duplicate, event_id=receipt.event_id),
+            WebhookAccepted(
+                received=True, duplicate=bool(ack.duplicate), event_id=receipt.event_id
+            ),
             status_code=200,
         )

@@ -21,7 +21,7 @@ class RateLimits:
         self._limiters: dict[str, tuple[float, AsyncLimiter]] = {}
 
     def per_second(self, connection: Connection, info: ConnectorInfo) -> float | None:
-        override = connection.config.get("rate_limit_per_second")
+        override = connection.options.get("rate_limit_per_second")
         if isinstance(override, int | float) and override > 0:
             return float(override)
         if info.rate_limit is None:

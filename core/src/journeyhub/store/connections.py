@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from sqlalchemy import select
 
-from journeyhub.model import Connection, FieldMapping, utcnow
+from journeyhub.model import KERNEL_CONFIG_KEYS, Connection, FieldMapping, utcnow
 from journeyhub.store.store import new_id
 from journeyhub.store.tables import ConnectionRow
 
@@ -24,7 +24,8 @@ def to_model(row: ConnectionRow) -> Connection:
         name=row.name,
         direction=row.direction,  # type: ignore[arg-type]
         enabled=row.enabled,
-        config=dict(row.config or {}),
+        config={k: v for k, v in (row.config or {}).items() if k not in KERNEL_CONFIG_KEYS},
+        options={k: v for k, v in (row.config or {}).items() if k in KERNEL_CONFIG_KEYS},
         event_types=list(row.event_types or []),
         field_mappings=msgspec.convert(row.field_mappings or [], list[FieldMapping]),
         status=row.status,  # type: ignore[arg-type]
@@ -36,6 +37,7 @@ def to_model(row: ConnectionRow) -> Connection:
 def snapshot(connection: Connection, credentials: dict[str, Any] | None = None) -> dict[str, Any]:
     """A JSON-able view for the audit log (credentials by key only, masked there)."""
     data = msgspec.to_builtins(connection)
+    data["config"] = {**data.pop("config"), **data.pop("options")}
     data["credentials"] = dict.fromkeys(credentials or {}, "")
     return data
 

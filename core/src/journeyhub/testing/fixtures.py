@@ -66,6 +66,9 @@ def hub_settings(tmp_path_factory: pytest.TempPathFactory, nats_server: Embedded
         database_url=url,
         nats_url=nats_server.url,
         max_deliver=4,
+        ack_wait_seconds=10,
+        breaker_threshold=5,
+        breaker_cooldown_seconds=2,
         log_format="json",
     )
 

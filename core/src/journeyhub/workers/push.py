@@ -71,7 +71,12 @@ class PushWorker:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.holder = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.breakers = Breakers(hub.store, holder=self.holder)
+        self.breakers = Breakers(
+            hub.store,
+            holder=self.holder,
+            threshold=hub.settings.breaker_threshold,
+            cooldown=hub.settings.breaker_cooldown_seconds,
+        )
         self.limits = RateLimits()
         self.semaphore = asyncio.Semaphore(64)
 

@@ -1,0 +1,240 @@
+"""Outbound end to end: POST /v1/events → router → push worker → vendor sandboxes over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from journeyhub.hub import Hub
+from journeyhub.testing.fixtures import Gateway, TenantKeys, eventually
+from journeyhub.testing.sandbox import Fault
+from journeyhub_resend.sandbox import ResendSandbox
+from journeyhub_tave.sandbox import TaveSandbox
+
+from .conftest import create_connection, event
+
+pytestmark = pytest.mark.usefixtures("workers")
+
+
+@pytest.fixture
+def tave(tave_sandbox: TaveSandbox) -> TaveSandbox:
+    tave_sandbox.reset()
+    return tave_sandbox
+
+
+async def tave_connection(
+    gateway: Gateway, tenant: TenantKeys, tave: TaveSandbox, **extra: Any
+) -> dict:
+    return await create_connection(
+        gateway, tenant, vendor="tave", name="studio crm", direction="outbound",
+        config={"api_base": tave.api_base, **extra.pop("config", {})},
+        credentials={"api_key": tave.api_key}, **extra,
+    )  # fmt: skip
+
+
+async def send(gateway: Gateway, tenant: TenantKeys, body: Any) -> Any:
+    answer = await gateway.client.post("/v1/events", json=body, headers=tenant.headers("ingest"))
+    assert answer.status_code == 202, answer.text
+    return answer.json()
+
+
+async def delivered(hub: Hub, tenant: TenantKeys, count: int = 1, timeout: float = 20) -> list:
+    async def check() -> list | None:
+        rows = await hub.store.deliveries.list(tenant.id, status="delivered", limit=1000)
+        return rows if len(rows) >= count else None
+
+    return await eventually(check, timeout=timeout)
+
+
+async def test_a_journey_start_reaches_tave_once(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox
+) -> None:
+    await tave_connection(gateway, tenant, tave)
+    answer = await send(gateway, tenant, event("ev-start-1", client_id="cl_a"))
+    assert answer == {"accepted": ["ev-start-1"], "duplicates": []}
+    again = await send(gateway, tenant, [event("ev-start-1", client_id="cl_a")])
+    assert again["duplicates"] == ["ev-start-1"]
+    rows = await delivered(hub, tenant)
+    await asyncio.sleep(0.5)
+    assert len(tave.contacts) == 1 and len(tave.jobs) == 1
+    job = tave.jobs[0]
+    assert "2026-09-12" in str(job)
+    assert rows[0].external_ids["contact"] == tave.contacts[0]["id"]
+    assert len(await hub.store.deliveries.list(tenant.id, status="delivered")) == 1
+
+
+async def test_invalid_events_get_422_naming_the_field(
+    gateway: Gateway, tenant: TenantKeys
+) -> None:
+    client = gateway.client
+    headers = tenant.headers("ingest")
+    bad_type = event("e1")
+    bad_type["client"]["email"] = 42
+    answer = await client.post("/v1/events", json=bad_type, headers=headers)
+    assert answer.status_code == 422
+    assert answer.json()["extra"]["errors"][0]["field"] == "$.client.email"
+    second_bad = [event("e2"), {**event("e3"), "type": "journey_exploded"}]
+    answer = await client.post("/v1/events", json=second_bad, headers=headers)
+    assert answer.status_code == 422 and answer.json()["extra"]["errors"][0]["field"] == "$[1].type"
+    missing = event("e4")
+    del missing["client"]["id"]
+    answer = await client.post("/v1/events", json=missing, headers=headers)
+    assert answer.status_code == 422 and "`id`" in answer.json()["detail"]
+    step = await client.post("/v1/events", json=event("e5", "step_completed"), headers=headers)
+    assert step.status_code == 422 and "step" in step.json()["detail"]
+    too_many = [event(f"e{i}") for i in range(501)]
+    answer = await client.post("/v1/events", json=too_many, headers=headers)
+    assert answer.status_code == 422 and "at most 500" in answer.json()["detail"]
+    assert (await client.post("/v1/events", content=b"{nope", headers=headers)).status_code == 422
+    read_only = await client.post("/v1/events", json=event("e6"), headers=tenant.headers("read"))
+    assert read_only.status_code == 403
+
+
+async def test_a_vendor_500_then_success_gives_one_contact(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox
+) -> None:
+    await tave_connection(gateway, tenant, tave)
+    tave.faults.plan(Fault(status=500), Fault(status=502))
+    await send(gateway, tenant, event("ev-retry", client_id="cl_retry"))
+    await delivered(hub, tenant)
+    attempts = await hub.store.deliveries.list(tenant.id)
+    statuses = [a.status for a in reversed(attempts)]
+    assert statuses[-1] == "delivered" and "failed" in statuses
+    assert len(tave.contacts) == 1 and tave.creates("address-book") == 1
+
+
+async def test_429_with_retry_after_is_honoured(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox
+) -> None:
+    await tave_connection(gateway, tenant, tave)
+    tave.faults.plan(Fault(status=429, retry_after=1.5))
+    await send(gateway, tenant, event("ev-429", client_id="cl_429"))
+    await delivered(hub, tenant)
+    attempts = list(reversed(await hub.store.deliveries.list(tenant.id)))
+    limited = next(a for a in attempts if a.status == "rate_limited")
+    done = next(a for a in attempts if a.status == "delivered")
+    assert limited.vendor_status == 429
+    assert (done.created_at - limited.created_at).total_seconds() >= 1.4
+    assert len(tave.contacts) == 1
+
+
+async def test_a_permanent_error_is_dead_lettered_and_its_replay_delivers_once(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox
+) -> None:
+    await tave_connection(gateway, tenant, tave)
+    tave.faults.plan(Fault(status=422, body={"type": "validation", "title": "Validation Error",
+                                             "detail": "bad", "status": 422}))  # fmt: skip
+    await send(gateway, tenant, event("ev-perm", client_id="cl_perm"))
+    dead = await eventually(lambda: hub.store.deliveries.list_dead(tenant.id), timeout=20)
+    assert len(dead) == 1 and dead[0].stage == "push" and "permanent error" in dead[0].error
+    assert len(tave.contacts) == 0
+    listed = (await gateway.client.get("/v1/dlq", headers=tenant.headers("read"))).json()
+    assert listed[0]["id"] == dead[0].id and listed[0]["payload"]["event"]["id"] == "ev-perm"
+
+    replay = await gateway.client.post(f"/v1/dlq/{dead[0].id}/replay", headers=tenant.headers())
+    assert replay.status_code == 202
+    await delivered(hub, tenant)
+    again = await gateway.client.post(f"/v1/dlq/{dead[0].id}/replay", headers=tenant.headers())
+    assert again.status_code == 202
+    await asyncio.sleep(1.0)
+    assert len(tave.contacts) == 1 and tave.creates("address-book") == 1
+    assert len(await hub.store.deliveries.list(tenant.id, status="delivered")) == 1
+    audit = await hub.store.audit.list(tenant.id, action="dead_letter.replayed")
+    assert len(audit) == 2
+    other = await gateway.client.post(f"/v1/dlq/{dead[0].id}/replay",
+                                      headers={"authorization": "Bearer jh_x_y"})  # fmt: skip
+    assert other.status_code == 401
+
+
+async def test_per_client_order_holds_under_concurrency_and_faults(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox
+) -> None:
+    await tave_connection(gateway, tenant, tave)
+    # Three faults land on whichever calls come first: some tasks retry, none exhausts its
+    # attempts, and later steps for the client must wait for the earlier ones.
+    tave.faults.plan(Fault(status=500), Fault(status=503), Fault(status=500))
+    batch = [event("ord-0", client_id="cl_ord")]
+    batch += [
+        event(
+            f"ord-{i}",
+            "step_completed",
+            client_id="cl_ord",
+            step={"name": f"step {i}", "type": "task"},
+        )  # fmt: skip
+        for i in range(1, 13)
+    ]
+    batch += [event(f"other-{i}", client_id=f"cl_o{i}") for i in range(6)]
+    await send(gateway, tenant, batch)
+    await delivered(hub, tenant, count=len(batch), timeout=60)
+    tave.faults.clear()
+    notes = sorted(tave.notes, key=lambda n: n["created"] if "created" in n else n["id"])
+    steps = [int(s) for n in notes for s in __import__("re").findall(r"step (\d+)", str(n))[:1]]
+    assert steps == list(range(1, 13))
+    assert len(tave.contacts) == 7 and tave.creates("address-book") == 7
+
+
+async def test_a_bad_mapping_is_refused_when_the_connection_is_saved(
+    gateway: Gateway, tenant: TenantKeys, tave: TaveSandbox
+) -> None:
+    body = {"vendor": "tave", "name": "crm", "config": {"api_base": tave.api_base},
+            "credentials": {"api_key": tave.api_key}}  # fmt: skip
+    cases = [
+        ([{"source": "client.emali", "target": "email"}], "$.field_mappings[0].source"),
+        ([{"source": "client.email", "target": "email"},
+          {"source": "wedding.date", "target": "date", "transform": "date:DD/MM"}],
+         "$.field_mappings[1].transform"),  # fmt: skip
+        ([{"source": "client.name", "target": "n", "transform": "template",
+           "options": {"template": "{{ event.client.name "}}], "$.field_mappings[0].options.template"),
+        ([{"source": "client.name", "target": "n", "transform": "shout"}], "$.field_mappings[0].transform"),
+    ]  # fmt: skip
+    for mappings, field in cases:
+        answer = await gateway.client.post("/v1/connections", json={**body, "field_mappings": mappings},
+                                           headers=tenant.headers())  # fmt: skip
+        assert answer.status_code == 422, mappings
+        assert answer.json()["extra"]["errors"][0]["field"] == field
+    bad_config = await gateway.client.post(
+        "/v1/connections",
+        json={**body, "config": {"api_base": "ftp://x"}},
+        headers=tenant.headers(),
+    )
+    assert bad_config.status_code == 422 and bad_config.json()["extra"]["errors"][0][
+        "field"
+    ].startswith("$.config")
+    good = await gateway.client.post(
+        "/v1/connections",
+        json={**body, "field_mappings": [{"source": "wedding.venue.name", "target": "venue", "transform": "upper"}]},
+        headers=tenant.headers(),
+    )  # fmt: skip
+    assert good.status_code == 201
+
+
+async def test_suppressed_addresses_are_not_mailed(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, resend_sandbox: ResendSandbox
+) -> None:
+    resend_sandbox.reset()
+    await create_connection(
+        gateway, tenant, vendor="resend", name="mail", direction="outbound",
+        config={"from_address": "Studio <hello@example.com>", "api_base": resend_sandbox.url,
+                "templates": {"welcome": {"subject": "Welcome {{ client.first_name }}",
+                                          "html": "<p>See you at {{ wedding.venue.name }}</p>"}}},
+        credentials={"api_key": resend_sandbox.api_key},
+    )  # fmt: skip
+    await hub.store.triggers.suppress(tenant.id, "cl_gone@example.com", "bounced")
+    await send(gateway, tenant, [
+        event("mail-1", "email_requested", client_id="cl_gone", data={"template": "welcome"}),
+        event("mail-2", "email_requested", client_id="cl_here", data={"template": "welcome"}),
+    ])  # fmt: skip
+    rows = await eventually(
+        lambda: _statuses(hub, tenant.id, {"delivered", "skipped"}, 2), timeout=20
+    )
+    by_source = {r.source_id: r for r in rows}
+    assert by_source["mail-1"].status == "skipped"
+    assert by_source["mail-2"].status == "delivered"
+    assert [e["to"] for e in resend_sandbox.emails] == [["cl_here@example.com"]]
+    assert "Kew Gardens" in resend_sandbox.emails[0]["html"]
+
+
+async def _statuses(hub: Hub, tenant_id: str, statuses: set[str], count: int) -> list | None:
+    rows = [r for r in await hub.store.deliveries.list(tenant_id) if r.status in statuses]
+    return rows if len(rows) >= count else None
