@@ -76,12 +76,12 @@ def event(event_id: str, event_type: str = "journey_started", client_id: str = "
             "name": "Ada Lovelace",
             "email": f"{client_id}@example.com",
             "phone": "+44 20 7946 0000",
-        },  # fmt: skip
+        },
         "wedding": {
             "date": "2026-09-12",
             "venue": {"name": "Kew Gardens", "address": "Richmond"},
             "guest_count": 120,
-        },  # fmt: skip
+        },
     }
     body.update(extra)
     return body

@@ -108,3 +108,63 @@ def test_migrate_and_plugins_list(tmp_path: Path) -> None:
     listed = journeyhub("plugins", "list", env=env)
     assert listed.returncode == 0
     assert "webhook" in listed.stdout and "push, webhook" in listed.stdout
+
+
+def test_connections_add_list_and_test(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, COLUMNS="200")
+    tenant_id = journeyhub("tenants", "add", "Studio", env=env).stdout.strip()
+    bad = journeyhub("connections", "add", "--tenant", tenant_id, "--vendor", "stripe", "--name", "pay",
+                     "--credentials", '{"webhook_secret": "nope"}', env=env)  # fmt: skip
+    assert bad.returncode == 2 and "$.credentials" in bad.stderr and "nope" not in bad.stderr
+    added = journeyhub(
+        "connections", "add", "--tenant", tenant_id, "--vendor", "stripe", "--name", "payments",
+        "--direction", "inbound", "--credentials", '{"webhook_secret": "whsec_dGVzdHNlY3JldA=="}',
+        env=env,
+    )
+    assert added.returncode == 0, added.stderr
+    connection_id = added.stdout.strip()
+    assert f"/webhooks/stripe/{connection_id}" in added.stderr
+    listed = journeyhub("connections", "list", "--tenant", tenant_id, env=env)
+    assert connection_id in listed.stdout and "payments" in listed.stdout
+    assert "dGVzdHNlY3JldA" not in listed.stdout + listed.stderr
+    tested = journeyhub("connections", "test", connection_id, env=env)
+    assert tested.returncode == 0 and "webhook" in tested.stdout.lower()
+
+
+def test_dlq_list_and_replay(tmp_path: Path) -> None:
+    import asyncio
+
+    from journeyhub.secretbox import load_secret_box
+    from journeyhub.settings import load_settings
+    from journeyhub.store.db import migrate
+    from journeyhub.store.store import Store
+
+    env = cli_env(tmp_path, COLUMNS="200")
+    settings = load_settings({}, data_dir=tmp_path)
+    migrate(settings)
+
+    async def seed() -> tuple[str, list[str]]:
+        store = Store(settings, load_secret_box(settings))
+        tenant = await store.tenants.add("t")
+        ids = [
+            await store.deliveries.dead_letter(
+                tenant_id=tenant, connection_id="con_x", vendor="tave", stage="push",
+                subject="jh.push.con_x", msg_id=f"dlv_{i}", payload=b'{"id": "dlv"}',
+                error=f"permanent error: 422 number {i}", attempts=1,
+            )
+            for i in range(3)
+        ]  # fmt: skip
+        await store.close()
+        return tenant, ids
+
+    tenant, ids = asyncio.run(seed())
+    listed = journeyhub("dlq", "list", "--tenant", tenant, env=env)
+    assert listed.returncode == 0 and "3 dead letter(s)" in listed.stdout
+    assert "permanent error: 422" in listed.stdout
+    replayed = journeyhub("dlq", "replay", "--tenant", tenant, env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "replayed 3 dead letter(s)" in replayed.stdout and "3/3" in replayed.stdout
+    again = journeyhub("dlq", "replay", "--tenant", tenant, env=env)
+    assert "replayed 0 dead letter(s)" in again.stdout  # only those not replayed yet
+    one = journeyhub("dlq", "replay", "--tenant", tenant, ids[0], env=env)
+    assert "replayed 1 dead letter(s)" in one.stdout

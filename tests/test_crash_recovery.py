@@ -137,13 +137,13 @@ async def test_a_worker_killed_mid_push_makes_no_duplicate(cluster: Cluster) -> 
         await hub.bus.publish(
             hub.bus.subjects.events(tenant_id), body, msg_id=f"{tenant_id}:crash-1"
         )
-        await eventually(lambda: not tave.faults.planned, timeout=30)  # the slow call has begun
+        await eventually(lambda: not tave.faults.planned, timeout=90)  # the slow call has begun
         await asyncio.sleep(0.5)
         first.send_signal(signal.SIGKILL)
         first.wait()
         cluster.start_worker()
         rows = await eventually(
-            lambda: hub.store.deliveries.list(tenant_id, status="delivered"), timeout=60
+            lambda: hub.store.deliveries.list(tenant_id, status="delivered"), timeout=120
         )
         await asyncio.sleep(1.0)
         assert len(rows) == 1
@@ -176,7 +176,7 @@ async def test_a_worker_killed_between_receipt_and_ack_gives_one_trigger(cluster
         hub.bus.subjects.inbound("stripe", connection.id), msgspec.json.encode(stored),
         msg_id=f"stripe:{connection.id}:{stripe_event['id']}",
     )  # fmt: skip
-    await eventually(marker.exists, timeout=30)  # published and recorded, not yet acked
+    await eventually(marker.exists, timeout=90)  # published and recorded, not yet acked
     first.send_signal(signal.SIGKILL)
     first.wait()
     cluster.start_worker(PYTHONPATH=str(site), STALL_MARKER=str(marker))
@@ -189,7 +189,7 @@ async def test_a_worker_killed_between_receipt_and_ack_gives_one_trigger(cluster
         )
         return current.num_ack_pending == 0 and current.num_pending == 0
 
-    await eventually(acked, timeout=60)
+    await eventually(acked, timeout=120)
     triggers = await hub.store.triggers.list(tenant_id)
     assert len(triggers) == 1 and triggers[0].client_id == "cl_k"
     stream = await hub.bus.js.stream_info(hub.bus.subjects.stream("triggers"))

@@ -161,7 +161,7 @@ async def test_per_client_order_holds_under_concurrency_and_faults(
             "step_completed",
             client_id="cl_ord",
             step={"name": f"step {i}", "type": "task"},
-        )  # fmt: skip
+        )
         for i in range(1, 13)
     ]
     batch += [event(f"other-{i}", client_id=f"cl_o{i}") for i in range(6)]
@@ -181,13 +181,29 @@ async def test_a_bad_mapping_is_refused_when_the_connection_is_saved(
             "credentials": {"api_key": tave.api_key}}  # fmt: skip
     cases = [
         ([{"source": "client.emali", "target": "email"}], "$.field_mappings[0].source"),
-        ([{"source": "client.email", "target": "email"},
-          {"source": "wedding.date", "target": "date", "transform": "date:DD/MM"}],
-         "$.field_mappings[1].transform"),  # fmt: skip
-        ([{"source": "client.name", "target": "n", "transform": "template",
-           "options": {"template": "{{ event.client.name "}}], "$.field_mappings[0].options.template"),
-        ([{"source": "client.name", "target": "n", "transform": "shout"}], "$.field_mappings[0].transform"),
-    ]  # fmt: skip
+        (
+            [
+                {"source": "client.email", "target": "email"},
+                {"source": "wedding.date", "target": "date", "transform": "date:DD/MM"},
+            ],
+            "$.field_mappings[1].transform",
+        ),
+        (
+            [
+                {
+                    "source": "client.name",
+                    "target": "n",
+                    "transform": "template",
+                    "options": {"template": "{{ event.client.name "},
+                }
+            ],
+            "$.field_mappings[0].options.template",
+        ),
+        (
+            [{"source": "client.name", "target": "n", "transform": "shout"}],
+            "$.field_mappings[0].transform",
+        ),
+    ]
     for mappings, field in cases:
         answer = await gateway.client.post("/v1/connections", json={**body, "field_mappings": mappings},
                                            headers=tenant.headers())  # fmt: skip

@@ -168,6 +168,19 @@ def journeyhub_handle_webhook(
 
 
 @hookspec
+def journeyhub_import_csv(
+    connection: Connection, credentials: Mapping[str, Any], text: str
+) -> list[TriggerDraft]:
+    """Turn an export file from the vendor (a CSV report) into trigger drafts.
+
+    For vendors without an API for some records (HoneyBook's payments report). Each draft's
+    ``source_event_id`` must be deterministic from the row, so importing the same file twice
+    makes no second trigger. Raise ``ValueError`` naming the line for a malformed file.
+    Called by ``journeyhub connections import-csv``.
+    """
+
+
+@hookspec
 def journeyhub_check_connection(
     connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
 ) -> str:

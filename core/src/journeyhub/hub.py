@@ -21,6 +21,7 @@ from journeyhub.store.db import migrate
 from journeyhub.store.store import Store
 
 log = get_logger(__name__)
+NATS_URL_FILE = "nats.url"
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Hub:
             if url is None:
                 embedded = await asyncio.to_thread(EmbeddedNats(settings.data_dir / "nats").start)
                 url = embedded.url
+                # Lets CLI commands run beside `serve` share its embedded bus.
+                (settings.data_dir / NATS_URL_FILE).write_text(url)
                 log.info("embedded_nats_started", url=url, store_dir=str(embedded.store_dir))
             bus = await Bus(settings, url).connect()
             if provision:
@@ -87,5 +90,6 @@ class Hub:
         finally:
             await self.store.close()
             if self.embedded_nats is not None:
+                (self.settings.data_dir / NATS_URL_FILE).unlink(missing_ok=True)
                 self.embedded_nats.stop()
                 log.info("embedded_nats_stopped")

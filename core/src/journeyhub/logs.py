@@ -92,6 +92,16 @@ def _scrub_rendered(_: Any, __: str, rendered: Any) -> Any:
     return secrets_registry.scrub(rendered) if isinstance(rendered, str) else rendered
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now (pytest swaps it per test), not at set-up."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(log_format: str | None = None, level: str = "info") -> None:
     if log_format is None:
         log_format = "console" if sys.stderr.isatty() else "json"
@@ -115,7 +125,7 @@ def configure_logging(log_format: str | None = None, level: str = "info") -> Non
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

@@ -39,6 +39,7 @@ VENDOR_HOOKS = frozenset(
         "journeyhub_verify_webhook",
         "journeyhub_handle_webhook",
         "journeyhub_check_connection",
+        "journeyhub_import_csv",
     }
 )
 

@@ -8,7 +8,7 @@ import structlog
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.middleware import ASGIMiddleware, DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -61,7 +61,7 @@ def route_handlers() -> list[object]:
     ]
 
 
-def create_app(hub: NamedDependency[Hub], extra_handlers: list[object] | None = None) -> Litestar:
+def create_app(hub: Hub, extra_handlers: list[object] | None = None) -> Litestar:
     def provide_hub(state: State) -> Hub:
         return state.hub
 

@@ -27,6 +27,7 @@ from journeyhub.model import (
     Direction,
     FieldMapping,
 )
+from journeyhub.plugins import PluginRegistry
 from journeyhub.store.keys import Principal
 
 
@@ -76,7 +77,7 @@ def public_base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def to_read(connection: Connection, hub: NamedDependency[Hub], base_url: str) -> ConnectionRead:
+def to_read(connection: Connection, hub: Hub, base_url: str) -> ConnectionRead:
     info = hub.registry.connectors.get(connection.vendor)
     has_webhook = info is not None and "webhook" in info.info.capabilities
     return ConnectionRead(
@@ -99,7 +100,7 @@ def to_read(connection: Connection, hub: NamedDependency[Hub], base_url: str) ->
 
 
 def validate_connection(
-    hub: NamedDependency[Hub],
+    registry: PluginRegistry,
     *,
     vendor: str,
     direction: str,
@@ -110,9 +111,9 @@ def validate_connection(
 ) -> dict[str, Any]:
     """Check a connection against its plugin; return the config as the schema normalised it."""
     try:
-        info = hub.registry.connector(vendor)
+        info = registry.connector(vendor)
     except ConnectorNotFound:
-        known = ", ".join(sorted(hub.registry.connectors)) or "none"
+        known = ", ".join(sorted(registry.connectors)) or "none"
         raise UnprocessableInput(
             f"no connector plugin for vendor {vendor!r} (loaded: {known})", field="$.vendor"
         ) from None
@@ -158,7 +159,7 @@ class ConnectionsController(Controller):
         principal: Principal = request.user
         body = decode_json(await request.body(), ConnectionCreate)
         config = validate_connection(
-            hub,
+            hub.registry,
             vendor=body.vendor,
             direction=body.direction,
             config=body.config,
@@ -214,7 +215,7 @@ class ConnectionsController(Controller):
         merged = msgspec.structs.replace(current, **changes)
         credentials = None if body.credentials is msgspec.UNSET else body.credentials
         changes["config"] = validate_connection(
-            hub,
+            hub.registry,
             vendor=merged.vendor,
             direction=merged.direction,
             config=merged.config,

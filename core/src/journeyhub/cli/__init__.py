@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import msgspec
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -19,11 +19,7 @@ T = TypeVar("T")
 app = typer.Typer(help="journeyhub: keeps wedding vendors' tools in step with client journeys.",
                   no_args_is_help=True, pretty_exceptions_enable=False)  # fmt: skip
 plugins_app = typer.Typer(help="Connector plugins.", no_args_is_help=True)
-tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys and secret keys.", no_args_is_help=True)
 app.add_typer(plugins_app, name="plugins")
-app.add_typer(tenants_app, name="tenants")
-app.add_typer(keys_app, name="keys")
 
 console = Console()
 err = Console(stderr=True)
@@ -41,6 +37,36 @@ def settings_or_exit(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
     configure_logging(settings.log_format, settings.log_level)
     return settings
+
+
+async def with_store(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``action(store)`` on a migrated store (no bus needed)."""
+    from journeyhub.secretbox import load_secret_box
+    from journeyhub.store.db import migrate as apply
+    from journeyhub.store.store import Store
+
+    await asyncio.to_thread(apply, settings)
+    store = Store(settings, load_secret_box(settings))
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+async def with_hub(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``action(hub)`` with store and bus. Beside a running ``serve`` on the embedded
+    defaults, share its bus (it writes its address under the data dir)."""
+    from journeyhub.hub import NATS_URL_FILE, Hub
+
+    if settings.nats_url is None:
+        url_file = settings.data_dir / NATS_URL_FILE
+        if url_file.exists():
+            settings = msgspec.structs.replace(settings, nats_url=url_file.read_text().strip())
+    hub = await Hub.start(settings)
+    try:
+        return await action(hub)
+    finally:
+        await hub.close()
 
 
 def run_async(make: Callable[[], Awaitable[T]]) -> T:
@@ -117,79 +143,6 @@ def plugins_list() -> None:
         console.print(f"[red]failed to load {error.name}:[/red] {error.reason}")
 
 
-# --- tenants and keys ----------------------------------------------------------------------------
+from journeyhub.cli import admin, connections, dlq  # noqa: E402  (they register commands)
 
-
-async def _with_store(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
-    from journeyhub.secretbox import load_secret_box
-    from journeyhub.store.db import migrate as apply
-    from journeyhub.store.store import Store
-
-    await asyncio.to_thread(apply, settings)
-    store = Store(settings, load_secret_box(settings))
-    try:
-        return await action(store)
-    finally:
-        await store.close()
-
-
-@tenants_app.command("add")
-def tenants_add(name: str, data_dir: DataDir = None) -> None:
-    """Create a tenant and print its id."""
-    settings = settings_or_exit(data_dir=data_dir)
-    tenant_id = run_async(lambda: _with_store(settings, lambda s: s.tenants.add(name)))
-    print(tenant_id)
-
-
-@keys_app.command("create")
-def keys_create(
-    tenant: Annotated[str, typer.Option(help="Tenant id")],
-    role: Annotated[str, typer.Option(help="admin, ingest or read")] = "admin",
-    label: Annotated[str | None, typer.Option(help="What the key is for")] = None,
-    data_dir: DataDir = None,
-) -> None:
-    """Create an API key and print it once: it is not stored, only its hash."""
-    settings = settings_or_exit(data_dir=data_dir)
-    if role not in ("admin", "ingest", "read"):
-        err.print(f"[red]--role must be admin, ingest or read, not {role!r}[/red]")
-        raise typer.Exit(2)
-    try:
-        key = run_async(
-            lambda: _with_store(settings, lambda s: s.tenants.create_key(tenant, role, label))
-        )
-    except LookupError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    print(key)
-    if sys.stdout.isatty():
-        err.print("[yellow]store this key now: it cannot be shown again[/yellow]")
-
-
-@keys_app.command("revoke")
-def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
-    """Revoke an API key by its id (the part after ``jh_``)."""
-    settings = settings_or_exit(data_dir=data_dir)
-    if not run_async(lambda: _with_store(settings, lambda s: s.tenants.revoke_key(key_id, "cli"))):
-        err.print(f"[red]no active key {key_id!r}[/red]")
-        raise typer.Exit(1)
-    console.print(f"revoked {key_id}")
-
-
-@keys_app.command("generate")
-def keys_generate() -> None:
-    """Print a new secret key for JOURNEYHUB_SECRET_KEYS."""
-    from journeyhub.secretbox import generate_key
-
-    print(generate_key())
-
-
-@keys_app.command("rotate-secrets")
-def keys_rotate_secrets(data_dir: DataDir = None) -> None:
-    """Re-encrypt every stored credential with the first key of JOURNEYHUB_SECRET_KEYS."""
-    settings = settings_or_exit(data_dir=data_dir)
-    count = run_async(lambda: _with_store(settings, lambda s: s.connections.rotate_credentials()))
-    console.print(f"re-encrypted the credentials of {count} connection(s)")
-
-
-def main() -> None:  # pragma: no cover
-    app()
+__all__ = ["admin", "app", "connections", "dlq"]
