@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from journeyhub_tave.sandbox import TaveSandbox
-
 from journeyhub.hub import Hub
 from journeyhub.resilience.breaker import Breakers
 from journeyhub.testing.fixtures import Gateway, TenantKeys, eventually
 from journeyhub.testing.sandbox import Fault
+from journeyhub_tave.sandbox import TaveSandbox
 
 from .conftest import create_connection, event
 

@@ -117,8 +117,18 @@ def test_connections_add_list_and_test(tmp_path: Path) -> None:
                      "--credentials", '{"webhook_secret": "nope"}', env=env)  # fmt: skip
     assert bad.returncode == 2 and "$.credentials" in bad.stderr and "nope" not in bad.stderr
     added = journeyhub(
-        "connections", "add", "--tenant", tenant_id, "--vendor", "stripe", "--name", "payments",
-        "--direction", "inbound", "--credentials", '{"webhook_secret": "whsec_dGVzdHNlY3JldA=="}',
+        "connections",
+        "add",
+        "--tenant",
+        tenant_id,
+        "--vendor",
+        "stripe",
+        "--name",
+        "payments",
+        "--direction",
+        "inbound",
+        "--credentials",
+        '{"webhook_secret": "whsec_dGVzdHNlY3JldA=="}',
         env=env,
     )
     assert added.returncode == 0, added.stderr

@@ -325,3 +325,55 @@ def test_parse_when(text, expected):
     assert parsed == expected
     if parsed is not None:
         assert parsed.utcoffset() is not None
+
+
+# --- end to end, through the real gateway, bus and workers (HoneyBook's use of the bridge) ----------
+
+
+async def test_a_zap_post_becomes_one_trigger_through_the_gateway(gateway, tenant, hub, workers,
+                                                                   watch_triggers):  # fmt: skip
+    from journeyhub.testing.fixtures import eventually
+    from journeyhub.testing.zapier_sandbox import FakeZapier
+    from journeyhub_honeybook.sandbox import HoneyBookSandbox
+
+    from .conftest import create_connection
+
+    connection = await create_connection(
+        gateway, tenant, vendor="honeybook", name="hb in", direction="inbound",
+        credentials={"secret": SECRET},
+    )  # fmt: skip
+    url = connection["webhook_url"]
+    data = HoneyBookSandbox.payment_paid("hb_pay_e2e")
+    async with httpx.AsyncClient() as client:
+        refused = await FakeZapier.post(client, url, data, token=OTHER)
+        first = await FakeZapier.post(client, url, data, token=SECRET)
+        again = await FakeZapier.post(client, url, data, token=SECRET, auth_in="query")
+    assert refused.status_code == 401 and refused.json()["reason"] == "bad_token"
+    assert first.status_code == 200 and first.json()["duplicate"] is False
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert first.json()["event_id"] == "payment_paid:hb_pay_e2e"
+    [trigger] = await eventually(lambda: watch_triggers.received)
+    assert trigger["type"] == "payment_received" and trigger["vendor"] == "honeybook"
+    assert trigger["source_event_id"] == "honeybook:payment:hb_pay_e2e"
+    assert trigger["data"]["amount"] == 150000
+
+
+async def test_a_journey_start_reaches_both_honeybook_zaps(gateway, tenant, hub, workers):
+    from journeyhub.testing.fixtures import eventually
+    from journeyhub_honeybook.sandbox import HoneyBookSandbox
+
+    from .conftest import create_connection, event
+
+    with HoneyBookSandbox(SECRET) as zaps:
+        await create_connection(
+            gateway, tenant, vendor="honeybook", name="hb out", direction="outbound",
+            config=zaps.config(), credentials={"secret": SECRET},
+        )  # fmt: skip
+        answer = await gateway.client.post(
+            "/v1/events", json=event("ev-hb-1", client_id="cl_hb"), headers=tenant.headers("ingest")
+        )
+        assert answer.status_code == 202, answer.text
+        actions = await eventually(lambda: len(zaps.actions) == 2 and zaps.actions, timeout=20)
+        assert [a["action"] for a in actions] == ["create_client", "create_project"]
+        assert actions[0]["data"]["email"] == "cl_hb@example.com"
+        assert not zaps.rejected and list(zaps.clients) == ["cl_hb@example.com"]

@@ -63,14 +63,16 @@ def journeyhub_connector() -> ConnectorInfo:
 
 @hookspec
 def journeyhub_authenticate(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient, refused: bool
 ) -> Mapping[str, Any] | None:
     """Make sure the credentials can be used for the next vendor call.
 
     For API-key vendors return ``None`` (nothing to do). For OAuth2 vendors refresh the access
-    token when it is about to expire and return the new credentials mapping, which the kernel
-    stores encrypted; raise :class:`~journeyhub.errors.ReauthRequired` when the refresh token
-    is revoked. Called by workers before ``push`` and ``pull``, and again after a 401.
+    token when it is about to expire, or at once when ``refused`` is true (the vendor answered
+    401 to it), and return the new credentials mapping, which the kernel stores encrypted; raise
+    :class:`~journeyhub.errors.ReauthRequired` when the refresh token is revoked. Called by
+    workers before ``push``, ``pull`` and ``check_connection``, one call at a time per
+    connection across every worker, and again with ``refused=True`` after an ``AuthExpired``.
     """
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -33,10 +34,14 @@ class Hub:
     http: httpx.AsyncClient
     embedded_nats: EmbeddedNats | None = None
     connections: ConnectionCache = field(init=False)
+    auth: Any = field(init=False)
     _closed: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
+        from journeyhub.resilience.auth import Authenticator
+
         self.connections = ConnectionCache(self.store)
+        self.auth = Authenticator(self)
 
     @classmethod
     async def start(

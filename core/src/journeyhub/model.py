@@ -200,11 +200,23 @@ class DeliveryTask(msgspec.Struct, kw_only=True):
         return self.id
 
 
+class SyncedRecord(msgspec.Struct, kw_only=True):
+    """A record a push wrote at the vendor, in the same canonical fields its pull reports, so
+    the sync can tell our own change coming back (an echo) from a real one."""
+
+    kind: str
+    vendor_id: str
+    fields: dict[str, Any] = {}
+    our_id: str | None = None
+    email: str | None = None
+
+
 class PushResult(msgspec.Struct, kw_only=True):
     status: Literal["delivered", "already_delivered", "skipped"] = "delivered"
     vendor_status: int | None = None
     external_ids: dict[str, str] = {}
     detail: str | None = None
+    records: list[SyncedRecord] = []
 
 
 # --- pull ------------------------------------------------------------------------------------------
@@ -271,4 +283,5 @@ class ConnectorInfo(msgspec.Struct, kw_only=True):
     default_field_mappings: tuple[FieldMapping, ...] = ()
     max_batch: int = 1  # tasks per journeyhub_push_batch call (1: no batching)
     pull_interval_seconds: float = 300.0
+    sync_on_webhook: bool = False  # a webhook means "something changed": pull now
     docs_url: str | None = None

@@ -33,6 +33,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_max_bytes: int = 1024 * 1024
     max_deliver: int = 8
     ack_wait_seconds: int = 30
+    sync_tick_seconds: int = 2
     breaker_threshold: int = 5
     breaker_cooldown_seconds: int = 30
     dedupe_window_seconds: int = 600
@@ -77,6 +78,7 @@ _INT_RANGES = {
     "webhook_max_bytes": (1024, 64 * 1024 * 1024),
     "max_deliver": (1, 1000),
     "ack_wait_seconds": (1, 3600),
+    "sync_tick_seconds": (1, 3600),
     "breaker_threshold": (1, 1000),
     "breaker_cooldown_seconds": (1, 3600),
     "dedupe_window_seconds": (1, 7 * 24 * 3600),

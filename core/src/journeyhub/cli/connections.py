@@ -146,6 +146,32 @@ def connections_test(connection_id: str, data_dir: DataDir = None) -> None:
         raise typer.Exit(1)
 
 
+@connections_app.command("sync")
+def connections_sync(connection_id: str, data_dir: DataDir = None) -> None:
+    """Pull changes from the vendor now and show the result."""
+    from journeyhub.workers.sync import SyncWorker, can_pull
+
+    settings = settings_or_exit(data_dir=data_dir)
+
+    async def run(hub: Any) -> str:
+        connection = await hub.store.connections.get(connection_id)
+        if connection is None:
+            raise LookupError(f"no connection {connection_id!r}")
+        if not can_pull(hub, connection):
+            raise LookupError(f"{connection.vendor} connection {connection_id} cannot be pulled")
+        with console.status("pulling…"):
+            return await SyncWorker(hub).sync(connection)
+
+    try:
+        result = run_async(lambda: with_hub(settings, run))
+    except LookupError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    (console if result.startswith("ok") else err).print(result)
+    if not result.startswith("ok"):
+        raise typer.Exit(1)
+
+
 @connections_app.command("import-csv")
 def connections_import_csv(
     connection_id: str,

@@ -73,6 +73,12 @@ class ConnectionTestResult(msgspec.Struct):
     vendor_answer: str
 
 
+class SyncRequested(msgspec.Struct):
+    connection_id: str
+    requested: bool
+    detail: str
+
+
 def public_base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -255,6 +261,24 @@ class ConnectionsController(Controller):
         await _owned(hub, request, connection_id)
         return await check_connection(hub, connection_id)
 
+    @post("/{connection_id:str}/sync", operation_id="syncConnection", guards=[require("admin")],
+          status_code=202)  # fmt: skip
+    async def sync_connection(
+        self, request: Request, hub: NamedDependency[Hub], connection_id: FromPath[str]
+    ) -> SyncRequested:
+        """Pull changes from the vendor now (at the next tick of any worker)."""
+        from journeyhub.workers.sync import can_pull, request_sync
+
+        connection = await _owned(hub, request, connection_id)
+        if not can_pull(hub, connection):
+            raise UnprocessableInput(
+                f"{connection.vendor} connection cannot be pulled (no pull capability, outbound, "
+                "disabled or waiting for re-authorisation)", field="$.connection_id",
+            )  # fmt: skip
+        await request_sync(hub, connection.id)
+        return SyncRequested(connection_id=connection.id, requested=True,
+                             detail="a worker pulls within a few seconds")  # fmt: skip
+
 
 async def check_connection(
     hub: NamedDependency[Hub], connection_id: FromPath[str]
@@ -264,6 +288,7 @@ async def check_connection(
         raise NotFoundException("no such connection")
     connection, credentials = found
     try:
+        credentials = await hub.auth.credentials(connection, credentials)
         answer = await hub.registry.call(
             connection.vendor,
             "journeyhub_check_connection",

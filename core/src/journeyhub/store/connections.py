@@ -138,6 +138,7 @@ class ConnectionRepo:
                 setattr(row, key, value)
             if credentials is not None:
                 row.credentials = self.store.secret_box.encrypt(credentials)
+                row.status = "active"  # new credentials: a person reconnected it
             row.version += 1
             row.updated_at = utcnow()
             await s.flush()

@@ -24,6 +24,7 @@ class Store:
         from journeyhub.store.connections import ConnectionRepo
         from journeyhub.store.deliveries import DeliveryRepo
         from journeyhub.store.keys import TenantRepo
+        from journeyhub.store.leases import LeaseRepo
         from journeyhub.store.sync import SyncRepo
         from journeyhub.store.triggers import TriggerRepo
 
@@ -37,6 +38,7 @@ class Store:
         self.triggers = TriggerRepo(self)
         self.sync = SyncRepo(self)
         self.audit = AuditRepo(self)
+        self.leases = LeaseRepo(self)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

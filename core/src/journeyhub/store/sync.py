@@ -30,7 +30,11 @@ class SyncRepo:
         fingerprint: str | None = None,
         pushed_fingerprint: str | None = None,
         fields: dict[str, Any] | None = None,
+        pushed_fields: dict[str, Any] | None = None,
+        pushed_at: datetime | None = None,
         vendor_modified_at: datetime | None = None,
+        deleted: bool | None = None,
+        clear_pushed: bool = False,
     ) -> None:
         """Create or update the link; only the given values change."""
         for _ in range(2):  # a concurrent insert of the same link: retry as an update
@@ -51,8 +55,15 @@ class SyncRepo:
                         "fingerprint": fingerprint,
                         "pushed_fingerprint": pushed_fingerprint,
                         "fields": fields,
+                        "pushed_at": pushed_at,
                         "vendor_modified_at": vendor_modified_at,
+                        "deleted": deleted,
                     }
+                    if pushed_fields is not None:  # merged: several pushes may precede a pull
+                        row.pushed_fields = {**(row.pushed_fields or {}), **pushed_fields}
+                    if clear_pushed:
+                        row.pushed_fields = None
+                        row.pushed_at = None
                     for key, value in values.items():
                         if value is not None:
                             setattr(row, key, value)

@@ -90,9 +90,11 @@ class SyncLink(Base):
     email: Mapped[str | None] = mapped_column(String(320), index=True)
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     pushed_fingerprint: Mapped[str | None] = mapped_column(String(64))
-    fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # last known vendor state
+    pushed_fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # ours, not yet seen back
+    pushed_at: Mapped[datetime | None]
     vendor_modified_at: Mapped[datetime | None]
-    last_sequence: Mapped[int | None] = mapped_column(Integer)  # order guard for pushes
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime]
 
 

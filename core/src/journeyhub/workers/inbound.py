@@ -122,6 +122,11 @@ async def handle(hub: Hub, msg: Msg) -> None:
             await msg.ack()
             return
         new = await emit_triggers(hub, connection, list(drafts), webhook.correlation_id)
+        loaded = hub.registry.connectors.get(webhook.vendor)
+        if loaded is not None and loaded.info.sync_on_webhook:
+            from journeyhub.workers.sync import request_sync
+
+            await request_sync(hub, connection.id)  # the notification says "something changed"
         await msg.ack()
         log.info("webhook_processed", triggers=len(drafts), new_triggers=new)
     except Exception as exc:

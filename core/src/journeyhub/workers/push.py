@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 
 from journeyhub import metrics
 from journeyhub.errors import (
+    AuthExpired,
     ConnectorError,
     PermanentError,
     RateLimited,
@@ -170,18 +171,25 @@ class PushWorker:
 
     # --- vendor calls ------------------------------------------------------------------------------
 
-    async def credentials_for(self, job: Job) -> dict[str, Any]:
-        if not self.hub.registry.implements(job.connection.vendor, "journeyhub_authenticate"):
-            return job.credentials
-        refreshed = await self.hub.registry.call(
-            job.connection.vendor, "journeyhub_authenticate", connection=job.connection,
-            credentials=job.credentials, http=self.hub.http,
-        )  # fmt: skip
-        if refreshed:
-            await self.hub.store.connections.set_credentials(job.connection.id, dict(refreshed))
-            self.hub.connections.invalidate(job.connection.id)
-            return dict(refreshed)
-        return job.credentials
+    async def credentials_for(self, job: Job, refused: bool = False) -> dict[str, Any]:
+        return await self.hub.auth.credentials(job.connection, job.credentials, refused=refused)
+
+    async def call_push(self, job: Job, hook: str, **kwargs: Any) -> Any:
+        """Call the plugin; after a 401, refresh the credentials once and call again."""
+        credentials = await self.credentials_for(job)
+        try:
+            return await self.hub.registry.call(
+                job.connection.vendor, hook, connection=job.connection, credentials=credentials,
+                http=self.hub.http, **kwargs,
+            )  # fmt: skip
+        except AuthExpired:
+            if not self.hub.registry.implements(job.connection.vendor, "journeyhub_authenticate"):
+                raise
+            credentials = await self.credentials_for(job, refused=True)
+            return await self.hub.registry.call(
+                job.connection.vendor, hook, connection=job.connection, credentials=credentials,
+                http=self.hub.http, **kwargs,
+            )  # fmt: skip
 
     async def suppressed(self, tenant_id: str, tasks: list[DeliveryTask]) -> frozenset[str]:
         emails = [e for t in tasks for e in recipients(t)]
@@ -204,11 +212,9 @@ class PushWorker:
                     await limiter.acquire()
                 await job.msg.in_progress()
                 started = time.perf_counter()
-                credentials = await self.credentials_for(job)
-                result = await self.hub.registry.call(
-                    connection.vendor, "journeyhub_push", task=task, connection=connection,
-                    credentials=credentials, idempotency_key=task.idempotency_key,
-                    http=self.hub.http, suppressed=await self.suppressed(task.tenant_id, [task]),
+                result = await self.call_push(
+                    job, "journeyhub_push", task=task, idempotency_key=task.idempotency_key,
+                    suppressed=await self.suppressed(task.tenant_id, [task]),
                 )  # fmt: skip
             except Exception as exc:
                 await self.fail(job.msg, task, connection, exc, time.perf_counter() - started)
@@ -232,10 +238,8 @@ class PushWorker:
                     await limiter.acquire()
                 await asyncio.gather(*(j.msg.in_progress() for j in jobs))
                 started = time.perf_counter()
-                credentials = await self.credentials_for(first)
-                results = await self.hub.registry.call(
-                    connection.vendor, "journeyhub_push_batch", tasks=tasks, connection=connection,
-                    credentials=credentials, idempotency_key=key, http=self.hub.http,
+                results = await self.call_push(
+                    first, "journeyhub_push_batch", tasks=tasks, idempotency_key=key,
                     suppressed=await self.suppressed(first.task.tenant_id, tasks),
                 )  # fmt: skip
                 if len(results) != len(jobs):
@@ -268,6 +272,11 @@ class PushWorker:
             external_ids=result.external_ids or None, error=result.detail if status == "skipped" else None,
             correlation_id=task.correlation_id,
         )  # fmt: skip
+        for record in result.records:  # what we wrote, so the sync knows its own echo
+            await self.hub.store.sync.link(
+                connection.id, record.kind, record.vendor_id, our_id=record.our_id,
+                email=record.email, pushed_fields=record.fields, pushed_at=utcnow(),
+            )  # fmt: skip
         await self.hub.store.deliveries.finish_pending(task.id)
         await self.breakers.success(connection.id)
         await job.msg.ack()
@@ -308,10 +317,9 @@ class PushWorker:
             await msg.nak(delay=max(0.1, wait))
             return
         if isinstance(exc, ReauthRequired):
-            await deliveries.record_attempt(status="failed", **common)
-            await self.hub.store.connections.set_status(connection.id, "needs_reauth")
-            self.hub.connections.invalidate(connection.id)
-            log.error("connection_needs_reauth", error=error)
+            # Not a failure of this task: the connection waits for a person to reconnect it.
+            await deliveries.record_attempt(status="needs_reauth", **common)
+            await self.hub.auth.mark_needs_reauth(connection, error)
             await msg.nak(delay=REAUTH_WAIT)
             return
         permanent = isinstance(exc, ConnectorError) and not exc.retryable

@@ -14,7 +14,7 @@ from journeyhub.mapping import apply_mappings, merge_defaults
 from journeyhub.model import KERNEL_CONFIG_KEYS, Connection, FieldMapping, JourneyEvent
 
 API_BASE = "https://www.googleapis.com/calendar/v3"
-TOKEN_URL = "https://oauth2.googleapis.com/token"
+TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
 # calendars.get (the connection check) needs the full calendar scope, not calendar.events.
 SCOPE = "https://www.googleapis.com/auth/calendar"
 PAGE_SIZE_MAX = 2500  # events.list maxResults: "can never be larger than 2500"

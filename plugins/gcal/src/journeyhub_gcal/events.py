@@ -89,9 +89,7 @@ def all_day(first: date, last: date | None = None) -> tuple[dict[str, Any], dict
     )
 
 
-def timed(
-    start: datetime, end: datetime, zone_name: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def timed(start: datetime, end: datetime, zone_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return (
         {"date": None, "dateTime": start.isoformat(), "timeZone": zone_name},
         {"date": None, "dateTime": end.isoformat(), "timeZone": zone_name},

@@ -116,10 +116,13 @@ def job_record(item: dict[str, Any], maps: Mappings) -> PulledRecord:
             "closed": item.get("closed"),
             "guest_count": item.get("guestCount"),
             "job_type": item.get("jobTypeName"),
+            # Our journey instance, when we made the job. A job's client is a contact, so
+            # our_id (the client's id) comes from the link our push recorded, not from here.
+            "journey_instance_id": maps.ours(item, "journey"),
         },
         modified_at=parse_time(item.get("modified")),
         deleted=bool(item.get("hidden")),
-        our_id=maps.ours(item, "journey"),
+        our_id=None,
     )
 
 
@@ -157,8 +160,9 @@ async def pull(
             top, top_ids = modified, [record_id]
         elif modified == top and record_id not in top_ids:
             top_ids.append(record_id)
-        if modified == watermark and record_id in mark.ids:
-            continue  # the last run sent it
+        # Records stamped in the watermark's own second are read again: the API's times have
+        # one-second resolution, so an edit made in the second of the last sync looks the same
+        # by time alone. The kernel compares fingerprints, so re-reading them emits nothing.
         if kind == "contact":
             if item.get("kind") in CLIENT_KINDS:
                 records.append(contact_record(item, maps))

@@ -11,7 +11,7 @@ import html
 from typing import Any
 
 from journeyhub.errors import PermanentError
-from journeyhub.model import JourneyEvent, PushResult
+from journeyhub.model import JourneyEvent, PushResult, SyncedRecord
 
 from journeyhub_tave import client as api
 from journeyhub_tave.client import TaveClient
@@ -32,9 +32,39 @@ class Pusher:
         self.ids: dict[str, str] = {}
         self._job: dict[str, Any] | None = None
         self._job_looked_up = False
+        # The records as this push left them, reported in the pull's own fields so the sync
+        # recognises them as our echo when they come back.
+        self.written: dict[str, dict[str, Any]] = {}
+
+    def wrote(
+        self, kind: str, record: dict[str, Any] | None, changes: dict[str, Any] | None = None
+    ) -> None:
+        if isinstance(record, dict) and record.get("id"):
+            self.written[kind] = {**record, **(changes or {})}
 
     def result(self, detail: str | None = None) -> PushResult:
-        return PushResult(vendor_status=self.tave.last_status, external_ids=self.ids, detail=detail)
+        from journeyhub_tave.pull import contact_record, job_record
+
+        records = []
+        for kind, record in self.written.items():
+            pulled = (contact_record if kind == "contact" else job_record)(record, self.maps)
+            fields = {k: v for k, v in pulled.fields.items() if v is not None}
+            email = fields.get("email") if kind == "contact" else None
+            records.append(
+                SyncedRecord(
+                    kind=kind,
+                    vendor_id=pulled.vendor_id,
+                    fields=fields,
+                    our_id=self.event.client.id,
+                    email=email,
+                )
+            )
+        return PushResult(
+            vendor_status=self.tave.last_status,
+            external_ids=self.ids,
+            detail=detail,
+            records=records,
+        )
 
     # --- contact ----------------------------------------------------------------------------------
 
@@ -83,10 +113,12 @@ class Pusher:
             }
             created = await self.tave.create(api.CONTACTS, body)
             self.ids["contact"] = str(created["id"])
+            self.wrote("contact", created)
         else:
             self.ids["contact"] = str(found["id"])
             if fields and _differs(found, fields):
                 await self.tave.update(api.CONTACTS, self.ids["contact"], fields)
+                self.wrote("contact", found, fields)
         return self.ids["contact"]
 
     # --- job ----------------------------------------------------------------------------------------
@@ -131,6 +163,7 @@ class Pusher:
                 )
             body["jobTypeId"] = type_id
         created = await self.tave.create(api.JOBS, body)
+        self.wrote("job", created)
         self._job, self._job_looked_up = created, True
         self.ids["job"] = str(created["id"])
         await self.link(contact_id, self.ids["job"])
@@ -222,6 +255,7 @@ class Pusher:
                     continue
                 if job.get("eventDate") != date:
                     await self.tave.update(api.JOBS, job_id, {"eventDate": date})
+                    self.wrote("job", job, {"eventDate": date})
                 self.ids.setdefault("job", job_id)
         return self.result()
 

@@ -215,8 +215,10 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(length=64), nullable=True),
         sa.Column("pushed_fingerprint", sa.String(length=64), nullable=True),
         sa.Column("fields", sa.JSON(), nullable=True),
+        sa.Column("pushed_fields", sa.JSON(), nullable=True),
+        sa.Column("pushed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("vendor_modified_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("last_sequence", sa.Integer(), nullable=True),
+        sa.Column("deleted", sa.Boolean(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["connection_id"],

@@ -1,0 +1,70 @@
+"""Named leases shared by every process through the store: "this interval's sync is mine",
+"I am refreshing this connection's token". A compare-and-set on ``expires_at`` makes a claim
+win in at most one process."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from journeyhub.model import utcnow
+from journeyhub.store.tables import Lease
+
+if TYPE_CHECKING:
+    from journeyhub.store.store import Store
+
+
+class LeaseRepo:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def claim(self, name: str, holder: str, ttl: float) -> bool:
+        """Take the lease for ``ttl`` seconds if it is free or expired; True when taken."""
+        now = utcnow()
+        until = now + timedelta(seconds=ttl)
+        try:
+            async with self.store.session() as s:
+                row = await s.get(Lease, name)
+                if row is None:
+                    s.add(Lease(name=name, holder=holder, expires_at=until))
+                    return True
+                if row.expires_at is not None and _aware(row.expires_at) > now:
+                    return False
+                result = await s.execute(
+                    update(Lease)
+                    .where(Lease.name == name, Lease.expires_at == row.expires_at)
+                    .values(holder=holder, expires_at=until)
+                )
+                return result.rowcount == 1
+        except IntegrityError:  # another process inserted it first
+            return False
+
+    async def release(self, name: str, holder: str) -> None:
+        async with self.store.session() as s:
+            await s.execute(
+                update(Lease)
+                .where(Lease.name == name, Lease.holder == holder)
+                .values(expires_at=utcnow())
+            )
+
+    async def make_due(self, name: str) -> None:
+        """Expire the lease now, so the next claim wins (an on-demand sync)."""
+        async with self.store.session() as s:
+            row = await s.get(Lease, name)
+            if row is not None:
+                row.expires_at = utcnow()
+
+    async def expires_at(self, name: str):  # type: ignore[no-untyped-def]
+        async with self.store.session() as s:
+            row = await s.get(Lease, name)
+            return None if row is None or row.expires_at is None else _aware(row.expires_at)
+
+
+def _aware(moment):  # type: ignore[no-untyped-def]
+    """SQLite hands back naive datetimes for timezone-aware columns: they are UTC."""
+    from datetime import UTC
+
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -1,0 +1,124 @@
+"""The ``gcal`` connector: Google Calendar API v3 with OAuth2.
+
+Out: the wedding day and dated journey steps become calendar events with our own ids.
+In: ``events.list`` with sync tokens, and watch-channel notifications that ask for a sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from journeyhub.hookspecs import hookimpl
+from journeyhub.model import (
+    Connection,
+    ConnectorInfo,
+    DeliveryTask,
+    PullPage,
+    PushResult,
+    RateLimit,
+    StoredWebhook,
+    TriggerDraft,
+    WebhookReceipt,
+)
+
+from journeyhub_gcal import oauth, pull, push, watch
+from journeyhub_gcal.client import GcalClient
+from journeyhub_gcal.config import (
+    DEFAULT_FIELD_MAPPINGS,
+    GcalConfig,
+    GcalCredentials,
+    load_config,
+    mapped_fields,
+)
+
+VENDOR = "gcal"
+
+
+@hookimpl
+def journeyhub_connector() -> ConnectorInfo:
+    return ConnectorInfo(
+        vendor=VENDOR,
+        display_name="Google Calendar",
+        capabilities=frozenset({"push", "pull", "webhook"}),
+        auth_kind="oauth2",
+        config_schema=GcalConfig,
+        credentials_schema=GcalCredentials,
+        # Google's quota is 600 requests/min per user per project (10/s, sliding window). A
+        # push makes 1 call (patch) or 2 (patch 404, insert), so 5 pushes/s stays within it,
+        # leaving room for syncs of the same account.
+        rate_limit=RateLimit(requests=5),
+        webhook_event_types=watch.STATES,
+        push_event_types=push.PUSH_EVENT_TYPES,
+        default_field_mappings=DEFAULT_FIELD_MAPPINGS,
+        # Watch notifications ask for a sync as changes happen; the schedule is the safety net.
+        pull_interval_seconds=900.0,
+        sync_on_webhook=True,
+        docs_url="https://developers.google.com/calendar/api/v3/reference",
+    )
+
+
+@hookimpl
+async def journeyhub_authenticate(
+    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient, refused: bool
+) -> Mapping[str, Any] | None:
+    if refused:  # Google answered 401 to this token: refresh now, whatever its expiry says
+        return await oauth.refresh_access_token(http, load_config(connection), credentials)
+    return await oauth.authenticate(http, load_config(connection), credentials)
+
+
+@hookimpl
+async def journeyhub_push(
+    task: DeliveryTask,
+    connection: Connection,
+    credentials: Mapping[str, Any],
+    idempotency_key: str,
+    http: httpx.AsyncClient,
+) -> PushResult:
+    if task.event is None:
+        return PushResult(status="skipped", detail="only journey events go to Google Calendar")
+    config = load_config(connection)
+    mapped = mapped_fields(task.event, task.mapped, connection)
+    cal = GcalClient(http, config, credentials)
+    return await push.push(cal, config, task.event, mapped, idempotency_key)
+
+
+@hookimpl
+async def journeyhub_pull(
+    connection: Connection,
+    credentials: Mapping[str, Any],
+    cursor: str | None,
+    http: httpx.AsyncClient,
+) -> PullPage:
+    return await pull.list_events_page(http, load_config(connection), credentials, cursor)
+
+
+@hookimpl
+def journeyhub_verify_webhook(
+    credentials: Mapping[str, Any], headers: Mapping[str, str]
+) -> WebhookReceipt:
+    # Headers only: Google's notifications have no body and no timestamp to check.
+    return watch.verify(credentials, headers)
+
+
+@hookimpl
+def journeyhub_handle_webhook(webhook: StoredWebhook) -> list[TriggerDraft] | None:
+    # A notification carries no change, only "something changed": the kernel runs a sync
+    # for the connection, and the pulled records make the triggers.
+    if webhook.event_type in watch.STATES:
+        return []
+    return None
+
+
+@hookimpl
+async def journeyhub_check_connection(
+    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+) -> str:
+    config = load_config(connection)
+    # The check may get stored credentials with a stale token: refresh for this call only.
+    fresh = await oauth.authenticate(http, config, credentials) or credentials
+    cal = GcalClient(http, config, fresh)
+    calendar = await cal.calendar()
+    name = calendar.get("summary") or calendar.get("id")
+    return f"Google Calendar answered {cal.last_status}: calendar {name!r}"

@@ -1,0 +1,192 @@
+"""Push: upserts under deterministic ids, one event however often a push is repeated."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from journeyhub.errors import AuthExpired, PermanentError, RateLimited, RetryableError
+from journeyhub.testing.sandbox import Fault
+from journeyhub_gcal import events as ev
+from journeyhub_gcal.client import DEFAULT_RATE_BACKOFF_SECONDS
+from journeyhub_gcal.sandbox import google_error
+
+WEDDING = ev.wedding_event_id("ji_001")
+
+
+def test_event_ids_follow_googles_rule_and_are_deterministic():
+    pattern = re.compile(r"^[0-9a-v]{5,1024}$")
+    assert pattern.match(WEDDING)
+    assert ev.wedding_event_id("ji_001") == WEDDING
+    assert ev.wedding_event_id("ji_002") != WEDDING
+    step = ev.step_event_id("ji_001", "step_1")
+    assert pattern.match(step) and step not in (WEDDING, ev.step_event_id("ji_001", "step_2"))
+
+
+async def test_journey_started_makes_an_all_day_wedding_event(push, new_event, sandbox):
+    result = await push(new_event())
+    assert result.status == "delivered"
+    assert result.external_ids == {"event": WEDDING}
+    event = sandbox.event(WEDDING)
+    assert event["summary"] == "Ada Lovelace wedding"
+    assert event["location"] == "Rose Barn, 1 Lane"
+    assert event["start"] == {"date": "2026-06-20"}
+    assert event["end"] == {"date": "2026-06-21"}  # exclusive
+    assert event["status"] == "confirmed"
+    private = event["extendedProperties"]["private"]
+    assert private[ev.P_CLIENT] == "cl_001"
+    assert private[ev.P_INSTANCE] == "ji_001"
+    assert private[ev.P_TASK] == "tsk_evt_journey_started"
+    assert private[ev.P_FINGERPRINT] == ev.fingerprint(event, private[ev.P_FIELDS].split(","))
+
+
+async def test_a_repeated_push_updates_the_one_event(push, new_event, sandbox):
+    await push(new_event())
+    moved = new_event("client_updated", wedding={"date": "2026-07-04"})
+    result = await push(moved)
+    await push(moved)  # a retry of the same delivery
+    assert result.detail == "updated the wedding event"
+    assert [e["id"] for e in sandbox.events()] == [WEDDING]
+    assert sandbox.inserts[WEDDING] == 1
+    assert sandbox.event(WEDDING)["start"] == {"date": "2026-07-04"}
+
+
+async def test_an_insert_that_finds_the_id_taken_becomes_an_update(push, new_event, sandbox):
+    await push(new_event())
+    # The patch misses (as if the event were made meanwhile by a concurrent push): the insert
+    # answers 409 duplicate, and the push patches again.
+    sandbox.faults.plan(Fault(status=404, body=google_error(404, "notFound", "Not Found")))
+    result = await push(new_event("client_updated", client={"id": "cl_001", "name": "Ada King"}))
+    assert result.status == "delivered"
+    assert sandbox.insert_attempts[WEDDING] == 2
+    assert sandbox.inserts[WEDDING] == 1
+    assert sandbox.event(WEDDING)["summary"] == "Ada King wedding"
+
+
+async def test_an_insert_whose_answer_was_lost_is_not_repeated(push, new_event, sandbox):
+    sandbox.lose_response("POST", "/events")
+    with pytest.raises(RetryableError):
+        await push(new_event())
+    result = await push(new_event())  # the kernel's retry
+    assert result.detail == "updated the wedding event"
+    assert sandbox.inserts[WEDDING] == 1
+    assert len(sandbox.events()) == 1
+
+
+async def test_a_timed_wedding_uses_the_time_zone_and_duration(
+    push, new_event, new_task, sandbox, connection, new_connection
+):
+    conn = new_connection(sandbox, time_zone="Europe/Paris", wedding_event_duration_hours=6)
+    task = new_task(new_event())
+    task.mapped["date"] = "2026-06-20T15:30:00"
+    await push(task, connection=conn)
+    event = sandbox.event(WEDDING)
+    assert event["start"] == {"dateTime": "2026-06-20T15:30:00+02:00", "timeZone": "Europe/Paris"}
+    assert event["end"]["dateTime"] == "2026-06-20T21:30:00+02:00"
+
+
+async def test_a_dated_step_makes_a_timeline_event(push, new_event, sandbox):
+    step = {"id": "st_shoot", "name": "Engagement shoot", "type": "meeting",
+            "data": {"date": "2026-04-11", "start_time": "10:00", "duration_minutes": 90,
+                     "location": "City park"}}  # fmt: skip
+    result = await push(new_event("step_completed", step=step))
+    event = sandbox.event(result.external_ids["event"])
+    assert result.external_ids["event"] == ev.step_event_id("ji_001", "st_shoot")
+    assert event["summary"] == "Engagement shoot: Ada Lovelace"
+    assert event["start"] == {"dateTime": "2026-04-11T10:00:00Z", "timeZone": "UTC"}
+    assert event["end"]["dateTime"] == "2026-04-11T11:30:00Z"
+    assert event["location"] == "City park"
+    assert event["extendedProperties"]["private"][ev.P_KIND] == "step"
+
+
+async def test_a_step_without_a_date_is_skipped(push, new_event, sandbox):
+    step = {"name": "Send contract", "type": "email"}
+    result = await push(new_event("step_completed", step=step))
+    assert result.status == "skipped"
+    assert sandbox.events() == []
+
+
+async def test_outcomes_change_the_wedding_event_status_and_title(push, new_event, sandbox):
+    await push(new_event())
+    await push(new_event("journey_paused"))
+    assert sandbox.event(WEDDING)["status"] == "tentative"
+    assert sandbox.event(WEDDING)["summary"] == "Ada Lovelace wedding (journey paused)"
+    await push(new_event("journey_failed"))
+    # Failed is not cancelled: that would delete the wedding from the calendar.
+    assert sandbox.event(WEDDING)["status"] == "tentative"
+    assert sandbox.event(WEDDING)["summary"] == "Ada Lovelace wedding (journey stopped)"
+    await push(new_event("journey_completed"))
+    assert sandbox.event(WEDDING)["status"] == "confirmed"
+    assert sandbox.event(WEDDING)["summary"] == "Ada Lovelace wedding"
+    assert sandbox.inserts[WEDDING] == 1
+
+
+async def test_an_outcome_without_event_or_date_is_skipped(push, new_event, sandbox):
+    result = await push(new_event("journey_completed", wedding=None))
+    assert result.status == "skipped"
+    assert sandbox.events() == []
+
+
+async def test_what_the_user_added_survives_a_push(push, new_event, sandbox):
+    await push(new_event())
+    sandbox.user_edit(WEDDING, description="Bring the second camera",
+                      extendedProperties={"private": {"mine": "x"}})  # fmt: skip
+    await push(new_event("client_updated"))
+    event = sandbox.event(WEDDING)
+    assert event["description"] == "Bring the second camera"
+    assert event["extendedProperties"]["private"]["mine"] == "x"
+
+
+async def test_errors_are_classified(push, new_event, sandbox):
+    sandbox.faults.plan(
+        Fault(status=401, body=google_error(401, "authError", "Invalid Credentials"))
+    )
+    with pytest.raises(AuthExpired):
+        await push(new_event())
+    sandbox.rate_limit = 0  # every call over the per-user quota: 403 rateLimitExceeded
+    with pytest.raises(RateLimited) as caught:
+        await push(new_event())
+    assert caught.value.retry_after == DEFAULT_RATE_BACKOFF_SECONDS
+    assert caught.value.vendor_status == 403
+    sandbox.rate_limit = None
+    sandbox.faults.plan(Fault(status=429, retry_after=7, body=google_error(
+        429, "rateLimitExceeded", "Rate Limit Exceeded", "usageLimits")))  # fmt: skip
+    with pytest.raises(RateLimited) as caught:
+        await push(new_event())
+    assert caught.value.retry_after == 7
+    sandbox.faults.plan(Fault(status=503, body=google_error(503, "backendError", "Backend Error")))
+    with pytest.raises(RetryableError) as retry:
+        await push(new_event())
+    assert not isinstance(retry.value, PermanentError)
+    sandbox.faults.plan(Fault(status=403, body=google_error(
+        403, "requiredAccessLevel", "You need to have writer access to this calendar.")))  # fmt: skip
+    with pytest.raises(PermanentError, match="writer access"):
+        await push(new_event())
+    assert sandbox.events() == []
+
+
+async def test_an_unknown_calendar_is_a_permanent_error(push, new_event, sandbox, new_connection):
+    conn = new_connection(sandbox, calendar_id="nobody@example.com")
+    with pytest.raises(PermanentError) as caught:
+        await push(new_event(), connection=conn)
+    assert caught.value.vendor_status == 404
+    assert sandbox.events() == []
+
+
+async def test_a_user_deleted_wedding_event_is_restored_by_the_next_push(push, new_event, sandbox):
+    await push(new_event())
+    sandbox.user_delete(WEDDING)
+    await push(new_event())
+    assert sandbox.event(WEDDING)["status"] == "confirmed"
+    assert sandbox.inserts[WEDDING] == 1
+
+
+async def test_triggers_are_not_pushed(push, new_event, new_task, sandbox):
+    from journeyhub.model import DeliveryTask
+
+    task = new_task(new_event())
+    as_trigger = DeliveryTask(**{**{f: getattr(task, f) for f in task.__struct_fields__},
+                                 "kind": "trigger", "event": None})  # fmt: skip
+    result = await push(as_trigger)
+    assert result.status == "skipped"
+    assert not [call for call in sandbox.requests if "/calendar/" in call]

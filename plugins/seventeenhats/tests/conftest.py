@@ -1,0 +1,176 @@
+"""Fixtures: one 17hats sandbox (fake Zapier) per session, reset per test; the plugin loaded
+through the kernel's registry; a stand-in for the gateway that verifies the Zaps' POSTs over
+real HTTP the way the gateway calls the plugin; builders for events and tasks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import pytest_asyncio
+from journeyhub.errors import WebhookRejected
+from journeyhub.mapping import apply_mappings, merge_defaults
+from journeyhub.model import Connection, DeliveryTask, JourneyEvent, StoredWebhook
+from journeyhub.plugins import PluginRegistry, get_plugin_manager
+from journeyhub.testing.sandbox import SandboxServer
+from journeyhub_seventeenhats.config import DEFAULT_FIELD_MAPPINGS
+from journeyhub_seventeenhats.sandbox import SeventeenHatsSandbox
+from litestar import Litestar, Request, Response, post
+
+VENDOR = "seventeenhats"
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SeventeenHatsSandbox]:
+    with SeventeenHatsSandbox() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SeventeenHatsSandbox) -> SeventeenHatsSandbox:
+    sandbox_server.reset()
+    return sandbox_server
+
+
+@pytest.fixture(scope="session")
+def registry() -> PluginRegistry:
+    registry = get_plugin_manager(only=(VENDOR,))
+    assert VENDOR in registry.connectors, registry.errors
+    return registry
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+def make_connection(config: dict[str, Any] | None = None, **extra: Any) -> Connection:
+    return Connection(id="con_test", tenant_id="ten_test", vendor=VENDOR, name="t",
+                      config={**(config or {}), **extra})  # fmt: skip
+
+
+@pytest.fixture
+def connection(sandbox: SeventeenHatsSandbox) -> Connection:
+    return make_connection(sandbox.config())
+
+
+@pytest.fixture
+def credentials(sandbox: SeventeenHatsSandbox) -> dict[str, str]:
+    return {"secret": sandbox.secret}
+
+
+def make_event(event_type: str = "journey_started", **overrides: Any) -> JourneyEvent:
+    raw: dict[str, Any] = {
+        "id": f"evt_{event_type}",
+        "type": event_type,
+        "occurred_at": "2026-03-01T12:00:00Z",
+        "journey_instance_id": "ji_001",
+        "journey_name": "Wedding onboarding",
+        "client": {"id": "cl_001", "name": "Ada Lovelace", "email": "ada@example.com",
+                   "phone": "+1 555 0100"},
+        "wedding": {"date": "2026-09-12", "venue": {"name": "Rose Barn", "address": "1 Lane"},
+                    "guest_count": 120},
+    }  # fmt: skip
+    raw.update(overrides)
+    return msgspec.convert(raw, JourneyEvent)
+
+
+def make_task(event: JourneyEvent, task_id: str = "dlv_001", mappings: Any = ()) -> DeliveryTask:
+    return DeliveryTask(
+        id=task_id, tenant_id="ten_test", connection_id="con_test", vendor=VENDOR, kind="event",
+        order_key=event.client.id, sequence=1, event=event,
+        mapped=apply_mappings(merge_defaults(DEFAULT_FIELD_MAPPINGS, list(mappings)), event),
+    )  # fmt: skip
+
+
+def stored(body: bytes, event_type: str | None, content_type: str = "application/json"
+           ) -> StoredWebhook:  # fmt: skip
+    return StoredWebhook(vendor=VENDOR, connection_id="con_test", tenant_id="ten_test",
+                         event_id="e", event_type=event_type, received_at=datetime.now(UTC),
+                         headers={"content-type": content_type}, body=body)  # fmt: skip
+
+
+@pytest.fixture
+def new_event() -> Any:
+    return make_event
+
+
+@pytest.fixture
+def new_task() -> Any:
+    return make_task
+
+
+@pytest.fixture
+def new_connection() -> Any:
+    return make_connection
+
+
+@pytest.fixture
+def new_stored() -> Any:
+    return stored
+
+
+@pytest.fixture
+def hook(registry: PluginRegistry, http: httpx.AsyncClient, connection: Connection,
+         credentials: dict[str, str]) -> Any:  # fmt: skip
+    """``await hook("journeyhub_push", task=…)``: any vendor hook, defaults filled in."""
+
+    async def call(name: str, **kwargs: Any) -> Any:
+        defaults = {"connection": connection, "credentials": credentials, "http": http}
+        if name == "journeyhub_push":
+            defaults.update(idempotency_key=kwargs["task"].id, suppressed=frozenset())
+        return await registry.call(VENDOR, name, **{**defaults, **kwargs})
+
+    return call
+
+
+class GatewayStub:
+    """Answers the Zaps' POSTs like the gateway: 200 with the receipt, or 401 with the reason;
+    and keeps what it accepted, as the gateway stores it, for the inbound worker's hook."""
+
+    def __init__(self, registry: PluginRegistry, credentials: dict[str, str]) -> None:
+        self.accepted: list[StoredWebhook] = []
+
+        @post(f"/webhooks/{VENDOR}/con_test", status_code=200)
+        async def receive(request: Request[Any, Any, Any]) -> Response[Any]:
+            body = await request.body()
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            try:
+                receipt = await registry.call(
+                    VENDOR, "journeyhub_verify_webhook", connection=make_connection(),
+                    credentials=credentials, headers=headers, body=body,
+                    now=datetime.now(UTC), query=dict(request.query_params),
+                )  # fmt: skip
+            except WebhookRejected as exc:
+                return Response({"reason": exc.reason}, status_code=401)
+            self.accepted.append(
+                StoredWebhook(
+                    vendor=VENDOR,
+                    connection_id="con_test",
+                    tenant_id="ten_test",
+                    event_id=receipt.event_id,
+                    event_type=receipt.event_type,
+                    received_at=datetime.now(UTC),
+                    headers={k: v for k, v in headers.items() if k != "x-journeyhub-token"},
+                    body=body,
+                )
+            )
+            return Response({"event_id": receipt.event_id, "event_type": receipt.event_type})
+
+        self.server = SandboxServer(Litestar([receive]))
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/webhooks/{VENDOR}/con_test"
+
+
+@pytest.fixture
+def gateway(registry: PluginRegistry, credentials: dict[str, str]) -> Iterator[GatewayStub]:
+    stub = GatewayStub(registry, credentials)
+    with stub.server:
+        yield stub
