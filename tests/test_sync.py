@@ -308,3 +308,46 @@ async def test_on_demand_sync_through_the_api(
         f"/v1/connections/{connection.id}/sync", headers=tenant.headers("read")
     )
     assert refused.status_code == 403
+
+
+async def test_watch_channels_are_kept_open_and_notifications_start_a_sync(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, gcal_sandbox: GcalSandbox
+) -> None:
+    gcal_sandbox.reset()
+    gcal_sandbox.require_https = False  # the test gateway listens on plain loopback HTTP
+    connection = await gcal_connection(
+        gateway, tenant, hub, gcal_sandbox, channel_token="chan-tok-0123456789"
+    )
+    worker = SyncWorker(hub)
+    await worker.sync(connection)  # baseline
+    await worker.maintain(connection)  # or the scheduler in the background did it first
+    await eventually(lambda: len(gcal_sandbox.channels) == 1, timeout=10)
+    await asyncio.sleep(0.5)
+    assert len(gcal_sandbox.channels) == 1
+    channel_id, channel = next(iter(gcal_sandbox.channels.items()))
+    assert channel["address"] == f"{gateway.url}/webhooks/gcal/{connection.id}"
+    await worker.maintain(connection)  # not due yet: nothing changes
+    assert list(gcal_sandbox.channels) == [channel_id]
+
+    # A change in the calendar: Google notifies, the hub syncs at once (not at the schedule).
+    event_ = gcal_sandbox.user_add(summary="Venue walkthrough", start={"date": "2026-07-01"},
+                                   end={"date": "2026-07-02"})  # fmt: skip
+    await worker.sync(connection)  # it is known before it moves
+    gcal_sandbox.user_edit(event_["id"], location="The Orangery")
+    assert await gcal_sandbox.notify(channel_id) == 200
+    triggers = await eventually(lambda: hub.store.triggers.list(tenant.id), timeout=20)
+    assert [t.type for t in triggers] == ["calendar_event_changed"]
+
+    # Near its expiry the channel is replaced: the new one opened, then the old one stopped.
+    key = f"maint-state:{connection.id}"
+    state = await hub.store.leases.state(key)
+    state["channel"]["expiration"] = int((__import__("time").time() + 60) * 1000)
+    await hub.store.leases.set_state(key, state)
+    await hub.store.leases.make_due(f"maint:{connection.id}")
+    await worker.maintain(connection)
+    assert channel_id not in gcal_sandbox.channels and len(gcal_sandbox.channels) == 1
+    bad = await gateway.client.post(f"/webhooks/gcal/{connection.id}", headers={
+        **gcal_sandbox.notification_headers(next(iter(gcal_sandbox.channels)), "exists"),
+        "X-Goog-Channel-Token": "wrong",
+    })  # fmt: skip
+    assert bad.status_code == 401

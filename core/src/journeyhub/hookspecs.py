@@ -183,6 +183,22 @@ def journeyhub_import_csv(
 
 
 @hookspec
+def journeyhub_maintain(
+    connection: Connection,
+    credentials: Mapping[str, Any],
+    http: httpx.AsyncClient,
+    webhook_url: str,
+    state: Mapping[str, Any],
+) -> Mapping[str, Any] | None:
+    """Keep vendor-side resources of a connection alive, such as notification channels.
+
+    ``state`` is what the last call returned (empty the first time); return the new state to
+    store, or ``None`` to keep it. ``webhook_url`` is the connection's public webhook address.
+    Called by the scheduler every few minutes per connection, by one worker at a time.
+    """
+
+
+@hookspec
 def journeyhub_check_connection(
     connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
 ) -> str:

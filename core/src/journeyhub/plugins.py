@@ -40,6 +40,7 @@ VENDOR_HOOKS = frozenset(
         "journeyhub_handle_webhook",
         "journeyhub_check_connection",
         "journeyhub_import_csv",
+        "journeyhub_maintain",
     }
 )
 

@@ -25,6 +25,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secret_keys: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = None  # how vendors reach the gateway; default http://host:port
     plugins: tuple[str, ...] | None = None
     trace_hooks: bool = False
     log_format: str | None = None  # json | console; None picks console on a TTY
@@ -44,6 +45,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'journeyhub.db').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:
@@ -116,6 +121,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         values["secret_keys"] = _parse_list(found[1])
     if found := get("host"):
         values["host"] = found[1]
+    if found := get("public_url"):
+        name, raw = found
+        if not raw.startswith(("http://", "https://")):
+            raise SettingsError(f"{name} must start with http:// or https://")
+        values["public_url"] = raw
     for key, (low, high) in _INT_RANGES.items():
         if found := get(key):
             values[key] = _parse_int(found[0], found[1], low=low, high=high)

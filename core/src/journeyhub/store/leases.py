@@ -57,6 +57,19 @@ class LeaseRepo:
             if row is not None:
                 row.expires_at = utcnow()
 
+    async def state(self, name: str) -> dict:  # type: ignore[type-arg]
+        async with self.store.session() as s:
+            row = await s.get(Lease, name)
+            return dict(row.state or {}) if row is not None else {}
+
+    async def set_state(self, name: str, state: dict) -> None:  # type: ignore[type-arg]
+        async with self.store.session() as s:
+            row = await s.get(Lease, name)
+            if row is None:
+                s.add(Lease(name=name, holder=None, expires_at=None, state=state))
+            else:
+                row.state = state
+
     async def expires_at(self, name: str):  # type: ignore[no-untyped-def]
         async with self.store.session() as s:
             row = await s.get(Lease, name)

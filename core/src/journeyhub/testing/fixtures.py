@@ -60,9 +60,14 @@ def hub_settings(tmp_path_factory: pytest.TempPathFactory, nats_server: Embedded
     url = database_url_for_tests()
     if url and url.startswith("postgresql"):
         reset_database(url)
+    from journeyhub.bus.embedded import free_port
+
+    port = free_port()  # the gateway fixture listens here; vendors are told this address
     return load_settings(
         {},
         data_dir=data_dir,
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
         database_url=url,
         nats_url=nats_server.url,
         max_deliver=4,
@@ -118,11 +123,10 @@ class Gateway:
 async def gateway(hub: Hub) -> AsyncIterator[Gateway]:
     import uvicorn
 
-    from journeyhub.bus.embedded import free_port
     from journeyhub.gateway.app import create_app
 
     # The app must run on the hub's loop: serve it as a task here, not in a thread.
-    port = free_port()
+    port = hub.settings.port
     config = uvicorn.Config(
         create_app(hub), host="127.0.0.1", port=port, log_level="warning",
         access_log=False, lifespan="off",

@@ -32,6 +32,7 @@ from journeyhub.workers.inbound import emit_triggers
 log = get_logger(__name__)
 MAX_PAGES_PER_RUN = 100
 RUN_LEASE_TTL = 600.0
+MAINTAIN_EVERY = 300.0  # seconds between journeyhub_maintain calls per connection
 
 
 def interval_of(hub: Hub, connection: Connection) -> float:
@@ -59,9 +60,10 @@ async def request_sync(hub: Hub, connection_id: str) -> None:
 
 
 class SyncWorker:
-    def __init__(self, hub: Hub, tick: float = 1.0) -> None:
+    def __init__(self, hub: Hub, tick: float = 1.0, public_url: str | None = None) -> None:
         self.hub = hub
         self.tick = tick
+        self.public_url = (public_url or hub.settings.effective_public_url).rstrip("/")
         self.holder = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.runs = 0
         self.runs_by_connection: dict[str, int] = {}
@@ -75,10 +77,47 @@ class SyncWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.tick)
 
+    async def maintain(self, connection: Connection) -> None:
+        """Keep the connection's vendor-side resources alive (watch channels), every few
+        minutes, in one worker at a time."""
+        if not (connection.enabled and connection.status != "needs_reauth"):
+            return
+        if not self.hub.registry.implements(connection.vendor, "journeyhub_maintain"):
+            return
+        if not await self.hub.store.leases.claim(
+            f"maint:{connection.id}", self.holder, MAINTAIN_EVERY
+        ):
+            return
+        entry = await self.hub.connections.get(connection.id)
+        if entry is None:
+            return
+        connection, credentials = entry
+        state_key = f"maint-state:{connection.id}"
+        url = (
+            f"{self.hub.settings.effective_public_url}/webhooks/{connection.vendor}/{connection.id}"
+        )
+        try:
+            credentials = await self.hub.auth.credentials(connection, credentials)
+            new_state = await self.hub.registry.call(
+                connection.vendor, "journeyhub_maintain", connection=connection,
+                credentials=credentials, http=self.hub.http, webhook_url=url,
+                state=await self.hub.store.leases.state(state_key),
+            )  # fmt: skip
+        except ReauthRequired as exc:
+            await self.hub.auth.mark_needs_reauth(connection, exc.message)
+            return
+        except ConnectorError as exc:
+            log.warning("maintain_failed", connection_id=connection.id, error=exc.message)
+            await self.hub.store.leases.make_due(f"maint:{connection.id}")  # try again soon
+            return
+        if new_state is not None:
+            await self.hub.store.leases.set_state(state_key, dict(new_state))
+
     async def tick_once(self) -> int:
         """Sync every connection that is due and claimed by this worker; return how many."""
         synced = 0
         for connection in await self.hub.store.connections.list():
+            await self.maintain(connection)
             if not can_pull(self.hub, connection):
                 continue
             run_lease = f"sync-run:{connection.id}"

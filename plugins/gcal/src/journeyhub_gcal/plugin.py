@@ -6,6 +6,7 @@ In: ``events.list`` with sync tokens, and watch-channel notifications that ask f
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,6 +67,34 @@ async def journeyhub_authenticate(
     if refused:  # Google answered 401 to this token: refresh now, whatever its expiry says
         return await oauth.refresh_access_token(http, load_config(connection), credentials)
     return await oauth.authenticate(http, load_config(connection), credentials)
+
+
+WATCH_TTL_SECONDS = 7 * 24 * 3600  # Google caps web_hook channels at about a week
+WATCH_RENEW_MARGIN = 6 * 3600.0
+
+
+@hookimpl
+async def journeyhub_maintain(
+    connection: Connection,
+    credentials: Mapping[str, Any],
+    http: httpx.AsyncClient,
+    webhook_url: str,
+    state: Mapping[str, Any],
+) -> Mapping[str, Any] | None:
+    """Keep a watch channel open on the calendar: renewed before it expires (the next one
+    opened, then the old one stopped). Without a channel_token, notifications are off and the
+    schedule alone syncs."""
+    token = credentials.get("channel_token")
+    if not token:
+        return None
+    channel = state.get("channel")
+    expiration = channel.get("expiration") if isinstance(channel, Mapping) else None
+    if channel and not watch.needs_renewal(expiration, time.time(), WATCH_RENEW_MARGIN):
+        return None
+    fresh = await watch.renew_watch(
+        http, load_config(connection), credentials, webhook_url, channel, token, WATCH_TTL_SECONDS
+    )
+    return {"channel": fresh}
 
 
 @hookimpl
