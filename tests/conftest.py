@@ -5,7 +5,11 @@ the vendor sandboxes come from the connector distributions."""
 from __future__ import annotations
 
 import asyncio
+import inspect
+import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -89,3 +93,170 @@ def event(event_id: str, event_type: str = "journey_started", client_id: str = "
 
 async def settle(seconds: float = 0.3) -> None:
     await asyncio.sleep(seconds)
+
+
+# --- no credential in any log line ------------------------------------------------------------
+#
+# Every line the suite writes goes to one file: what pytest captured of each test phase
+# (``pytest_runtest_logreport``: stdout, stderr — the hub's JSON lines, uvicorn's — and the
+# stdlib log records), plus a direct tee of every structlog line (so ``-s`` is covered too).
+# At the end of the session (``pytest_sessionfinish``, after the session fixtures are torn
+# down) the file is searched for every credential the suite used: each value any
+# ``SecretRegistry`` was given (every decrypted credential), each API key minted, each webhook
+# secret made by ``signing.new_secret``, each Fernet key, and the sandboxes' own keys. A hit
+# adds a failed report (so the closing line says "1 failed") and makes the exit status 1.
+#
+# Proven by hand once: a test file ``tests/test_zz_leak.py`` with
+#     def test_leak(): print("oops", journeyhub.signing.new_secret(), file=sys.stderr)
+# run as ``uv run --frozen pytest tests/test_zz_leak.py -q`` ends with "1 failed, 1 passed",
+# exit status 1, and names the test phase and a masked form of the secret (the same with the
+# secret written through ``logging.getLogger(...).warning``); without the print: "1 passed".
+# Subprocesses whose output a test pipes to itself (the CLI tests) are outside this net.
+
+_LOG_TEE = Path(tempfile.mkdtemp(prefix="journeyhub-test-logs-")) / "session.log"
+_USED_SECRETS: set[str] = set()
+_MIN_SECRET_LENGTH = 8  # shorter values are too common to search for without false alarms
+
+
+def _remember(value: Any) -> None:
+    if isinstance(value, dict):
+        for item in value.values():
+            _remember(item)
+    elif isinstance(value, list | tuple | set):
+        for item in value:
+            _remember(item)
+    elif isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH:
+        _USED_SECRETS.add(value)
+
+
+def _tee(text: str) -> None:
+    if text:
+        with _LOG_TEE.open("a", encoding="utf-8", errors="replace") as handle:
+            handle.write(text if text.endswith("\n") else text + "\n")
+
+
+def _install_secret_recorders() -> None:
+    """Wrap where credentials are born, so the final check knows every one of them."""
+    import functools
+
+    from journeyhub import logs, secretbox, signing
+    from journeyhub.store.keys import TenantRepo
+
+    if getattr(logs.SecretRegistry.add, "_records_secrets", False):
+        return
+    registry_add = logs.SecretRegistry.add
+
+    @functools.wraps(registry_add)
+    def add(self: Any, value: object) -> None:
+        _remember(value)
+        registry_add(self, value)
+
+    create_key = TenantRepo.create_key
+
+    @functools.wraps(create_key)
+    async def create_key_recorded(self: Any, *args: Any, **kwargs: Any) -> str:
+        key = await create_key(self, *args, **kwargs)
+        _remember(key)
+        return key
+
+    new_secret = signing.new_secret
+
+    @functools.wraps(new_secret)
+    def new_secret_recorded() -> str:
+        secret = new_secret()
+        _remember(secret)
+        return secret
+
+    box_init = secretbox.SecretBox.__init__
+
+    @functools.wraps(box_init)
+    def box_init_recorded(self: Any, keys: list[str]) -> None:
+        _remember(keys)
+        box_init(self, keys)
+
+    add._records_secrets = True  # type: ignore[attr-defined]
+    logs.SecretRegistry.add = add  # type: ignore[method-assign]
+    TenantRepo.create_key = create_key_recorded  # type: ignore[method-assign]
+    signing.new_secret = new_secret_recorded
+    secretbox.SecretBox.__init__ = box_init_recorded  # type: ignore[method-assign]
+
+    # structlog writes through logs._CurrentStderr: tee it (covers runs without capture).
+    write = logs._CurrentStderr.write
+
+    def write_teed(self: Any, text: str) -> int:
+        _tee(text)
+        return write(self, text)
+
+    logs._CurrentStderr.write = write_teed  # type: ignore[method-assign]
+
+
+def _sandbox_secrets() -> set[str]:
+    from journeyhub_gcal import sandbox as gcal
+    from journeyhub_honeybook import sandbox as honeybook
+    from journeyhub_lightblue import sandbox as lightblue
+    from journeyhub_resend import sandbox as resend
+    from journeyhub_seventeenhats import sandbox as seventeenhats
+    from journeyhub_tave import sandbox as tave
+
+    stripe_key = inspect.signature(StripeSandbox.__init__).parameters["api_key"].default
+    return {
+        tave.API_KEY,
+        lightblue.API_KEY,
+        resend.DEFAULT_API_KEY,
+        resend.SENDING_API_KEY,
+        gcal.CLIENT_SECRET,
+        gcal.REFRESH_TOKEN,
+        honeybook.SECRET,
+        seventeenhats.SECRET,
+        stripe_key,
+    }
+
+
+_install_secret_recorders()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for title, content in report.sections:
+        if content:
+            _tee(f"=== {report.nodeid} {title}\n{content}")
+
+
+def find_leaks(text: str, secrets: set[str]) -> list[str]:
+    """Where each of ``secrets`` occurs in ``text``: ``"<masked secret> in <section>"``."""
+    found = []
+    section = "(before any test)"
+    lines = text.splitlines()
+    for secret in sorted(secrets):
+        if secret not in text:
+            continue
+        for line in lines:
+            if line.startswith("=== "):
+                section = line[4:]
+            elif secret in line:
+                masked = f"{secret[:4]}…({len(secret)} chars)"
+                found.append(f"{masked} in {section}")
+                break
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    secrets = _USED_SECRETS | {s for s in _sandbox_secrets() if len(s) >= _MIN_SECRET_LENGTH}
+    text = _LOG_TEE.read_text(encoding="utf-8", errors="replace") if _LOG_TEE.exists() else ""
+    leaks = find_leaks(text, secrets)
+    if not leaks:
+        return
+    message = (
+        f"{len(leaks)} credential(s) appear in log lines of this run (full log: {_LOG_TEE}):\n"
+        + "\n".join(f"  {leak}" for leak in leaks)
+    )
+    report = pytest.TestReport(
+        nodeid="tests/conftest.py::no_credential_in_any_log_line",
+        location=("tests/conftest.py", 0, "no_credential_in_any_log_line"),
+        keywords={},
+        outcome="failed",
+        longrepr=message,
+        when="call",
+    )
+    session.config.hook.pytest_runtest_logreport(report=report)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    print(f"\n{message}", file=sys.stderr)

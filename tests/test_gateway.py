@@ -9,7 +9,7 @@ from journeyhub.bus.embedded import EmbeddedNats
 from journeyhub.gateway.app import create_app
 from journeyhub.hub import Hub
 from journeyhub.settings import Settings
-from journeyhub.testing.fixtures import Gateway, TenantKeys
+from journeyhub.testing.fixtures import Gateway, TenantKeys, eventually
 
 
 async def test_health_and_ready(gateway: Gateway) -> None:
@@ -53,7 +53,12 @@ async def test_a_revoked_key_is_refused(gateway: Gateway, hub: Hub) -> None:
     headers = {"authorization": f"Bearer {key}"}
     assert (await gateway.client.get("/v1/plugins", headers=headers)).status_code == 200
     assert await hub.store.tenants.revoke_key(key.split("_")[1], actor="test")
-    assert (await gateway.client.get("/v1/plugins", headers=headers)).status_code == 401
+
+    async def refused() -> bool:
+        return (await gateway.client.get("/v1/plugins", headers=headers)).status_code == 401
+
+    # verified keys are cached for 5 s per gateway process: a revoked key stops within that
+    await eventually(refused, timeout=8, interval=0.25)
     actions = [e.action for e in await hub.store.audit.list(tenant_id)]
     assert actions == ["key.revoked", "key.created"]
 

@@ -68,7 +68,7 @@ class Hub:
                 # Lets CLI commands run beside `serve` share its embedded bus.
                 (settings.data_dir / NATS_URL_FILE).write_text(url)
                 log.info("embedded_nats_started", url=url, store_dir=str(embedded.store_dir))
-            bus = await Bus(settings, url).connect()
+            bus = await Bus(settings, url, replicas=settings.stream_replicas).connect()
             if provision:
                 await bus.provision()
         except BaseException:

@@ -3,6 +3,7 @@ processor that scrubs secrets before anything is written."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import sys
@@ -102,11 +103,41 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+_STDERR = _CurrentStderr()
+
+
+class _NamedPrintLogger(structlog.PrintLogger):
+    def __init__(self, file: Any, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class _NamedPrintLoggerFactory:
+    """Print loggers that know the name given to ``get_logger``, for ``add_logger_name``."""
+
+    def __call__(self, *args: Any) -> _NamedPrintLogger:
+        return _NamedPrintLogger(_STDERR, str(args[0]) if args else "")
+
+
+def _add_logger_name(
+    logger: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    name = getattr(logger, "name", "")
+    if name:
+        event_dict.setdefault("logger", name)
+    return event_dict
+
+
 def configure_logging(log_format: str | None = None, level: str = "info") -> None:
     if log_format is None:
         log_format = "console" if sys.stderr.isatty() else "json"
+    # httpx logs every request URL at INFO through the standard library; a vendor URL may
+    # carry a token (Zapier catch hooks, ?token=). Our own lines say what was called.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _add_logger_name,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -125,15 +156,46 @@ def configure_logging(log_format: str | None = None, level: str = "info") -> Non
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
+        logger_factory=_NamedPrintLoggerFactory(),
         cache_logger_on_first_use=False,
     )
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A logger whose lines name their module (``logger``): the gateway, a worker, a plugin."""
     return structlog.get_logger(name)
 
 
 def bind_correlation_id(correlation_id: str) -> None:
     """Carry one correlation id from the webhook or event through bus, worker and vendor call."""
     structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+
+
+MAX_CORRELATION_ID = 80  # the width of deliveries.correlation_id
+
+
+def child_correlation_id(parent: str, child: str) -> str:
+    """``parent:child`` (a request's id and one event's id), at most 80 characters: a long
+    child is replaced by a digest, so the parent stays a searchable prefix."""
+    joined = f"{parent}:{child}" if parent else child
+    if len(joined) <= MAX_CORRELATION_ID:
+        return joined
+    digest = hashlib.sha256(child.encode()).hexdigest()[:16]
+    return f"{parent[: MAX_CORRELATION_ID - len(digest) - 1]}:{digest}"
+
+
+def correlation_scope(correlation_id: str | None, **more: Any) -> Any:
+    """A ``with`` block whose log lines carry ``correlation_id`` (and ``more``); the previous
+    values come back at its end, so one message's ids never leak onto the next one's lines."""
+    values = {k: v for k, v in more.items() if v is not None}
+    if correlation_id:
+        values["correlation_id"] = correlation_id
+    return structlog.contextvars.bound_contextvars(**values)
+
+
+def reset_log_context(**values: Any) -> None:
+    """Forget every bound value of this context (a new message, a new request) and bind
+    ``values``."""
+    structlog.contextvars.clear_contextvars()
+    if values:
+        structlog.contextvars.bind_contextvars(**values)

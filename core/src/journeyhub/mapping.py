@@ -104,7 +104,12 @@ def apply_one(mapping: FieldMapping, event: dict[str, Any]) -> Any:
         return mapping.default if value is None else value
     name, arg = _split_transform(mapping.transform)
     if name == "template":
-        rendered = _template(mapping.options.get("template", "")).render(event=event, value=value)
+        try:
+            rendered = _template(mapping.options.get("template", "")).render(
+                event=event, value=value
+            )
+        except Exception as exc:  # the user's template: undefined fields, 1/0, sandbox refusals
+            raise ValueError(f"template failed: {type(exc).__name__}: {exc}") from None
         return rendered if rendered != "" else mapping.default
     if value is None or value == "":
         return mapping.default
@@ -123,7 +128,10 @@ def apply_one(mapping: FieldMapping, event: dict[str, Any]) -> Any:
     if name == "string":
         return str(value)
     if name == "int":
-        return int(value)
+        try:
+            return int(value)
+        except OverflowError:  # int(float("inf"))
+            raise ValueError(f"{value!r} is not an integer") from None
     raise ValueError(f"unknown transform {name!r}")
 
 
@@ -131,15 +139,23 @@ def apply_mappings(mappings: Sequence[FieldMapping], event: JourneyEvent) -> dic
     """The vendor fields for ``event``: ``{target: value}``; a target may be dotted."""
     data = msgspec.to_builtins(event)
     out: dict[str, Any] = {}
+    written: set[str] = set()  # targets that hold a value
+    containers: set[str] = set()  # targets made objects by a dotted target below them
     for mapping in mappings:
         value = apply_one(mapping, data)
         if value is None:
             continue
-        target = out
         *parents, leaf = mapping.target.split(".")
+        above = {".".join(parents[: i + 1]) for i in range(len(parents))}
+        if mapping.target in containers or above & written:
+            # e.g. a plugin's default "contact.email" and a connection's own "contact"
+            raise ValueError(f"target {mapping.target!r} conflicts with another mapping's target")
+        target = out
         for parent in parents:
             target = target.setdefault(parent, {})
         target[leaf] = value
+        written.add(mapping.target)
+        containers |= above
     return out
 
 
@@ -156,11 +172,19 @@ def merge_defaults(
 
 def validate_mappings(mappings: Sequence[FieldMapping]) -> None:
     """Raise :class:`MappingError` naming the first bad entry."""
+    targets: set[str] = set()
     for index, mapping in enumerate(mappings):
         if problem := _check_path(mapping.source):
             raise MappingError(index, "source", problem)
         if not mapping.target or any(not p for p in mapping.target.split(".")):
             raise MappingError(index, "target", "must be a non-empty field name")
+        for other in targets:
+            # "a" and "a.b" cannot both be written: one is a value, the other needs an object
+            if mapping.target.startswith(other + ".") or other.startswith(mapping.target + "."):
+                raise MappingError(
+                    index, "target", f"{mapping.target!r} and {other!r} cannot both be set"
+                )
+        targets.add(mapping.target)
         if mapping.transform is None:
             continue
         name, arg = _split_transform(mapping.transform)

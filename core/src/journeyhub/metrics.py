@@ -1,10 +1,64 @@
-"""Prometheus metrics (prometheus-client). ``GET /metrics`` renders them."""
+"""Prometheus metrics (prometheus-client). ``GET /metrics`` renders them with ``render``.
+
+Two kinds:
+
+- **process metrics** below (counters, histograms, the breaker gauge), updated where things
+  happen. With several processes (N gateways and workers on one host), set
+  ``PROMETHEUS_MULTIPROC_DIR`` to one empty directory shared by all of them *before they start*
+  (prometheus-client reads it when it is first imported): each process then writes its values
+  to files there, and a scrape of any process aggregates every process's files. Wipe the
+  directory before starting the processes (not while they run); a process that exits marks its
+  live gauges dead (``mark_process_dead``, registered with ``atexit`` here).
+- **scrape-time metrics**, read from shared state when ``/metrics`` is scraped, so every process
+  answers the same and nothing is double counted across processes: the backlog of each durable
+  JetStream consumer and the depth of the dead letters (``collect_live``).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import atexit
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from journeyhub.logs import get_logger
+
+if TYPE_CHECKING:
+    from journeyhub.hub import Hub
+
+log = get_logger(__name__)
+
+# The classic text format, which every Prometheus version reads (what ``render`` writes). The
+# HTTP layer adds ``; charset=utf-8``.
+CONTENT_TYPE = "text/plain; version=0.0.4"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The shared directory when multiprocess mode is on, else None."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+_MULTIPROC = multiprocess_dir()
+if _MULTIPROC:
+    os.makedirs(_MULTIPROC, exist_ok=True)
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        # prometheus_client was imported before the variable was set: values stay in memory.
+        log.warning("prometheus_multiproc_dir_set_too_late", directory=_MULTIPROC)
 
 webhooks_received = Counter(
     "journeyhub_webhooks_received_total",
@@ -37,9 +91,117 @@ event_to_vendor_latency = Histogram(
     ["vendor"],
     buckets=LATENCY_BUCKETS,
 )
+# The breaker's state is shared through the store; every process writes what it last saw, and
+# across processes the most recent write wins.
 breaker_state = Gauge(
-    "journeyhub_breaker_open", "1 while a connection's circuit breaker is open", ["connection_id"]
+    "journeyhub_breaker_open",
+    "1 while a connection's circuit breaker is open",
+    ["connection_id"],
+    multiprocess_mode="mostrecent",
 )
 dead_letters = Counter(
     "journeyhub_dead_letters_total", "Messages moved to the dead letters", ["vendor", "stage"]
 )
+
+
+def mark_process_dead(pid: int | None = None) -> None:
+    """Drop a finished process's live gauges from the shared directory (multiprocess mode)."""
+    directory = multiprocess_dir()
+    if directory and os.path.isdir(directory):
+        multiprocess.mark_process_dead(os.getpid() if pid is None else pid, directory)
+
+
+if _MULTIPROC:
+    atexit.register(mark_process_dead)
+
+
+# --- scrape time -----------------------------------------------------------------------------
+
+
+class _Families:
+    """A collector that hands out metric families gathered before the scrape."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+class _Delegate:
+    """The process-wide registry, collected inside a per-scrape registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self.registry.collect()
+
+
+async def collect_live(hub: Hub) -> list[Metric]:
+    """Metric families read from the bus and the store now (the same in every process)."""
+    from journeyhub.bus.jetstream import CONSUMERS
+
+    up = GaugeMetricFamily(
+        "journeyhub_scrape_source_up",
+        "1 when the source of the scrape-time metrics answered (bus, store)",
+        labels=["source"],
+    )
+    lag = GaugeMetricFamily(
+        "journeyhub_consumer_lag_messages",
+        "Messages a durable JetStream consumer has not finished: not yet delivered "
+        "(num_pending) plus delivered and not acknowledged (num_ack_pending)",
+        labels=["stream", "consumer"],
+    )
+    waiting = GaugeMetricFamily(
+        "journeyhub_consumer_pending_messages",
+        "Messages not yet delivered to a durable consumer (num_pending)",
+        labels=["stream", "consumer"],
+    )
+    unacked = GaugeMetricFamily(
+        "journeyhub_consumer_ack_pending_messages",
+        "Messages delivered to a durable consumer and not acknowledged yet, including those "
+        "waiting for a redelivery (num_ack_pending)",
+        labels=["stream", "consumer"],
+    )
+    families: list[Metric] = [up]
+    try:
+        for spec in CONSUMERS:
+            stream = hub.bus.subjects.stream(spec.stream_kind)
+            info = await hub.bus.js.consumer_info(stream, spec.durable, timeout=2.0)
+            pending, ack_pending = info.num_pending or 0, info.num_ack_pending or 0
+            lag.add_metric([stream, spec.durable], pending + ack_pending)
+            waiting.add_metric([stream, spec.durable], pending)
+            unacked.add_metric([stream, spec.durable], ack_pending)
+        families += [lag, waiting, unacked]
+        up.add_metric(["bus"], 1)
+    except Exception as exc:
+        log.warning("metrics_bus_unavailable", error=repr(exc))
+        up.add_metric(["bus"], 0)
+
+    depth = GaugeMetricFamily(
+        "journeyhub_dead_letters_pending",
+        "Dead letters not replayed yet, by vendor and stage",
+        labels=["vendor", "stage"],
+    )
+    try:
+        for vendor, stage, count in await hub.store.deliveries.dead_depth():
+            depth.add_metric([vendor, stage], count)
+        families.append(depth)
+        up.add_metric(["store"], 1)
+    except Exception as exc:
+        log.warning("metrics_store_unavailable", error=repr(exc))
+        up.add_metric(["store"], 0)
+    return families
+
+
+def render(extra: Iterable[Metric] = ()) -> bytes:
+    """The Prometheus text exposition: every process's metrics in multiprocess mode (else this
+    process's), followed by ``extra`` (the scrape-time families)."""
+    registry = CollectorRegistry(auto_describe=False)
+    if multiprocess_dir():
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_Delegate(REGISTRY))
+    registry.register(_Families(extra))
+    return generate_latest(registry)

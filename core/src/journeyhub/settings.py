@@ -21,7 +21,8 @@ class SettingsError(ValueError):
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path = Path(".journeyhub")
     database_url: str | None = None
-    nats_url: str | None = None
+    nats_url: str | None = None  # one URL, or a comma-separated list of a cluster's servers
+    stream_replicas: int = 1  # JetStream replicas of every stream: 3 on a 3-node cluster
     secret_keys: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8000
@@ -39,6 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     breaker_cooldown_seconds: int = 30
     dedupe_window_seconds: int = 600
     webhook_tolerance_seconds: int = 300
+    events_rate_per_second: int = 1000  # per tenant and gateway process; 0 turns it off
+    events_burst: int = 2000  # events a tenant may send at once above the rate
 
     @property
     def effective_database_url(self) -> str:
@@ -87,7 +90,10 @@ _INT_RANGES = {
     "breaker_threshold": (1, 1000),
     "breaker_cooldown_seconds": (1, 3600),
     "dedupe_window_seconds": (1, 7 * 24 * 3600),
+    "stream_replicas": (1, 5),  # JetStream allows at most 5
     "webhook_tolerance_seconds": (1, 24 * 3600),
+    "events_rate_per_second": (0, 10_000_000),
+    "events_burst": (1, 100_000_000),
 }
 
 
@@ -114,9 +120,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         values["database_url"] = raw or None
     if found := get("nats_url"):
         name, raw = found
-        if raw and not raw.startswith(("nats://", "tls://", "ws://", "wss://")):
-            raise SettingsError(f"{name} must start with nats://, tls://, ws:// or wss://")
-        values["nats_url"] = raw or None
+        urls = _parse_list(raw)
+        for url in urls:
+            if not url.startswith(("nats://", "tls://", "ws://", "wss://")):
+                raise SettingsError(
+                    f"{name}: {url!r} must start with nats://, tls://, ws:// or wss://"
+                )
+        values["nats_url"] = ",".join(urls) or None
     if found := get("secret_keys"):
         values["secret_keys"] = _parse_list(found[1])
     if found := get("host"):
@@ -149,4 +159,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
             raise SettingsError(f"{name}={raw!r} must be one NATS token (no spaces, '.', '*', '>')")
         values["subject_prefix"] = raw
     values.update({k: v for k, v in overrides.items() if v is not None})
+    replicas = values.get("stream_replicas", 1)
+    if isinstance(replicas, int) and replicas > 1 and not values.get("nats_url"):
+        raise SettingsError(
+            f"{ENV_PREFIX}STREAM_REPLICAS={replicas} needs a NATS cluster in "
+            f"{ENV_PREFIX}NATS_URL: the embedded nats-server is a single node"
+        )
     return Settings(**values)  # type: ignore[arg-type]

@@ -171,7 +171,9 @@ class Bus:
                 current.subjects != config.subjects
                 or current.duplicate_window != config.duplicate_window
                 or current.max_age != config.max_age
+                or (current.num_replicas or 1) != config.num_replicas
             ):
+                # JetStream moves a stream between 1 and N replicas in place (scale up or down).
                 await self.js.update_stream(config)
                 log.info("stream_updated", stream=config.name)
         for spec in CONSUMERS:

@@ -29,6 +29,16 @@ Host = Annotated[str | None, typer.Option(help="Listen address [env JOURNEYHUB_H
 Port = Annotated[int | None, typer.Option(help="Listen port [env JOURNEYHUB_PORT]")]
 
 
+def cli_actor() -> str:
+    """Who ran a command, for the audit log: ``cli:<login name>``."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "cli"
+
+
 def settings_or_exit(**overrides: Any) -> Settings:
     try:
         settings = load_settings(**overrides)
@@ -143,6 +153,6 @@ def plugins_list() -> None:
         console.print(f"[red]failed to load {error.name}:[/red] {error.reason}")
 
 
-from journeyhub.cli import admin, connections, dlq  # noqa: E402  (they register commands)
+from journeyhub.cli import admin, connections, demo, dlq  # noqa: E402  (they register commands)
 
-__all__ = ["admin", "app", "connections", "dlq"]
+__all__ = ["admin", "app", "connections", "demo", "dlq"]

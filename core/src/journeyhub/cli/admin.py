@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from journeyhub.cli import DataDir, app, console, err, run_async, settings_or_exit, with_store
+from journeyhub.cli import (
+    DataDir,
+    app,
+    cli_actor,
+    console,
+    err,
+    run_async,
+    settings_or_exit,
+    with_store,
+)
 
 tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys and secret keys.", no_args_is_help=True)
@@ -37,7 +46,9 @@ def keys_create(
         raise typer.Exit(2)
     try:
         key = run_async(
-            lambda: with_store(settings, lambda s: s.tenants.create_key(tenant, role, label))
+            lambda: with_store(
+                settings, lambda s: s.tenants.create_key(tenant, role, label, actor=cli_actor())
+            )
         )
     except LookupError as exc:
         err.print(f"[red]{exc}[/red]")
@@ -51,7 +62,8 @@ def keys_create(
 def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
     """Revoke an API key by its id (the part after ``jh_``)."""
     settings = settings_or_exit(data_dir=data_dir)
-    if not run_async(lambda: with_store(settings, lambda s: s.tenants.revoke_key(key_id, "cli"))):
+    actor = cli_actor()
+    if not run_async(lambda: with_store(settings, lambda s: s.tenants.revoke_key(key_id, actor))):
         err.print(f"[red]no active key {key_id!r}[/red]")
         raise typer.Exit(1)
     console.print(f"revoked {key_id}")

@@ -14,6 +14,7 @@ from rich.table import Table
 from journeyhub.cli import (
     DataDir,
     app,
+    cli_actor,
     console,
     err,
     run_async,
@@ -83,7 +84,8 @@ def connections_add(
             raise LookupError(f"no tenant {tenant!r}")
         return await store.connections.create(
             tenant_id=tenant, vendor=vendor, name=name, direction=direction, enabled=True,
-            config=checked, credentials=secret, event_types=types, field_mappings=[], actor="cli",
+            config=checked, credentials=secret, event_types=types, field_mappings=[],
+            actor=cli_actor(),
         )  # fmt: skip
 
     try:

@@ -9,7 +9,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from journeyhub.cli import DataDir, app, console, run_async, settings_or_exit, with_hub, with_store
+from journeyhub.cli import (
+    DataDir,
+    app,
+    cli_actor,
+    console,
+    run_async,
+    settings_or_exit,
+    with_hub,
+    with_store,
+)
 
 dlq_app = typer.Typer(
     help="Dead letters: what failed for good, and replaying it.", no_args_is_help=True
@@ -53,6 +62,7 @@ def dlq_replay(
     from journeyhub.workers.deadletter import replay
 
     settings = settings_or_exit(data_dir=data_dir)
+    actor = cli_actor()
 
     async def run(hub: Any) -> int:
         if dead_letter_id:
@@ -72,7 +82,7 @@ def dlq_replay(
         with Progress(*columns, console=console, transient=False) as progress:
             bar = progress.add_task("replay", total=len(rows))
             for row in rows:
-                await replay(hub, row, "cli")
+                await replay(hub, row, actor)
                 progress.advance(bar)
         return len(rows)
 

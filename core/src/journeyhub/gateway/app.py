@@ -17,9 +17,13 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from journeyhub import __version__
 from journeyhub.gateway.auth import BearerKeyMiddleware
 from journeyhub.gateway.connections_api import ConnectionsController
+from journeyhub.gateway.dashboard import DASHBOARD_PATHS, DashboardController, template_config
+from journeyhub.gateway.docs import document_common_errors
 from journeyhub.gateway.errors import internal_error_handler
 from journeyhub.gateway.events_api import EventsController
 from journeyhub.gateway.health import HealthController
+from journeyhub.gateway.health_api import ConnectionHealthController
+from journeyhub.gateway.metrics_api import MetricsController
 from journeyhub.gateway.operations_api import OperationsController
 from journeyhub.gateway.plugins_api import PluginsController
 from journeyhub.gateway.webhooks import WebhooksController
@@ -27,7 +31,8 @@ from journeyhub.hub import Hub
 
 # Paths open without a key: probes, metrics, the schema, and vendors' webhooks (which are
 # authenticated by their own signatures).
-PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema", "^/webhooks/"]
+# The dashboard's pages authenticate with their own session cookie instead.
+PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema", "^/webhooks/", *DASHBOARD_PATHS]
 
 
 class RequestIdMiddleware(ASGIMiddleware):
@@ -53,11 +58,14 @@ class RequestIdMiddleware(ASGIMiddleware):
 def route_handlers() -> list[object]:
     return [
         HealthController,
+        MetricsController,
         PluginsController,
+        ConnectionHealthController,
         ConnectionsController,
         EventsController,
         OperationsController,
         WebhooksController,
+        DashboardController,
     ]
 
 
@@ -74,6 +82,7 @@ def create_app(hub: Hub, extra_handlers: list[object] | None = None) -> Litestar
             DefineMiddleware(BearerKeyMiddleware, exclude=PUBLIC_PATHS),
         ],
         exception_handlers={500: internal_error_handler},
+        template_config=template_config(),
         openapi_config=OpenAPIConfig(
             title="journeyhub",
             version=__version__,
@@ -83,4 +92,4 @@ def create_app(hub: Hub, extra_handlers: list[object] | None = None) -> Litestar
         request_max_body_size=hub.settings.webhook_max_bytes * 8,
         debug=False,
     )
-    return Litestar.from_config(config)
+    return document_common_errors(Litestar.from_config(config))

@@ -6,7 +6,10 @@ A missing or unknown key is a 401, a key without the role a 403.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable
+from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -22,6 +25,30 @@ GRANTS: dict[str, frozenset[str]] = {
 }
 
 
+class KeyCache:
+    """Keys recently verified against the store, for a few seconds: every request of a busy
+    client would otherwise cost a database round trip. A revoked key stops working within
+    ``ttl`` seconds (in every gateway process). Keyed by the key's hash, never the key."""
+
+    def __init__(self, ttl: float = 5.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    async def principal(self, hub: Any, presented: str) -> Principal | None:
+        digest = hashlib.sha256(presented.encode()).hexdigest()
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        principal = await hub.store.tenants.authenticate(presented)
+        if principal is not None:
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            self._entries[digest] = (now + self.ttl, principal)
+        return principal
+
+
 class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         header = connection.headers.get("authorization", "")
@@ -30,8 +57,10 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
             raise NotAuthorizedException(
                 "missing API key: send 'Authorization: Bearer <tenant key>'"
             )
-        hub = connection.app.state.hub
-        principal = await hub.store.tenants.authenticate(presented.strip())
+        state = connection.app.state
+        if "key_cache" not in state:
+            state.key_cache = KeyCache()
+        principal = await state.key_cache.principal(state.hub, presented.strip())
         if principal is None:
             raise NotAuthorizedException("unknown or revoked API key")
         return AuthenticationResult(user=principal, auth=principal.key_id)
@@ -41,7 +70,11 @@ def require(role: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:
     """A guard that lets a request through when its key's role grants ``role``."""
 
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        principal: Principal = connection.user
+        principal = connection.scope.get("user")
+        if not isinstance(principal, Principal):  # a request the key middleware let through
+            raise NotAuthorizedException(
+                "missing API key: send 'Authorization: Bearer <tenant key>'"
+            )
         if role not in GRANTS.get(principal.role, frozenset()):
             raise PermissionDeniedException(
                 f"this key has the {principal.role!r} role; this call needs {role!r}"

@@ -6,17 +6,18 @@ A connection of another tenant answers 404, exactly like one that does not exist
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from journeyhub.errors import ConnectorError, ConnectorNotFound
 from journeyhub.gateway.auth import require
-from journeyhub.gateway.errors import UnprocessableInput, convert, decode_json
+from journeyhub.gateway.docs import StrictJSON, problems
+from journeyhub.gateway.errors import UnprocessableInput, convert
 from journeyhub.hub import Hub
 from journeyhub.mapping import MappingError, validate_mappings
 from journeyhub.model import (
@@ -29,6 +30,8 @@ from journeyhub.model import (
 )
 from journeyhub.plugins import PluginRegistry
 from journeyhub.store.keys import Principal
+
+T = TypeVar("T")
 
 
 class ConnectionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -159,11 +162,24 @@ class ConnectionsController(Controller):
     path = "/v1/connections"
     tags = ["connections"]
 
-    @post("/", operation_id="createConnection", guards=[require("admin")], status_code=201)
-    async def create(self, request: Request, hub: NamedDependency[Hub]) -> ConnectionRead:
+    @post(
+        "/",
+        operation_id="createConnection",
+        guards=[require("admin")],
+        status_code=201,
+        dto=StrictJSON,
+        return_dto=None,
+        responses=problems(422),
+    )
+    async def create(
+        self,
+        request: Request,
+        hub: NamedDependency[Hub],
+        data: JSONBody[ConnectionCreate | None] = None,
+    ) -> ConnectionRead:
         """Create a connection; ``config`` and ``credentials`` are checked against the plugin."""
         principal: Principal = request.user
-        body = decode_json(await request.body(), ConnectionCreate)
+        body = _required(data)
         config = validate_connection(
             hub.registry,
             vendor=body.vendor,
@@ -205,13 +221,25 @@ class ConnectionsController(Controller):
         connection = await _owned(hub, request, connection_id)
         return to_read(connection, hub, public_base_url(request))
 
-    @patch("/{connection_id:str}", operation_id="updateConnection", guards=[require("admin")])
+    @patch(
+        "/{connection_id:str}",
+        operation_id="updateConnection",
+        guards=[require("admin")],
+        dto=StrictJSON,
+        return_dto=None,
+        responses=problems(422),
+    )
     async def update(
-        self, request: Request, hub: NamedDependency[Hub], connection_id: FromPath[str]
+        self,
+        request: Request,
+        hub: NamedDependency[Hub],
+        connection_id: FromPath[str],
+        data: JSONBody[ConnectionUpdate | None] = None,
     ) -> ConnectionRead:
+        """Change a connection; only the fields sent change (``credentials`` are replaced)."""
         principal: Principal = request.user
         current = await _owned(hub, request, connection_id)
-        body = decode_json(await request.body(), ConnectionUpdate)
+        body = _required(data)
         changes = {
             k: v
             for k, v in msgspec.structs.asdict(body).items()
@@ -262,7 +290,7 @@ class ConnectionsController(Controller):
         return await check_connection(hub, connection_id)
 
     @post("/{connection_id:str}/sync", operation_id="syncConnection", guards=[require("admin")],
-          status_code=202)  # fmt: skip
+          status_code=202, responses=problems(422))  # fmt: skip
     async def sync_connection(
         self, request: Request, hub: NamedDependency[Hub], connection_id: FromPath[str]
     ) -> SyncRequested:
@@ -301,6 +329,12 @@ async def check_connection(
     except ConnectorNotFound as exc:
         return ConnectionTestResult(ok=False, vendor_answer=str(exc))
     return ConnectionTestResult(ok=True, vendor_answer=str(answer))
+
+
+def _required(data: T | None) -> T:
+    if data is None:
+        raise UnprocessableInput("body is not valid JSON: send a JSON object", field="$")
+    return data
 
 
 async def _owned(

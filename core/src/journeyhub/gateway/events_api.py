@@ -8,20 +8,24 @@ from it, so a repeated id is accepted and not delivered again.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from journeyhub import metrics
 from journeyhub.bus.jetstream import BusUnavailable
 from journeyhub.gateway.auth import require
-from journeyhub.gateway.errors import UnprocessableInput, decode_json
+from journeyhub.gateway.docs import StrictJSON, problems
+from journeyhub.gateway.errors import UnprocessableInput
+from journeyhub.gateway.limits import events_limiter, retry_after_header
 from journeyhub.hub import Hub
+from journeyhub.logs import child_correlation_id, correlation_scope, get_logger
 from journeyhub.model import JourneyEvent
 from journeyhub.store.keys import Principal
 
+log = get_logger(__name__)
 MAX_EVENTS = 500
 
 
@@ -34,20 +38,57 @@ class EventsController(Controller):
     path = "/v1/events"
     tags = ["events"]
 
-    @post("/", operation_id="sendEvents", guards=[require("ingest")], status_code=202)
-    async def send(self, request: Request, hub: NamedDependency[Hub]) -> Response[Any]:
-        """Accept journey events; 202 once durable, 422 naming the bad field, 503 if not stored."""
+    @post(
+        "/",
+        operation_id="sendEvents",
+        guards=[require("ingest")],
+        status_code=202,
+        dto=StrictJSON,
+        return_dto=None,
+        responses=problems(401, 403, 413, 422, 429, 503),
+    )
+    async def send(
+        self,
+        request: Request,
+        hub: NamedDependency[Hub],
+        data: JSONBody[JourneyEvent | list[JourneyEvent] | None] = None,
+    ) -> Response[EventsAccepted]:
+        """Accept journey events; 202 once durable, 422 naming the bad field, 429 over the
+        tenant's rate (with ``Retry-After``; nothing stored), 503 if not stored."""
         principal: Principal = request.user
-        events = decode_json(await request.body(), JourneyEvent | list[JourneyEvent])
-        batch = events if isinstance(events, list) else [events]
+        if data is None:
+            raise UnprocessableInput("body is not valid JSON: send an event or an array", "$")
+        batch = data if isinstance(data, list) else [data]
         if not batch:
             raise UnprocessableInput("send at least one event", field="$")
         if len(batch) > MAX_EVENTS:
             raise UnprocessableInput(
                 f"at most {MAX_EVENTS} events per request, not {len(batch)}", field="$"
             )
+        limiter = events_limiter(request.app.state, hub.settings)
+        if limiter is not None:
+            if len(batch) > limiter.burst:
+                raise UnprocessableInput(
+                    f"at most {limiter.burst:g} events per request on this hub "
+                    f"(JOURNEYHUB_EVENTS_BURST), not {len(batch)}",
+                    field="$",
+                )
+            wait = limiter.take(principal.tenant_id, len(batch))
+            if wait > 0:
+                metrics.events_received.labels("rate_limited").inc(len(batch))
+                return Response(
+                    {
+                        "status_code": 429,
+                        "detail": f"over this tenant's rate of {limiter.rate:g} events/s; "
+                        "nothing was stored: retry after Retry-After seconds",
+                    },
+                    status_code=429,
+                    headers={"retry-after": retry_after_header(wait)},
+                )
         subject = hub.bus.subjects.events(principal.tenant_id)
-        correlation_id = request.scope.get("state", {}).get("request_id", "")
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        # Each event's journey has its own correlation id: the request's id, then the event's.
+        correlation = {e.id: child_correlation_id(request_id, e.id) for e in batch}
         try:
             acks = await asyncio.gather(
                 *(
@@ -55,7 +96,7 @@ class EventsController(Controller):
                         subject,
                         msgspec.json.encode(event),
                         msg_id=f"{principal.tenant_id}:{event.id}",
-                        headers={"Journeyhub-Correlation-Id": f"{correlation_id}:{event.id}"},
+                        headers={"Journeyhub-Correlation-Id": correlation[event.id]},
                     )
                     for event in batch
                 )
@@ -72,6 +113,9 @@ class EventsController(Controller):
                 headers={"retry-after": "5"},
             )
         duplicates = [e.id for e, ack in zip(batch, acks, strict=True) if ack.duplicate]
+        for event, ack in zip(batch, acks, strict=True):
+            with correlation_scope(correlation[event.id], event_id=event.id):
+                log.info("event_accepted", event_type=event.type, duplicate=bool(ack.duplicate))
         metrics.events_received.labels("accepted").inc(len(batch) - len(duplicates))
         metrics.events_received.labels("duplicate").inc(len(duplicates))
         return Response(

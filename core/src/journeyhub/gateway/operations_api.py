@@ -6,19 +6,49 @@ Everything is scoped to the key's tenant: another tenant's record answers 404.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from journeyhub.gateway.auth import require
-from journeyhub.gateway.errors import decode_json
+from journeyhub.gateway.docs import OptionalBody, StrictJSON, problems
 from journeyhub.hub import Hub
 from journeyhub.store.keys import Principal
 from journeyhub.workers.deadletter import replay
+
+# A time in a query: RFC 3339 with an offset, nothing else (Litestar's own conversion would
+# also take a Unix timestamp, "0.5", and a time without an offset, and guess).
+Moment = Annotated[
+    str | None,
+    Parameter(
+        description="RFC 3339 date-time with an offset, e.g. 2026-06-20T12:00:00Z",
+        schema_extra={"format": "date-time"},
+    ),
+]
+
+
+def moment(value: str | None, name: str) -> datetime | None:
+    """A ``Moment`` parameter's value; 400 naming the parameter when it is not one."""
+    if value is None:
+        return None
+    try:
+        parsed = msgspec.convert(value, Annotated[datetime, msgspec.Meta(tz=True)], strict=True)
+    except msgspec.ValidationError:
+        raise ValidationException(
+            f"query parameter {name!r}: {value!r} is not an RFC 3339 date-time with an offset",
+            extra=[
+                {
+                    "message": "not an RFC 3339 date-time with an offset",
+                    "key": name,
+                    "source": "query",
+                }
+            ],
+        ) from None
+    return parsed
 
 
 class DeliveryView(msgspec.Struct):
@@ -52,12 +82,14 @@ class DeadLetterView(msgspec.Struct):
 
 
 class ReplayFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    connection_id: FromQuery[str | None] = None
-    vendor: FromQuery[str | None] = None
-    since: FromQuery[datetime | None] = None
-    until: FromQuery[datetime | None] = None
-    error: FromQuery[str | None] = None
-    limit: FromQuery[int] = 1000
+    """The body of ``POST /v1/dlq/replay``; every field is optional (no body: all of them)."""
+
+    connection_id: str | None = None
+    vendor: str | None = None
+    since: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    until: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    error: str | None = None
+    limit: int = 1000
 
 
 class ReplayResult(msgspec.Struct):
@@ -108,12 +140,12 @@ class OperationsController(Controller):
     @get("/deliveries", operation_id="listDeliveries", guards=[require("read")])
     async def deliveries(
         self, request: Request, hub: NamedDependency[Hub], connection_id: FromQuery[str | None] = None,
-        status: FromQuery[str | None] = None, since: FromQuery[datetime | None] = None, limit: FromQuery[int] = 100,
+        status: FromQuery[str | None] = None, since: Moment = None, limit: FromQuery[int] = 100,
     ) -> list[DeliveryView]:  # fmt: skip
         """Delivery attempts, newest first."""
         principal: Principal = request.user
         rows = await hub.store.deliveries.list(
-            principal.tenant_id, connection_id=connection_id, status=status, since=since,
+            principal.tenant_id, connection_id=connection_id, status=status, since=moment(since, "since"),
             limit=min(max(limit, 1), 1000),
         )  # fmt: skip
         return [msgspec.convert(r, DeliveryView, from_attributes=True) for r in rows]
@@ -121,14 +153,15 @@ class OperationsController(Controller):
     @get("/dlq", operation_id="listDeadLetters", guards=[require("read")])
     async def dead_letters(
         self, request: Request, hub: NamedDependency[Hub], connection_id: FromQuery[str | None] = None,
-        vendor: FromQuery[str | None] = None, since: FromQuery[datetime | None] = None, until: FromQuery[datetime | None] = None,
+        vendor: FromQuery[str | None] = None, since: Moment = None, until: Moment = None,
         error: FromQuery[str | None] = None, pending_only: FromQuery[bool] = False, limit: FromQuery[int] = 100,
     ) -> list[DeadLetterView]:  # fmt: skip
         """Dead letters, newest first; filter by connection, vendor, time and error text."""
         principal: Principal = request.user
         rows = await hub.store.deliveries.list_dead(
             principal.tenant_id, limit=min(max(limit, 1), 1000), connection_id=connection_id,
-            vendor=vendor, since=since, until=until, error=error, pending_only=pending_only,
+            vendor=vendor, since=moment(since, "since"), until=moment(until, "until"), error=error,
+            pending_only=pending_only,
         )  # fmt: skip
         return [dead_view(r) for r in rows]
 
@@ -145,13 +178,25 @@ class OperationsController(Controller):
         await replay(hub, dead, principal.actor)
         return ReplayResult(replayed=[dead.id])
 
-    @post("/dlq/replay", operation_id="replayDeadLetters", guards=[require("admin")],
-          status_code=202)  # fmt: skip
-    async def replay_many(self, request: Request, hub: NamedDependency[Hub]) -> ReplayResult:
+    @post(
+        "/dlq/replay",
+        operation_id="replayDeadLetters",
+        guards=[require("admin")],
+        status_code=202,
+        dto=StrictJSON,
+        return_dto=None,
+        operation_class=OptionalBody,
+        responses=problems(422),
+    )
+    async def replay_many(
+        self,
+        request: Request,
+        hub: NamedDependency[Hub],
+        data: JSONBody[ReplayFilter | None] = None,
+    ) -> ReplayResult:
         """Replay every not-yet-replayed dead letter that matches the filter."""
         principal: Principal = request.user
-        raw = await request.body()
-        query = decode_json(raw or b"{}", ReplayFilter)
+        query = data or ReplayFilter()
         rows = await hub.store.deliveries.list_dead(
             principal.tenant_id, limit=min(max(query.limit, 1), 10_000),
             connection_id=query.connection_id, vendor=query.vendor, since=query.since,
@@ -175,14 +220,15 @@ class OperationsController(Controller):
 
     @get("/audit", operation_id="listAudit", guards=[require("read")])
     async def audit(
-        self, request: Request, hub: NamedDependency[Hub], since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None, actor: FromQuery[str | None] = None, action: FromQuery[str | None] = None,
+        self, request: Request, hub: NamedDependency[Hub], since: Moment = None,
+        until: Moment = None, actor: FromQuery[str | None] = None, action: FromQuery[str | None] = None,
         connection_id: FromQuery[str | None] = None, limit: FromQuery[int] = 100,
     ) -> list[AuditView]:  # fmt: skip
         """Configuration changes, keys, replays and conflict resolutions, newest first."""
         principal: Principal = request.user
         rows = await hub.store.audit.list(
-            principal.tenant_id, since=since, until=until, actor=actor, action=action,
+            principal.tenant_id, since=moment(since, "since"), until=moment(until, "until"), actor=actor,
+            action=action,
             connection_id=connection_id, limit=min(max(limit, 1), 1000),
         )  # fmt: skip
         return [msgspec.convert(r, AuditView, from_attributes=True) for r in rows]

@@ -58,9 +58,10 @@ def describe_plugins(registry: PluginRegistry) -> PluginsView:
 class PluginsController(Controller):
     path = "/v1/plugins"
     tags = ["plugins"]
-    guards = [require("read")]
 
-    @get("/", operation_id="listPlugins")
+    # The guard on the handler, not the controller: a controller's guards also guard the
+    # OPTIONS answer that Litestar makes, which the key middleware lets through unauthenticated.
+    @get("/", operation_id="listPlugins", guards=[require("read")])
     async def list_plugins(self, hub: NamedDependency[Hub]) -> PluginsView:
         """Connectors loaded in this process, with their capabilities, and load errors."""
         return describe_plugins(hub.registry)

@@ -19,6 +19,7 @@ from litestar.params import FromPath
 from journeyhub import metrics
 from journeyhub.bus.jetstream import BusUnavailable
 from journeyhub.errors import ConnectorNotFound, WebhookRejected
+from journeyhub.gateway.docs import WebhookOperation, problems
 from journeyhub.hub import Hub
 from journeyhub.logs import get_logger
 from journeyhub.model import StoredWebhook, utcnow
@@ -65,7 +66,8 @@ class WebhooksController(Controller):
         operation_id="receiveWebhook",
         exclude_from_auth=True,
         status_code=200,
-        responses=None,
+        responses=problems(401, 404, 413, 503),
+        operation_class=WebhookOperation,
     )
     async def receive(
         self,
@@ -73,7 +75,7 @@ class WebhooksController(Controller):
         hub: NamedDependency[Hub],
         vendor: FromPath[str],
         connection_id: FromPath[str],
-    ) -> Response[Any]:
+    ) -> Response[WebhookAccepted]:
         """Receive a vendor's webhook: verify, store durably, then acknowledge."""
         structlog.contextvars.bind_contextvars(vendor=vendor, connection_id=connection_id)
         body = await _read_limited(request, hub.settings.webhook_max_bytes)

@@ -35,6 +35,10 @@ class Authenticator:
         if not self.hub.registry.implements(connection.vendor, "journeyhub_authenticate"):
             return credentials
         async with self._locks[connection.id]:
+            latest = await self.hub.store.connections.get(connection.id)
+            if latest is not None and latest.status == "needs_reauth":
+                # Another caller was just told the refresh token is dead: do not ask again.
+                raise ReauthRequired("the connection needs to be re-authorised")
             current = await self._stored(connection.id) or credentials
             if refused and current != credentials:
                 return current  # another caller refreshed while we waited

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from journeyhub.model import utcnow
@@ -14,6 +15,16 @@ from journeyhub.store.tables import DeadLetter, Delivery, PendingTask
 
 if TYPE_CHECKING:
     from journeyhub.store.store import Store
+
+
+@dataclass(frozen=True)
+class StatusCount:
+    """Delivery rows of one status on one connection: since ``since`` and since ``recent``."""
+
+    status: str
+    count: int
+    recent: int
+    last_at: datetime | None
 
 
 class DeliveryRepo:
@@ -65,6 +76,59 @@ class DeliveryRepo:
         async with self.store.session() as s:
             return (await s.execute(query)).scalar_one_or_none()
 
+    async def delivered_among(self, task_ids: list[str]) -> set[str]:
+        """Which of these tasks were delivered already (one query for a whole batch)."""
+        if not task_ids:
+            return set()
+        query = select(Delivery.task_id).where(
+            Delivery.task_id.in_(task_ids), Delivery.status.in_(("delivered", "skipped"))
+        )
+        async with self.store.session() as s:
+            return set((await s.execute(query)).scalars())
+
+    async def earliest_pending(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The lowest pending sequence per (connection, client) key (one query per batch)."""
+        if not keys:
+            return {}
+        query = (
+            select(PendingTask.connection_id, PendingTask.order_key, func.min(PendingTask.sequence))
+            .where(tuple_(PendingTask.connection_id, PendingTask.order_key).in_(list(set(keys))))
+            .group_by(PendingTask.connection_id, PendingTask.order_key)
+        )
+        async with self.store.session() as s:
+            return {(c, k): int(m) for c, k, m in (await s.execute(query)).all()}
+
+    async def record_success(self, task_id: str, **attempt: Any) -> None:
+        """Record a successful attempt and release the task's place in the order, together."""
+        async with self.store.session() as s:
+            s.add(Delivery(task_id=task_id, created_at=utcnow(), **attempt))
+            await s.execute(delete(PendingTask).where(PendingTask.task_id == task_id))
+
+    async def add_pending_many(self, rows: list[tuple[str, str, str, int]]) -> None:
+        """(task id, connection, client key, sequence) rows, in one transaction; rows already
+        there (a task routed twice) are kept as they are."""
+        if not rows:
+            return
+        ids = [r[0] for r in rows]
+        try:
+            async with self.store.session() as s:
+                existing = set(
+                    (
+                        await s.execute(
+                            select(PendingTask.task_id).where(PendingTask.task_id.in_(ids))
+                        )
+                    ).scalars()
+                )
+                now = utcnow()
+                s.add_all(
+                    PendingTask(task_id=t, connection_id=c, order_key=k, sequence=q, created_at=now)
+                    for t, c, k, q in rows
+                    if t not in existing
+                )
+        except IntegrityError:  # routed concurrently by another router: add one by one
+            for row in rows:
+                await self.add_pending(*row)
+
     async def failed_attempts(self, task_id: str) -> int:
         """Failed attempts since the task was last replayed from the dead letters."""
         async with self.store.session() as s:
@@ -114,6 +178,85 @@ class DeliveryRepo:
         query = query.order_by(Delivery.id.desc()).limit(limit)
         async with self.store.session() as s:
             return list((await s.execute(query)).scalars())
+
+    async def list_statuses(
+        self,
+        tenant_id: str,
+        statuses: tuple[str, ...],
+        *,
+        connection_id: str | None = None,
+        limit: int = 20,
+    ) -> list[Delivery]:
+        """The tenant's newest attempts of any of ``statuses`` (the dashboard's failures)."""
+        query = select(Delivery).where(
+            Delivery.tenant_id == tenant_id, Delivery.status.in_(statuses)
+        )
+        if connection_id:
+            query = query.where(Delivery.connection_id == connection_id)
+        query = query.order_by(Delivery.id.desc()).limit(limit)
+        async with self.store.session() as s:
+            return list((await s.execute(query)).scalars())
+
+    async def last_attempts(
+        self, tenant_id: str, task_ids: list[str], statuses: tuple[str, ...] | None = None
+    ) -> dict[str, Delivery]:
+        """The newest real attempt (not a replay marker) of each of these tasks of a tenant;
+        only attempts of ``statuses`` when given."""
+        if not task_ids:
+            return {}
+        newest = select(func.max(Delivery.id)).where(
+            Delivery.tenant_id == tenant_id,
+            Delivery.task_id.in_(task_ids),
+            Delivery.status != "replayed",
+        )
+        if statuses:
+            newest = newest.where(Delivery.status.in_(statuses))
+        newest = newest.group_by(Delivery.task_id)
+        query = select(Delivery).where(Delivery.id.in_(newest))
+        async with self.store.session() as s:
+            return {row.task_id: row for row in (await s.execute(query)).scalars()}
+
+    # --- health: per-connection aggregates (portable: SQLite and PostgreSQL) ---------------
+
+    async def status_counts(
+        self, connection_id: str, *, since: datetime, recent_since: datetime
+    ) -> list[StatusCount]:
+        """Rows per status created since ``since``; ``recent`` counts those since
+        ``recent_since`` (a later moment), ``last_at`` is the newest row of the status."""
+        recent = func.sum(case((Delivery.created_at >= recent_since, 1), else_=0))
+        query = (
+            select(Delivery.status, func.count(), recent, func.max(Delivery.created_at))
+            .where(Delivery.connection_id == connection_id, Delivery.created_at >= since)
+            .group_by(Delivery.status)
+        )
+        async with self.store.session() as s:
+            rows = (await s.execute(query)).all()
+        return [StatusCount(r[0], int(r[1]), int(r[2] or 0), r[3]) for r in rows]
+
+    async def last_at(self, connection_id: str, statuses: tuple[str, ...]) -> datetime | None:
+        """When the newest row of these statuses was recorded on the connection."""
+        query = select(func.max(Delivery.created_at)).where(
+            Delivery.connection_id == connection_id, Delivery.status.in_(statuses)
+        )
+        async with self.store.session() as s:
+            return (await s.execute(query)).scalar_one_or_none()
+
+    async def latencies_ms(
+        self, connection_id: str, *, since: datetime, statuses: tuple[str, ...]
+    ) -> list[float]:
+        """The recorded vendor-call latencies of these statuses since ``since``, ascending."""
+        query = (
+            select(Delivery.latency_ms)
+            .where(
+                Delivery.connection_id == connection_id,
+                Delivery.created_at >= since,
+                Delivery.status.in_(statuses),
+                Delivery.latency_ms.is_not(None),
+            )
+            .order_by(Delivery.latency_ms)
+        )
+        async with self.store.session() as s:
+            return [float(v) for v in (await s.execute(query)).scalars()]
 
     # --- pending tasks: the per-client order gate ---------------------------------------------
 
@@ -223,6 +366,16 @@ class DeliveryRepo:
         query = self._dead_query(tenant_id, **filters).with_only_columns(func.count())
         async with self.store.session() as s:
             return int((await s.execute(query)).scalar_one())
+
+    async def dead_depth(self) -> list[tuple[str, str, int]]:
+        """Not yet replayed dead letters of every tenant, as (vendor, stage, count)."""
+        query = (
+            select(DeadLetter.vendor, DeadLetter.stage, func.count())
+            .where(DeadLetter.replayed_at.is_(None))
+            .group_by(DeadLetter.vendor, DeadLetter.stage)
+        )
+        async with self.store.session() as s:
+            return [(r[0], r[1], int(r[2])) for r in (await s.execute(query)).all()]
 
     async def get_dead(self, dead_id: str, tenant_id: str) -> DeadLetter | None:
         async with self.store.session() as s:

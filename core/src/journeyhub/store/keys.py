@@ -48,11 +48,18 @@ class TenantRepo:
             s.add(Tenant(id=tenant_id, name=name, created_at=utcnow()))
         return tenant_id
 
+    async def get(self, tenant_id: str) -> Tenant | None:
+        async with self.store.session() as s:
+            return await s.get(Tenant, tenant_id)
+
     async def exists(self, tenant_id: str) -> bool:
         async with self.store.session() as s:
             return await s.get(Tenant, tenant_id) is not None
 
-    async def create_key(self, tenant_id: str, role: str, label: str | None = None) -> str:
+    async def create_key(
+        self, tenant_id: str, role: str, label: str | None = None, *, actor: str = "cli"
+    ) -> str:
+        """Create a key and return it (shown once); ``actor`` is who asked, for the audit log."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         if not await self.exists(tenant_id):
@@ -72,7 +79,7 @@ class TenantRepo:
             )
         await self.store.audit.record(
             tenant_id=tenant_id,
-            actor="cli",
+            actor=actor,
             action="key.created",
             after={"key_id": key_id, "role": role, "label": label},
         )
@@ -85,8 +92,9 @@ class TenantRepo:
                 return False
             row.revoked_at = utcnow()
             tenant_id = row.tenant_id
+            before = {"key_id": key_id, "role": row.role, "label": row.label}
         await self.store.audit.record(
-            tenant_id=tenant_id, actor=actor, action="key.revoked", before={"key_id": key_id}
+            tenant_id=tenant_id, actor=actor, action="key.revoked", before=before
         )
         return True
 

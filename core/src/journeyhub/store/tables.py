@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -28,7 +29,30 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-TS = DateTime(timezone=True)
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp, always in UTC and time-zone aware on the way out.
+
+    PostgreSQL keeps the zone (``timestamptz``); SQLite keeps none, so without this rows read
+    back naive (the API answered times without an offset, which is not RFC 3339), and an
+    aware value with another offset was compared as if it were UTC. Naive values going in
+    are taken as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+TS = UTCDateTime()
 
 
 class Base(DeclarativeBase):

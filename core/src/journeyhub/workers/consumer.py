@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from journeyhub.hub import Hub
-from journeyhub.logs import get_logger
+from journeyhub.logs import get_logger, reset_log_context
 
 log = get_logger(__name__)
 
@@ -32,24 +32,70 @@ async def consume(
     handle_batch: Callable[[list[Msg]], Awaitable[None]],
     batch: int = 100,
     wait: float = 1.0,
+    concurrent_batches: int = 1,
 ) -> None:
-    """Fetch up to ``batch`` messages at a time and await ``handle_batch`` on them."""
+    """Fetch up to ``batch`` messages at a time and hand them to ``handle_batch``; with
+    ``concurrent_batches`` > 1, fetching goes on while earlier batches are still handled
+    (a batch waiting on a vendor's rate limit must not stop the others)."""
+    reset_log_context(worker=durable)
     subscription = await hub.bus.pull(durable, stream_kind)
+    slots = asyncio.Semaphore(concurrent_batches)
+    running: set[asyncio.Task[None]] = set()
+
+    async def handle(messages: list[Msg]) -> None:
+        # Each batch starts from a clean log context: nothing bound while handling one
+        # message can show up on the lines of the next.
+        reset_log_context(worker=durable)
+        keepalive = asyncio.create_task(
+            keep_in_progress(messages, hub.settings.ack_wait_seconds / 3)
+        )
+        try:
+            await handle_batch(messages)
+        finally:
+            keepalive.cancel()
+            slots.release()
+
     try:
         while not stop.is_set():
+            await slots.acquire()
             try:
                 messages = await subscription.fetch(batch, timeout=wait)
             except (NatsTimeoutError, TimeoutError):
+                slots.release()
                 continue
             except Exception as exc:  # the bus is reconnecting: wait, do not spin
+                slots.release()
                 log.warning("fetch_failed", durable=durable, error=repr(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
                 continue
-            await handle_batch(messages)
+            if concurrent_batches == 1:
+                await handle(messages)
+                continue
+            task = asyncio.create_task(handle(messages))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        if running:  # let the batches in hand finish before unsubscribing
+            await asyncio.gather(*running, return_exceptions=True)
     finally:
         with contextlib.suppress(Exception):
             await subscription.unsubscribe()
+
+
+async def keep_in_progress(messages: list[Msg], every: float) -> None:
+    """Tell JetStream, every ``every`` seconds, that the messages of a batch still being handled
+    are in progress, so it does not redeliver them while they wait their turn here (behind the
+    concurrency limit, the rate limiter, a slow vendor). Without it, a task that waited longer
+    than the ack wait was pushed a second time, concurrently, by another worker. A message
+    already settled (ack, nak, term) is skipped; if this process dies, the heartbeats stop
+    and the message is redelivered after the ack wait, as before."""
+    every = max(0.5, every)
+    while True:
+        await asyncio.sleep(every)
+        for msg in messages:
+            if not msg.is_acked:
+                with contextlib.suppress(Exception):  # reconnecting: the next beat will do
+                    await msg.in_progress()
 
 
 async def each(messages: list[Msg], handle: Callable[[Msg], Awaitable[None]], limit: int) -> None:

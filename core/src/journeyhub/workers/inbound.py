@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
-import structlog
 from nats.aio.msg import Msg
 
 from journeyhub import metrics
 from journeyhub.hub import Hub
-from journeyhub.logs import get_logger
+from journeyhub.logs import correlation_scope, get_logger
 from journeyhub.model import Connection, StoredWebhook, Trigger, TriggerDraft, stable_id, utcnow
 from journeyhub.workers.consumer import backoff_delay, consume, each
 from journeyhub.workers.deadletter import dead_letter
@@ -95,12 +94,16 @@ async def handle(hub: Hub, msg: Msg) -> None:
             error=f"undecodable stored webhook: {exc}", attempts=attempt,
         )  # fmt: skip
         return
-    structlog.contextvars.bind_contextvars(
-        correlation_id=webhook.correlation_id or webhook.event_id,
+    with correlation_scope(
+        webhook.correlation_id or webhook.event_id,
         vendor=webhook.vendor,
         connection_id=webhook.connection_id,
         event_id=webhook.event_id,
-    )
+    ):
+        await _handle(hub, msg, webhook, attempt)
+
+
+async def _handle(hub: Hub, msg: Msg, webhook: StoredWebhook, attempt: int) -> None:
     try:
         entry = await hub.connections.get(webhook.connection_id)
         if entry is None:
@@ -121,7 +124,8 @@ async def handle(hub: Hub, msg: Msg) -> None:
             log.info("webhook_event_type_unknown", event_type=webhook.event_type)
             await msg.ack()
             return
-        new = await emit_triggers(hub, connection, list(drafts), webhook.correlation_id)
+        correlation_id = webhook.correlation_id or webhook.event_id
+        new = await emit_triggers(hub, connection, list(drafts), correlation_id)
         loaded = hub.registry.connectors.get(webhook.vendor)
         if loaded is not None and loaded.info.sync_on_webhook:
             from journeyhub.workers.sync import request_sync
@@ -140,8 +144,6 @@ async def handle(hub: Hub, msg: Msg) -> None:
             delay = backoff_delay(attempt)
             log.warning("webhook_failed_will_retry", error=error, attempt=attempt, retry_in=delay)
             await msg.nak(delay=delay)
-    finally:
-        structlog.contextvars.unbind_contextvars("vendor", "connection_id", "event_id")
 
 
 async def run(hub: Hub, stop: asyncio.Event) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 import uuid
 from collections import defaultdict
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import structlog
 from nats.aio.msg import Msg
 
 from journeyhub import metrics
@@ -34,7 +34,7 @@ from journeyhub.errors import (
     ReauthRequired,
 )
 from journeyhub.hub import Hub
-from journeyhub.logs import get_logger
+from journeyhub.logs import correlation_scope, get_logger
 from journeyhub.mapping import apply_mappings, merge_defaults
 from journeyhub.model import Connection, ConnectorInfo, DeliveryTask, PushResult, stable_id, utcnow
 from journeyhub.resilience.breaker import Breakers
@@ -43,8 +43,23 @@ from journeyhub.workers.consumer import backoff_delay, consume
 from journeyhub.workers.deadletter import dead_letter
 
 log = get_logger(__name__)
-ORDER_WAIT = 0.3  # seconds before a held-back task is offered again
+ORDER_WAIT = 0.3  # seconds before a held-back task is offered again, the first time
+ORDER_WAIT_MAX = 10.0  # ... about doubling each time it is held back again, up to this
 REAUTH_WAIT = 300.0
+
+
+def order_wait(msg: Msg) -> float:
+    """How long a task held back behind an earlier one of its client waits in the bus.
+
+    It doubles with every delivery of the task (0.3 s, then 0.3-0.6 s, … up to 5-10 s, with
+    jitter). A fixed 0.3 s made every held-back task come back every 0.3 s: with a backlog
+    (thousands of later steps behind first events that a failing vendor keeps in backoff)
+    those redeliveries took the whole worker and starved the very tasks they waited for."""
+    held = max(0, (msg.metadata.num_delivered or 1) - 1)
+    if held == 0:
+        return ORDER_WAIT
+    ceiling = min(ORDER_WAIT_MAX, ORDER_WAIT * 2 ** min(held, 10))
+    return random.uniform(ceiling / 2, ceiling)
 
 
 @dataclass
@@ -84,21 +99,63 @@ class PushWorker:
     # --- per batch ------------------------------------------------------------------------------
 
     async def handle_batch(self, messages: list[Msg]) -> None:
-        by_connection: dict[str, list[Job]] = defaultdict(list)
+        decoded: list[tuple[Msg, DeliveryTask]] = []
         for msg in messages:
-            job = await self.prepare(msg)
+            task = await self.decode(msg)
+            if task is not None:
+                decoded.append((msg, task))
+        # Two queries for the whole batch, not two per task: what is already delivered, and
+        # the earliest pending task of every client in it.
+        deliveries = self.hub.store.deliveries
+        done = await deliveries.delivered_among([t.id for _, t in decoded])
+        earliest = await deliveries.earliest_pending(
+            [(t.connection_id, t.order_key) for _, t in decoded]
+        )
+        by_connection: dict[str, list[Job]] = defaultdict(list)
+        for msg, task in decoded:
+            with self.scope(task):
+                job = await self.check(msg, task, task.id in done, earliest)
             if job is not None:
                 by_connection[job.connection.id].append(job)
         await asyncio.gather(*(self.run_connection(jobs) for jobs in by_connection.values()))
 
-    async def prepare(self, msg: Msg) -> Job | None:
-        """Decode and check a task; None when it was settled here (acked, held back, dead)."""
+    async def decode(self, msg: Msg) -> DeliveryTask | None:
+        """The task in ``msg``; an undecodable one goes to the dead letters."""
         try:
-            task = msgspec.json.decode(msg.data, type=DeliveryTask)
+            return msgspec.json.decode(msg.data, type=DeliveryTask)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            await dead_letter(self.hub, msg, tenant_id="-", connection_id=msg.subject.rsplit(".", 1)[-1],
-                              vendor="-", stage="push", error=f"undecodable task: {exc}", attempts=1)  # fmt: skip
+            with correlation_scope((msg.headers or {}).get("Journeyhub-Correlation-Id")):
+                await dead_letter(
+                    self.hub,
+                    msg,
+                    tenant_id="-",
+                    connection_id=msg.subject.rsplit(".", 1)[-1],
+                    vendor="-",
+                    stage="push",
+                    error=f"undecodable task: {exc}",
+                    attempts=1,
+                )
             return None
+
+    @staticmethod
+    def scope(task: DeliveryTask) -> Any:
+        """Log lines about ``task`` carry its correlation id (the event's or webhook's)."""
+        return correlation_scope(
+            task.correlation_id or task.id,
+            task_id=task.id,
+            connection_id=task.connection_id,
+            vendor=task.vendor,
+        )
+
+    async def check(
+        self,
+        msg: Msg,
+        task: DeliveryTask,
+        delivered: bool,
+        earliest: dict[tuple[str, str], int],
+    ) -> Job | None:
+        """Decide what to do with a task now; None when it was settled here (acked, held
+        back, dead-lettered)."""
         entry = await self.hub.connections.get(task.connection_id)
         if entry is None or not entry[0].enabled:
             log.info("task_for_missing_or_disabled_connection", task_id=task.id)
@@ -106,14 +163,13 @@ class PushWorker:
             await msg.ack()
             return None
         connection, credentials = entry
-        if await self.hub.store.deliveries.delivered(task.id) is not None:
+        if delivered:  # a replay, or a redelivery after a crash: never twice at the vendor
             await self.hub.store.deliveries.finish_pending(task.id)
             await msg.ack()
             return None
-        if await self.hub.store.deliveries.earlier_pending(
-            connection.id, task.order_key, task.sequence
-        ):
-            await msg.nak(delay=ORDER_WAIT)
+        first = earliest.get((task.connection_id, task.order_key))
+        if first is not None and first < task.sequence:
+            await msg.nak(delay=order_wait(msg))  # an earlier task for this client is unfinished
             return None
         if connection.status == "needs_reauth":
             await msg.nak(delay=REAUTH_WAIT)
@@ -151,7 +207,7 @@ class PushWorker:
                 (later if job.task.order_key in seen else now_jobs).append(job)
                 seen.add(job.task.order_key)
             for job in later:
-                await job.msg.nak(delay=ORDER_WAIT)
+                await job.msg.nak(delay=order_wait(job.msg))
             size = first.info.max_batch
             await asyncio.gather(*(self.push_batch(now_jobs[i : i + size])
                                    for i in range(0, len(now_jobs), size)))  # fmt: skip
@@ -164,7 +220,7 @@ class PushWorker:
             for index, job in enumerate(client_jobs):
                 if not await self.push_one(job):
                     for later in client_jobs[index + 1 :]:
-                        await later.msg.nak(delay=ORDER_WAIT)
+                        await later.msg.nak(delay=order_wait(later.msg))
                     return
 
         await asyncio.gather(*(client_in_order(js) for js in by_client.values()))
@@ -199,85 +255,98 @@ class PushWorker:
 
     async def push_one(self, job: Job) -> bool:
         """Push one task; True when it is settled as delivered."""
+        with self.scope(job.task):
+            return await self._push_one(job)
+
+    async def _push_one(self, job: Job) -> bool:
         task, connection = job.task, job.connection
-        structlog.contextvars.bind_contextvars(
-            correlation_id=task.correlation_id or task.id, task_id=task.id,
-            connection_id=connection.id, vendor=connection.vendor,
-        )  # fmt: skip
-        async with self.semaphore:
+        started = time.perf_counter()
+        try:
+            suppressed = await self.suppressed(task.tenant_id, [task])
+            # The vendor's rate is waited for outside the concurrency slots, so a throttled
+            # connection never holds slots that other connections could use; and right
+            # before the call, so calls are spaced as the limiter meant them to be.
             limiter = self.limits.limiter(connection, job.info)
-            started = time.perf_counter()
-            try:
-                if limiter is not None:
-                    await limiter.acquire()
-                await job.msg.in_progress()
+            if limiter is not None:
+                await limiter.acquire()
+            async with self.semaphore:
                 started = time.perf_counter()
                 result = await self.call_push(
                     job, "journeyhub_push", task=task, idempotency_key=task.idempotency_key,
-                    suppressed=await self.suppressed(task.tenant_id, [task]),
+                    suppressed=suppressed,
                 )  # fmt: skip
-            except Exception as exc:
-                await self.fail(job.msg, task, connection, exc, time.perf_counter() - started)
-                return False
-            await self.succeed(job, result, time.perf_counter() - started)
-            return True
+        except Exception as exc:
+            await self.fail(job.msg, task, connection, exc, time.perf_counter() - started)
+            return False
+        await self.succeed(job, result, time.perf_counter() - started)
+        return True
 
     async def push_batch(self, jobs: list[Job]) -> None:
         if len(jobs) == 1:
             await self.push_one(jobs[0])
             return
+        # One call for several tasks: its lines carry every task's correlation id.
+        ids = sorted({j.task.correlation_id or j.task.id for j in jobs})
+        with correlation_scope(None, correlation_ids=ids, connection_id=jobs[0].connection.id):
+            await self._push_batch(jobs)
+
+    async def _push_batch(self, jobs: list[Job]) -> None:
         first = jobs[0]
         connection = first.connection
         tasks = [j.task for j in jobs]
         key = stable_id("batch", *sorted(t.id for t in tasks))
-        async with self.semaphore:
+        started = time.perf_counter()
+        try:
+            suppressed = await self.suppressed(first.task.tenant_id, tasks)
             limiter = self.limits.limiter(connection, first.info)
-            started = time.perf_counter()
-            try:
-                if limiter is not None:
-                    await limiter.acquire()
-                await asyncio.gather(*(j.msg.in_progress() for j in jobs))
+            if limiter is not None:  # outside the slots and right before the call, as above
+                await limiter.acquire()
+            async with self.semaphore:
                 started = time.perf_counter()
                 results = await self.call_push(
                     first, "journeyhub_push_batch", tasks=tasks, idempotency_key=key,
-                    suppressed=await self.suppressed(first.task.tenant_id, tasks),
+                    suppressed=suppressed,
                 )  # fmt: skip
-                if len(results) != len(jobs):
-                    raise PermanentError(
-                        f"push_batch returned {len(results)} results for {len(jobs)} tasks"
-                    )
-            except Exception as exc:
-                elapsed = time.perf_counter() - started
-                await asyncio.gather(
-                    *(self.fail(j.msg, j.task, connection, exc, elapsed) for j in jobs)
+            if len(results) != len(jobs):
+                raise PermanentError(
+                    f"push_batch returned {len(results)} results for {len(jobs)} tasks"
                 )
-                return
+        except Exception as exc:
             elapsed = time.perf_counter() - started
-            for job, result in zip(jobs, results, strict=True):
-                if isinstance(result, Exception):
-                    await self.fail(job.msg, job.task, connection, result, elapsed)
-                else:
-                    await self.succeed(job, result, elapsed)
+            await asyncio.gather(
+                *(self.fail(j.msg, j.task, connection, exc, elapsed) for j in jobs)
+            )
+            return
+        elapsed = time.perf_counter() - started
+        for job, result in zip(jobs, results, strict=True):
+            if isinstance(result, Exception):
+                await self.fail(job.msg, job.task, connection, result, elapsed)
+            else:
+                await self.succeed(job, result, elapsed)
 
     # --- outcomes ---------------------------------------------------------------------------------
 
     async def succeed(self, job: Job, result: PushResult, elapsed: float) -> None:
+        with self.scope(job.task):
+            await self._succeed(job, result, elapsed)
+
+    async def _succeed(self, job: Job, result: PushResult, elapsed: float) -> None:
         task, connection = job.task, job.connection
         status = "skipped" if result.status == "skipped" else "delivered"
-        await self.hub.store.deliveries.record_attempt(
-            task_id=task.id, tenant_id=task.tenant_id, connection_id=connection.id,
+        for record in result.records:  # what we wrote, so the sync knows its own echo
+            await self.hub.store.sync.link(
+                connection.id, record.kind, record.vendor_id, our_id=record.our_id,
+                email=record.email, pushed_fields=record.fields, pushed_at=utcnow(),
+            )  # fmt: skip
+        # The attempt and the release of the client's next task, in one transaction.
+        await self.hub.store.deliveries.record_success(
+            task.id, tenant_id=task.tenant_id, connection_id=connection.id,
             vendor=connection.vendor, source_id=self.source_id(task),
             attempt=job.msg.metadata.num_delivered or 1, status=status,
             vendor_status=result.vendor_status, latency_ms=elapsed * 1000,
             external_ids=result.external_ids or None, error=result.detail if status == "skipped" else None,
             correlation_id=task.correlation_id,
         )  # fmt: skip
-        for record in result.records:  # what we wrote, so the sync knows its own echo
-            await self.hub.store.sync.link(
-                connection.id, record.kind, record.vendor_id, our_id=record.our_id,
-                email=record.email, pushed_fields=record.fields, pushed_at=utcnow(),
-            )  # fmt: skip
-        await self.hub.store.deliveries.finish_pending(task.id)
         await self.breakers.success(connection.id)
         await job.msg.ack()
         metrics.pushes.labels(connection.vendor, status).inc()
@@ -297,8 +366,25 @@ class PushWorker:
             return task.event.id
         return task.trigger.id if task.trigger is not None else task.id
 
-    async def fail(self, msg: Msg, task: DeliveryTask, connection: Connection, exc: BaseException,
-                   elapsed: float) -> None:  # fmt: skip
+    async def fail(
+        self,
+        msg: Msg,
+        task: DeliveryTask,
+        connection: Connection,
+        exc: BaseException,
+        elapsed: float,
+    ) -> None:
+        with self.scope(task):
+            await self._fail(msg, task, connection, exc, elapsed)
+
+    async def _fail(
+        self,
+        msg: Msg,
+        task: DeliveryTask,
+        connection: Connection,
+        exc: BaseException,
+        elapsed: float,
+    ) -> None:
         vendor_status = exc.vendor_status if isinstance(exc, ConnectorError) else None
         error = exc.message if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
         deliveries = self.hub.store.deliveries
@@ -348,4 +434,5 @@ class PushWorker:
 async def run(hub: Hub, stop: asyncio.Event) -> None:
     worker = PushWorker(hub)
     await consume(hub, stop, durable="push-worker", stream_kind="push",
-                  handle_batch=worker.handle_batch, batch=500, wait=0.5)  # fmt: skip
+                  handle_batch=worker.handle_batch, batch=500, wait=0.5,
+                  concurrent_batches=4)  # fmt: skip

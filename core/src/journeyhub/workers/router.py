@@ -16,16 +16,21 @@ import asyncio
 from collections import defaultdict
 
 import msgspec
-import structlog
 from nats.aio.msg import Msg
 
 from journeyhub.hub import Hub
-from journeyhub.logs import get_logger
+from journeyhub.logs import correlation_scope, get_logger
 from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Trigger, stable_id, utcnow
 from journeyhub.workers.consumer import backoff_delay, consume
 from journeyhub.workers.deadletter import dead_letter
 
 log = get_logger(__name__)
+CORRELATION_HEADER = "Journeyhub-Correlation-Id"
+
+
+def correlation_of(msg: Msg) -> str | None:
+    """The correlation id the publisher put on a message, if any."""
+    return (msg.headers or {}).get(CORRELATION_HEADER) or None
 
 
 def accepts(hub: Hub, connection: Connection, kind: str, type_: str) -> bool:
@@ -41,16 +46,21 @@ def accepts(hub: Hub, connection: Connection, kind: str, type_: str) -> bool:
 
 
 async def publish_tasks(hub: Hub, tasks: list[DeliveryTask]) -> None:
-    for task in tasks:
-        await hub.store.deliveries.add_pending(
-            task.id, task.connection_id, task.order_key, task.sequence
+    # Every task is pending before any is published: the push worker may take one at once.
+    await hub.store.deliveries.add_pending_many(
+        [(t.id, t.connection_id, t.order_key, t.sequence) for t in tasks]
+    )
+    await asyncio.gather(
+        *(
+            hub.bus.publish(
+                hub.bus.subjects.push(task.connection_id),
+                msgspec.json.encode(task),
+                msg_id=task.id,
+                headers={CORRELATION_HEADER: task.correlation_id or task.id},
+            )
+            for task in tasks
         )
-        await hub.bus.publish(
-            hub.bus.subjects.push(task.connection_id),
-            msgspec.json.encode(task),
-            msg_id=task.id,
-            headers={"Journeyhub-Correlation-Id": task.correlation_id or task.id},
-        )
+    )
 
 
 async def route_event(hub: Hub, tenant_id: str, event: JourneyEvent, sequence: int,
@@ -77,7 +87,9 @@ async def route_event(hub: Hub, tenant_id: str, event: JourneyEvent, sequence: i
     return tasks
 
 
-async def route_trigger(hub: Hub, trigger: Trigger, sequence: int) -> list[DeliveryTask]:
+async def route_trigger(
+    hub: Hub, trigger: Trigger, sequence: int, correlation_id: str | None = None
+) -> list[DeliveryTask]:
     connections = await hub.connections.for_tenant(trigger.tenant_id)
     now = utcnow()
     tasks = [
@@ -90,7 +102,7 @@ async def route_trigger(hub: Hub, trigger: Trigger, sequence: int) -> list[Deliv
             order_key=f"trigger:{trigger.client_id or trigger.id}",
             sequence=sequence,
             trigger=trigger,
-            correlation_id=trigger.id,
+            correlation_id=correlation_id or trigger.id,
             enqueued_at=now,
         )
         for connection in connections
@@ -114,7 +126,8 @@ async def _route_group(hub: Hub, messages: list[Msg], route_one) -> None:  # typ
             await msg.ack()
         except Exception as exc:
             delay = backoff_delay(attempt)
-            log.warning("route_failed_will_retry", error=repr(exc), retry_in=delay)
+            with correlation_scope(correlation_of(msg)):
+                log.warning("route_failed_will_retry", error=repr(exc), retry_in=delay)
             for later in messages[index:]:
                 await later.nak(delay=delay)
             return
@@ -128,19 +141,37 @@ async def run_events(hub: Hub, stop: asyncio.Event) -> None:
                 event = msgspec.json.decode(msg.data, type=JourneyEvent, strict=True)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 # Only a direct NATS publisher can send this: the gateway validates.
-                await dead_letter(hub, msg, tenant_id=_tenant_of(msg.subject), connection_id="-",
-                                  vendor="-", stage="event", error=f"invalid journey event: {exc}",
-                                  attempts=1)  # fmt: skip
+                with correlation_scope(correlation_of(msg)):
+                    await dead_letter(
+                        hub,
+                        msg,
+                        tenant_id=_tenant_of(msg.subject),
+                        connection_id="-",
+                        vendor="-",
+                        stage="event",
+                        error=f"invalid journey event: {exc}",
+                        attempts=1,
+                    )
                 continue
             groups[(_tenant_of(msg.subject), event.client.id)].append((msg, event))
 
         async def route_one(msg: Msg) -> None:
             event = decoded[id(msg)]
-            correlation_id = (msg.headers or {}).get("Journeyhub-Correlation-Id") or event.id
-            structlog.contextvars.bind_contextvars(correlation_id=correlation_id, event_id=event.id)
-            tasks = await route_event(hub, _tenant_of(msg.subject), event,
-                                      msg.metadata.sequence.stream, correlation_id)  # fmt: skip
-            log.debug("event_routed", tasks=len(tasks))
+            correlation_id = correlation_of(msg) or event.id
+            with correlation_scope(correlation_id, event_id=event.id):
+                tasks = await route_event(
+                    hub,
+                    _tenant_of(msg.subject),
+                    event,
+                    msg.metadata.sequence.stream,
+                    correlation_id,
+                )
+                log.info(
+                    "event_routed",
+                    event_type=event.type,
+                    tasks=len(tasks),
+                    connections=[t.connection_id for t in tasks],
+                )
 
         decoded = {id(m): e for group in groups.values() for m, e in group}
         await asyncio.gather(
@@ -159,15 +190,34 @@ async def run_triggers(hub: Hub, stop: asyncio.Event) -> None:
             try:
                 trigger = msgspec.json.decode(msg.data, type=Trigger)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                await dead_letter(hub, msg, tenant_id=_tenant_of(msg.subject), connection_id="-",
-                                  vendor="-", stage="trigger", error=f"invalid trigger: {exc}",
-                                  attempts=1)  # fmt: skip
+                with correlation_scope(correlation_of(msg)):
+                    await dead_letter(
+                        hub,
+                        msg,
+                        tenant_id=_tenant_of(msg.subject),
+                        connection_id="-",
+                        vendor="-",
+                        stage="trigger",
+                        error=f"invalid trigger: {exc}",
+                        attempts=1,
+                    )
                 continue
             decoded[id(msg)] = trigger
             groups[trigger.client_id or trigger.id].append(msg)
 
         async def route_one(msg: Msg) -> None:
-            await route_trigger(hub, decoded[id(msg)], msg.metadata.sequence.stream)
+            trigger = decoded[id(msg)]
+            correlation_id = correlation_of(msg) or trigger.id
+            with correlation_scope(correlation_id, trigger_id=trigger.id):
+                tasks = await route_trigger(
+                    hub, trigger, msg.metadata.sequence.stream, correlation_id
+                )
+                log.info(
+                    "trigger_routed",
+                    trigger_type=trigger.type,
+                    tasks=len(tasks),
+                    connections=[t.connection_id for t in tasks],
+                )
 
         await asyncio.gather(*(_route_group(hub, group, route_one) for group in groups.values()))
 

@@ -24,7 +24,7 @@ import msgspec
 
 from journeyhub.errors import AuthExpired, ConnectorError, ReauthRequired
 from journeyhub.hub import Hub
-from journeyhub.logs import get_logger
+from journeyhub.logs import correlation_scope, get_logger, reset_log_context
 from journeyhub.model import Connection, PulledRecord, PullPage, TriggerDraft, utcnow
 from journeyhub.sync.changes import compare, fingerprint
 from journeyhub.workers.inbound import emit_triggers
@@ -69,6 +69,7 @@ class SyncWorker:
         self.runs_by_connection: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
+        reset_log_context(worker="sync")
         while not stop.is_set():
             try:
                 await self.tick_once()
@@ -137,6 +138,12 @@ class SyncWorker:
 
     async def sync(self, connection: Connection) -> str:
         """One run over a connection: pages until done; returns a one-line result."""
+        # One correlation id per run, carried by the triggers it emits and what they cause.
+        correlation_id = f"sync:{connection.id}:{uuid.uuid4().hex[:12]}"
+        with correlation_scope(correlation_id, connection_id=connection.id):
+            return await self._sync(connection, correlation_id)
+
+    async def _sync(self, connection: Connection, correlation_id: str) -> str:
         self.runs += 1
         self.runs_by_connection[connection.id] = self.runs_by_connection.get(connection.id, 0) + 1
         entry = await self.hub.connections.get(connection.id)
@@ -150,7 +157,7 @@ class SyncWorker:
             while pages < MAX_PAGES_PER_RUN:
                 page = await self.pull(connection, credentials, cursor)
                 pages += 1
-                emitted += await self.apply(connection, page)
+                emitted += await self.apply(connection, page, correlation_id)
                 cursor = page.next_cursor if page.next_cursor is not None else cursor
                 result = f"ok: {pages} page(s), {emitted} trigger(s)"
                 await self.hub.store.sync.save_cursor(connection.id, cursor, result)
@@ -185,13 +192,17 @@ class SyncWorker:
                 credentials=credentials, cursor=cursor, http=self.hub.http,
             )  # fmt: skip
 
-    async def apply(self, connection: Connection, page: PullPage) -> int:
+    async def apply(
+        self, connection: Connection, page: PullPage, correlation_id: str | None = None
+    ) -> int:
         drafts: list[TriggerDraft] = list(page.triggers)
         for record in page.records:
             drafts.extend(await self.detect(connection, record))
         if not drafts:
             return 0
-        return await emit_triggers(self.hub, connection, drafts, f"sync:{connection.id}")
+        return await emit_triggers(
+            self.hub, connection, drafts, correlation_id or f"sync:{connection.id}"
+        )
 
     async def detect(self, connection: Connection, record: PulledRecord) -> list[TriggerDraft]:
         """Compare with what we last knew; update the link; the drafts for real changes."""

@@ -1,0 +1,689 @@
+"""The demo's story: a studio connects its tools, and one couple's wedding journey plays out.
+
+Each step acts as the real world would (the journey engine posts events to the HTTP API, the
+Stripe and Resend sandboxes send signed webhooks, a studio user edits a job in the Tave
+sandbox), then waits for every effect by polling the sandboxes and the store, never by
+sleeping a fixed time. A dead letter, a refused webhook or a failed sync ends the step at
+once with the reason; anything else that does not happen in time ends it with what was being
+waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from journeyhub import signing
+from journeyhub.demo import STEP_KEYS
+from journeyhub.demo.sandboxes import Sandboxes, label
+from journeyhub.hub import Hub
+from journeyhub.model import TRIGGER_TYPES
+from journeyhub.testing.sandbox import Fault
+
+STUDIO = "Golden Hour Photography"
+COUPLE = "Amelia & Theo"
+CLIENT_NAME = "Amelia Hart"
+CLIENT_EMAIL = "amelia.hart@example.com"
+VENUE = {"name": "Kew Gardens", "address": "Richmond, London"}
+WEDDING_DATE = "2027-06-12"
+NEW_DATE = "2027-06-19"
+DEPOSIT = 150_000  # pence
+
+
+class StepFailed(Exception):
+    """The step did not reach its effect; the message says what went wrong."""
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str  # what --fail-step names
+    title: str
+    needs: tuple[str, ...] = ()  # the step is skipped without these connectors
+
+
+# Connectors still taking shape: a refused connection leaves them out with a note.
+OPTIONAL = frozenset({"studioninja"})
+
+STORY: tuple[Step, ...] = (
+    Step("enquiry", "Enquiry"),
+    Step("booked", "Booked"),
+    Step("deposit", "Deposit paid", needs=("stripe",)),
+    Step("emails", "Emails", needs=("resend",)),
+    Step("date", "Date moved in the CRM", needs=("tave",)),
+    Step("calendar", "Calendar updated"),
+    Step("completed", "Journey completed"),
+)
+if tuple(step.key for step in STORY) != STEP_KEYS:  # --fail-step checks against STEP_KEYS
+    raise RuntimeError("journeyhub.demo.STEP_KEYS must list the keys of STORY, in order")
+
+
+@dataclass
+class Tenant:
+    id: str
+    admin_key: str
+    ingest_key: str
+
+
+@dataclass
+class Scenario:
+    hub: Hub
+    api: httpx.AsyncClient  # on the hub's gateway
+    boxes: Sandboxes
+    step_timeout: float = 20.0
+    fail_step: str | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    tenant: Tenant | None = None
+    connections: dict[str, dict[str, Any]] = field(default_factory=dict)  # vendor → as created
+    resend_secret: str = field(default_factory=signing.new_secret)
+    stripe_secret: str = field(default_factory=signing.new_secret)
+    emails_sent: list[dict[str, Any]] = field(default_factory=list)
+    on_wait: Callable[[str], None] | None = None  # told what each wait is for
+    notes: list[str] = field(default_factory=list)  # what was left out, for the terminal
+    _deadline: float = 0.0
+    _dead_seen: set[str] = field(default_factory=set)
+
+    # --- identities -------------------------------------------------------------------------------
+
+    @property
+    def client_id(self) -> str:
+        return "cl_amelia_theo"
+
+    @property
+    def journey_instance_id(self) -> str:
+        return f"ji_wedding_{self.run_id}"
+
+    @property
+    def tenant_id(self) -> str:
+        assert self.tenant is not None
+        return self.tenant.id
+
+    def has(self, vendor: str) -> bool:
+        return vendor in self.connections
+
+    # --- the steps ---------------------------------------------------------------------------------
+
+    def missing(self, step: Step) -> list[str]:
+        """The connectors this step needs that are not connected."""
+        return [vendor for vendor in step.needs if not self.has(vendor)]
+
+    async def run_step(self, step: Step) -> str:
+        """Run one step within its time budget; its one-line result, or StepFailed."""
+        actions: dict[str, Callable[[], Awaitable[str]]] = {
+            "enquiry": self.enquiry,
+            "booked": self.booked,
+            "deposit": self.deposit,
+            "emails": self.emails,
+            "date": self.date_moved,
+            "calendar": self.calendar_updated,
+            "completed": self.completed,
+        }
+        self._deadline = asyncio.get_running_loop().time() + self.step_timeout
+        if self.fail_step == step.key:
+            self.inject_fault(step.key)
+        return await actions[step.key]()
+
+    # --- set-up ------------------------------------------------------------------------------------
+
+    async def create_tenant(self) -> Tenant:
+        store = self.hub.store
+        tenant_id = await store.tenants.add(STUDIO)
+        admin = await store.tenants.create_key(tenant_id, "admin", "journeyhub demo")
+        ingest = await store.tenants.create_key(tenant_id, "ingest", "journeyhub demo engine")
+        self.tenant = Tenant(tenant_id, admin, ingest)
+        return self.tenant
+
+    def connection_specs(self) -> list[dict[str, Any]]:
+        """What the studio connects: each installed vendor's sandbox, and the journey engine."""
+        b = self.boxes
+        couple_title = {
+            "transform": "template",
+            "options": {"template": "{{ event.data.couple }} wedding"},
+        }
+        slow = {"pull_interval_seconds": 3600}  # the demo syncs when the story says so
+        specs: list[dict[str, Any]] = []
+        if (tave := b.get("tave")) is not None:
+            specs.append(
+                {
+                    "vendor": "tave",
+                    "name": "Studio CRM",
+                    "direction": "bidirectional",
+                    "config": {"api_base": tave.api_base, **slow},
+                    "credentials": {"api_key": tave.api_key},
+                    "field_mappings": [
+                        {"source": "data.couple", "target": "job.name", **couple_title}
+                    ],
+                }
+            )
+        if (stripe := b.get("stripe")) is not None:
+            specs.append(
+                {
+                    "vendor": "stripe",
+                    "name": "Payments",
+                    "direction": "inbound",
+                    "config": {"api_base": stripe.url, **slow},
+                    "credentials": {
+                        "webhook_secret": self.stripe_secret,
+                        "api_key": stripe.api_key,
+                    },
+                }
+            )
+        if (resend := b.get("resend")) is not None:
+            specs.append(
+                {
+                    "vendor": "resend",
+                    "name": "Client emails",
+                    "direction": "bidirectional",
+                    "config": {
+                        "from_address": f"{STUDIO} <hello@example.com>",
+                        "reply_to": "studio@example.com",
+                        "api_base": resend.url,
+                        "branding": {
+                            "vendor_name": STUDIO,
+                            "accent_color": "#b08d57",
+                            "signature": "Maya & the Golden Hour team",
+                        },
+                        "templates": TEMPLATES,
+                    },
+                    "credentials": {
+                        "api_key": resend.api_key,
+                        "webhook_secret": self.resend_secret,
+                    },
+                }
+            )
+        if (gcal := b.get("gcal")) is not None:
+            specs.append(
+                {
+                    "vendor": "gcal",
+                    "name": "Studio calendar",
+                    "direction": "bidirectional",
+                    "config": {**gcal.config(), "time_zone": "Europe/London", **slow},
+                    "credentials": gcal.credentials(),
+                    "field_mappings": [
+                        {"source": "data.couple", "target": "summary", **couple_title}
+                    ],
+                }
+            )
+        if (lightblue := b.get("lightblue")) is not None:
+            specs.append(
+                {
+                    "vendor": "lightblue",
+                    "name": "Light Blue inbox",
+                    "direction": "outbound",
+                    "config": {"api_url": lightblue.api_url, "source": "journeyhub-demo"},
+                    "credentials": {"api_key": lightblue.api_key},
+                    "field_mappings": [
+                        {"source": "data.couple", "target": "ShootTitle", **couple_title}
+                    ],
+                }
+            )
+        if (honeybook := b.get("honeybook")) is not None:
+            specs.append(
+                {
+                    "vendor": "honeybook",
+                    "name": "HoneyBook Zaps",
+                    "direction": "outbound",
+                    "config": honeybook.config(),
+                    "credentials": {"secret": honeybook.secret},
+                }
+            )
+        if (hats := b.get("seventeenhats")) is not None:
+            specs.append(
+                {
+                    "vendor": "seventeenhats",
+                    "name": "17hats Zap",
+                    "direction": "outbound",
+                    "config": hats.config(),
+                    "credentials": {"secret": hats.secret},
+                }
+            )
+        ninja = b.get("studioninja")
+        if ninja is not None and callable(getattr(ninja, "config", None)):
+            spec: dict[str, Any] = {
+                "vendor": "studioninja",
+                "name": "Studio Ninja",
+                "direction": "bidirectional",
+                "config": {**ninja.config(), **slow},
+            }
+            if callable(getattr(ninja, "credentials", None)):
+                spec["credentials"] = ninja.credentials()
+            specs.append(spec)
+        if b.engine is not None:
+            specs.append(
+                {
+                    "vendor": "webhook",
+                    "name": "Journey engine",
+                    "direction": "outbound",
+                    "config": {"url": b.engine.url},
+                    "credentials": {"secret": b.engine.secret},
+                    # Triggers only. ("client_updated" is also a journey event type, and the
+                    # connection's filter cannot tell the two apart: leave it out so the engine is
+                    # not sent its own events back.)
+                    "event_types": [t for t in TRIGGER_TYPES if t != "client_updated"],
+                }
+            )
+        return specs
+
+    async def connect(self) -> list[str]:
+        """Create every connection through the HTTP API; the vendors connected."""
+        for spec in self.connection_specs():
+            answer = await self.api.post("/v1/connections", json=spec, headers=self.admin())
+            if answer.status_code != 201 and spec["vendor"] in OPTIONAL:
+                self.notes.append(
+                    f"{label(spec['vendor'])}: left out (its connection was refused: "
+                    f"{_detail(answer)})"
+                )
+                continue
+            if answer.status_code != 201:
+                raise StepFailed(
+                    f"creating the {label(spec['vendor'])} connection was refused "
+                    f"({answer.status_code}): {_detail(answer)}"
+                )
+            self.connections[spec["vendor"]] = answer.json()
+        return list(self.connections)
+
+    # --- 1. enquiry ---------------------------------------------------------------------------------
+
+    async def enquiry(self) -> str:
+        await self.send(self.event("enquiry", "journey_started"))
+        done: list[str] = []
+        if self.has("tave"):
+            tave = self.boxes.running["tave"]
+            await self.until(
+                "a contact and a job in Tave",
+                lambda: tave.contacts and tave.jobs and tave.job_contacts,
+            )
+            done.append("Tave contact + job")
+        if self.has("lightblue"):
+            lightblue = self.boxes.running["lightblue"]
+            await self.until("an enquiry in Light Blue", lambda: lightblue.enquiries)
+            done.append("Light Blue enquiry")
+        if self.has("honeybook"):
+            honeybook = self.boxes.running["honeybook"]
+            await self.until(
+                "a client and a project in HoneyBook",
+                lambda: honeybook.clients and honeybook.projects,
+            )
+            done.append("HoneyBook client + project")
+        if self.has("seventeenhats"):
+            hats = self.boxes.running["seventeenhats"]
+            await self.until("a contact in 17hats", lambda: hats.contacts)
+            done.append("17hats contact")
+        if self.has("studioninja"):
+            ninja = self.boxes.running["studioninja"]
+            await self.until("an enquiry through Studio Ninja's form", lambda: ninja.submissions)
+            done.append("Studio Ninja enquiry")
+        if self.has("gcal"):
+            await self.until("the wedding day in Google Calendar", self.wedding_event)
+            done.append("wedding day on the calendar")
+        if self.has("tave"):
+            # Our own writes come back on the next sync: recognised as an echo, no trigger.
+            await self.until("the deliveries to be recorded", self.settled)
+            before = await self.trigger_count()
+            await self.sync_now("tave")
+            if (after := await self.trigger_count()) != before:
+                raise StepFailed(
+                    f"the Tave sync took our own writes for changes ({after - before} trigger(s))"
+                )
+        if not done:
+            return "journey event accepted (no outbound connector installed)"
+        return " · ".join(done)
+
+    # --- 2. booked --------------------------------------------------------------------------------
+
+    async def booked(self) -> str:
+        when = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+        step = {
+            "id": "booking",
+            "name": "Booking confirmed",
+            "type": "booking",
+            "data": {
+                "date": when,
+                "start_time": "15:00",
+                "duration_minutes": 30,
+                "location": "Golden Hour studio",
+            },
+        }
+        await self.send(self.event("booked", "step_completed", step=step))
+        done: list[str] = []
+        if self.has("tave"):
+            tave = self.boxes.running["tave"]
+            await self.until("a note on the Tave job", lambda: tave.notes)
+            done.append("note on the Tave job")
+        if self.has("gcal"):
+            await self.until("the booking on the calendar", lambda: self.calendar_events("step"))
+            done.append("timeline event on the calendar")
+        return " · ".join(done) or "step event accepted"
+
+    # --- 3. deposit -------------------------------------------------------------------------------
+
+    async def deposit(self) -> str:
+        from journeyhub_stripe.sandbox import payment_intent
+
+        stripe = self.boxes.running["stripe"]
+        intent = payment_intent(
+            amount=DEPOSIT,
+            currency="gbp",
+            receipt_email=CLIENT_EMAIL,
+            metadata={"client_id": self.client_id, "journey_instance_id": self.journey_instance_id},
+            description=f"{COUPLE}: wedding photography deposit",
+        )
+        event = stripe.emit("payment_intent.succeeded", intent)
+        secret = "whsec_" + "d3Jvbmctc2VjcmV0" if self.fail_step == "deposit" else None
+        async with httpx.AsyncClient(timeout=10) as http:
+            answer = await stripe.deliver(
+                event,
+                self.connections["stripe"]["webhook_url"],
+                [secret or self.stripe_secret],
+                http,
+            )
+        if answer.status_code != 200:
+            raise StepFailed(
+                f"the hub answered Stripe's webhook {answer.status_code}: {_detail(answer)}"
+            )
+        trigger = await self.engine_got("payment_received")
+        amount = (trigger.get("data") or {}).get("amount", DEPOSIT)
+        return f"£{amount / 100:,.2f} at Stripe → signed webhook → payment_received"
+
+    # --- 4. emails --------------------------------------------------------------------------------
+
+    async def emails(self) -> str:
+        resend = self.boxes.running["resend"]
+        await self.send(
+            [
+                self.event("welcome", "email_requested", data={"template": "welcome"}),
+                self.event(
+                    "receipt",
+                    "email_requested",
+                    data={"template": "deposit_receipt", "amount": f"£{DEPOSIT / 100:,.2f}"},
+                ),
+            ]
+        )
+
+        def ours() -> list[dict[str, Any]]:
+            return [e for e in resend.emails if CLIENT_EMAIL in e["to"]]
+
+        self.emails_sent = await self.until(
+            "2 emails sent through Resend", lambda: len(ours()) >= 2 and ours()
+        )
+        url, opened = self.connections["resend"]["webhook_url"], self.emails_sent[0]
+        async with httpx.AsyncClient(timeout=10) as http:
+            for kind, emails in (("email.delivered", self.emails_sent), ("email.opened", [opened])):
+                for email in emails:
+                    answer = await resend.deliver(
+                        resend.emit(kind, email["id"]), url, self.resend_secret, http
+                    )
+                    if answer.status_code != 200:
+                        raise StepFailed(
+                            f"the hub answered Resend's {kind} webhook "
+                            f"{answer.status_code}: {_detail(answer)}"
+                        )
+        await self.engine_got("email_delivered", count=len(self.emails_sent))
+        await self.engine_got("email_opened")
+        count = len(self.emails_sent)
+        return f"{count} emails via Resend → {count} email_delivered, 1 email_opened"
+
+    # --- 5. the date moves in the CRM -----------------------------------------------------------
+
+    async def date_moved(self) -> str:
+        tave = self.boxes.running["tave"]
+        job = next(iter(tave.jobs), None)
+        if job is None:
+            raise StepFailed("there is no job in Tave to edit")
+        tave.vendor_edit("job", job["id"], eventDate=NEW_DATE)  # as the studio would, by hand
+        await self.sync_now("tave")
+        trigger = await self.engine_got("wedding_date_changed")
+        change = ((trigger.get("data") or {}).get("changes") or {}).get("wedding_date") or {}
+        return (
+            f"Tave job moved {change.get('old', WEDDING_DATE)} → {change.get('new', NEW_DATE)}"
+            " → sync → wedding_date_changed"
+        )
+
+    # --- 6. the calendar follows -------------------------------------------------------------------
+
+    async def calendar_updated(self) -> str:
+        await self.send(self.event("moved", "client_updated", date=NEW_DATE))
+        if not self.has("gcal"):
+            return "client update accepted (no calendar connected)"
+        await self.until(
+            f"the calendar's wedding day to move to {NEW_DATE}",
+            lambda: _start(self.wedding_event()) == NEW_DATE,
+        )
+        await self.until("the deliveries to be recorded", self.settled)
+        before = await self.trigger_count()
+        await asyncio.gather(*(self.sync_now(v) for v in ("gcal", "tave") if self.has(v)))
+        if (after := await self.trigger_count()) != before:
+            raise StepFailed(
+                f"a sync took our own change for a new one ({after - before} trigger(s))"
+            )
+        return f"calendar moved to {NEW_DATE} · our own echo: no trigger"
+
+    # --- 7. completed ------------------------------------------------------------------------------
+
+    async def completed(self) -> str:
+        await self.send(self.event("completed", "journey_completed"))
+        done: list[str] = []
+        if self.has("tave"):
+            tave = self.boxes.running["tave"]
+            await self.until(
+                "the Tave job's status to become Completed",
+                lambda: any(j.get("leadStatusName") == "Completed" for j in tave.jobs),
+            )
+            done.append("Tave job Completed")
+        await self.until("every delivery to settle", self.settled)
+        done.append("every delivery settled")
+        return " · ".join(done)
+
+    # --- events -----------------------------------------------------------------------------------
+
+    def event(self, name: str, type_: str, *, date: str = WEDDING_DATE, **extra: Any) -> dict:
+        body: dict[str, Any] = {
+            "id": f"ev_{self.run_id}_{name}",
+            "type": type_,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "journey_instance_id": self.journey_instance_id,
+            "journey_name": "Wedding journey",
+            "client": {
+                "id": self.client_id,
+                "name": CLIENT_NAME,
+                "email": CLIENT_EMAIL,
+                "phone": "+44 7700 900123",
+            },
+            "wedding": {"date": date, "venue": VENUE, "guest_count": 120},
+            "data": {"couple": COUPLE},
+        }
+        extra_data = extra.pop("data", {})
+        body["data"].update(extra_data)
+        body.update(extra)
+        return body
+
+    async def send(self, body: Any) -> None:
+        assert self.tenant is not None
+        headers = {"authorization": f"Bearer {self.tenant.ingest_key}"}
+        answer = await self.api.post("/v1/events", json=body, headers=headers)
+        if answer.status_code != 202:
+            raise StepFailed(f"POST /v1/events answered {answer.status_code}: {_detail(answer)}")
+
+    def admin(self) -> dict[str, str]:
+        assert self.tenant is not None
+        return {"authorization": f"Bearer {self.tenant.admin_key}"}
+
+    # --- waiting ----------------------------------------------------------------------------------
+
+    async def until(self, what: str, check: Callable[[], Any]) -> Any:
+        """Poll ``check`` until it is truthy, failing early on a dead letter and at the
+        step's deadline with what was awaited (and the last failed attempt, if any)."""
+        loop = asyncio.get_running_loop()
+        if self.on_wait is not None:
+            self.on_wait(what)
+        while True:
+            value = check()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return value
+            await self.raise_on_dead_letters()
+            if loop.time() > self._deadline:
+                hint = await self.last_failure()
+                raise StepFailed(
+                    f"timed out after {self.step_timeout:g}s waiting for {what}"
+                    + (f"; last failure: {hint}" if hint else "")
+                )
+            await asyncio.sleep(0.1)
+
+    async def raise_on_dead_letters(self) -> None:
+        dead = await self.hub.store.deliveries.list_dead(self.tenant_id, limit=20)
+        new = [d for d in dead if d.id not in self._dead_seen]
+        self._dead_seen.update(d.id for d in new)
+        if new:
+            first = new[-1]
+            raise StepFailed(
+                f"{label(first.vendor)} gave up ({first.stage}, dead letter "
+                f"{first.id}): {_short(first.error)}"
+            )
+
+    async def last_failure(self) -> str | None:
+        rows = await self.hub.store.deliveries.list(self.tenant_id, limit=50)
+        failed = [r for r in rows if r.status not in ("delivered", "skipped")]
+        if not failed:
+            return None
+        row = failed[0]
+        return f"{label(row.vendor)} {row.status}: {_short(row.error or '')}"
+
+    async def engine_got(self, type_: str, count: int = 1) -> dict[str, Any]:
+        engine = self.boxes.engine
+        assert engine is not None
+
+        def arrived() -> list[dict[str, Any]]:
+            found = [t for t in engine.triggers(type_) if t.get("client_id") == self.client_id]
+            return found if len(found) >= count else []
+
+        found = await self.until(f"{count} {type_} trigger(s) at the journey engine", arrived)
+        return found[-1]
+
+    async def trigger_count(self) -> int:
+        return len(await self.hub.store.triggers.list(self.tenant_id, limit=1000))
+
+    async def sync_now(self, vendor: str) -> str:
+        """Ask for a sync through the API and wait for its result."""
+        connection_id = self.connections[vendor]["id"]
+        before = await self.hub.store.sync.cursor(connection_id)
+        stamp = before.updated_at if before is not None else None
+        answer = await self.api.post(f"/v1/connections/{connection_id}/sync", headers=self.admin())
+        if answer.status_code != 202:
+            raise StepFailed(
+                f"the {label(vendor)} sync was refused ({answer.status_code}): {_detail(answer)}"
+            )
+
+        async def ran() -> Any:
+            cursor = await self.hub.store.sync.cursor(connection_id)
+            return cursor if cursor is not None and cursor.updated_at != stamp else None
+
+        cursor = await self.until(f"the {label(vendor)} sync", ran)
+        result = cursor.last_result or ""
+        if not result.startswith("ok"):
+            raise StepFailed(f"the {label(vendor)} sync {result}")
+        return result
+
+    async def settled(self) -> bool:
+        store = self.hub.store.deliveries
+        for connection in self.connections.values():
+            if await store.pending_count(connection["id"]):
+                return False
+        return True
+
+    # --- Google Calendar ----------------------------------------------------------------------------
+
+    def calendar_events(self, kind: str) -> list[dict[str, Any]]:
+        gcal = self.boxes.get("gcal")
+        if gcal is None:
+            return []
+        return [
+            e
+            for e in gcal.events()
+            if _private(e).get("journeyhub_kind") == kind and e.get("status") != "cancelled"
+        ]
+
+    def wedding_event(self) -> dict[str, Any] | None:
+        return next(iter(self.calendar_events("wedding")), None)
+
+    # --- a broken step, on request (--fail-step) ------------------------------------------------------
+
+    def inject_fault(self, step: str) -> None:
+        """Make the system this step relies on refuse every call for good."""
+        refusal = Fault(
+            status=422,
+            body={
+                "type": "validation-error",
+                "title": "Validation Error",
+                "detail": "injected by --fail-step",
+                "status": 422,
+            },
+        )
+        target = {
+            "enquiry": "tave",
+            "booked": "tave",
+            "emails": "resend",
+            "date": "tave",
+            "calendar": "gcal",
+            "completed": "tave",
+        }.get(step)
+        sandbox = self.boxes.get(target) if target else None
+        if sandbox is not None:
+            sandbox.faults.chaos(1.0, refusal)
+        # "deposit": the webhook is signed with a wrong secret (see deposit()).
+
+
+TEMPLATES = {
+    "welcome": {
+        "subject": "Welcome, {{ client.first_name }}! {{ wedding.date_long }} is in our diary",
+        "html": (
+            '<h1 style="color: {{ vendor.accent_color }}">Dear {{ couple }},</h1>'
+            "<p>Thank you for choosing {{ vendor.vendor_name }} for your wedding on "
+            "{{ wedding.date_long }} at {{ wedding.venue.name }}.</p>"
+            "<p>{{ vendor.signature }}</p>"
+        ),
+        "text": "Dear {{ couple }}, thank you for choosing {{ vendor.vendor_name }}.",
+    },
+    "deposit_receipt": {
+        "subject": "Deposit received: {{ data.amount }}",
+        "html": (
+            "<p>Dear {{ couple }},</p><p>We have received your deposit of "
+            "<strong>{{ data.amount }}</strong>. Your date, {{ wedding.date_long }}, is secured."
+            "</p><p>{{ vendor.signature }}</p>"
+        ),
+    },
+}
+
+
+def _private(event: dict[str, Any]) -> dict[str, Any]:
+    props = event.get("extendedProperties") or {}
+    return props.get("private") or {} if isinstance(props, dict) else {}
+
+
+def _start(event: dict[str, Any] | None) -> str | None:
+    if not event:
+        return None
+    start = event.get("start") or {}
+    return start.get("date") or (start.get("dateTime") or "")[:10] or None
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _detail(answer: httpx.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return _short(answer.text)
+    if isinstance(body, dict):
+        return _short(str(body.get("detail") or body.get("reason") or body))
+    return _short(str(body))
