@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -106,11 +107,13 @@ async def settle(seconds: float = 0.3) -> None:
 # secret made by ``signing.new_secret``, each Fernet key, and the sandboxes' own keys. A hit
 # adds a failed report (so the closing line says "1 failed") and makes the exit status 1.
 #
-# Proven by hand once: a test file ``tests/test_zz_leak.py`` with
+# Proven by hand once (2026-11-24): this file copied beside a test file holding
+#     def test_fine(): print("nothing secret here", file=sys.stderr)
 #     def test_leak(): print("oops", journeyhub.signing.new_secret(), file=sys.stderr)
-# run as ``uv run --frozen pytest tests/test_zz_leak.py -q`` ends with "1 failed, 1 passed",
-# exit status 1, and names the test phase and a masked form of the secret (the same with the
-# secret written through ``logging.getLogger(...).warning``); without the print: "1 passed".
+# ended with "1 failed, 2 passed" and exit status 1, naming "test_leak.py::test_leak Captured
+# stderr call" and the secret masked ("whse…(38 chars)"); the same through
+# ``logging.getLogger("somewhere").warning("oops %s", secret)`` ("Captured log call"); without
+# the leak: "2 passed", exit status 0, also with ``-s``.
 # Subprocesses whose output a test pipes to itself (the CLI tests) are outside this net.
 
 _LOG_TEE = Path(tempfile.mkdtemp(prefix="journeyhub-test-logs-")) / "session.log"
@@ -244,6 +247,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     text = _LOG_TEE.read_text(encoding="utf-8", errors="replace") if _LOG_TEE.exists() else ""
     leaks = find_leaks(text, secrets)
     if not leaks:
+        shutil.rmtree(_LOG_TEE.parent, ignore_errors=True)  # kept only to show a leak
         return
     message = (
         f"{len(leaks)} credential(s) appear in log lines of this run (full log: {_LOG_TEE}):\n"

@@ -98,6 +98,20 @@ async def keep_in_progress(messages: list[Msg], every: float) -> None:
                     await msg.in_progress()
 
 
+async def settle_all(*aws: Awaitable[object]) -> None:
+    """Await every one of ``aws``, then raise the first exception, if any.
+
+    ``asyncio.gather`` raises at the first exception and leaves the others running unwatched:
+    when the store went away in the middle of a batch (a PostgreSQL restart), the rest of the
+    batch went on pushing in the background after the loop had stopped keeping its messages
+    in progress, JetStream redelivered them, and a second push ran beside the first (the same
+    contact and job created twice at the vendor). A batch now ends only when all its work has."""
+    results = await asyncio.gather(*aws, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
 async def each(messages: list[Msg], handle: Callable[[Msg], Awaitable[None]], limit: int) -> None:
     """Run ``handle`` on every message, at most ``limit`` at once."""
     semaphore = asyncio.Semaphore(limit)
@@ -106,4 +120,4 @@ async def each(messages: list[Msg], handle: Callable[[Msg], Awaitable[None]], li
         async with semaphore:
             await handle(msg)
 
-    await asyncio.gather(*(one(m) for m in messages))
+    await settle_all(*(one(m) for m in messages))

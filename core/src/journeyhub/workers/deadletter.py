@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import msgspec
 from nats.aio.msg import Msg
 
 from journeyhub import metrics
 from journeyhub.hub import Hub
 from journeyhub.logs import get_logger
+from journeyhub.model import DeliveryTask
 from journeyhub.store.tables import DeadLetter
 
 log = get_logger(__name__)
@@ -54,19 +56,41 @@ async def dead_letter(
     return dead_id
 
 
+async def _reenter_order_gate(hub: Hub, dead: DeadLetter) -> str | None:
+    """A push task left the per-client order gate when it died (so the client's later tasks
+    could go on); a replay puts it back in, at its original place (its event's bus sequence).
+    Without this, replaying several dead tasks of one client at once (``POST /v1/dlq/replay``)
+    pushed them side by side, and each created the client's contact and job at the vendor."""
+    try:
+        task = msgspec.json.decode(dead.payload, type=DeliveryTask)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None  # undecodable: the push worker dead-letters it again
+    await hub.store.deliveries.add_pending(
+        task.id, task.connection_id, task.order_key, task.sequence
+    )
+    return task.id
+
+
 async def replay(hub: Hub, dead: DeadLetter, actor: str) -> None:
     """Put a dead letter back on its subject. The new message id carries the replay count so
     the bus does not drop it as a duplicate; the task's own id still keeps it effectively once
     at the vendor."""
     await hub.store.deliveries.mark_replayed(dead.id)
+    gated: str | None = None
     if dead.stage == "push":
         await hub.store.deliveries.record_replay(dead)
-    await hub.bus.publish(
-        dead.subject,
-        dead.payload,
-        msg_id=f"{dead.msg_id}:replay:{dead.replay_count + 1}",
-        headers={"Journeyhub-Replay-Of": dead.id},
-    )
+        gated = await _reenter_order_gate(hub, dead)
+    try:
+        await hub.bus.publish(
+            dead.subject,
+            dead.payload,
+            msg_id=f"{dead.msg_id}:replay:{dead.replay_count + 1}",
+            headers={"Journeyhub-Replay-Of": dead.id},
+        )
+    except BaseException:
+        if gated is not None:  # not on the bus: it must not hold the client's later tasks
+            await hub.store.deliveries.finish_pending(gated)
+        raise
     await hub.store.audit.record(
         tenant_id=dead.tenant_id,
         actor=actor,

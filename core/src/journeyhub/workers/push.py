@@ -39,19 +39,19 @@ from journeyhub.mapping import apply_mappings, merge_defaults
 from journeyhub.model import Connection, ConnectorInfo, DeliveryTask, PushResult, stable_id, utcnow
 from journeyhub.resilience.breaker import Breakers
 from journeyhub.resilience.limits import RateLimits
-from journeyhub.workers.consumer import backoff_delay, consume
+from journeyhub.workers.consumer import backoff_delay, consume, settle_all
 from journeyhub.workers.deadletter import dead_letter
 
 log = get_logger(__name__)
 ORDER_WAIT = 0.3  # seconds before a held-back task is offered again, the first time
-ORDER_WAIT_MAX = 10.0  # ... about doubling each time it is held back again, up to this
+ORDER_WAIT_MAX = 5.0  # ... about doubling each time it is held back again, up to this
 REAUTH_WAIT = 300.0
 
 
 def order_wait(msg: Msg) -> float:
     """How long a task held back behind an earlier one of its client waits in the bus.
 
-    It doubles with every delivery of the task (0.3 s, then 0.3-0.6 s, … up to 5-10 s, with
+    It doubles with every delivery of the task (0.3 s, then 0.3-0.6 s, … up to 2.5-5 s, with
     jitter). A fixed 0.3 s made every held-back task come back every 0.3 s: with a backlog
     (thousands of later steps behind first events that a failing vendor keeps in backoff)
     those redeliveries took the whole worker and starved the very tasks they waited for."""
@@ -95,6 +95,12 @@ class PushWorker:
         )
         self.limits = RateLimits()
         self.semaphore = asyncio.Semaphore(64)
+        # Batching connections: jobs waiting for the next vendor call, and its sender.
+        self.queues: dict[str, list[tuple[Job, asyncio.Future[None]]]] = {}
+        # Tasks this process holds now: a redelivery of one (the bus gave up waiting for it)
+        # must not be pushed beside the first, under another batch's idempotency key.
+        self.in_hand: set[str] = set()
+        self.senders: dict[str, asyncio.Task[None]] = {}
 
     # --- per batch ------------------------------------------------------------------------------
 
@@ -102,8 +108,21 @@ class PushWorker:
         decoded: list[tuple[Msg, DeliveryTask]] = []
         for msg in messages:
             task = await self.decode(msg)
-            if task is not None:
-                decoded.append((msg, task))
+            if task is None:
+                continue
+            if task.id in self.in_hand:
+                # Already being pushed here: its first delivery settles the message.
+                await msg.nak(delay=max(1.0, self.hub.settings.ack_wait_seconds / 2))
+                continue
+            decoded.append((msg, task))
+        held = {t.id for _, t in decoded}
+        self.in_hand |= held
+        try:
+            await self._handle_decoded(decoded)
+        finally:
+            self.in_hand -= held
+
+    async def _handle_decoded(self, decoded: list[tuple[Msg, DeliveryTask]]) -> None:
         # Two queries for the whole batch, not two per task: what is already delivered, and
         # the earliest pending task of every client in it.
         deliveries = self.hub.store.deliveries
@@ -117,7 +136,7 @@ class PushWorker:
                 job = await self.check(msg, task, task.id in done, earliest)
             if job is not None:
                 by_connection[job.connection.id].append(job)
-        await asyncio.gather(*(self.run_connection(jobs) for jobs in by_connection.values()))
+        await settle_all(*(self.run_connection(jobs) for jobs in by_connection.values()))
 
     async def decode(self, msg: Msg) -> DeliveryTask | None:
         """The task in ``msg``; an undecodable one goes to the dead letters."""
@@ -199,18 +218,8 @@ class PushWorker:
         batched = first.info.max_batch > 1 and self.hub.registry.implements(
             first.connection.vendor, "journeyhub_push_batch"
         )
-        if batched and len(jobs) > 1:
-            # One task per client per call keeps per-client order; the rest wait their turn.
-            seen: set[str] = set()
-            now_jobs, later = [], []
-            for job in jobs:
-                (later if job.task.order_key in seen else now_jobs).append(job)
-                seen.add(job.task.order_key)
-            for job in later:
-                await job.msg.nak(delay=order_wait(job.msg))
-            size = first.info.max_batch
-            await asyncio.gather(*(self.push_batch(now_jobs[i : i + size])
-                                   for i in range(0, len(now_jobs), size)))  # fmt: skip
+        if batched:
+            await self.coalesce(jobs)
             return
         by_client: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
@@ -223,7 +232,53 @@ class PushWorker:
                         await later.msg.nak(delay=order_wait(later.msg))
                     return
 
-        await asyncio.gather(*(client_in_order(js) for js in by_client.values()))
+        await settle_all(*(client_in_order(js) for js in by_client.values()))
+
+    async def coalesce(self, jobs: list[Job]) -> None:
+        """Queue jobs for a connection that pushes in batches, and wait until they are settled.
+
+        One sender per connection takes up to ``max_batch`` queued jobs per vendor call, after
+        waiting for the rate limiter: while it waits, the jobs of further fetches pile up, so a
+        throttled vendor gets full batches (10,000 emails in 100 calls, not thousands of
+        small ones). One task per client per call keeps per-client order."""
+        connection_id = jobs[0].connection.id
+        loop = asyncio.get_running_loop()
+        waiting = [(job, loop.create_future()) for job in jobs]
+        self.queues.setdefault(connection_id, []).extend(waiting)
+        sender = self.senders.get(connection_id)
+        if sender is None or sender.done():
+            self.senders[connection_id] = asyncio.create_task(self.send_queued(connection_id))
+        await asyncio.gather(*(future for _, future in waiting))
+
+    async def send_queued(self, connection_id: str) -> None:
+        queue = self.queues[connection_id]
+        while queue:
+            first = queue[0][0]
+            decision = await self.breakers.allow(connection_id)
+            if not decision.allowed:  # a 429's Retry-After or an open breaker: the queue waits
+                await asyncio.sleep(min(max(decision.wait, 0.2), 30.0))
+                continue
+            limiter = self.limits.limiter(first.connection, first.info)
+            if limiter is not None:
+                await limiter.acquire()  # meanwhile more jobs join the queue
+            batch: list[tuple[Job, asyncio.Future[None]]] = []
+            clients: set[str] = set()
+            for item in list(queue):
+                if len(batch) >= first.info.max_batch:
+                    break
+                if item[0].task.order_key in clients:
+                    continue  # the client's later task goes in a later call
+                clients.add(item[0].task.order_key)
+                batch.append(item)
+                queue.remove(item)
+            try:
+                await self.push_batch([job for job, _ in batch], limited=False)
+            except Exception as exc:  # settled as failures by push_batch; never leave waiters
+                log.error("batch_send_failed", error=repr(exc))
+            finally:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
 
     # --- vendor calls ------------------------------------------------------------------------------
 
@@ -253,12 +308,12 @@ class PushWorker:
             return frozenset()
         return frozenset(await self.hub.store.triggers.suppressed(tenant_id, emails))
 
-    async def push_one(self, job: Job) -> bool:
+    async def push_one(self, job: Job, limited: bool = True) -> bool:
         """Push one task; True when it is settled as delivered."""
         with self.scope(job.task):
-            return await self._push_one(job)
+            return await self._push_one(job, limited)
 
-    async def _push_one(self, job: Job) -> bool:
+    async def _push_one(self, job: Job, limited: bool = True) -> bool:
         task, connection = job.task, job.connection
         started = time.perf_counter()
         try:
@@ -266,7 +321,7 @@ class PushWorker:
             # The vendor's rate is waited for outside the concurrency slots, so a throttled
             # connection never holds slots that other connections could use; and right
             # before the call, so calls are spaced as the limiter meant them to be.
-            limiter = self.limits.limiter(connection, job.info)
+            limiter = self.limits.limiter(connection, job.info) if limited else None
             if limiter is not None:
                 await limiter.acquire()
             async with self.semaphore:
@@ -281,16 +336,16 @@ class PushWorker:
         await self.succeed(job, result, time.perf_counter() - started)
         return True
 
-    async def push_batch(self, jobs: list[Job]) -> None:
+    async def push_batch(self, jobs: list[Job], limited: bool = True) -> None:
         if len(jobs) == 1:
-            await self.push_one(jobs[0])
+            await self.push_one(jobs[0], limited=limited)
             return
         # One call for several tasks: its lines carry every task's correlation id.
         ids = sorted({j.task.correlation_id or j.task.id for j in jobs})
         with correlation_scope(None, correlation_ids=ids, connection_id=jobs[0].connection.id):
-            await self._push_batch(jobs)
+            await self._push_batch(jobs, limited)
 
-    async def _push_batch(self, jobs: list[Job]) -> None:
+    async def _push_batch(self, jobs: list[Job], limited: bool = True) -> None:
         first = jobs[0]
         connection = first.connection
         tasks = [j.task for j in jobs]
@@ -298,7 +353,7 @@ class PushWorker:
         started = time.perf_counter()
         try:
             suppressed = await self.suppressed(first.task.tenant_id, tasks)
-            limiter = self.limits.limiter(connection, first.info)
+            limiter = self.limits.limiter(connection, first.info) if limited else None
             if limiter is not None:  # outside the slots and right before the call, as above
                 await limiter.acquire()
             async with self.semaphore:
@@ -313,9 +368,7 @@ class PushWorker:
                 )
         except Exception as exc:
             elapsed = time.perf_counter() - started
-            await asyncio.gather(
-                *(self.fail(j.msg, j.task, connection, exc, elapsed) for j in jobs)
-            )
+            await settle_all(*(self.fail(j.msg, j.task, connection, exc, elapsed) for j in jobs))
             return
         elapsed = time.perf_counter() - started
         for job, result in zip(jobs, results, strict=True):

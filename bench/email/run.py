@@ -1,0 +1,263 @@
+"""bench/email: 10,000 email_requested events → hub → Resend sandbox at 2 requests/s.
+
+    cd /work/main && uv run --frozen python bench/email/run.py              # 10,000 emails
+    cd /work/main && uv run --frozen python bench/email/run.py --smoke      # 1,000 emails
+
+What runs: a real ``journeyhub serve`` process (gateway, router, push worker, embedded
+nats-server, SQLite), a Resend sandbox in its own process with Resend's default limit
+(``rate_limit=2, per_seconds=1``; a 3rd call inside any 1 s window is answered 429), and this
+load generator, which sends the events (one distinct client each, ``data.template`` naming a
+template of the connection) as JSON arrays of ``--array`` (500) to ``POST /v1/events`` as fast
+as the gateway answers, ``--concurrency`` requests in flight.
+
+Wall time = the sandbox's ``created_at`` of the email that made the N-th distinct recipient -
+``time.time()`` just before the first events request. Lost = events with no email; duplicated
+= the sandbox's ``duplicates`` (an email whose task tag it had already accepted); 429-refused
+= the sandbox's ``refused_429``; API calls = the sandbox's ``requests``.
+
+Baseline: the floor set by the vendor, N / 100 emails per batch call / 2 calls per second
+(50 s for 10,000), and the kernel's own floor with its 0.95 safety factor on the limiter
+(calls spaced 1 / (2 x 0.95) s apart: 99 gaps = 52.1 s for 100 calls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from harness import (
+    HubProcess,
+    SandboxProcess,
+    cpu_delta,
+    cpu_seconds,
+    fmt_ms,
+    machine,
+    machine_busy,
+    make_event,
+    py_spy_top,
+    start_py_spy,
+    summary,
+)
+
+BATCH = 100  # Resend's POST /emails/batch maximum
+SAFETY = 0.95  # core/src/journeyhub/resilience/limits.py
+
+
+async def run(args: argparse.Namespace) -> int:
+    n = args.emails
+    print(f"machine: {machine()}")
+    print(f"load: {n} email_requested events (distinct clients) in arrays of {args.array}, "
+          f"{args.concurrency} request(s) in flight; Resend sandbox limit "
+          f"{args.limit} requests / {args.per_seconds:g} s")  # fmt: skip
+    sandbox = SandboxProcess("resend", rate_limit=args.limit, per_seconds=args.per_seconds)
+    hub: HubProcess | None = None
+    try:
+        hub = await HubProcess(log_level=args.log_level, keep=args.keep).start()
+        print(f"hub: pid {hub.pid} on {hub.url}, data in {hub.data_dir}", flush=True)
+        async with httpx.AsyncClient(base_url=hub.url, timeout=60) as client:
+            created = await client.post(
+                "/v1/connections",
+                headers={"authorization": f"Bearer {hub.admin_key}"},
+                json={"vendor": "resend", "name": "mail", "direction": "outbound",
+                      "config": {"from_address": "Studio <hello@example.com>",
+                                 "api_base": sandbox.info["url"],
+                                 "templates": {"welcome": {
+                                     "subject": "Welcome {{ client.first_name }}",
+                                     "html": "<p>See you at {{ wedding.venue.name }}</p>"}}},
+                      "credentials": {"api_key": sandbox.info["api_key"]}},
+            )  # fmt: skip
+            if created.status_code != 201:
+                raise RuntimeError(f"connection refused: {created.status_code} {created.text}")
+            events = [
+                make_event(
+                    f"mail-e{i}", "email_requested", f"mail-c{i}", data={"template": "welcome"}
+                )
+                for i in range(n)
+            ]
+            arrays = [
+                msgspec.json.encode(events[i : i + args.array]) for i in range(0, n, args.array)
+            ]
+            headers = {"authorization": f"Bearer {hub.ingest_key}",
+                       "content-type": "application/json"}  # fmt: skip
+            semaphore = asyncio.Semaphore(args.concurrency)
+            answers: list[tuple[int, float]] = []
+
+            gateway_429 = [0]
+
+            async def post(body: bytes) -> None:
+                # The gateway's per-tenant events limit answers 429 + Retry-After (nothing
+                # stored): wait and send the same events again, as a client should.
+                async with semaphore:
+                    while True:
+                        began = time.time()
+                        answer = await client.post("/v1/events", content=body, headers=headers)
+                        answers.append((answer.status_code, time.time() - began))
+                        if answer.status_code != 429:
+                            return
+                        gateway_429[0] += 1
+                        await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
+
+            cpu0, sb0, busy0 = cpu_seconds(hub.pid), cpu_seconds(sandbox.pid), machine_busy()
+            spy = None
+            if args.py_spy:
+                spy = start_py_spy(args.py_spy, hub.pid, args.py_spy_seconds, args.py_spy_out)
+            first_sent = time.time()
+            await asyncio.gather(*(post(body) for body in arrays))
+            ingest_done = time.time()
+            cpu1 = cpu_seconds(hub.pid)
+            print(f"ingested {n} events in {ingest_done - first_sent:.2f} s "
+                  f"({len(arrays)} arrays, {gateway_429[0]} answered 429 by the gateway's "
+                  f"events limit and sent again; statuses {dict(Counter(s for s, _ in answers))}, "
+                  f"answer time {fmt_ms(summary([t for _, t in answers]))})", flush=True)  # fmt: skip
+            deadline = time.monotonic() + args.timeout
+            last_print = time.monotonic()
+            while time.monotonic() < deadline:
+                accepted = await sandbox.aask("count")
+                if accepted >= n:
+                    break
+                if time.monotonic() - last_print > 10:
+                    print(f"  {time.time() - first_sent:5.0f} s: {accepted} emails accepted",
+                          flush=True)  # fmt: skip
+                    last_print = time.monotonic()
+                await asyncio.sleep(0.25)
+            await asyncio.sleep(args.settle)  # late duplicates, if any, would land here
+            cpu2, sb2, busy2 = cpu_seconds(hub.pid), cpu_seconds(sandbox.pid), machine_busy()
+            report = await sandbox.aask("report")
+            statuses = dict(hub.db_rows("select status, count(*) from deliveries group by status"))
+            backlog = await hub.stream_backlog()
+        log_counts = hub.log_counts()
+        delivered_at = hub.db_rows(
+            "select created_at from deliveries where status = 'delivered' order by id"
+        )
+        if spy is not None:
+            spy.wait(timeout=120)
+    finally:
+        if hub is not None:
+            hub.stop()
+        sandbox.stop()
+
+    # --- report ---------------------------------------------------------------------------------
+    wanted = {e["client"]["email"] for e in events}
+    seen: set[str] = set()
+    nth_at = math.nan
+    for to, created_at, _tags in sorted(report["emails"], key=lambda e: e[1]):
+        if to in wanted and to not in seen:
+            seen.add(to)
+            if len(seen) == n:
+                nth_at = datetime.fromisoformat(created_at).timestamp()
+    counters = report["counters"]
+    calls = [c for c in report["calls"] if c[3].startswith("/emails")]
+    ok_calls = [c for c in calls if c[4] == 200]
+    starts = sorted(c[0] for c in calls)
+    ok_starts = sorted(c[0] for c in ok_calls)
+    gaps = [b - a for a, b in itertools.pairwise(ok_starts)]
+    sizes = Counter(c[5] for c in ok_calls)
+    lost = n - len(seen)
+    wall = nth_at - first_sent
+    floor = n / BATCH / (args.limit / args.per_seconds)
+    kernel_floor = (math.ceil(n / BATCH) - 1) / (SAFETY * args.limit / args.per_seconds)
+    print()
+    print(f"wall time, first event sent -> {n}th distinct email accepted: {wall:.1f} s")
+    print(f"  lost {lost}, duplicated {counters['duplicates']}, 429-refused "
+          f"{counters['refused_429']}, API calls {counters['requests']} "
+          f"({len(ok_calls)} accepted: batch sizes {dict(sorted(sizes.items()))})")  # fmt: skip
+    if starts:
+        print(f"  first API call {starts[0] - first_sent:.2f} s after the first event was sent "
+              f"(ingest took {ingest_done - first_sent:.2f} s); last accepted call at "
+              f"{ok_starts[-1] - first_sent:.1f} s")  # fmt: skip
+    if gaps:
+        print(f"  gaps between accepted calls: p50 {summary(gaps)['p50']:.3f} s, "
+              f"p95 {summary(gaps)['p95']:.3f} s, max {max(gaps):.3f} s, "
+              f"sum above {1 / (SAFETY * args.limit):.3f} s: "
+              f"{sum(max(0.0, g - 1 / (SAFETY * args.limit)) for g in gaps):.1f} s")  # fmt: skip
+    if args.timeline and ok_starts:
+        print("  API calls (s after the first event: emails in the call, status):")
+        line = []
+        for c in sorted(calls):
+            line.append(f"{c[0] - first_sent:6.2f}:{c[5]}{'' if c[4] == 200 else '/' + str(c[4])}")
+        for i in range(0, len(line), 10):
+            print("   " + " ".join(line[i : i + 10]))
+    print(f"baseline: vendor floor {n} / {BATCH} per call / {args.limit / args.per_seconds:g} "
+          f"calls/s = {floor:.1f} s; the kernel's own floor with its {SAFETY} safety factor "
+          f"{kernel_floor:.1f} s")  # fmt: skip
+    print(f"ratio to the vendor floor: x{wall / floor:.3f}; target <= 55 s: "
+          f"{'met' if wall <= 55 else 'MISSED'}")  # fmt: skip
+    hub_cpu = cpu_delta(cpu0, cpu2)
+    print(f"hub CPU: {sum(cpu_delta(cpu0, cpu1).values()):.1f} s during ingest, "
+          f"{sum(hub_cpu.values()):.1f} s in all ({', '.join(f'{k} {v:.1f}' for k, v in hub_cpu.items())})")  # fmt: skip
+    own = os.times()
+    mine = sum(hub_cpu.values()) + sum(cpu_delta(sb0, sb2).values())
+    print(f"machine: {busy2 - busy0:.1f} core-seconds used during the run, of which other "
+          f"processes (not the hub, its nats-server, the sandbox or this generator) about "
+          f"{busy2 - busy0 - mine - (own.user + own.system):.1f}; hub CPU per email "
+          f"{sum(hub_cpu.values()) / n * 1000:.1f} ms")  # fmt: skip
+    print(f"hub deliveries by status: {statuses}; streams at the end: {backlog}")
+    notable = {k: v for k, v in log_counts.items() if not k.startswith("info:delivered")}
+    print(f"hub log lines: {dict(notable)}")
+    if delivered_at:
+        # The hub's own record of each email: when its delivery row was written (after the call).
+        stamps = [datetime.fromisoformat(str(r[0])) for r in delivered_at]
+        stamps = [s if s.tzinfo else s.replace(tzinfo=UTC) for s in stamps]
+        secs = [s.timestamp() - first_sent for s in stamps]
+        print(f"hub delivery rows written: first at {min(secs):.1f} s, last at {max(secs):.1f} s")
+    if args.py_spy:
+        print(f"hub event-loop thread, first {args.py_spy_seconds:g} s (py-spy, inclusive):")
+        for line in py_spy_top(args.py_spy_out, n=args.py_spy_top):
+            print("  " + line)
+    if args.json:
+        write_json(args.json, {
+            "emails": n, "wall_s": wall, "lost": lost, "duplicated": counters["duplicates"],
+            "refused_429": counters["refused_429"], "api_calls": counters["requests"],
+            "floor_s": floor, "ratio": wall / floor,
+        })  # fmt: skip
+    good = wall <= 55 and lost == 0 and counters["duplicates"] == 0
+    return 0 if good else 1
+
+
+def write_json(path: str, figures: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(figures, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--emails", type=int, default=10_000)
+    parser.add_argument("--array", type=int, default=500, help="events per HTTP request")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    parser.add_argument("--limit", type=int, default=2, help="sandbox requests per window")
+    parser.add_argument("--per-seconds", type=float, default=1.0, help="sandbox window")
+    parser.add_argument("--timeout", type=float, default=300.0, help="max seconds to wait")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait after the last")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--keep", action="store_true", help="keep the hub's data dir and log")
+    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--py-spy", help="path of a py-spy binary: profile the hub")
+    parser.add_argument("--py-spy-seconds", type=float, default=40.0)
+    parser.add_argument("--py-spy-out", default="/tmp/jh-bench-email-hub.pyspy.txt")
+    parser.add_argument("--py-spy-top", type=int, default=60)
+    parser.add_argument("--timeline", action="store_true", help="print every API call")
+    parser.add_argument("--smoke", action="store_true", help="1,000 emails")
+    args = parser.parse_args()
+    if args.smoke:
+        args.emails, args.timeout = 1000, 120.0
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,172 @@
+"""Bench-only launcher: serves the real gateway app, or a bare Litestar no-op POST endpoint,
+on exactly the uvicorn settings of ``journeyhub.serve._uvicorn_server``.
+
+Used by run.py for the bare endpoint (always) and for the gateway when several processes
+share one port (SO_REUSEPORT) or a prototype is measured. Not part of the product.
+
+    python bench/ingest/serve_app.py {ingress|bare|raw} --port P [--reuse-port] [--ready-file F]
+        [--no-request-id] [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from litestar import Litestar, Request, post
+
+
+def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
+    """The same keyword arguments as ``journeyhub.serve._uvicorn_server`` (keep in step)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@post("/noop", status_code=200)
+async def noop(request: Request) -> dict[str, bool]:
+    await request.body()  # read the body, as any POST endpoint does
+    return {"received": True}
+
+
+def bare_app() -> Litestar:
+    return Litestar(route_handlers=[noop], debug=False)
+
+
+async def raw_app(scope: Any, receive: Any, send: Any) -> None:
+    """Diagnostic: the same no-op as plain ASGI, to tell the server's cost from Litestar's."""
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b'{"received":true}'})
+
+
+def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the
+    # listening socket says IPPROTO_TCP; with proto 0 every response stalls ~40 ms (Nagle +
+    # delayed ACK), as it would with uvicorn's own bind_socket (--workers, --fd).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def main(args: argparse.Namespace) -> None:
+    hub = None
+    if args.app == "ingress":
+        from journeyhub.gateway.app import create_app
+        from journeyhub.hub import Hub
+        from journeyhub.logs import configure_logging
+        from journeyhub.settings import load_settings
+
+        settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level)
+        # run.py has migrated the store and provisioned the streams already.
+        hub = await Hub.start(settings, run_migrations=False, provision=False)
+        # Prototype --no-request-id: the app without RequestIdMiddleware (uuid4 + contextvars
+        # per request).
+        app: Any = _without_request_id(hub) if args.no_request_id else create_app(hub)
+    elif args.app == "raw":
+        app = raw_app
+    else:
+        app = bare_app()
+
+    server = uvicorn.Server(uvicorn_config(app, args.host, args.port))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+
+    async def mark_ready() -> None:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
+            await asyncio.sleep(0.02)
+        if args.ready_file:
+            Path(args.ready_file).write_text("ready")  # noqa: ASYNC240 - once, tiny
+        if PROFILER is not None:  # profile the serving only, not the imports and start-up
+            PROFILER.enable()
+
+    sock = listening_socket(args.host, args.port, args.reuse_port)
+    ready = asyncio.create_task(mark_ready())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        ready.cancel()
+        if hub is not None:
+            await hub.close()
+
+
+PROFILER: Any = None
+
+
+def _without_request_id(hub: Any) -> Litestar:
+    from journeyhub.gateway import app as app_module
+
+    original = app_module.RequestIdMiddleware
+    try:
+        app_module.RequestIdMiddleware = _NoRequestId  # type: ignore[misc,assignment]
+        return app_module.create_app(hub)
+    finally:
+        app_module.RequestIdMiddleware = original  # type: ignore[misc]
+
+
+class _NoRequestId:
+    """Stands in for RequestIdMiddleware: a plain ASGI pass-through."""
+
+    def __call__(self, app: Any) -> Any:
+        return app
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("app", choices=["ingress", "bare", "raw"])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--reuse-port", action="store_true")
+    parser.add_argument("--ready-file")
+    parser.add_argument(
+        "--no-request-id",
+        action="store_true",
+        help="prototype: gateway app without RequestIdMiddleware",
+    )
+    parser.add_argument("--profile", help="write cProfile stats of this process to FILE at exit")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments.profile:
+        import cProfile
+
+        PROFILER = cProfile.Profile()
+        try:
+            asyncio.run(main(arguments))
+        finally:
+            PROFILER.disable()
+            PROFILER.dump_stats(arguments.profile)
+    else:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main(arguments))
