@@ -807,14 +807,18 @@ async def dead_letter_outcomes(rig: Rig) -> dict[str, Any]:
     }
 
 
-async def replay_all(rig: Rig, rounds: int = 20) -> int:
-    """``POST /v1/dlq/replay`` for every studio until none is left unreplayed."""
+async def replay_all(rig: Rig, rounds: int = 200, chunk: int = 200) -> int:
+    """``POST /v1/dlq/replay`` for every studio, ``chunk`` dead letters a call (a call must end
+    well inside the client's timeout: a retried call would replay beside the first), until
+    none is left unreplayed."""
     total = 0
     for studio in rig.studios:
         for _ in range(rounds):
-            answer = await rig.api("POST", "/v1/dlq/replay", studio, json={"limit": 10_000})
+            answer = await rig.api(
+                "POST", "/v1/dlq/replay", studio, json={"limit": chunk}, timeout=120.0
+            )
             replayed = len(answer.get("replayed", []))
             total += replayed
-            if replayed == 0:
+            if replayed < chunk:
                 break
     return total

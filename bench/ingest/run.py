@@ -270,12 +270,11 @@ class Processes:
         self.logs = logs
         self.nice = nice
         self.running: list[Proc] = []
-        self.extra_nice: dict[int, int] = {}
 
-    def renice_all(self, base: int) -> None:
+    def renice_all(self, nice: int) -> None:
         for proc in self.running:
             with contextlib.suppress(OSError):
-                set_nice(proc.pid, base + self.extra_nice.get(proc.pid, 0))
+                set_nice(proc.pid, nice)
 
     def start(self, name: str, command: list[str], nice: int = 0) -> Proc:
         log_file = (self.logs / f"{name}.log").open("wb")
@@ -288,7 +287,6 @@ class Processes:
             start_new_session=True,
         )
         proc = Proc(name, popen)
-        self.extra_nice[proc.pid] = nice
         set_nice(proc.pid, self.nice + nice)
         self.running.append(proc)
         return proc
@@ -407,6 +405,7 @@ async def drain_and_count(nats_url: str, timeout: float) -> dict[str, Any]:
     started = time.monotonic()
     backlog_at_start = None
     last_report = started
+    drained = True
     try:
         while True:
             inbound = await js.consumer_info("JH_INBOUND", "inbound-worker")
@@ -418,7 +417,9 @@ async def drain_and_count(nats_url: str, timeout: float) -> dict[str, Any]:
                 break
             now = time.monotonic()
             if now - started > timeout:
-                raise RuntimeError(f"the worker did not drain in {timeout:.0f}s: {backlog} left")
+                log(f"the worker did not drain in {timeout:.0f}s: {backlog} left")
+                drained = False
+                break
             if now - last_report >= 10:
                 log(f"worker backlog: {backlog} webhooks")
                 last_report = now
@@ -435,6 +436,7 @@ async def drain_and_count(nats_url: str, timeout: float) -> dict[str, Any]:
             "dead_letters": counts["JH_DLQ"].messages,
             "backlog_after_run": backlog_at_start or 0,
             "drain_seconds": round(drained_in, 1),
+            "drained": drained,
         }
     finally:
         await nc.close()
@@ -534,8 +536,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         )
 
         # 3. nothing lost: every stored webhook is one trigger, none dead-lettered. The drain
-        # is not measured: back to the ordinary priority (--nice) so as not to hog the machine.
-        if args.nice:
+        # is not timed against a target: every process back to niceness 0 (--nice and
+        # --worker-nice apply to the load only).
+        if args.nice or args.worker_nice:
             processes.renice_all(0)
             set_nice(nats_server.process.pid, 0)  # type: ignore[union-attr]
         if args.worker_after:
@@ -558,6 +561,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             problems.append(f"bus triggers {counts['bus_triggers']} != stored webhooks")
         if counts["store_triggers"] != counts["stored_webhooks"]:
             problems.append(f"store triggers {counts['store_triggers']} != stored webhooks")
+        if not counts["drained"]:
+            problems.append(f"not drained in --drain-timeout {args.drain_timeout:g}s")
         if counts["dead_letters"] or counts["inbound_left"]:
             problems.append(
                 f"dead letters {counts['dead_letters']}, left in inbound {counts['inbound_left']}"
@@ -670,7 +675,8 @@ def report(results: dict[str, Any]) -> None:
     v = results["verification"]
     print(
         f"\nworker: backlog {v['backlog_after_run']:,} webhooks at the end of the load, "
-        f"drained in {v['drain_seconds']:g} s; worker CPU "
+        + ("drained in" if v["drained"] else "NOT drained after")
+        + f" {v['drain_seconds']:g} s; worker CPU "
         f"{v['worker_cpu_us_per_webhook']:.0f} µs per webhook (warm-up to drained)"
     )
     print(

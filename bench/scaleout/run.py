@@ -2,7 +2,7 @@
 2 workers, sharing one 3-node NATS cluster (streams at 3 replicas) and a PostgreSQL server;
 the results must be the same.
 
-    cd /work/main && uv run --frozen python bench/scaleout/run.py                 # 2,000 + 2,000
+    cd /work/main && uv run --frozen python bench/scaleout/run.py                 # 1,000 + 1,000
     cd /work/main && uv run --frozen python bench/scaleout/run.py --events 200 --webhooks 200
 
 For each layout: a fresh database on the machine's PostgreSQL (``--server``, default
@@ -195,8 +195,8 @@ def print_comparison(report: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument("--webhooks", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--webhooks", type=int, default=1000)
     parser.add_argument("--studios", type=int, default=4)
     parser.add_argument(
         "--server",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, delete, func, select, tuple_
+from sqlalchemy import case, delete, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from journeyhub.model import utcnow
@@ -284,6 +284,45 @@ class DeliveryRepo:
         )
         async with self.store.session() as s:
             return (await s.execute(query)).first() is not None
+
+    async def hold(self, task_ids: list[str], holder: str, seconds: float) -> set[str]:
+        """Take the tasks for pushing, for ``seconds``: the ids now held by ``holder``.
+
+        A task another process holds (unexpired) is left out. A compare-and-set in one
+        UPDATE, so of two processes claiming one task at once, one wins (PostgreSQL rechecks
+        the condition on the row it waited for; SQLite writes one at a time). A task with no
+        pending row (routed before this column existed) cannot be held and is let through."""
+        if not task_ids:
+            return set()
+        now = utcnow()
+        free = or_(
+            PendingTask.held_until.is_(None),
+            PendingTask.held_until < now,
+            PendingTask.held_by == holder,
+        )
+        async with self.store.session() as s:
+            await s.execute(
+                update(PendingTask)
+                .where(PendingTask.task_id.in_(task_ids), free)
+                .values(held_by=holder, held_until=now + timedelta(seconds=seconds))
+            )
+            others = (
+                await s.execute(
+                    select(PendingTask.task_id).where(
+                        PendingTask.task_id.in_(task_ids), PendingTask.held_by != holder
+                    )
+                )
+            ).scalars()
+            return set(task_ids) - set(others)
+
+    async def release(self, task_id: str, holder: str) -> None:
+        """Give a held task back (its push failed and it waits for a retry)."""
+        async with self.store.session() as s:
+            await s.execute(
+                update(PendingTask)
+                .where(PendingTask.task_id == task_id, PendingTask.held_by == holder)
+                .values(held_by=None, held_until=None)
+            )
 
     async def finish_pending(self, task_id: str) -> None:
         async with self.store.session() as s:

@@ -232,3 +232,7 @@ class PendingTask(Base):
     order_key: Mapped[str] = mapped_column(String(200))
     sequence: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
+    # Which worker process is pushing the task, until when: a task the bus redelivers while
+    # another process still pushes it waits instead of being pushed beside it.
+    held_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    held_until: Mapped[datetime | None] = mapped_column(nullable=True)

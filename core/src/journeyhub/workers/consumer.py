@@ -47,7 +47,7 @@ async def consume(
         # message can show up on the lines of the next.
         reset_log_context(worker=durable)
         keepalive = asyncio.create_task(
-            keep_in_progress(messages, hub.settings.ack_wait_seconds / 3)
+            keep_in_progress(messages, hub.settings.ack_wait_seconds / 4)
         )
         try:
             await handle_batch(messages)
@@ -91,11 +91,13 @@ async def keep_in_progress(messages: list[Msg], every: float) -> None:
     and the message is redelivered after the ack wait, as before."""
     every = max(0.5, every)
     while True:
-        await asyncio.sleep(every)
+        # The first beat at once: the ack wait runs from when the server sent the batch, and
+        # a busy process may take seconds to get to it.
         for msg in messages:
             if not msg.is_acked:
                 with contextlib.suppress(Exception):  # reconnecting: the next beat will do
                     await msg.in_progress()
+        await asyncio.sleep(every)
 
 
 async def settle_all(*aws: Awaitable[object]) -> None:

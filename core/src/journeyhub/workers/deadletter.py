@@ -84,7 +84,10 @@ async def replay(hub: Hub, dead: DeadLetter, actor: str) -> None:
         await hub.bus.publish(
             dead.subject,
             dead.payload,
-            msg_id=f"{dead.msg_id}:replay:{dead.replay_count + 1}",
+            # Per dead letter: one task can die more than once (again after a replay), and a
+            # second dead letter's replay under the first one's id would be dropped by the
+            # bus as a duplicate, leaving the task undelivered and its client held back.
+            msg_id=f"{dead.msg_id}:replay:{dead.id}:{dead.replay_count + 1}",
             headers={"Journeyhub-Replay-Of": dead.id},
         )
     except BaseException:

@@ -46,6 +46,12 @@ log = get_logger(__name__)
 ORDER_WAIT = 0.3  # seconds before a held-back task is offered again, the first time
 ORDER_WAIT_MAX = 5.0  # ... about doubling each time it is held back again, up to this
 REAUTH_WAIT = 300.0
+# Which router's consumer makes the tasks of each kind: (stream kind, durable).
+ROUTERS = {"event": ("events", "router"), "trigger": ("triggers", "trigger-router")}
+# How many deliveries a task waits for the routers to catch up (about 20 s in all). The floor
+# is global: one event the router cannot route yet (its store down, say) would otherwise hold
+# every tenant's pushes back; after this the task goes on, as it did before the floor check.
+ROUTED_PATIENCE = 7
 
 
 def order_wait(msg: Msg) -> float:
@@ -100,6 +106,10 @@ class PushWorker:
         # Tasks this process holds now: a redelivery of one (the bus gave up waiting for it)
         # must not be pushed beside the first, under another batch's idempotency key.
         self.in_hand: set[str] = set()
+        # How long a task stays held by this process once taken (see ``deliveries.hold``):
+        # longer than a push takes; a task of a killed worker waits this long for its retry.
+        self.hold_seconds = max(30.0, 2.0 * hub.settings.ack_wait_seconds)
+        self.routed: dict[str, int] = {}  # kind -> routed up to this bus sequence
         self.senders: dict[str, asyncio.Task[None]] = {}
 
     # --- per batch ------------------------------------------------------------------------------
@@ -130,13 +140,46 @@ class PushWorker:
         earliest = await deliveries.earliest_pending(
             [(t.connection_id, t.order_key) for _, t in decoded]
         )
-        by_connection: dict[str, list[Job]] = defaultdict(list)
+        self.routed = await self.routed_floors()
+        jobs: list[Job] = []
         for msg, task in decoded:
             with self.scope(task):
                 job = await self.check(msg, task, task.id in done, earliest)
             if job is not None:
+                jobs.append(job)
+        # Across processes: the bus may redeliver a task while another worker still pushes
+        # it (its heartbeat late, a NATS node gone); the task's hold in the store says so.
+        held = await deliveries.hold([j.task.id for j in jobs], self.holder, self.hold_seconds)
+        by_connection: dict[str, list[Job]] = defaultdict(list)
+        for job in jobs:
+            if job.task.id in held:
                 by_connection[job.connection.id].append(job)
+            else:
+                with self.scope(job.task):
+                    log.info("task_held_by_another_worker")
+                await job.msg.nak(delay=max(1.0, self.hub.settings.ack_wait_seconds / 2))
         await settle_all(*(self.run_connection(jobs) for jobs in by_connection.values()))
+
+    async def routed_floors(self) -> dict[str, int]:
+        """For events and triggers: the bus sequence up to which every message is routed (the
+        router's ack floor). The order gate holds a task back while an earlier task of its
+        client is pending, which needs that earlier task to be routed already; with several
+        workers, two routers take different batches of one stream, and a client's step could
+        be routed, and pushed, before its start was routed at all: both then created the
+        client's contact and job at the vendor. So a task waits until every message before
+        its own is routed. Unknown (the bus not answering): no wait, as before."""
+        floors: dict[str, int] = {}
+        for kind, (stream_kind, durable) in ROUTERS.items():
+            try:
+                stream = self.hub.bus.subjects.stream(stream_kind)
+                info = await asyncio.wait_for(
+                    self.hub.bus.js.consumer_info(stream, durable), timeout=2.0
+                )
+            except Exception as exc:
+                log.warning("routed_floor_unknown", durable=durable, error=repr(exc))
+                continue
+            floors[kind] = info.ack_floor.stream_seq if info.ack_floor else 0
+        return floors
 
     async def decode(self, msg: Msg) -> DeliveryTask | None:
         """The task in ``msg``; an undecodable one goes to the dead letters."""
@@ -190,6 +233,16 @@ class PushWorker:
         if first is not None and first < task.sequence:
             await msg.nak(delay=order_wait(msg))  # an earlier task for this client is unfinished
             return None
+        floor = self.routed.get(task.kind)
+        if (
+            floor is not None
+            and task.sequence > floor + 1
+            and (msg.metadata.num_delivered or 1) <= ROUTED_PATIENCE
+        ):
+            # An earlier event (or trigger) is not routed yet: its task, maybe for this same
+            # client, has no pending row to hold this one back (see ``routed_floors``).
+            await msg.nak(delay=order_wait(msg))
+            return None
         if connection.status == "needs_reauth":
             await msg.nak(delay=REAUTH_WAIT)
             return None
@@ -229,6 +282,7 @@ class PushWorker:
             for index, job in enumerate(client_jobs):
                 if not await self.push_one(job):
                     for later in client_jobs[index + 1 :]:
+                        await self.hub.store.deliveries.release(later.task.id, self.holder)
                         await later.msg.nak(delay=order_wait(later.msg))
                     return
 
@@ -441,6 +495,7 @@ class PushWorker:
         vendor_status = exc.vendor_status if isinstance(exc, ConnectorError) else None
         error = exc.message if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
         deliveries = self.hub.store.deliveries
+        await deliveries.release(task.id, self.holder)  # the retry may go to any worker
         common = dict(task_id=task.id, tenant_id=task.tenant_id, connection_id=connection.id,
                       vendor=connection.vendor, source_id=self.source_id(task),
                       attempt=msg.metadata.num_delivered or 1, vendor_status=vendor_status,

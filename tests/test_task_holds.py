@@ -1,0 +1,103 @@
+"""A task the bus redelivers while another worker process still pushes it is not pushed twice.
+
+JetStream redelivers a message when its ack wait passes without a heartbeat (the worker's event
+loop late, a NATS node gone and the consumer's leader moved). The in-process guard cannot see a
+push in another process; the task's hold in the store can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import msgspec
+from journeyhub.hub import Hub
+from journeyhub.model import DeliveryTask, JourneyEvent, utcnow
+from journeyhub.testing.fixtures import TenantKeys, eventually
+from journeyhub.testing.sandbox import Fault
+from journeyhub.workers.push import PushWorker
+from journeyhub_tave.sandbox import TaveSandbox
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+
+from .conftest import event
+
+
+async def test_a_task_is_held_by_one_worker_at_a_time(hub: Hub, tenant: TenantKeys) -> None:
+    deliveries = hub.store.deliveries
+    ids = [f"dlv_hold_{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    await deliveries.add_pending_many([(t, "con_hold", "cl_hold", n) for n, t in enumerate(ids)])
+
+    assert await deliveries.hold(ids[:2], "worker-a", 30) == set(ids[:2])
+    assert await deliveries.hold(ids, "worker-b", 30) == {ids[2]}  # a's two are not free
+    assert await deliveries.hold(ids[:1], "worker-a", 30) == {ids[0]}  # a holds it still
+    await deliveries.release(ids[0], "worker-b")  # not b's: nothing changes
+    assert await deliveries.hold(ids[:1], "worker-b", 30) == set()
+    await deliveries.release(ids[0], "worker-a")
+    assert await deliveries.hold(ids[:1], "worker-b", 30) == {ids[0]}
+
+    # An expired hold (its worker killed) is free again.
+    assert await deliveries.hold(ids[1:2], "worker-a", 0.05) == {ids[1]}
+    await asyncio.sleep(0.2)
+    assert await deliveries.hold(ids[1:2], "worker-b", 30) == {ids[1]}
+
+    # Two claims at once: each task goes to exactly one of them.
+    fresh = [f"dlv_race_{uuid.uuid4().hex[:8]}" for _ in range(20)]
+    await deliveries.add_pending_many([(t, "con_hold", "cl_race", n) for n, t in enumerate(fresh)])
+    a, b = await asyncio.gather(
+        deliveries.hold(fresh, "worker-a", 30), deliveries.hold(fresh, "worker-b", 30)
+    )
+    assert a | b == set(fresh) and not a & b
+
+
+async def test_a_redelivery_during_a_slow_push_is_not_pushed_again(
+    hub: Hub, tenant: TenantKeys
+) -> None:
+    with TaveSandbox() as tave:
+        connection = await hub.store.connections.create(
+            tenant_id=tenant.id, vendor="tave", name="crm", direction="outbound",
+            enabled=True, config={"api_base": tave.api_base}, credentials={"api_key": tave.api_key},
+            event_types=[], field_mappings=[], actor="test",
+        )  # fmt: skip
+        journey_event = msgspec.convert(event("hold-1", client_id="cl_hold_e2e"), JourneyEvent)
+        task = DeliveryTask(
+            id=f"dlv_{uuid.uuid4().hex[:12]}", tenant_id=tenant.id,
+            connection_id=connection.id, vendor="tave", kind="event", order_key="cl_hold_e2e",
+            sequence=1, event=journey_event, enqueued_at=utcnow(),
+        )  # fmt: skip
+        await hub.store.deliveries.add_pending_many(
+            [(task.id, task.connection_id, task.order_key, task.sequence)]
+        )
+        # A stream of the test's own with a 1 s ack wait and no heartbeat: the bus redelivers
+        # the task while the first worker is still inside its (slow) vendor call.
+        suffix = uuid.uuid4().hex[:8]
+        stream, subject = f"JHTEST_HOLD_{suffix}", f"jhtest.hold.{suffix}"
+        await hub.bus.js.add_stream(StreamConfig(name=stream, subjects=[subject]))
+        try:
+            await hub.bus.js.add_consumer(
+                stream,
+                ConsumerConfig(durable_name="pusher", ack_policy=AckPolicy.EXPLICIT, ack_wait=1),
+            )
+            sub = await hub.bus.js.pull_subscribe_bind("pusher", stream)
+            await hub.bus.js.publish(subject, msgspec.json.encode(task))
+            tave.faults.plan(Fault(delay=3.0))  # the first call answers 3 s late
+            first, second = PushWorker(hub), PushWorker(hub)  # two worker processes
+            (msg,) = await sub.fetch(1, timeout=5)
+            pushing = asyncio.create_task(first.handle_batch([msg]))
+            (again,) = await sub.fetch(1, timeout=5)  # the redelivery, 1 s later
+            assert again.metadata.num_delivered == 2
+            await second.handle_batch([again])  # held by the first: put back, not pushed
+            await pushing
+            await eventually(
+                lambda: hub.store.deliveries.list(tenant.id, status="delivered"),
+                timeout=10,
+            )
+            # The first worker's ack settled the message, for both of its deliveries.
+            info = await hub.bus.js.consumer_info(stream, "pusher")
+            assert info.num_ack_pending == 0 and info.num_pending == 0
+            await sub.unsubscribe()
+        finally:
+            await hub.bus.js.delete_stream(stream)
+        assert tave.creates("address-book") == 1
+        assert len(tave.jobs) == 1
+        rows = await hub.store.deliveries.list(tenant.id, status="delivered")
+        assert [r.task_id for r in rows] == [task.id]
