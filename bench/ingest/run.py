@@ -575,9 +575,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         results = {
             "machine": machine(),
             "config": {
-                "server": f"uvicorn {_version('uvicorn')} (http=h11, loop=asyncio)"
-                if not _has("httptools")
-                else f"uvicorn {_version('uvicorn')}",
+                "server": f"uvicorn {_version('uvicorn')} "
+                + ("(http=httptools" if _has("httptools") else "(http=h11")
+                + (", loop=uvloop)" if _has("uvloop") else ", loop=asyncio)"),
                 "litestar": _version("litestar"),
                 "launcher": args.launcher,
                 "processes": args.processes,

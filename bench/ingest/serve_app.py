@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from journeyhub.serve import run_process
 from litestar import Litestar, Request, post
 
 
@@ -31,6 +32,7 @@ def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
         log_level="warning",
         access_log=False,
         lifespan="off",
+        http="auto",
         timeout_graceful_shutdown=10,
     )
 
@@ -163,10 +165,10 @@ if __name__ == "__main__":
 
         PROFILER = cProfile.Profile()
         try:
-            asyncio.run(main(arguments))
+            run_process(main(arguments))
         finally:
             PROFILER.disable()
             PROFILER.dump_stats(arguments.profile)
     else:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(main(arguments))
+            run_process(main(arguments))

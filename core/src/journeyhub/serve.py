@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -15,6 +17,18 @@ from journeyhub.settings import Settings
 from journeyhub.workers.runner import run_workers
 
 log = get_logger(__name__)
+T = TypeVar("T")
+
+
+def run_process(main: Coroutine[Any, Any, T]) -> T:
+    """Run a long-lived process (gateway, worker) on uvloop where it is installed: the
+    ingest benchmark (bench/ingest) measured it, with httptools, as the larger share of the
+    gateway's throughput. Plain asyncio elsewhere (Windows)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _uvicorn_server(hub: Hub) -> uvicorn.Server:
@@ -24,6 +38,7 @@ def _uvicorn_server(hub: Hub) -> uvicorn.Server:
         port=hub.settings.port,
         log_level="warning",
         access_log=False,
+        http="auto",  # httptools (a dependency) where it builds, else h11
         lifespan="off",  # the Hub is started and stopped around the server
         timeout_graceful_shutdown=10,
     )

@@ -79,9 +79,12 @@ async def with_hub(settings: Settings, action: Callable[[Any], Awaitable[T]]) ->
         await hub.close()
 
 
-def run_async(make: Callable[[], Awaitable[T]]) -> T:
+def run_async(make: Callable[[], Awaitable[T]], *, process: bool = False) -> T:
+    """Run a command's coroutine; ``process``: a long-lived gateway or worker (uvloop)."""
+    from journeyhub.serve import run_process
+
     try:
-        return asyncio.run(make())  # type: ignore[arg-type]
+        return (run_process if process else asyncio.run)(make())  # type: ignore[arg-type]
     except SettingsError as exc:
         err.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -96,7 +99,7 @@ def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> Non
     from journeyhub.serve import run
 
     settings = settings_or_exit(data_dir=data_dir, host=host, port=port)
-    run_async(lambda: run(settings))
+    run_async(lambda: run(settings), process=True)
 
 
 @app.command()
@@ -105,7 +108,7 @@ def gateway(data_dir: DataDir = None, host: Host = None, port: Port = None) -> N
     from journeyhub.serve import run
 
     settings = settings_or_exit(data_dir=data_dir, host=host, port=port)
-    run_async(lambda: run(settings, workers=False))
+    run_async(lambda: run(settings, workers=False), process=True)
 
 
 @app.command()
@@ -114,7 +117,7 @@ def worker(data_dir: DataDir = None) -> None:
     from journeyhub.serve import run
 
     settings = settings_or_exit(data_dir=data_dir)
-    run_async(lambda: run(settings, gateway=False))
+    run_async(lambda: run(settings, gateway=False), process=True)
 
 
 @app.command()
