@@ -267,8 +267,9 @@ def parse_inbound(
 
 def _token_matches(token: str, secret: str) -> bool:
     # A secret is base64: a "+" put unencoded into ?token= arrives as a space. Spaces never
-    # occur in a secret, so mapping them back cannot make a wrong token match.
-    candidate = token.strip().replace(" ", "+").encode()
+    # occur in a secret, so mapping them back cannot make a wrong token match. Only line ends
+    # are stripped: a space at either end is such a "+" (a secret may end in one).
+    candidate = token.strip("\r\n\t").replace(" ", "+").encode()
     return hmac.compare_digest(candidate, secret.encode())
 
 
