@@ -27,26 +27,36 @@ async def test_a_task_is_held_by_one_worker_at_a_time(hub: Hub, tenant: TenantKe
     ids = [f"dlv_hold_{uuid.uuid4().hex[:8]}" for _ in range(3)]
     await deliveries.add_pending_many([(t, "con_hold", "cl_hold", n) for n, t in enumerate(ids)])
 
-    assert await deliveries.hold(ids[:2], "worker-a", 30) == set(ids[:2])
-    assert await deliveries.hold(ids, "worker-b", 30) == {ids[2]}  # a's two are not free
-    assert await deliveries.hold(ids[:1], "worker-a", 30) == {ids[0]}  # a holds it still
+    assert await deliveries.hold(ids[:2], "worker-a", 30) == (set(ids[:2]), set())
+    assert await deliveries.hold(ids, "worker-b", 30) == ({ids[2]}, set())  # a's are not free
+    assert await deliveries.hold(ids[:1], "worker-a", 30) == ({ids[0]}, set())  # a has it still
     await deliveries.release(ids[0], "worker-b")  # not b's: nothing changes
-    assert await deliveries.hold(ids[:1], "worker-b", 30) == set()
+    assert await deliveries.hold(ids[:1], "worker-b", 30) == (set(), set())
     await deliveries.release(ids[0], "worker-a")
-    assert await deliveries.hold(ids[:1], "worker-b", 30) == {ids[0]}
+    assert await deliveries.hold(ids[:1], "worker-b", 30) == ({ids[0]}, set())
 
     # An expired hold (its worker killed) is free again.
-    assert await deliveries.hold(ids[1:2], "worker-a", 0.05) == {ids[1]}
+    assert await deliveries.hold(ids[1:2], "worker-a", 0.05) == ({ids[1]}, set())
     await asyncio.sleep(0.2)
-    assert await deliveries.hold(ids[1:2], "worker-b", 30) == {ids[1]}
+    assert await deliveries.hold(ids[1:2], "worker-b", 30) == ({ids[1]}, set())
 
     # Two claims at once: each task goes to exactly one of them.
     fresh = [f"dlv_race_{uuid.uuid4().hex[:8]}" for _ in range(20)]
     await deliveries.add_pending_many([(t, "con_hold", "cl_race", n) for n, t in enumerate(fresh)])
-    a, b = await asyncio.gather(
+    (a, _), (b, _) = await asyncio.gather(
         deliveries.hold(fresh, "worker-a", 30), deliveries.hold(fresh, "worker-b", 30)
     )
     assert a | b == set(fresh) and not a & b
+
+    # A task out of the order (its dead letter stored with the same write) has no row.
+    gone = ids[2]
+    dead_id = await deliveries.dead_letter(
+        tenant_id=tenant.id, connection_id="con_hold", vendor="tave", stage="push",
+        subject="jh.push.con_hold", msg_id=gone, payload=b"{}", error="5 failed attempts",
+        attempts=5, finished_task=gone,
+    )  # fmt: skip
+    assert await deliveries.get_dead(dead_id, tenant.id) is not None
+    assert await deliveries.hold([gone, ids[0]], "worker-b", 30) == ({ids[0]}, {gone})
 
 
 async def test_a_redelivery_during_a_slow_push_is_not_pushed_again(
@@ -101,3 +111,38 @@ async def test_a_redelivery_during_a_slow_push_is_not_pushed_again(
         assert len(tave.jobs) == 1
         rows = await hub.store.deliveries.list(tenant.id, status="delivered")
         assert [r.task_id for r in rows] == [task.id]
+
+
+async def test_a_dead_lettered_task_redelivered_by_the_bus_is_dropped(
+    hub: Hub, tenant: TenantKeys
+) -> None:
+    """Its "terminate" lost (a NATS leader change), the bus offers a dead task again: the dead
+    letter owns it, and pushing it as well could race the dead letter's replay."""
+    with TaveSandbox() as tave:
+        connection = await hub.store.connections.create(
+            tenant_id=tenant.id, vendor="tave", name="crm", direction="outbound",
+            enabled=True, config={"api_base": tave.api_base}, credentials={"api_key": tave.api_key},
+            event_types=[], field_mappings=[], actor="test",
+        )  # fmt: skip
+        journey_event = msgspec.convert(event("dead-1", client_id="cl_dead_again"), JourneyEvent)
+        task = DeliveryTask(
+            id=f"dlv_{uuid.uuid4().hex[:12]}", tenant_id=tenant.id, connection_id=connection.id,
+            vendor="tave", kind="event", order_key="cl_dead_again", sequence=1,
+            event=journey_event, enqueued_at=utcnow(),
+        )  # fmt: skip
+        suffix = uuid.uuid4().hex[:8]
+        stream, subject = f"JHTEST_DEAD_{suffix}", f"jhtest.dead.{suffix}"
+        await hub.bus.js.add_stream(StreamConfig(name=stream, subjects=[subject]))
+        try:
+            sub = await hub.bus.js.pull_subscribe(subject, durable="pusher", stream=stream)
+            await hub.bus.js.publish(subject, msgspec.json.encode(task))
+            (msg,) = await sub.fetch(1, timeout=5)
+            # No pending row, not delivered: what a dead-lettered task looks like.
+            await PushWorker(hub).handle_batch([msg])
+            info = await hub.bus.js.consumer_info(stream, "pusher")
+            assert info.num_ack_pending == 0 and info.num_pending == 0  # acked, not retried
+            await sub.unsubscribe()
+        finally:
+            await hub.bus.js.delete_stream(stream)
+        assert not tave.requests  # not one call at the vendor
+        assert await hub.store.deliveries.list(tenant.id, connection_id=connection.id) == []

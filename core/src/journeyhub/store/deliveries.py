@@ -285,15 +285,19 @@ class DeliveryRepo:
         async with self.store.session() as s:
             return (await s.execute(query)).first() is not None
 
-    async def hold(self, task_ids: list[str], holder: str, seconds: float) -> set[str]:
-        """Take the tasks for pushing, for ``seconds``: the ids now held by ``holder``.
+    async def hold(
+        self, task_ids: list[str], holder: str, seconds: float
+    ) -> tuple[set[str], set[str]]:
+        """Take the tasks for pushing, for ``seconds``: (the ids now held by ``holder``, the
+        ids with no pending row).
 
-        A task another process holds (unexpired) is left out. A compare-and-set in one
+        A task another process holds (unexpired) is in neither set. A compare-and-set in one
         UPDATE, so of two processes claiming one task at once, one wins (PostgreSQL rechecks
         the condition on the row it waited for; SQLite writes one at a time). A task with no
-        pending row (routed before this column existed) cannot be held and is let through."""
+        pending row is finished (delivered, dead-lettered, its connection gone): every task
+        gets its row before it is published, and a replay puts it back first."""
         if not task_ids:
-            return set()
+            return set(), set()
         now = utcnow()
         free = or_(
             PendingTask.held_until.is_(None),
@@ -306,14 +310,15 @@ class DeliveryRepo:
                 .where(PendingTask.task_id.in_(task_ids), free)
                 .values(held_by=holder, held_until=now + timedelta(seconds=seconds))
             )
-            others = (
+            rows = (
                 await s.execute(
-                    select(PendingTask.task_id).where(
-                        PendingTask.task_id.in_(task_ids), PendingTask.held_by != holder
+                    select(PendingTask.task_id, PendingTask.held_by).where(
+                        PendingTask.task_id.in_(task_ids)
                     )
                 )
-            ).scalars()
-            return set(task_ids) - set(others)
+            ).all()
+        held = {task_id for task_id, by in rows if by == holder}
+        return held, set(task_ids) - {task_id for task_id, _ in rows}
 
     async def release(self, task_id: str, holder: str) -> None:
         """Give a held task back (its push failed and it waits for a retry)."""
@@ -347,9 +352,15 @@ class DeliveryRepo:
         payload: bytes,
         error: str,
         attempts: int,
+        finished_task: str | None = None,
     ) -> str:
+        """Store a dead letter; with ``finished_task``, release that push task's place in its
+        client's order in the same transaction (so a task is never both out of the order and
+        missing from the dead letters)."""
         dead_id = new_id("dlq")
         async with self.store.session() as s:
+            if finished_task is not None:
+                await s.execute(delete(PendingTask).where(PendingTask.task_id == finished_task))
             s.add(
                 DeadLetter(
                     id=dead_id,

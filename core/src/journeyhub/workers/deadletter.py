@@ -25,8 +25,10 @@ async def dead_letter(
     stage: str,
     error: str,
     attempts: int,
+    finished_task: str | None = None,
 ) -> str:
-    """Store ``msg`` as a dead letter and terminate it on the bus (after it is stored)."""
+    """Store ``msg`` as a dead letter and terminate it on the bus (after it is stored).
+    ``finished_task``: a push task, released from its client's order with the same write."""
     msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
     dead_id = await hub.store.deliveries.dead_letter(
         tenant_id=tenant_id,
@@ -38,6 +40,7 @@ async def dead_letter(
         payload=msg.data,
         error=error,
         attempts=attempts,
+        finished_task=finished_task,
     )
     try:
         await hub.bus.publish(

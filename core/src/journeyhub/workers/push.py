@@ -149,11 +149,20 @@ class PushWorker:
                 jobs.append(job)
         # Across processes: the bus may redeliver a task while another worker still pushes
         # it (its heartbeat late, a NATS node gone); the task's hold in the store says so.
-        held = await deliveries.hold([j.task.id for j in jobs], self.holder, self.hold_seconds)
+        held, finished = await deliveries.hold(
+            [j.task.id for j in jobs], self.holder, self.hold_seconds
+        )
         by_connection: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
             if job.task.id in held:
                 by_connection[job.connection.id].append(job)
+            elif job.task.id in finished:
+                # Not delivered and out of the order: it was dead-lettered, and this is the bus
+                # redelivering it (its "terminate" lost to a NATS leader change). The dead
+                # letter owns it now; pushing it too could race the dead letter's replay.
+                with self.scope(job.task):
+                    log.warning("finished_task_redelivered_dropped")
+                await job.msg.ack()
             else:
                 with self.scope(job.task):
                     log.info("task_held_by_another_worker")
@@ -520,14 +529,13 @@ class PushWorker:
         failures = await deliveries.failed_attempts(task.id) + 1
         if permanent or failures >= self.hub.settings.max_deliver:
             await deliveries.record_attempt(status="dead", **common)
-            await deliveries.finish_pending(task.id)
             if not permanent:
                 await self.breakers.failure(connection.id)
             metrics.pushes.labels(connection.vendor, "dead").inc()
             reason = "permanent error" if permanent else f"{failures} failed attempts"
             await dead_letter(self.hub, msg, tenant_id=task.tenant_id, connection_id=connection.id,
                               vendor=connection.vendor, stage="push", error=f"{reason}: {error}",
-                              attempts=failures)  # fmt: skip
+                              attempts=failures, finished_task=task.id)  # fmt: skip
             return
         await deliveries.record_attempt(status="failed", **common)
         await self.breakers.failure(connection.id)
