@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
+from journeyhub.errors import RetryableError
 from journeyhub.hub import Hub
 from journeyhub.testing.fixtures import Gateway, TenantKeys, eventually
 from journeyhub.testing.sandbox import Fault
+from journeyhub.workers.push import OUTCOME_UNKNOWN_WAIT, outcome_unknown
 from journeyhub_resend.sandbox import ResendSandbox
 from journeyhub_tave.sandbox import TaveSandbox
 
@@ -254,3 +257,39 @@ async def test_suppressed_addresses_are_not_mailed(
 async def _statuses(hub: Hub, tenant_id: str, statuses: set[str], count: int) -> list | None:
     rows = [r for r in await hub.store.deliveries.list(tenant_id) if r.status in statuses]
     return rows if len(rows) >= count else None
+
+
+def test_only_a_sent_call_that_timed_out_has_an_unknown_outcome() -> None:
+    request = httpx.Request("POST", "http://vendor.test/x")
+
+    def failure(cause: Exception) -> RetryableError:
+        try:
+            raise RetryableError("the vendor timed out") from cause
+        except RetryableError as exc:
+            return exc
+
+    assert outcome_unknown(failure(httpx.ReadTimeout("late", request=request)))
+    assert outcome_unknown(failure(httpx.WriteTimeout("late", request=request)))
+    assert not outcome_unknown(failure(httpx.ConnectTimeout("never sent", request=request)))
+    assert not outcome_unknown(failure(httpx.PoolTimeout("never sent", request=request)))
+    assert not outcome_unknown(RetryableError("503 from the vendor", vendor_status=503))
+
+
+async def test_a_call_the_vendor_carries_out_after_our_timeout_is_not_made_twice(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox
+) -> None:
+    """The first call answers 0.5 s after the 1 s client timeout and still creates the contact
+    then: the retry waits long enough for its lookup to find it."""
+    await tave_connection(gateway, tenant, tave, config={"timeout_seconds": 1})
+    tave.faults.plan(Fault(delay=1.5))
+    await send(gateway, tenant, event("ev-late-1", client_id="cl_late"))
+    await delivered(hub, tenant, timeout=40)
+    attempts = sorted(
+        await hub.store.deliveries.list(tenant.id, limit=10), key=lambda row: row.created_at
+    )
+    assert [a.status for a in attempts] == ["failed", "delivered"]
+    assert "timed out" in (attempts[0].error or "")
+    assert (attempts[1].created_at - attempts[0].created_at).total_seconds() >= OUTCOME_UNKNOWN_WAIT
+    await asyncio.sleep(0.5)
+    assert len(tave.contacts) == 1 and tave.creates("address-book") == 1
+    assert len(tave.jobs) == 1

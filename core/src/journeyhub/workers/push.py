@@ -22,6 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import msgspec
 from nats.aio.msg import Msg
 
@@ -52,6 +53,21 @@ ROUTERS = {"event": ("events", "router"), "trigger": ("triggers", "trigger-route
 # is global: one event the router cannot route yet (its store down, say) would otherwise hold
 # every tenant's pushes back; after this the task goes on, as it did before the floor check.
 ROUTED_PATIENCE = 7
+
+
+# A call that timed out after it was sent may still be carried out by the vendor, later. Its
+# retry waits at least this long, so the retry's lookups (Tave finds a contact by email, a job
+# by our id) see the late write instead of making a second one. With the usual 0.5-1 s first
+# backoff, the chaos run's "timeout" fault (the vendor answers 0.5 s after the client gave up,
+# and does the work) can make a second Tave job: the likely cause of the one in 10,000 events.
+OUTCOME_UNKNOWN_WAIT = 5.0
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """True when the vendor may have carried the failed call out: the request was sent and
+    no answer came in time. A connect or pool timeout never reached the vendor."""
+    cause = exc.__cause__ if isinstance(exc, ConnectorError) else exc
+    return isinstance(cause, httpx.ReadTimeout | httpx.WriteTimeout)
 
 
 def order_wait(msg: Msg) -> float:
@@ -540,6 +556,8 @@ class PushWorker:
         await deliveries.record_attempt(status="failed", **common)
         await self.breakers.failure(connection.id)
         delay = backoff_delay(failures)
+        if outcome_unknown(exc):
+            delay = max(delay, OUTCOME_UNKNOWN_WAIT)
         metrics.pushes.labels(connection.vendor, "retry").inc()
         log.warning(
             "push_failed_will_retry", error=error, failures=failures, retry_in=round(delay, 2)
