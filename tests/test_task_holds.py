@@ -22,6 +22,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from .conftest import event
 
 
+async def settled(hub: Hub, stream: str) -> bool:
+    """Nothing left to deliver or acknowledge (an ack travels on its own: ask until it is in)."""
+    info = await hub.bus.js.consumer_info(stream, "pusher")
+    return info.num_ack_pending == 0 and info.num_pending == 0
+
+
 async def test_a_task_is_held_by_one_worker_at_a_time(hub: Hub, tenant: TenantKeys) -> None:
     deliveries = hub.store.deliveries
     ids = [f"dlv_hold_{uuid.uuid4().hex[:8]}" for _ in range(3)]
@@ -102,8 +108,7 @@ async def test_a_redelivery_during_a_slow_push_is_not_pushed_again(
                 timeout=10,
             )
             # The first worker's ack settled the message, for both of its deliveries.
-            info = await hub.bus.js.consumer_info(stream, "pusher")
-            assert info.num_ack_pending == 0 and info.num_pending == 0
+            await eventually(lambda: settled(hub, stream), timeout=10)
             await sub.unsubscribe()
         finally:
             await hub.bus.js.delete_stream(stream)
@@ -139,8 +144,7 @@ async def test_a_dead_lettered_task_redelivered_by_the_bus_is_dropped(
             (msg,) = await sub.fetch(1, timeout=5)
             # No pending row, not delivered: what a dead-lettered task looks like.
             await PushWorker(hub).handle_batch([msg])
-            info = await hub.bus.js.consumer_info(stream, "pusher")
-            assert info.num_ack_pending == 0 and info.num_pending == 0  # acked, not retried
+            await eventually(lambda: settled(hub, stream), timeout=10)  # acked, not retried
             await sub.unsubscribe()
         finally:
             await hub.bus.js.delete_stream(stream)
