@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -148,6 +149,35 @@ async def test_a_permanent_error_is_dead_lettered_and_its_replay_delivers_once(
     other = await gateway.client.post(f"/v1/dlq/{dead[0].id}/replay",
                                       headers={"authorization": "Bearer jh_x_y"})  # fmt: skip
     assert other.status_code == 401
+
+
+async def test_a_dead_letter_of_a_replay_is_kept_under_its_task(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox
+) -> None:
+    """A replay that dies again makes a second dead letter, whose bus message id is the
+    replay's. Its own replay must still count and record under the task."""
+    await tave_connection(gateway, tenant, tave)
+    refusal = Fault(status=422, body={"type": "validation", "title": "Validation Error",
+                                      "detail": "bad", "status": 422})  # fmt: skip
+    tave.faults.plan(refusal)
+    await send(gateway, tenant, event("ev-twice-dead", client_id="cl_twice"))
+    (first,) = await eventually(lambda: hub.store.deliveries.list_dead(tenant.id), timeout=20)
+    tave.faults.plan(refusal)
+    await gateway.client.post(f"/v1/dlq/{first.id}/replay", headers=tenant.headers())
+
+    async def second_dead():  # type: ignore[no-untyped-def]
+        rows = await hub.store.deliveries.list_dead(tenant.id)
+        return [r for r in rows if r.id != first.id]
+
+    (second,) = await eventually(second_dead, timeout=20)
+    assert second.msg_id != first.msg_id  # the replay's message id
+    await gateway.client.post(f"/v1/dlq/{second.id}/replay", headers=tenant.headers())
+    (done,) = await delivered(hub, tenant)
+    task_id = json.loads(second.payload)["id"]
+    assert done.task_id == task_id == first.msg_id
+    replays = await hub.store.deliveries.list(tenant.id, status="replayed")
+    assert [r.task_id for r in replays] == [task_id, task_id]
+    assert len(tave.contacts) == 1 and tave.creates("address-book") == 1
 
 
 async def test_per_client_order_holds_under_concurrency_and_faults(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -792,7 +793,9 @@ async def dead_letter_outcomes(rig: Rig) -> dict[str, Any]:
         if row.replayed_at is None:
             not_replayed.append(row.id)
         if row.stage == "push":
-            ok = row.msg_id in delivered
+            # The task's id from the payload: a dead letter of a replay has the replay's
+            # message id, not the task's.
+            ok = _task_id(row.payload, row.msg_id) in delivered
         else:  # inbound: stripe:<connection>:<event id>
             ok = row.msg_id.rsplit(":", 1)[-1] in triggers
         if not ok:
@@ -822,3 +825,10 @@ async def replay_all(rig: Rig, rounds: int = 200, chunk: int = 200) -> int:
             if replayed < chunk:
                 break
     return total
+
+
+def _task_id(payload: bytes, fallback: str) -> str:
+    try:
+        return str(json.loads(payload)["id"])
+    except (ValueError, KeyError, TypeError):
+        return fallback

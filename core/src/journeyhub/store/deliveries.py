@@ -146,14 +146,15 @@ class DeliveryRepo:
                 query = query.where(Delivery.id > last_replay)
             return int((await s.execute(query)).scalar_one())
 
-    async def record_replay(self, dead: DeadLetter) -> None:
-        """Mark a replay in the task's history: its failures count afresh from here."""
+    async def record_replay(self, dead: DeadLetter, task_id: str) -> None:
+        """Mark a replay in the task's history: its failures count afresh from here. The task
+        id comes from the payload: a dead letter of a replay carries the replay's message id."""
         await self.record_attempt(
-            task_id=dead.msg_id,
+            task_id=task_id,
             tenant_id=dead.tenant_id,
             connection_id=dead.connection_id,
             vendor=dead.vendor,
-            source_id=dead.msg_id,
+            source_id=task_id,
             attempt=0,
             status="replayed",
             error=f"replay of {dead.id}",

@@ -81,8 +81,8 @@ async def replay(hub: Hub, dead: DeadLetter, actor: str) -> None:
     await hub.store.deliveries.mark_replayed(dead.id)
     gated: str | None = None
     if dead.stage == "push":
-        await hub.store.deliveries.record_replay(dead)
         gated = await _reenter_order_gate(hub, dead)
+        await hub.store.deliveries.record_replay(dead, task_id=gated or dead.msg_id)
     try:
         await hub.bus.publish(
             dead.subject,
