@@ -122,31 +122,46 @@ async def test_a_dead_lettered_task_redelivered_by_the_bus_is_dropped(
     hub: Hub, tenant: TenantKeys
 ) -> None:
     """Its "terminate" lost (a NATS leader change), the bus offers a dead task again: the dead
-    letter owns it, and pushing it as well could race the dead letter's replay."""
+    letter owns it, and pushing it as well could race the dead letter's replay. A task out of
+    the order that is *not* a dead letter (a replay whose publish timed out but went through)
+    is pushed as before."""
     with TaveSandbox() as tave:
         connection = await hub.store.connections.create(
             tenant_id=tenant.id, vendor="tave", name="crm", direction="outbound",
             enabled=True, config={"api_base": tave.api_base}, credentials={"api_key": tave.api_key},
             event_types=[], field_mappings=[], actor="test",
         )  # fmt: skip
-        journey_event = msgspec.convert(event("dead-1", client_id="cl_dead_again"), JourneyEvent)
-        task = DeliveryTask(
-            id=f"dlv_{uuid.uuid4().hex[:12]}", tenant_id=tenant.id, connection_id=connection.id,
-            vendor="tave", kind="event", order_key="cl_dead_again", sequence=1,
-            event=journey_event, enqueued_at=utcnow(),
+
+        def task_for(client_id: str) -> DeliveryTask:
+            journey_event = msgspec.convert(event(f"ev-{client_id}", client_id=client_id),
+                                            JourneyEvent)  # fmt: skip
+            return DeliveryTask(
+                id=f"dlv_{uuid.uuid4().hex[:12]}", tenant_id=tenant.id,
+                connection_id=connection.id, vendor="tave", kind="event", order_key=client_id,
+                sequence=1, event=journey_event, enqueued_at=utcnow(),
+            )  # fmt: skip
+
+        dead_task, other_task = task_for("cl_dead_again"), task_for("cl_out_of_order")
+        await hub.store.deliveries.dead_letter(
+            tenant_id=tenant.id, connection_id=connection.id, vendor="tave", stage="push",
+            subject="jh.push.x", msg_id=dead_task.id, payload=msgspec.json.encode(dead_task),
+            error="5 failed attempts", attempts=5,
         )  # fmt: skip
         suffix = uuid.uuid4().hex[:8]
         stream, subject = f"JHTEST_DEAD_{suffix}", f"jhtest.dead.{suffix}"
         await hub.bus.js.add_stream(StreamConfig(name=stream, subjects=[subject]))
         try:
             sub = await hub.bus.js.pull_subscribe(subject, durable="pusher", stream=stream)
-            await hub.bus.js.publish(subject, msgspec.json.encode(task))
-            (msg,) = await sub.fetch(1, timeout=5)
-            # No pending row, not delivered: what a dead-lettered task looks like.
-            await PushWorker(hub).handle_batch([msg])
-            await eventually(lambda: settled(hub, stream), timeout=10)  # acked, not retried
+            for task in (dead_task, other_task):  # neither has a pending row
+                await hub.bus.js.publish(
+                    subject, msgspec.json.encode(task), headers={"Nats-Msg-Id": task.id}
+                )
+            messages = await sub.fetch(2, timeout=5)
+            await PushWorker(hub).handle_batch(messages)
+            await eventually(lambda: settled(hub, stream), timeout=10)  # both acked
             await sub.unsubscribe()
         finally:
             await hub.bus.js.delete_stream(stream)
-        assert not tave.requests  # not one call at the vendor
-        assert await hub.store.deliveries.list(tenant.id, connection_id=connection.id) == []
+        rows = await hub.store.deliveries.list(tenant.id, connection_id=connection.id)
+        assert [(r.task_id, r.status) for r in rows] == [(other_task.id, "delivered")]
+        assert len(tave.contacts) == 1  # the other task's client only

@@ -295,8 +295,8 @@ class DeliveryRepo:
         A task another process holds (unexpired) is in neither set. A compare-and-set in one
         UPDATE, so of two processes claiming one task at once, one wins (PostgreSQL rechecks
         the condition on the row it waited for; SQLite writes one at a time). A task with no
-        pending row is finished (delivered, dead-lettered, its connection gone): every task
-        gets its row before it is published, and a replay puts it back first."""
+        pending row is out of the order: delivered, dead-lettered, or its connection gone (every
+        task gets its row before it is published, and a replay puts it back first)."""
         if not task_ids:
             return set(), set()
         now = utcnow()
@@ -320,6 +320,18 @@ class DeliveryRepo:
             ).all()
         held = {task_id for task_id, by in rows if by == holder}
         return held, set(task_ids) - {task_id for task_id, _ in rows}
+
+    async def dead_unreplayed(self, connection_id: str, msg_ids: list[str]) -> set[str]:
+        """Of these bus message ids, the ones stored as a dead letter not yet replayed."""
+        if not msg_ids:
+            return set()
+        query = select(DeadLetter.msg_id).where(
+            DeadLetter.connection_id == connection_id,
+            DeadLetter.msg_id.in_(msg_ids),
+            DeadLetter.replayed_at.is_(None),
+        )
+        async with self.store.session() as s:
+            return set((await s.execute(query)).scalars())
 
     async def release(self, task_id: str, holder: str) -> None:
         """Give a held task back (its push failed and it waits for a retry)."""

@@ -14,6 +14,7 @@ Waiting (order, breaker, 429) does not count as a failed attempt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -168,22 +169,36 @@ class PushWorker:
         held, finished = await deliveries.hold(
             [j.task.id for j in jobs], self.holder, self.hold_seconds
         )
+        dead = await self.dead_and_offered_again([j for j in jobs if j.task.id in finished])
         by_connection: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
-            if job.task.id in held:
-                by_connection[job.connection.id].append(job)
-            elif job.task.id in finished:
-                # Not delivered and out of the order: it was dead-lettered, and this is the bus
-                # redelivering it (its "terminate" lost to a NATS leader change). The dead
-                # letter owns it now; pushing it too could race the dead letter's replay.
+            if job.task.id in dead:
+                # This very message is a dead letter not replayed yet: the bus offers it again
+                # (its "terminate" lost to a NATS leader change). The dead letter owns it;
+                # pushing it too could race the dead letter's replay.
                 with self.scope(job.task):
-                    log.warning("finished_task_redelivered_dropped")
+                    log.warning("dead_lettered_task_offered_again_dropped")
                 await job.msg.ack()
+            elif job.task.id in held or job.task.id in finished:
+                # (out of the order and not a dead letter: pushed unguarded, as before holds)
+                by_connection[job.connection.id].append(job)
             else:
                 with self.scope(job.task):
                     log.info("task_held_by_another_worker")
                 await job.msg.nak(delay=max(1.0, self.hub.settings.ack_wait_seconds / 2))
         await settle_all(*(self.run_connection(jobs) for jobs in by_connection.values()))
+
+    async def dead_and_offered_again(self, jobs: list[Job]) -> set[str]:
+        """The task ids among ``jobs`` whose message is stored as a dead letter, unreplayed."""
+        by_connection: dict[str, dict[str, str]] = defaultdict(dict)
+        for job in jobs:
+            msg_id = (job.msg.headers or {}).get("Nats-Msg-Id", "")
+            by_connection[job.connection.id][msg_id] = job.task.id
+        dead: set[str] = set()
+        for connection_id, tasks in by_connection.items():
+            found = await self.hub.store.deliveries.dead_unreplayed(connection_id, list(tasks))
+            dead |= {tasks[msg_id] for msg_id in found}
+        return dead
 
     async def routed_floors(self) -> dict[str, int]:
         """For events and triggers: the bus sequence up to which every message is routed (the
@@ -331,9 +346,31 @@ class PushWorker:
 
     async def send_queued(self, connection_id: str) -> None:
         queue = self.queues[connection_id]
+        try:
+            await self._send_queued(queue, connection_id)
+        finally:
+            # Never leave a waiter behind (its batch would wait, in progress, forever): what
+            # is still queued when the sender ends on an error is given back to the bus.
+            for job, future in list(queue):
+                if future.done():
+                    continue
+                queue.remove((job, future))
+                with contextlib.suppress(Exception):  # else its hold expires, its ack wait ends
+                    await self.hub.store.deliveries.release(job.task.id, self.holder)
+                    await job.msg.nak(delay=order_wait(job.msg))
+                future.set_result(None)
+
+    async def _send_queued(
+        self, queue: list[tuple[Job, asyncio.Future[None]]], connection_id: str
+    ) -> None:
         while queue:
             first = queue[0][0]
-            decision = await self.breakers.allow(connection_id)
+            try:
+                decision = await self.breakers.allow(connection_id)
+            except Exception as exc:  # the store away for a moment (a restart): try again
+                log.warning("breaker_unknown_will_retry", error=repr(exc))
+                await asyncio.sleep(1.0)
+                continue
             if not decision.allowed:  # a 429's Retry-After or an open breaker: the queue waits
                 await asyncio.sleep(min(max(decision.wait, 0.2), 30.0))
                 continue
