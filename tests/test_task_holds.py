@@ -12,7 +12,7 @@ import uuid
 
 import msgspec
 from journeyhub.hub import Hub
-from journeyhub.model import DeliveryTask, JourneyEvent, utcnow
+from journeyhub.model import Connection, DeliveryTask, JourneyEvent, utcnow
 from journeyhub.testing.fixtures import TenantKeys, eventually
 from journeyhub.testing.sandbox import Fault
 from journeyhub.workers.push import PushWorker
@@ -20,6 +20,24 @@ from journeyhub_tave.sandbox import TaveSandbox
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from .conftest import event
+
+
+async def tave_connection(hub: Hub, tenant: TenantKeys, tave: TaveSandbox) -> Connection:
+    return await hub.store.connections.create(
+        tenant_id=tenant.id, vendor="tave", name="crm", direction="outbound", enabled=True,
+        config={"api_base": tave.api_base}, credentials={"api_key": tave.api_key},
+        event_types=[], field_mappings=[], actor="test",
+    )  # fmt: skip
+
+
+def task_for(tenant: TenantKeys, connection_id: str, client_id: str) -> DeliveryTask:
+    """A journey start for ``client_id``, first in its client's order, as the router makes it."""
+    journey_event = msgspec.convert(event(f"ev-{client_id}", client_id=client_id), JourneyEvent)
+    return DeliveryTask(
+        id=f"dlv_{uuid.uuid4().hex[:12]}", tenant_id=tenant.id, connection_id=connection_id,
+        vendor="tave", kind="event", order_key=client_id, sequence=1, event=journey_event,
+        enqueued_at=utcnow(),
+    )  # fmt: skip
 
 
 async def settled(hub: Hub, stream: str) -> bool:
@@ -69,17 +87,8 @@ async def test_a_redelivery_during_a_slow_push_is_not_pushed_again(
     hub: Hub, tenant: TenantKeys
 ) -> None:
     with TaveSandbox() as tave:
-        connection = await hub.store.connections.create(
-            tenant_id=tenant.id, vendor="tave", name="crm", direction="outbound",
-            enabled=True, config={"api_base": tave.api_base}, credentials={"api_key": tave.api_key},
-            event_types=[], field_mappings=[], actor="test",
-        )  # fmt: skip
-        journey_event = msgspec.convert(event("hold-1", client_id="cl_hold_e2e"), JourneyEvent)
-        task = DeliveryTask(
-            id=f"dlv_{uuid.uuid4().hex[:12]}", tenant_id=tenant.id,
-            connection_id=connection.id, vendor="tave", kind="event", order_key="cl_hold_e2e",
-            sequence=1, event=journey_event, enqueued_at=utcnow(),
-        )  # fmt: skip
+        connection = await tave_connection(hub, tenant, tave)
+        task = task_for(tenant, connection.id, "cl_hold_e2e")
         await hub.store.deliveries.add_pending_many(
             [(task.id, task.connection_id, task.order_key, task.sequence)]
         )
@@ -126,22 +135,9 @@ async def test_a_dead_lettered_task_redelivered_by_the_bus_is_dropped(
     the order that is *not* a dead letter (a replay whose publish timed out but went through)
     is pushed as before."""
     with TaveSandbox() as tave:
-        connection = await hub.store.connections.create(
-            tenant_id=tenant.id, vendor="tave", name="crm", direction="outbound",
-            enabled=True, config={"api_base": tave.api_base}, credentials={"api_key": tave.api_key},
-            event_types=[], field_mappings=[], actor="test",
-        )  # fmt: skip
-
-        def task_for(client_id: str) -> DeliveryTask:
-            journey_event = msgspec.convert(event(f"ev-{client_id}", client_id=client_id),
-                                            JourneyEvent)  # fmt: skip
-            return DeliveryTask(
-                id=f"dlv_{uuid.uuid4().hex[:12]}", tenant_id=tenant.id,
-                connection_id=connection.id, vendor="tave", kind="event", order_key=client_id,
-                sequence=1, event=journey_event, enqueued_at=utcnow(),
-            )  # fmt: skip
-
-        dead_task, other_task = task_for("cl_dead_again"), task_for("cl_out_of_order")
+        connection = await tave_connection(hub, tenant, tave)
+        dead_task = task_for(tenant, connection.id, "cl_dead_again")
+        other_task = task_for(tenant, connection.id, "cl_out_of_order")
         await hub.store.deliveries.dead_letter(
             tenant_id=tenant.id, connection_id=connection.id, vendor="tave", stage="push",
             subject="jh.push.x", msg_id=dead_task.id, payload=msgspec.json.encode(dead_task),
