@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,9 +23,11 @@ pytestmark = pytest.mark.usefixtures("workers")
 
 
 @pytest.fixture
-def tave(tave_sandbox: TaveSandbox) -> TaveSandbox:
-    tave_sandbox.reset()
-    return tave_sandbox
+def tave() -> Iterator[TaveSandbox]:
+    """A sandbox of its own per test: the hub is shared by the session, and a late retry or a
+    scheduled pull left by an earlier test must not take the faults this test plans."""
+    with TaveSandbox() as sandbox:
+        yield sandbox
 
 
 async def tave_connection(
