@@ -83,17 +83,18 @@ async def test_a_task_is_held_by_one_worker_at_a_time(hub: Hub, tenant: TenantKe
     assert await deliveries.hold([gone, ids[0]], "worker-b", 30) == ({ids[0]}, {gone})
 
 
-async def test_a_redelivery_during_a_slow_push_is_not_pushed_again(
-    hub: Hub, tenant: TenantKeys
-) -> None:
+async def push_with_a_redelivery(
+    hub: Hub, tenant: TenantKeys, *, hold_seconds: float | None = None, second_after: float = 0
+) -> TaveSandbox:
+    """Push one task whose vendor call answers 3 s late, on a stream of the test's own with a
+    1 s ack wait and no heartbeat: the bus redelivers it while the first worker is still in
+    the call, and a second worker gets the redelivery ``second_after`` seconds later."""
     with TaveSandbox() as tave:
         connection = await tave_connection(hub, tenant, tave)
-        task = task_for(tenant, connection.id, "cl_hold_e2e")
+        task = task_for(tenant, connection.id, f"cl_hold_{uuid.uuid4().hex[:6]}")
         await hub.store.deliveries.add_pending_many(
             [(task.id, task.connection_id, task.order_key, task.sequence)]
         )
-        # A stream of the test's own with a 1 s ack wait and no heartbeat: the bus redelivers
-        # the task while the first worker is still inside its (slow) vendor call.
         suffix = uuid.uuid4().hex[:8]
         stream, subject = f"JHTEST_HOLD_{suffix}", f"jhtest.hold.{suffix}"
         await hub.bus.js.add_stream(StreamConfig(name=stream, subjects=[subject]))
@@ -106,10 +107,13 @@ async def test_a_redelivery_during_a_slow_push_is_not_pushed_again(
             await hub.bus.js.publish(subject, msgspec.json.encode(task))
             tave.faults.plan(Fault(delay=3.0))  # the first call answers 3 s late
             first, second = PushWorker(hub), PushWorker(hub)  # two worker processes
+            if hold_seconds is not None:
+                first.hold_seconds = second.hold_seconds = hold_seconds
             (msg,) = await sub.fetch(1, timeout=5)
             pushing = asyncio.create_task(first.handle_batch([msg]))
             (again,) = await sub.fetch(1, timeout=5)  # the redelivery, 1 s later
             assert again.metadata.num_delivered == 2
+            await asyncio.sleep(second_after)
             await second.handle_batch([again])  # held by the first: put back, not pushed
             await pushing
             await eventually(
@@ -121,10 +125,38 @@ async def test_a_redelivery_during_a_slow_push_is_not_pushed_again(
             await sub.unsubscribe()
         finally:
             await hub.bus.js.delete_stream(stream)
-        assert tave.creates("address-book") == 1
-        assert len(tave.jobs) == 1
         rows = await hub.store.deliveries.list(tenant.id, status="delivered")
         assert [r.task_id for r in rows] == [task.id]
+        return tave
+
+
+async def test_a_redelivery_during_a_slow_push_is_not_pushed_again(
+    hub: Hub, tenant: TenantKeys
+) -> None:
+    tave = await push_with_a_redelivery(hub, tenant)
+    assert tave.creates("address-book") == 1
+    assert len(tave.jobs) == 1
+
+
+async def test_a_push_that_outlasts_its_hold_keeps_it(hub: Hub, tenant: TenantKeys) -> None:
+    """A hold of 0.6 s and a vendor call of 3 s: the first worker extends its hold while the
+    call lasts, so the redelivery the second worker gets 1.5 s later is still not pushed."""
+    tave = await push_with_a_redelivery(hub, tenant, hold_seconds=0.6, second_after=0.5)
+    assert tave.creates("address-book") == 1
+    assert len(tave.jobs) == 1
+
+
+async def test_a_hold_is_extended_only_by_its_holder(hub: Hub, tenant: TenantKeys) -> None:
+    deliveries = hub.store.deliveries
+    ids = [f"dlv_ext_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    await deliveries.add_pending_many([(t, "con_ext", "cl_ext", n) for n, t in enumerate(ids)])
+    assert await deliveries.hold(ids, "worker-a", 0.3) == (set(ids), set())
+    await deliveries.release(ids[1], "worker-a")  # its push failed: it waits for a retry
+    await deliveries.extend_holds(ids, "worker-a", 30)
+    await deliveries.extend_holds(ids, "worker-b", 30)  # not b's: nothing changes
+    await asyncio.sleep(0.5)  # the first hold would have expired by now
+    # ids[0] is still a's; ids[1], given back, was not taken again by the extension.
+    assert await deliveries.hold(ids, "worker-b", 30) == ({ids[1]}, set())
 
 
 async def test_a_dead_lettered_task_redelivered_by_the_bus_is_dropped(

@@ -333,6 +333,19 @@ class DeliveryRepo:
         async with self.store.session() as s:
             return set((await s.execute(query)).scalars())
 
+    async def extend_holds(self, task_ids: list[str], holder: str, seconds: float) -> None:
+        """Hold for ``seconds`` more the tasks ``holder`` still holds (a push outlasting its
+        hold: a long wait for the rate limiter or a slow vendor). Unlike ``hold`` it takes no
+        free task, so a task given back for its retry is never taken again by a late beat."""
+        if not task_ids:
+            return
+        async with self.store.session() as s:
+            await s.execute(
+                update(PendingTask)
+                .where(PendingTask.task_id.in_(task_ids), PendingTask.held_by == holder)
+                .values(held_until=utcnow() + timedelta(seconds=seconds))
+            )
+
     async def release(self, task_id: str, holder: str) -> None:
         """Give a held task back (its push failed and it waits for a retry)."""
         async with self.store.session() as s:

@@ -186,7 +186,24 @@ class PushWorker:
                 with self.scope(job.task):
                     log.info("task_held_by_another_worker")
                 await job.msg.nak(delay=max(1.0, self.hub.settings.ack_wait_seconds / 2))
-        await settle_all(*(self.run_connection(jobs) for jobs in by_connection.values()))
+        pushing = [j for js in by_connection.values() for j in js]
+        keep_held = asyncio.create_task(self.keep_held(pushing))
+        try:
+            await settle_all(*(self.run_connection(jobs) for jobs in by_connection.values()))
+        finally:
+            keep_held.cancel()
+
+    async def keep_held(self, jobs: list[Job]) -> None:
+        """Extend the holds of the batch's tasks not settled yet, every third of a hold, so a
+        push that outlasts its hold (queued behind the rate limiter in a loaded worker) is not
+        taken by a second worker when the bus redelivers it. The chaos runs duplicated a
+        vendor call that way. If this process dies the beats stop and the holds expire."""
+        deliveries = self.hub.store.deliveries
+        while True:
+            await asyncio.sleep(self.hold_seconds / 3)
+            unsettled = [j.task.id for j in jobs if not j.msg.is_acked]
+            with contextlib.suppress(Exception):  # the store away: the next beat will do
+                await deliveries.extend_holds(unsettled, self.holder, self.hold_seconds)
 
     async def dead_and_offered_again(self, jobs: list[Job]) -> set[str]:
         """The task ids among ``jobs`` whose message is stored as a dead letter, unreplayed."""
