@@ -110,9 +110,16 @@ async def check_processes(rig: Rig) -> list[str]:
 
 
 async def run(
-    options: Options, chaos: Chaos, *, settle_timeout: float, send_timeout: float
+    options: Options,
+    chaos: Chaos,
+    *,
+    settle_timeout: float,
+    send_timeout: float,
+    budget: float | None = None,
 ) -> dict[str, Any]:
-    """One chaos run; the report as a dict (``ok`` says whether the goal was met)."""
+    """One chaos run; the report as a dict (``ok`` says whether the goal was met). With
+    ``budget`` (seconds), the waits end in time for the counting and the report: a task that
+    never settles shows up in the report as lost, with its story, rather than as a timeout."""
     rig = Rig(options)
     report: dict[str, Any] = {
         "machine": machine(),
@@ -120,6 +127,12 @@ async def run(
         "chaos": vars(chaos) | {},
     }
     began = time.monotonic()
+    # (counting and stopping take a few seconds, the 2 s pause after the replay among them)
+    end_by = began + budget - 20 if budget is not None else float("inf")
+
+    def waiting(timeout: float) -> float:
+        return max(1.0, min(timeout, end_by - time.monotonic()))
+
     try:
         await rig.start()
         plan = plan_events(options.events, rig.prefix, options.seed, options.studios)
@@ -136,7 +149,7 @@ async def run(
             f"sent: {options.events} events ({event_stats.requests} requests), "
             f"{options.webhooks} webhooks ({hook_stats.requests} requests)"
         )
-        settled = await wait_settled(rig, options.events, options.webhooks, settle_timeout)
+        settled = await wait_settled(rig, options.events, options.webhooks, waiting(settle_timeout))
         processing = time.monotonic() - t0
         rig.note(f"settled under chaos after {processing:.0f}s: {settled}")
         stop.set()
@@ -155,7 +168,12 @@ async def run(
             rig.note(f"faults off; replay round {round_ + 1}: {now} dead letter(s)")
             if now == 0 and after_replay and "timed_out" not in after_replay:
                 break
-            after_replay = await wait_settled(rig, options.events, options.webhooks, settle_timeout)
+            if time.monotonic() >= end_by:
+                rig.note("out of time: counting what there is")
+                break
+            after_replay = await wait_settled(
+                rig, options.events, options.webhooks, waiting(settle_timeout)
+            )
         await asyncio.sleep(2.0)  # anything late would show now
         counted = await count(rig, plan, webhook_ids)
         outcome = await dead_letter_outcomes(rig)
@@ -219,6 +237,19 @@ async def run(
     return report
 
 
+def print_explained(why: dict[str, Any], indent: str) -> None:
+    for key, value in why.items():
+        if key == "blocker":
+            print(f"{indent}blocked by:")
+            print_explained(value, indent + "    ")
+        elif isinstance(value, list):
+            print(f"{indent}{key}:")
+            for item in value:
+                print(f"{indent}  {item}")
+        else:
+            print(f"{indent}{key}: {value}")
+
+
 def print_report(report: dict[str, Any]) -> None:
     s = report["summary"]
     print()
@@ -250,7 +281,8 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"processes that died on their own: {report['died_on_their_own']}")
     c = report["counted"]
     for event_id, why in c.get("lost_explained", {}).items():
-        print(f"lost {event_id}: {why}")
+        print(f"lost {event_id}:")
+        print_explained(why, "    ")
     for name in ("events_lost", "webhooks_lost"):
         if c[name]:
             print(f"{name}: {c[name][:10]}")

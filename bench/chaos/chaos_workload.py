@@ -366,6 +366,26 @@ class Rig:
             out[f"{process.kind}-{process.index}"] = dict(counts)
         return out
 
+    def logged_about(self, needle: str, last: int = 12) -> list[str]:
+        """The last ``last`` lines the workers logged that name ``needle``, shortened."""
+        import json
+
+        found: list[str] = []
+        for process in self.workers:
+            for line in process.log_text().splitlines():
+                if needle not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    found.append(f"{process.index} {line[:160]}")
+                    continue
+                keys = ("status", "error", "attempt", "reason")
+                extra = " ".join(f"{k}={str(record[k])[:60]}" for k in keys if k in record)
+                stamp = str(record.get("timestamp", ""))[11:23]
+                found.append(f"w{process.index} {stamp} {record.get('event')} {extra}".strip())
+        return sorted(found, key=lambda line: line.split(" ", 2)[1])[-last:]
+
     # --- faults --------------------------------------------------------------------------------
 
     def faults_on(self, rate: float, seed: int) -> None:
@@ -722,7 +742,8 @@ async def count(rig: Rig, plan: Plan, webhook_ids: dict[str, int]) -> dict[str, 
 
 
 async def explain(rig: Rig, plan: Plan, event_ids: list[str]) -> dict[str, Any]:
-    """For events not delivered: their task's attempts, dead letters and pending row."""
+    """For events not delivered: their task's attempts, dead letters, pending row (and the task
+    its client waits behind, if another), and what the workers logged about them."""
     from journeyhub.store.tables import DeadLetter, Delivery, PendingTask
     from sqlalchemy import select
 
@@ -730,11 +751,11 @@ async def explain(rig: Rig, plan: Plan, event_ids: list[str]) -> dict[str, Any]:
     studio_of = {e["id"]: studio for studio, e in plan.events}
     out: dict[str, Any] = {}
     async with rig.hub.store.session() as s:
-        for event_id in event_ids:
-            tid = task_id(rig, studio_of[event_id], event_id)
+
+        async def about(tid: str) -> dict[str, Any]:
             attempts = (
                 await s.execute(
-                    select(Delivery.status, Delivery.error)
+                    select(Delivery.status, Delivery.error, Delivery.created_at)
                     .where(Delivery.task_id == tid)
                     .order_by(Delivery.id)
                 )
@@ -745,12 +766,37 @@ async def explain(rig: Rig, plan: Plan, event_ids: list[str]) -> dict[str, Any]:
                 )
             ).all()
             pending = await s.get(PendingTask, tid)
-            out[event_id] = {
+            found: dict[str, Any] = {
                 "task": tid,
-                "attempts": [f"{a[0]}: {(a[1] or '')[:60]}" for a in attempts],
+                "attempts": [f"{a[2]:%H:%M:%S} {a[0]}: {(a[1] or '')[:60]}" for a in attempts],
                 "dead_letters": [f"{d[0]} replayed={d[1] is not None}" for d in dead],
-                "pending": pending is not None,
+                "pending": None,
+                "logged": rig.logged_about(tid),
             }
+            if pending is not None:
+                found["pending"] = (
+                    f"seq {pending.sequence} held_by={pending.held_by} "
+                    f"held_until={pending.held_until}"
+                )
+                first = (
+                    await s.execute(
+                        select(PendingTask.task_id)
+                        .where(
+                            PendingTask.connection_id == pending.connection_id,
+                            PendingTask.order_key == pending.order_key,
+                        )
+                        .order_by(PendingTask.sequence)
+                        .limit(1)
+                    )
+                ).scalar_one()
+                if first != tid:
+                    found["waits_behind"] = first
+            return found
+
+        for event_id in event_ids:
+            out[event_id] = await about(task_id(rig, studio_of[event_id], event_id))
+            if blocker := out[event_id].get("waits_behind"):
+                out[event_id]["blocker"] = await about(blocker)
     return out
 
 
