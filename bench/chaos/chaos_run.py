@@ -280,6 +280,9 @@ def print_report(report: dict[str, Any]) -> None:
     if report.get("died_on_their_own"):
         print(f"processes that died on their own: {report['died_on_their_own']}")
     c = report["counted"]
+    for kind, left in c.get("left_in_queues", {}).items():
+        print(f"left in the {kind} queue:")
+        print_explained(left if isinstance(left, dict) else {"state": left}, "    ")
     for event_id, why in c.get("lost_explained", {}).items():
         print(f"lost {event_id}:")
         print_explained(why, "    ")

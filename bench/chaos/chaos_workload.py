@@ -627,6 +627,48 @@ async def wait_settled(
     return {**last, "timed_out": 1}
 
 
+async def leftovers(rig: Rig, limit: int = 10) -> dict[str, Any]:
+    """What is still in the work queues after the run, and what their consumers say of it: a
+    task the workers never settle (in progress for ever, held back for ever) and a message
+    the bus kept although its consumer acked it look alike in the counts and differ here."""
+    from journeyhub.bus.jetstream import CONSUMERS, STREAMS
+    from nats.js.api import RetentionPolicy
+
+    assert rig.hub is not None
+    js = rig.hub.bus.js
+    queues = {s.kind for s in STREAMS if s.retention == RetentionPolicy.WORK_QUEUE}
+    out: dict[str, Any] = {}
+    for spec in (c for c in CONSUMERS if c.stream_kind in queues):
+        stream = rig.hub.bus.subjects.stream(spec.stream_kind)
+        try:
+            info = await js.stream_info(stream)
+            if not info.state.messages:
+                continue
+            consumer = await js.consumer_info(stream, spec.durable)
+        except Exception as exc:
+            out[spec.stream_kind] = f"unavailable: {type(exc).__name__}"
+            continue
+        messages = []
+        seq, last = info.state.first_seq, info.state.last_seq
+        while seq <= last and len(messages) < limit:
+            with contextlib.suppress(Exception):  # deleted (acked) sequences are gaps
+                raw = await js.get_msg(stream, seq)
+                task = _task_id(raw.data or b"", "?")
+                messages.append(f"seq {seq} {raw.subject} task={task}")
+            seq += 1
+        out[spec.stream_kind] = {
+            "messages": info.state.messages,
+            "consumer": (
+                f"delivered={consumer.delivered.stream_seq if consumer.delivered else None} "
+                f"ack_floor={consumer.ack_floor.stream_seq if consumer.ack_floor else None} "
+                f"pending={consumer.num_pending} ack_pending={consumer.num_ack_pending} "
+                f"redelivered={consumer.num_redelivered} waiting={consumer.num_waiting}"
+            ),
+            "first": messages,
+        }
+    return out
+
+
 async def trigger_stream_counts(rig: Rig, timeout: float = 60.0) -> Counter[tuple[str, str]]:
     """Triggers on ``JH_TRIGGERS`` per (connection, source event id): what a journey engine
     reading the stream would see."""
@@ -724,6 +766,7 @@ async def count(rig: Rig, plan: Plan, webhook_ids: dict[str, int]) -> dict[str, 
     lost_webhooks = [i for (c, i) in expected if (c, i) not in in_store]
     return {
         "lost_explained": await explain(rig, plan, lost_events[:20]),
+        "left_in_queues": await leftovers(rig),
         "events_delivered": len(plan.events) - len(lost_events),
         "events_lost": lost_events,
         "duplicate_creates": duplicate_creates,
