@@ -16,6 +16,7 @@ from journeyhub.model import Connection, DeliveryTask, JourneyEvent, utcnow
 from journeyhub.testing.fixtures import TenantKeys, eventually
 from journeyhub.testing.sandbox import Fault
 from journeyhub.workers.push import PushWorker
+from journeyhub_resend.sandbox import ResendSandbox
 from journeyhub_tave.sandbox import TaveSandbox
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
@@ -30,12 +31,14 @@ async def tave_connection(hub: Hub, tenant: TenantKeys, tave: TaveSandbox) -> Co
     )  # fmt: skip
 
 
-def task_for(tenant: TenantKeys, connection_id: str, client_id: str) -> DeliveryTask:
+def task_for(
+    tenant: TenantKeys, connection_id: str, client_id: str, vendor: str = "tave"
+) -> DeliveryTask:
     """A journey start for ``client_id``, first in its client's order, as the router makes it."""
     journey_event = msgspec.convert(event(f"ev-{client_id}", client_id=client_id), JourneyEvent)
     return DeliveryTask(
         id=f"dlv_{uuid.uuid4().hex[:12]}", tenant_id=tenant.id, connection_id=connection_id,
-        vendor="tave", kind="event", order_key=client_id, sequence=1, event=journey_event,
+        vendor=vendor, kind="event", order_key=client_id, sequence=1, event=journey_event,
         enqueued_at=utcnow(),
     )  # fmt: skip
 
@@ -193,3 +196,49 @@ async def test_a_dead_lettered_task_redelivered_by_the_bus_is_dropped(
         rows = await hub.store.deliveries.list(tenant.id, connection_id=connection.id)
         assert [(r.task_id, r.status) for r in rows] == [(other_task.id, "delivered")]
         assert len(tave.contacts) == 1  # the other task's client only
+
+
+async def test_a_batching_sender_that_fails_gives_its_tasks_back(
+    hub: Hub, tenant: TenantKeys
+) -> None:
+    """A connection that sends in batches (Resend) queues its tasks for one sender; when the
+    sender ends on an error of its own, the batch it leaves must not wait, in progress, for
+    ever: its tasks go back to the bus and their holds are given back."""
+    with ResendSandbox() as resend:
+        connection = await hub.store.connections.create(
+            tenant_id=tenant.id, vendor="resend", name="mail", direction="outbound",
+            enabled=True, credentials={"api_key": resend.api_key},
+            config={"api_base": resend.url, "from_address": "Studio <hello@example.com>"},
+            event_types=[], field_mappings=[], actor="test",
+        )  # fmt: skip
+        task = task_for(tenant, connection.id, "cl_sender", vendor="resend")
+        await hub.store.deliveries.add_pending_many(
+            [(task.id, task.connection_id, task.order_key, task.sequence)]
+        )
+        suffix = uuid.uuid4().hex[:8]
+        stream, subject = f"JHTEST_SEND_{suffix}", f"jhtest.send.{suffix}"
+        await hub.bus.js.add_stream(StreamConfig(name=stream, subjects=[subject]))
+        try:
+            await hub.bus.js.add_consumer(
+                stream,
+                ConsumerConfig(durable_name="pusher", ack_policy=AckPolicy.EXPLICIT, ack_wait=60),
+            )
+            sub = await hub.bus.js.pull_subscribe_bind("pusher", stream)
+            await hub.bus.js.publish(subject, msgspec.json.encode(task))
+            worker = PushWorker(hub)
+
+            def broken(*_: object) -> None:
+                raise RuntimeError("the sender's own failure")
+
+            worker.limits.limiter = broken  # type: ignore[method-assign]
+            (msg,) = await sub.fetch(1, timeout=5)
+            await asyncio.wait_for(worker.handle_batch([msg]), timeout=10)
+            # Given back at once (not after the 60 s ack wait), and free for any worker.
+            (again,) = await sub.fetch(1, timeout=5)
+            assert again.metadata.num_delivered == 2
+            assert await hub.store.deliveries.hold([task.id], "another", 30) == ({task.id}, set())
+            await again.ack()
+            await sub.unsubscribe()
+        finally:
+            await hub.bus.js.delete_stream(stream)
+        assert resend.emails == []

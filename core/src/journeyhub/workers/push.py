@@ -365,6 +365,8 @@ class PushWorker:
         queue = self.queues[connection_id]
         try:
             await self._send_queued(queue, connection_id)
+        except Exception as exc:  # nobody awaits a sender: say it here
+            log.error("batch_sender_failed", connection_id=connection_id, error=repr(exc))
         finally:
             # Never leave a waiter behind (its batch would wait, in progress, forever): what
             # is still queued when the sender ends on an error is given back to the bus.
