@@ -13,6 +13,7 @@ import uuid
 import msgspec
 from journeyhub.hub import Hub
 from journeyhub.model import Connection, DeliveryTask, JourneyEvent, utcnow
+from journeyhub.store.tables import PendingTask
 from journeyhub.testing.fixtures import TenantKeys, eventually
 from journeyhub.testing.sandbox import Fault
 from journeyhub.workers.push import PushWorker
@@ -47,6 +48,12 @@ async def settled(hub: Hub, stream: str) -> bool:
     """Nothing left to deliver or acknowledge (an ack travels on its own: ask until it is in)."""
     info = await hub.bus.js.consumer_info(stream, "pusher")
     return info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def holder_of(hub: Hub, task_id: str) -> str | None:
+    async with hub.store.session() as s:
+        row = await s.get(PendingTask, task_id)
+        return row.held_by if row is not None else None
 
 
 async def test_a_task_is_held_by_one_worker_at_a_time(hub: Hub, tenant: TenantKeys) -> None:
@@ -242,3 +249,46 @@ async def test_a_batching_sender_that_fails_gives_its_tasks_back(
         finally:
             await hub.bus.js.delete_stream(stream)
         assert resend.emails == []
+
+
+async def test_a_task_is_held_until_its_dead_letter_is_written(
+    hub: Hub, tenant: TenantKeys
+) -> None:
+    """A task that fails for good keeps its hold until its dead letter is written (which takes
+    it out of the order): given back first, another worker could take a redelivery of it in
+    between and push it once more. A second worker claims the task all along; it must never
+    get it."""
+    with TaveSandbox() as tave:
+        connection = await tave_connection(hub, tenant, tave)
+        suffix = uuid.uuid4().hex[:8]
+        stream, subject = f"JHTEST_DIE_{suffix}", f"jhtest.die.{suffix}"
+        await hub.bus.js.add_stream(StreamConfig(name=stream, subjects=[subject]))
+        try:
+            sub = await hub.bus.js.pull_subscribe(subject, durable="pusher", stream=stream)
+            tasks = [task_for(tenant, connection.id, f"cl_die_{n}") for n in range(5)]
+            await hub.store.deliveries.add_pending_many(
+                [(t.id, t.connection_id, t.order_key, t.sequence) for t in tasks]
+            )
+            for task in tasks:
+                await hub.bus.js.publish(
+                    subject, msgspec.json.encode(task), headers={"Nats-Msg-Id": task.id}
+                )
+            worker = PushWorker(hub)
+            taken: set[str] = set()
+            for task in tasks:
+                tave.faults.plan(Fault(status=422))  # refused for good: dead at once
+                (msg,) = await sub.fetch(1, timeout=5)
+                pushing = asyncio.create_task(worker.handle_batch([msg]))
+                while not pushing.done() and await holder_of(hub, task.id) != worker.holder:
+                    await asyncio.sleep(0)  # until the worker has the task
+                while not pushing.done():
+                    held, _ = await hub.store.deliveries.hold([task.id], "another", 30)
+                    taken |= held
+                await pushing
+            await sub.unsubscribe()
+        finally:
+            await hub.bus.js.delete_stream(stream)
+        assert taken == set()
+        dead = await hub.store.deliveries.list_dead(tenant.id)
+        assert {d.msg_id for d in dead} >= {t.id for t in tasks}
+        assert len(tave.contacts) == 0

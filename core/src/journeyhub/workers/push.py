@@ -576,7 +576,6 @@ class PushWorker:
         vendor_status = exc.vendor_status if isinstance(exc, ConnectorError) else None
         error = exc.message if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
         deliveries = self.hub.store.deliveries
-        await deliveries.release(task.id, self.holder)  # the retry may go to any worker
         common = dict(task_id=task.id, tenant_id=task.tenant_id, connection_id=connection.id,
                       vendor=connection.vendor, source_id=self.source_id(task),
                       attempt=msg.metadata.num_delivered or 1, vendor_status=vendor_status,
@@ -589,13 +588,13 @@ class PushWorker:
             await self.breakers.pause(connection.id, wait)
             metrics.pushes.labels(connection.vendor, "rate_limited").inc()
             log.info("rate_limited", retry_after=wait)
-            await msg.nak(delay=max(0.1, wait))
+            await self.retry_later(msg, task, max(0.1, wait))
             return
         if isinstance(exc, ReauthRequired):
             # Not a failure of this task: the connection waits for a person to reconnect it.
             await deliveries.record_attempt(status="needs_reauth", **common)
             await self.hub.auth.mark_needs_reauth(connection, error)
-            await msg.nak(delay=REAUTH_WAIT)
+            await self.retry_later(msg, task, REAUTH_WAIT)
             return
         permanent = isinstance(exc, ConnectorError) and not exc.retryable
         failures = await deliveries.failed_attempts(task.id) + 1
@@ -618,6 +617,14 @@ class PushWorker:
         log.warning(
             "push_failed_will_retry", error=error, failures=failures, retry_in=round(delay, 2)
         )
+        await self.retry_later(msg, task, delay)
+
+    async def retry_later(self, msg: Msg, task: DeliveryTask, delay: float) -> None:
+        """Give the task's hold back (its retry may go to any worker) and the message to the
+        bus. Only now, with the attempt recorded: released earlier, the hold let a redelivery
+        be pushed by another worker while this one was still writing the task's dead letter
+        (seen in the 10,000-event chaos run: a sixth attempt after the fifth had killed it)."""
+        await self.hub.store.deliveries.release(task.id, self.holder)
         await msg.nak(delay=delay)
 
 
