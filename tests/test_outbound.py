@@ -8,12 +8,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from journeyhub.errors import RetryableError
 from journeyhub.hub import Hub
+from journeyhub.model import JourneyEvent
 from journeyhub.testing.fixtures import Gateway, TenantKeys, eventually
 from journeyhub.testing.sandbox import Fault
 from journeyhub.workers.push import OUTCOME_UNKNOWN_WAIT, outcome_unknown
+from journeyhub.workers.router import route_event
 from journeyhub_resend.sandbox import ResendSandbox
 from journeyhub_tave.sandbox import TaveSandbox
 
@@ -326,3 +329,31 @@ async def test_a_call_the_vendor_carries_out_after_our_timeout_is_not_made_twice
     await asyncio.sleep(0.5)
     assert len(tave.contacts) == 1 and tave.creates("address-book") == 1
     assert len(tave.jobs) == 1
+
+
+async def test_an_event_routed_again_after_its_task_finished_holds_no_one_back(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox
+) -> None:
+    """The router's ack can be lost (a NATS node going down) and the event routed a second
+    time after its task was delivered, or dead-lettered. The bus drops the republished task
+    as a duplicate; the task must not be put back in its client's order, or the client's
+    later steps would wait behind it for ever."""
+    connection = await tave_connection(gateway, tenant, tave)
+    first = event("again-1", client_id="cl_again")
+    refused = event("again-2", client_id="cl_again_dead")
+    await send(gateway, tenant, first)
+    await delivered(hub, tenant)
+    tave.faults.plan(Fault(status=422))  # the second client's start is refused for good
+    await send(gateway, tenant, refused)
+    await eventually(lambda: hub.store.deliveries.list_dead(tenant.id), timeout=20)
+    for body in (first, refused):  # what a redelivery of each event to the router does
+        await route_event(hub, tenant.id, msgspec.convert(body, JourneyEvent), 1, None)
+    assert await hub.store.deliveries.pending_count(connection["id"]) == 0
+    steps = [
+        event(f"again-step-{n}", "step_completed", client_id=client,
+              step={"name": f"step {n}", "type": "task"})
+        for n, client in enumerate(("cl_again", "cl_again_dead"))
+    ]  # fmt: skip
+    await send(gateway, tenant, steps)
+    await delivered(hub, tenant, count=3, timeout=20)
+    assert len(tave.notes) == 2

@@ -292,3 +292,46 @@ async def test_a_task_is_held_until_its_dead_letter_is_written(
         dead = await hub.store.deliveries.list_dead(tenant.id)
         assert {d.msg_id for d in dead} >= {t.id for t in tasks}
         assert len(tave.contacts) == 0
+
+
+async def test_a_task_delivered_by_another_worker_meanwhile_is_not_pushed(
+    hub: Hub, tenant: TenantKeys
+) -> None:
+    """A redelivery checked just before another worker records the task's success finds no
+    pending row when it comes to hold the task: it must be acked, not pushed unguarded."""
+    with TaveSandbox() as tave:
+        connection = await tave_connection(hub, tenant, tave)
+        task = task_for(tenant, connection.id, "cl_meanwhile")
+        await hub.store.deliveries.add_pending_many(
+            [(task.id, task.connection_id, task.order_key, task.sequence)]
+        )
+        suffix = uuid.uuid4().hex[:8]
+        stream, subject = f"JHTEST_MEAN_{suffix}", f"jhtest.mean.{suffix}"
+        await hub.bus.js.add_stream(StreamConfig(name=stream, subjects=[subject]))
+        try:
+            sub = await hub.bus.js.pull_subscribe(subject, durable="pusher", stream=stream)
+            await hub.bus.js.publish(
+                subject, msgspec.json.encode(task), headers={"Nats-Msg-Id": task.id}
+            )
+            worker = PushWorker(hub)
+            routed_floors = worker.routed_floors
+
+            async def another_worker_finishes_first() -> dict[str, int]:
+                # Between this worker's "delivered?" check and its hold: the other worker's
+                # success (the delivery row and the pending row's removal, one write).
+                await hub.store.deliveries.record_success(
+                    task.id, tenant_id=tenant.id, connection_id=connection.id, vendor="tave",
+                    source_id=task.id, attempt=1, status="delivered",
+                )  # fmt: skip
+                return await routed_floors()
+
+            worker.routed_floors = another_worker_finishes_first  # type: ignore[method-assign]
+            (msg,) = await sub.fetch(1, timeout=5)
+            await worker.handle_batch([msg])
+            await eventually(lambda: settled(hub, stream), timeout=10)  # acked
+            await sub.unsubscribe()
+        finally:
+            await hub.bus.js.delete_stream(stream)
+        assert sum(tave.requests.values()) == 0
+        rows = await hub.store.deliveries.list(tenant.id, connection_id=connection.id)
+        assert [r.status for r in rows] == ["delivered"]

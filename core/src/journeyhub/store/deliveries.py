@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, delete, func, or_, select, tuple_, update
+from sqlalchemy import case, delete, func, or_, select, tuple_, union, update
 from sqlalchemy.exc import IntegrityError
 
 from journeyhub.model import utcnow
@@ -82,6 +82,24 @@ class DeliveryRepo:
             return set()
         query = select(Delivery.task_id).where(
             Delivery.task_id.in_(task_ids), Delivery.status.in_(("delivered", "skipped"))
+        )
+        async with self.store.session() as s:
+            return set((await s.execute(query)).scalars())
+
+    async def finished_among(self, task_ids: list[str]) -> set[str]:
+        """Which of these tasks are finished: delivered (or skipped), or dead-lettered and not
+        replayed (a push task's dead letter has the task id as its message id)."""
+        if not task_ids:
+            return set()
+        query = union(
+            select(Delivery.task_id).where(
+                Delivery.task_id.in_(task_ids), Delivery.status.in_(("delivered", "skipped"))
+            ),
+            select(DeadLetter.msg_id).where(
+                DeadLetter.msg_id.in_(task_ids),
+                DeadLetter.stage == "push",
+                DeadLetter.replayed_at.is_(None),
+            ),
         )
         async with self.store.session() as s:
             return set((await s.execute(query)).scalars())

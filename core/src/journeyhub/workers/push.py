@@ -169,10 +169,17 @@ class PushWorker:
         held, finished = await deliveries.hold(
             [j.task.id for j in jobs], self.holder, self.hold_seconds
         )
+        # No pending row: maybe delivered by another worker since the check above (its success
+        # and the row's removal are one write). Pushed again, it would run beside nothing but
+        # still be a second call at the vendor.
+        out_of_order = [j.task.id for j in jobs if j.task.id in finished]
+        done_meanwhile = await deliveries.delivered_among(out_of_order)
         dead = await self.dead_and_offered_again([j for j in jobs if j.task.id in finished])
         by_connection: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
-            if job.task.id in dead:
+            if job.task.id in done_meanwhile:
+                await job.msg.ack()
+            elif job.task.id in dead:
                 # This very message is a dead letter not replayed yet: the bus offers it again
                 # (its "terminate" lost to a NATS leader change). The dead letter owns it;
                 # pushing it too could race the dead letter's replay.

@@ -46,10 +46,20 @@ def accepts(hub: Hub, connection: Connection, kind: str, type_: str) -> bool:
 
 
 async def publish_tasks(hub: Hub, tasks: list[DeliveryTask]) -> None:
+    deliveries = hub.store.deliveries
     # Every task is pending before any is published: the push worker may take one at once.
-    await hub.store.deliveries.add_pending_many(
+    await deliveries.add_pending_many(
         [(t.id, t.connection_id, t.order_key, t.sequence) for t in tasks]
     )
+    # An event routed again after its tasks finished (the router's ack lost to a NATS node
+    # going down, the event redelivered) must not put them back in the order: the bus drops
+    # the republished task as a duplicate, and its pending row would hold the client's later
+    # tasks back for ever. Asked after the insert, so a task finishing meanwhile removes the
+    # row itself (its success, or its dead letter, and the removal are one write).
+    finished = await deliveries.finished_among([t.id for t in tasks])
+    for task_id in finished:
+        await deliveries.finish_pending(task_id)
+    tasks = [t for t in tasks if t.id not in finished]
     await asyncio.gather(
         *(
             hub.bus.publish(
