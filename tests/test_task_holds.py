@@ -8,7 +8,10 @@ push in another process; the task's hold in the store can.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import msgspec
 from journeyhub.hub import Hub
@@ -19,6 +22,8 @@ from journeyhub.testing.sandbox import Fault
 from journeyhub.workers.push import PushWorker
 from journeyhub_resend.sandbox import ResendSandbox
 from journeyhub_tave.sandbox import TaveSandbox
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from .conftest import event
@@ -44,10 +49,54 @@ def task_for(
     )  # fmt: skip
 
 
-async def settled(hub: Hub, stream: str) -> bool:
-    """Nothing left to deliver or acknowledge (an ack travels on its own: ask until it is in)."""
-    info = await hub.bus.js.consumer_info(stream, "pusher")
-    return info.num_ack_pending == 0 and info.num_pending == 0
+async def pending(hub: Hub, *tasks: DeliveryTask) -> None:
+    """Put the tasks in their clients' order, as the router does before publishing them."""
+    await hub.store.deliveries.add_pending_many(
+        [(t.id, t.connection_id, t.order_key, t.sequence) for t in tasks]
+    )
+
+
+@dataclass
+class OwnStream:
+    """A stream of the test's own, with one pull consumer (explicit acks) and no heartbeat."""
+
+    hub: Hub
+    name: str
+    subject: str
+    sub: JetStreamContext.PullSubscription
+
+    async def publish(self, *tasks: DeliveryTask) -> None:
+        for task in tasks:
+            await self.hub.bus.js.publish(
+                self.subject, msgspec.json.encode(task), headers={"Nats-Msg-Id": task.id}
+            )
+
+    async def fetch(self, count: int = 1) -> list[Msg]:
+        return await self.sub.fetch(count, timeout=5)
+
+    async def settled(self) -> bool:
+        """Nothing left to deliver or acknowledge (an ack travels on its own: ask until in)."""
+        info = await self.hub.bus.js.consumer_info(self.name, "pusher")
+        return info.num_ack_pending == 0 and info.num_pending == 0
+
+
+@contextlib.asynccontextmanager
+async def own_stream(hub: Hub, ack_wait: float = 30) -> AsyncIterator[OwnStream]:
+    suffix = uuid.uuid4().hex[:8]
+    name, subject = f"JHTEST_HOLDS_{suffix}", f"jhtest.holds.{suffix}"
+    await hub.bus.js.add_stream(StreamConfig(name=name, subjects=[subject]))
+    try:
+        await hub.bus.js.add_consumer(
+            name,
+            ConsumerConfig(durable_name="pusher", ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait),
+        )
+        sub = await hub.bus.js.pull_subscribe_bind("pusher", name)
+        try:
+            yield OwnStream(hub, name, subject, sub)
+        finally:
+            await sub.unsubscribe()
+    finally:
+        await hub.bus.js.delete_stream(name)
 
 
 async def holder_of(hub: Hub, task_id: str) -> str | None:
@@ -102,26 +151,16 @@ async def push_with_a_redelivery(
     with TaveSandbox() as tave:
         connection = await tave_connection(hub, tenant, tave)
         task = task_for(tenant, connection.id, f"cl_hold_{uuid.uuid4().hex[:6]}")
-        await hub.store.deliveries.add_pending_many(
-            [(task.id, task.connection_id, task.order_key, task.sequence)]
-        )
-        suffix = uuid.uuid4().hex[:8]
-        stream, subject = f"JHTEST_HOLD_{suffix}", f"jhtest.hold.{suffix}"
-        await hub.bus.js.add_stream(StreamConfig(name=stream, subjects=[subject]))
-        try:
-            await hub.bus.js.add_consumer(
-                stream,
-                ConsumerConfig(durable_name="pusher", ack_policy=AckPolicy.EXPLICIT, ack_wait=1),
-            )
-            sub = await hub.bus.js.pull_subscribe_bind("pusher", stream)
-            await hub.bus.js.publish(subject, msgspec.json.encode(task))
+        await pending(hub, task)
+        async with own_stream(hub, ack_wait=1) as stream:
+            await stream.publish(task)
             tave.faults.plan(Fault(delay=3.0))  # the first call answers 3 s late
             first, second = PushWorker(hub), PushWorker(hub)  # two worker processes
             if hold_seconds is not None:
                 first.hold_seconds = second.hold_seconds = hold_seconds
-            (msg,) = await sub.fetch(1, timeout=5)
+            (msg,) = await stream.fetch()
             pushing = asyncio.create_task(first.handle_batch([msg]))
-            (again,) = await sub.fetch(1, timeout=5)  # the redelivery, 1 s later
+            (again,) = await stream.fetch()  # the redelivery, 1 s later
             assert again.metadata.num_delivered == 2
             await asyncio.sleep(second_after)
             await second.handle_batch([again])  # held by the first: put back, not pushed
@@ -131,10 +170,7 @@ async def push_with_a_redelivery(
                 timeout=10,
             )
             # The first worker's ack settled the message, for both of its deliveries.
-            await eventually(lambda: settled(hub, stream), timeout=10)
-            await sub.unsubscribe()
-        finally:
-            await hub.bus.js.delete_stream(stream)
+            await eventually(stream.settled, timeout=10)
         rows = await hub.store.deliveries.list(tenant.id, status="delivered")
         assert [r.task_id for r in rows] == [task.id]
         return tave
@@ -185,21 +221,11 @@ async def test_a_dead_lettered_task_redelivered_by_the_bus_is_dropped(
             subject="jh.push.x", msg_id=dead_task.id, payload=msgspec.json.encode(dead_task),
             error="5 failed attempts", attempts=5,
         )  # fmt: skip
-        suffix = uuid.uuid4().hex[:8]
-        stream, subject = f"JHTEST_DEAD_{suffix}", f"jhtest.dead.{suffix}"
-        await hub.bus.js.add_stream(StreamConfig(name=stream, subjects=[subject]))
-        try:
-            sub = await hub.bus.js.pull_subscribe(subject, durable="pusher", stream=stream)
-            for task in (dead_task, other_task):  # neither has a pending row
-                await hub.bus.js.publish(
-                    subject, msgspec.json.encode(task), headers={"Nats-Msg-Id": task.id}
-                )
-            messages = await sub.fetch(2, timeout=5)
+        async with own_stream(hub) as stream:
+            await stream.publish(dead_task, other_task)  # neither has a pending row
+            messages = await stream.fetch(2)
             await PushWorker(hub).handle_batch(messages)
-            await eventually(lambda: settled(hub, stream), timeout=10)  # both acked
-            await sub.unsubscribe()
-        finally:
-            await hub.bus.js.delete_stream(stream)
+            await eventually(stream.settled, timeout=10)  # both acked
         rows = await hub.store.deliveries.list(tenant.id, connection_id=connection.id)
         assert [(r.task_id, r.status) for r in rows] == [(other_task.id, "delivered")]
         assert len(tave.contacts) == 1  # the other task's client only
@@ -219,35 +245,22 @@ async def test_a_batching_sender_that_fails_gives_its_tasks_back(
             event_types=[], field_mappings=[], actor="test",
         )  # fmt: skip
         task = task_for(tenant, connection.id, "cl_sender", vendor="resend")
-        await hub.store.deliveries.add_pending_many(
-            [(task.id, task.connection_id, task.order_key, task.sequence)]
-        )
-        suffix = uuid.uuid4().hex[:8]
-        stream, subject = f"JHTEST_SEND_{suffix}", f"jhtest.send.{suffix}"
-        await hub.bus.js.add_stream(StreamConfig(name=stream, subjects=[subject]))
-        try:
-            await hub.bus.js.add_consumer(
-                stream,
-                ConsumerConfig(durable_name="pusher", ack_policy=AckPolicy.EXPLICIT, ack_wait=60),
-            )
-            sub = await hub.bus.js.pull_subscribe_bind("pusher", stream)
-            await hub.bus.js.publish(subject, msgspec.json.encode(task))
+        await pending(hub, task)
+        async with own_stream(hub, ack_wait=60) as stream:
+            await stream.publish(task)
             worker = PushWorker(hub)
 
             def broken(*_: object) -> None:
                 raise RuntimeError("the sender's own failure")
 
             worker.limits.limiter = broken  # type: ignore[method-assign]
-            (msg,) = await sub.fetch(1, timeout=5)
+            (msg,) = await stream.fetch()
             await asyncio.wait_for(worker.handle_batch([msg]), timeout=10)
             # Given back at once (not after the 60 s ack wait), and free for any worker.
-            (again,) = await sub.fetch(1, timeout=5)
+            (again,) = await stream.fetch()
             assert again.metadata.num_delivered == 2
             assert await hub.store.deliveries.hold([task.id], "another", 30) == ({task.id}, set())
             await again.ack()
-            await sub.unsubscribe()
-        finally:
-            await hub.bus.js.delete_stream(stream)
         assert resend.emails == []
 
 
@@ -260,24 +273,15 @@ async def test_a_task_is_held_until_its_dead_letter_is_written(
     get it."""
     with TaveSandbox() as tave:
         connection = await tave_connection(hub, tenant, tave)
-        suffix = uuid.uuid4().hex[:8]
-        stream, subject = f"JHTEST_DIE_{suffix}", f"jhtest.die.{suffix}"
-        await hub.bus.js.add_stream(StreamConfig(name=stream, subjects=[subject]))
-        try:
-            sub = await hub.bus.js.pull_subscribe(subject, durable="pusher", stream=stream)
-            tasks = [task_for(tenant, connection.id, f"cl_die_{n}") for n in range(5)]
-            await hub.store.deliveries.add_pending_many(
-                [(t.id, t.connection_id, t.order_key, t.sequence) for t in tasks]
-            )
-            for task in tasks:
-                await hub.bus.js.publish(
-                    subject, msgspec.json.encode(task), headers={"Nats-Msg-Id": task.id}
-                )
+        tasks = [task_for(tenant, connection.id, f"cl_die_{n}") for n in range(5)]
+        await pending(hub, *tasks)
+        async with own_stream(hub) as stream:
+            await stream.publish(*tasks)
             worker = PushWorker(hub)
             taken: set[str] = set()
             for task in tasks:
                 tave.faults.plan(Fault(status=422))  # refused for good: dead at once
-                (msg,) = await sub.fetch(1, timeout=5)
+                (msg,) = await stream.fetch()
                 pushing = asyncio.create_task(worker.handle_batch([msg]))
                 while not pushing.done() and await holder_of(hub, task.id) != worker.holder:
                     await asyncio.sleep(0)  # until the worker has the task
@@ -285,9 +289,6 @@ async def test_a_task_is_held_until_its_dead_letter_is_written(
                     held, _ = await hub.store.deliveries.hold([task.id], "another", 30)
                     taken |= held
                 await pushing
-            await sub.unsubscribe()
-        finally:
-            await hub.bus.js.delete_stream(stream)
         assert taken == set()
         dead = await hub.store.deliveries.list_dead(tenant.id)
         assert {d.msg_id for d in dead} >= {t.id for t in tasks}
@@ -302,17 +303,9 @@ async def test_a_task_delivered_by_another_worker_meanwhile_is_not_pushed(
     with TaveSandbox() as tave:
         connection = await tave_connection(hub, tenant, tave)
         task = task_for(tenant, connection.id, "cl_meanwhile")
-        await hub.store.deliveries.add_pending_many(
-            [(task.id, task.connection_id, task.order_key, task.sequence)]
-        )
-        suffix = uuid.uuid4().hex[:8]
-        stream, subject = f"JHTEST_MEAN_{suffix}", f"jhtest.mean.{suffix}"
-        await hub.bus.js.add_stream(StreamConfig(name=stream, subjects=[subject]))
-        try:
-            sub = await hub.bus.js.pull_subscribe(subject, durable="pusher", stream=stream)
-            await hub.bus.js.publish(
-                subject, msgspec.json.encode(task), headers={"Nats-Msg-Id": task.id}
-            )
+        await pending(hub, task)
+        async with own_stream(hub) as stream:
+            await stream.publish(task)
             worker = PushWorker(hub)
             routed_floors = worker.routed_floors
 
@@ -326,12 +319,9 @@ async def test_a_task_delivered_by_another_worker_meanwhile_is_not_pushed(
                 return await routed_floors()
 
             worker.routed_floors = another_worker_finishes_first  # type: ignore[method-assign]
-            (msg,) = await sub.fetch(1, timeout=5)
+            (msg,) = await stream.fetch()
             await worker.handle_batch([msg])
-            await eventually(lambda: settled(hub, stream), timeout=10)  # acked
-            await sub.unsubscribe()
-        finally:
-            await hub.bus.js.delete_stream(stream)
+            await eventually(stream.settled, timeout=10)  # acked
         assert sum(tave.requests.values()) == 0
         rows = await hub.store.deliveries.list(tenant.id, connection_id=connection.id)
         assert [r.status for r in rows] == ["delivered"]
