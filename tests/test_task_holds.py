@@ -325,3 +325,30 @@ async def test_a_task_delivered_by_another_worker_meanwhile_is_not_pushed(
         assert sum(tave.requests.values()) == 0
         rows = await hub.store.deliveries.list(tenant.id, connection_id=connection.id)
         assert [r.status for r in rows] == ["delivered"]
+
+
+async def test_two_messages_of_one_task_in_a_batch_make_one_push(
+    hub: Hub, tenant: TenantKeys
+) -> None:
+    """One task can be on the bus twice (a replay beside its original, a routing repeated
+    after the bus's duplicate window): in one fetched batch, only the first is pushed; the
+    second comes back later, finds the task delivered and is acked."""
+    with TaveSandbox() as tave:
+        connection = await tave_connection(hub, tenant, tave)
+        task = task_for(tenant, connection.id, "cl_twice")
+        await pending(hub, task)
+        async with own_stream(hub) as stream:
+            for msg_id in (task.id, f"{task.id}:replay:1"):
+                await hub.bus.js.publish(
+                    stream.subject, msgspec.json.encode(task), headers={"Nats-Msg-Id": msg_id}
+                )
+            worker = PushWorker(hub)
+            await worker.handle_batch(await stream.fetch(2))
+            pushes = await hub.store.deliveries.list(tenant.id, connection_id=connection.id)
+            assert len(pushes) == 1  # the second message was not pushed after the first
+            (again,) = await stream.fetch()  # the second, given back
+            await worker.handle_batch([again])
+            await eventually(stream.settled, timeout=10)
+        assert tave.requests["POST /api/v2/address-book"] == 1
+        rows = await hub.store.deliveries.list(tenant.id, connection_id=connection.id)
+        assert [r.status for r in rows] == ["delivered"]

@@ -133,16 +133,19 @@ class PushWorker:
 
     async def handle_batch(self, messages: list[Msg]) -> None:
         decoded: list[tuple[Msg, DeliveryTask]] = []
+        held: set[str] = set()
         for msg in messages:
             task = await self.decode(msg)
             if task is None:
                 continue
-            if task.id in self.in_hand:
-                # Already being pushed here: its first delivery settles the message.
+            if task.id in self.in_hand or task.id in held:
+                # Already being pushed here, or twice in this batch (two messages of one task:
+                # a replay beside its original, say): the first settles the task, and this one
+                # comes back to find it delivered.
                 await msg.nak(delay=max(1.0, self.hub.settings.ack_wait_seconds / 2))
                 continue
             decoded.append((msg, task))
-        held = {t.id for _, t in decoded}
+            held.add(task.id)
         self.in_hand |= held
         try:
             await self._handle_decoded(decoded)
