@@ -366,25 +366,9 @@ class Rig:
             out[f"{process.kind}-{process.index}"] = dict(counts)
         return out
 
-    def logged_about(self, needle: str, last: int = 12) -> list[str]:
-        """The last ``last`` lines the workers logged that name ``needle``, shortened."""
-        import json
-
-        found: list[str] = []
-        for process in self.workers:
-            for line in process.log_text().splitlines():
-                if needle not in line:
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    found.append(f"{process.index} {line[:160]}")
-                    continue
-                keys = ("status", "error", "attempt", "reason")
-                extra = " ".join(f"{k}={str(record[k])[:60]}" for k in keys if k in record)
-                stamp = str(record.get("timestamp", ""))[11:23]
-                found.append(f"w{process.index} {stamp} {record.get('event')} {extra}".strip())
-        return sorted(found, key=lambda line: line.split(" ", 2)[1])[-last:]
+    def worker_log_lines(self) -> list[tuple[int, str]]:
+        """Every line the workers logged, with the worker's index (read once, for ``explain``)."""
+        return [(p.index, line) for p in self.workers for line in p.log_text().splitlines()]
 
     # --- faults --------------------------------------------------------------------------------
 
@@ -784,6 +768,24 @@ async def count(rig: Rig, plan: Plan, webhook_ids: dict[str, int]) -> dict[str, 
     }
 
 
+def logged_about(lines: list[tuple[int, str]], needle: str, last: int = 12) -> list[str]:
+    """The last ``last`` of the workers' log lines that name ``needle``, shortened."""
+    found: list[str] = []
+    for index, line in lines:
+        if needle not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            found.append(f"w{index} - {line[:160]}")
+            continue
+        keys = ("status", "error", "attempt", "reason")
+        extra = " ".join(f"{k}={str(record[k])[:60]}" for k in keys if k in record)
+        stamp = str(record.get("timestamp", ""))[11:23]
+        found.append(f"w{index} {stamp} {record.get('event')} {extra}".strip())
+    return sorted(found, key=lambda line: line.split(" ", 2)[1])[-last:]
+
+
 async def explain(rig: Rig, plan: Plan, event_ids: list[str]) -> dict[str, Any]:
     """For events not delivered: their task's attempts, dead letters, pending row (and the task
     its client waits behind, if another), and what the workers logged about them."""
@@ -792,6 +794,7 @@ async def explain(rig: Rig, plan: Plan, event_ids: list[str]) -> dict[str, Any]:
 
     assert rig.hub is not None
     studio_of = {e["id"]: studio for studio, e in plan.events}
+    logs = rig.worker_log_lines() if event_ids else []
     out: dict[str, Any] = {}
     async with rig.hub.store.session() as s:
 
@@ -814,7 +817,7 @@ async def explain(rig: Rig, plan: Plan, event_ids: list[str]) -> dict[str, Any]:
                 "attempts": [f"{a[2]:%H:%M:%S} {a[0]}: {(a[1] or '')[:60]}" for a in attempts],
                 "dead_letters": [f"{d[0]} replayed={d[1] is not None}" for d in dead],
                 "pending": None,
-                "logged": rig.logged_about(tid),
+                "logged": logged_about(logs, tid),
             }
             if pending is not None:
                 found["pending"] = (

@@ -175,9 +175,11 @@ class PushWorker:
         # No pending row: maybe delivered by another worker since the check above (its success
         # and the row's removal are one write). Pushed again, it would run beside nothing but
         # still be a second call at the vendor.
-        out_of_order = [j.task.id for j in jobs if j.task.id in finished]
-        done_meanwhile = await deliveries.delivered_among(out_of_order)
-        dead = await self.dead_and_offered_again([j for j in jobs if j.task.id in finished])
+        out_of_order = [j for j in jobs if j.task.id in finished]
+        done_meanwhile = await deliveries.delivered_among([j.task.id for j in out_of_order])
+        dead = await self.dead_and_offered_again(
+            [j for j in out_of_order if j.task.id not in done_meanwhile]
+        )
         by_connection: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
             if job.task.id in done_meanwhile:
