@@ -276,6 +276,13 @@ class HubProcess:
         finally:
             await nc.close()
 
+    async def costs(self) -> dict[str, float]:
+        """The hub's cost counters now (``/metrics``): store transactions and statements, bus
+        calls by kind, vendor HTTP requests; each summed over its labels."""
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(self.url + "/metrics", timeout=30)).text
+        return parse_costs(text)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -288,6 +295,42 @@ class HubProcess:
             self._log.close()
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+COST_METRICS = {
+    "journeyhub_store_transactions_total": "store_transactions",
+    "journeyhub_store_statements_total": "sql_statements",
+    "journeyhub_vendor_requests_total": "vendor_calls",
+}
+
+
+def parse_costs(text: str) -> dict[str, float]:
+    """The cost counters of a Prometheus text page, summed over their labels; bus calls by kind
+    (``bus:<kind>``) and ``bus_requests`` (JetStream API requests: neither publishes, pull
+    requests nor acks)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        name_labels, _, value = line.rpartition(" ")
+        name, _, labels = name_labels.partition("{")
+        if name in COST_METRICS:
+            key = COST_METRICS[name]
+            out[key] = out.get(key, 0.0) + float(value)
+        elif name == "journeyhub_bus_calls_total":
+            kind = labels.split('kind="', 1)[1].split('"', 1)[0]
+            out[f"bus:{kind}"] = out.get(f"bus:{kind}", 0.0) + float(value)
+            if kind not in ("publish", "fetch", "ack", "other"):
+                out["bus_requests"] = out.get("bus_requests", 0.0) + float(value)
+    return out
+
+
+def cost_delta(before: dict[str, float], after: dict[str, float],
+               scrape: dict[str, float] | None = None) -> dict[str, float]:  # fmt: skip
+    """``after - before``, less what one scrape of ``/metrics`` costs itself (``scrape``)."""
+    scrape = scrape or {}
+    keys = set(before) | set(after)
+    return {k: after.get(k, 0.0) - before.get(k, 0.0) - scrape.get(k, 0.0) for k in keys}
 
 
 # --- a sandbox in its own process --------------------------------------------------------------------

@@ -54,6 +54,7 @@ from harness import (
     HubProcess,
     LoadClient,
     SandboxProcess,
+    cost_delta,
     cpu_delta,
     cpu_seconds,
     fmt_ms,
@@ -323,6 +324,9 @@ async def run(args: argparse.Namespace) -> int:
             if created.status_code != 201:
                 raise RuntimeError(f"connection refused: {created.status_code} {created.text}")
             events = plan(args.rate, args.duration, mix, args.followup_delay, "run")
+            costs0 = await hub.costs()
+            scrape = cost_delta(costs0, await hub.costs())  # what a scrape costs itself
+            costs0 = await hub.costs()
             cpu0 = cpu_now(hub, sandbox)
             print(f"sending {len(events)} events ...", flush=True)
             spy = None
@@ -349,6 +353,7 @@ async def run(args: argparse.Namespace) -> int:
             backlog = await hub.stream_backlog()
             pending = hub.db_rows("select count(*) from pending_tasks")[0][0]
             cpu2 = cpu_now(hub, sandbox)
+            costs = cost_delta(costs0, await hub.costs(), scrape)
             deliveries = hub.db_rows(
                 "select source_id, status, latency_ms, created_at from deliveries"
             )
@@ -421,6 +426,17 @@ async def run(args: argparse.Namespace) -> int:
           f"nats-server, sending + draining, / {handled} delivered); direct plugin push "
           f"{base['cpu_per_event'] * 1000:.1f} ms in the calling process; sandbox "
           f"{base['sandbox_cpu_per_event'] * 1000:.1f} ms")  # fmt: skip
+    per_event = {
+        "hub_cpu_ms_per_event": hub_cpu / max(1, handled) * 1000,
+        **{f"{k}_per_event": costs.get(k, 0.0) / max(1, handled)
+           for k in ("store_transactions", "sql_statements", "bus_requests", "vendor_calls")},
+    }  # fmt: skip
+    bus = {k[4:]: round(v / max(1, handled), 2) for k, v in sorted(costs.items())
+           if k.startswith("bus:")}  # fmt: skip
+    print("cost per delivered event, counted in the hub process (/metrics):")
+    for key, value in per_event.items():
+        print(f"  {key:34} {value:8.2f}")
+    print(f"  bus calls per event by kind         {bus}")
     h, bu, br = summary(lat), summary(base_unloaded), summary(base_rate)
     print(f"ratio hub/direct: p50 x{h['p50'] / bu['p50']:.1f}, p99 x{h['p99'] / bu['p99']:.1f} "
           f"(vs unloaded); p50 x{h['p50'] / br['p50']:.1f}, p99 x{h['p99'] / br['p99']:.1f} "
@@ -455,7 +471,8 @@ async def run(args: argparse.Namespace) -> int:
             "rate": args.rate, "duration": args.duration, "sent": sent,
             "accepted": len(accepted), "delivered": len(delivered), "lost": lost,
             "duplicated": sum(dupes.values()), "latency": h, "baseline_unloaded": bu,
-            "baseline_at_rate": br,
+            "baseline_at_rate": br, **per_event, "bus_calls_per_event": bus,
+            "baseline_direct_cpu_ms_per_event": base["cpu_per_event"] * 1000,
         })  # fmt: skip
     return 0 if h["p99"] < 1.0 and lost == 0 and not dupes else 1
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from journeyhub import metrics
 from journeyhub.bus.embedded import EmbeddedNats
 from journeyhub.bus.jetstream import Bus
 from journeyhub.cache import ConnectionCache
@@ -23,6 +24,10 @@ from journeyhub.store.store import Store
 
 log = get_logger(__name__)
 NATS_URL_FILE = "nats.url"
+
+
+async def _count_vendor_request(request: httpx.Request) -> None:
+    metrics.vendor_requests.labels(request.url.netloc.decode("ascii", "replace")).inc()
 
 
 @dataclass
@@ -82,6 +87,7 @@ class Hub:
             timeout=httpx.Timeout(10.0, connect=5.0),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             headers={"user-agent": "journeyhub"},
+            event_hooks={"request": [_count_vendor_request]},
         )
         return cls(settings, registry, store, bus, http, embedded)
 

@@ -104,6 +104,26 @@ dead_letters = Counter(
 )
 
 
+# What one message costs, counted where the work is done (``bench/e2e`` divides them by the
+# events it sent): store transactions and statements, bus traffic, vendor HTTP calls.
+store_transactions = Counter(
+    "journeyhub_store_transactions_total", "Store transactions begun by this process"
+)
+store_statements = Counter(
+    "journeyhub_store_statements_total", "SQL statements this process sent to the store"
+)
+bus_calls = Counter(
+    "journeyhub_bus_calls_total",
+    "Messages this process sent to NATS, by kind: JetStream API requests (e.g. "
+    "``CONSUMER.INFO``), ``publish`` (a JetStream publish awaiting its ack), ``fetch`` (a pull "
+    "request), ``ack`` (acks, naks, in-progress and terms) and ``other``",
+    ["kind"],
+)
+vendor_requests = Counter(
+    "journeyhub_vendor_requests_total", "HTTP requests sent to vendors, by host", ["host"]
+)
+
+
 def mark_process_dead(pid: int | None = None) -> None:
     """Drop a finished process's live gauges from the shared directory (multiprocess mode)."""
     directory = multiprocess_dir()

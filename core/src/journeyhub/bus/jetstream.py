@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -26,6 +27,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
+from journeyhub import metrics
 from journeyhub.bus.subjects import Subjects
 from journeyhub.logs import get_logger
 from journeyhub.settings import Settings
@@ -69,6 +71,36 @@ CONSUMERS = (
 )
 
 
+def _call_kind(subject: str, reply: str) -> str:
+    """What a message sent to NATS is for, from its subject (see ``metrics.bus_calls``)."""
+    if subject.startswith("$JS.API."):
+        if subject.startswith("$JS.API.CONSUMER.MSG.NEXT."):
+            return "fetch"
+        return ".".join(subject.split(".")[2:4])  # e.g. CONSUMER.INFO, STREAM.INFO
+    if subject.startswith("$JS.ACK."):
+        return "ack"
+    return "publish" if reply else "other"
+
+
+def _count_calls(nc: NatsClient) -> None:
+    """Count every message this client sends, by kind, in ``metrics.bus_calls``. Requests
+    (JetStream publishes, API calls) go out through ``publish`` with a reply inbox, as do pull
+    requests and acks, so wrapping ``publish`` sees them all once."""
+    children: dict[str, Any] = {}
+    publish = nc.publish
+
+    async def counted_publish(subject: str, payload: bytes = b"", reply: str = "",
+                              headers: dict[str, str] | None = None) -> None:  # fmt: skip
+        kind = _call_kind(subject, reply)
+        child = children.get(kind)
+        if child is None:
+            child = children[kind] = metrics.bus_calls.labels(kind)
+        child.inc()
+        await publish(subject, payload, reply=reply, headers=headers)
+
+    nc.publish = counted_publish  # type: ignore[method-assign]
+
+
 class Bus:
     def __init__(self, settings: Settings, url: str, replicas: int = 1) -> None:
         self.settings = settings
@@ -104,6 +136,7 @@ class Bus:
             )
         except (TimeoutError, NoServersError, OSError) as exc:
             raise BusUnavailable(f"cannot reach NATS at {self.url}: {exc}") from exc
+        _count_calls(self.nc)
         self._js = self.nc.jetstream(timeout=5.0)
         return self
 

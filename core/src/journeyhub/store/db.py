@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from journeyhub import metrics
 from journeyhub.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -26,14 +27,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _count_transaction(_connection: Any) -> None:
+    metrics.store_transactions.inc()
+
+
+def _count_statement(*_args: Any) -> None:
+    metrics.store_statements.inc()
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.effective_database_url
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    else:
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    event.listen(engine.sync_engine, "begin", _count_transaction)
+    event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:
