@@ -84,5 +84,5 @@ async def _run(database: str, *, pg_restart: bool) -> dict:
     )
     chaos = Chaos(worker_kills=2, nats_kill=True, pg_restart=pg_restart, span=30, nats_down=0.2)
     # The run ends its waits in time to count and report, so a task that never settles fails
-    # the asserts below with its story (attempts, pending row, worker log lines) printed.
+    # the asserts below with its story (attempts, task state, worker log lines) printed.
     return await run(options, chaos, settle_timeout=120, send_timeout=90, budget=TIMEOUT - 40)

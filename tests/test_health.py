@@ -77,7 +77,7 @@ async def settled(hub: Hub, tenant: TenantKeys, connection_id: str, **expected: 
     async def check() -> bool:
         counts = await statuses(hub, tenant)
         done = all(counts.get(status, 0) == n for status, n in expected.items())
-        return done and await hub.store.deliveries.pending_count(connection_id) == 0
+        return done and await hub.store.tasks.pending_count(connection_id) == 0
 
     await eventually(check, timeout=40)
 

@@ -240,5 +240,7 @@ async def test_triggers_reach_a_journey_engine_signed_per_standard_webhooks(
     assert len(received) == 1
     payload = received[0]["payload"]
     assert payload["type"] == "payment_received" and payload["client_id"] == "cl_engine"
+    # The push worker records the delivery after the engine's answer: wait for that row.
+    await eventually(lambda: hub.store.deliveries.list(tenant.id, status="delivered"))
     attempts = await hub.store.deliveries.list(tenant.id)
     assert [a.status for a in reversed(attempts)] == ["failed", "delivered"]

@@ -7,16 +7,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
-from journeyhub.errors import RetryableError
 from journeyhub.hub import Hub
-from journeyhub.model import JourneyEvent
 from journeyhub.testing.fixtures import Gateway, TenantKeys, eventually
 from journeyhub.testing.sandbox import Fault
-from journeyhub.workers.push import OUTCOME_UNKNOWN_WAIT, outcome_unknown
-from journeyhub.workers.router import route_event
+from journeyhub.workers.push import OUTCOME_UNKNOWN_WAIT
 from journeyhub_resend.sandbox import ResendSandbox
 from journeyhub_tave.sandbox import TaveSandbox
 
@@ -290,25 +286,14 @@ async def test_suppressed_addresses_are_not_mailed(
     assert "Kew Gardens" in resend_sandbox.emails[0]["html"]
 
 
+async def routed_all(hub: Hub) -> bool:
+    info = await hub.bus.js.consumer_info(hub.bus.subjects.stream("events"), "router")
+    return info.num_pending == 0 and info.num_ack_pending == 0
+
+
 async def _statuses(hub: Hub, tenant_id: str, statuses: set[str], count: int) -> list | None:
     rows = [r for r in await hub.store.deliveries.list(tenant_id) if r.status in statuses]
     return rows if len(rows) >= count else None
-
-
-def test_only_a_sent_call_that_timed_out_has_an_unknown_outcome() -> None:
-    request = httpx.Request("POST", "http://vendor.test/x")
-
-    def failure(cause: Exception) -> RetryableError:
-        try:
-            raise RetryableError("the vendor timed out") from cause
-        except RetryableError as exc:
-            return exc
-
-    assert outcome_unknown(failure(httpx.ReadTimeout("late", request=request)))
-    assert outcome_unknown(failure(httpx.WriteTimeout("late", request=request)))
-    assert not outcome_unknown(failure(httpx.ConnectTimeout("never sent", request=request)))
-    assert not outcome_unknown(failure(httpx.PoolTimeout("never sent", request=request)))
-    assert not outcome_unknown(RetryableError("503 from the vendor", vendor_status=503))
 
 
 async def test_a_call_the_vendor_carries_out_after_our_timeout_is_not_made_twice(
@@ -346,9 +331,14 @@ async def test_an_event_routed_again_after_its_task_finished_holds_no_one_back(
     tave.faults.plan(Fault(status=422))  # the second client's start is refused for good
     await send(gateway, tenant, refused)
     await eventually(lambda: hub.store.deliveries.list_dead(tenant.id), timeout=20)
-    for body in (first, refused):  # what a redelivery of each event to the router does
-        await route_event(hub, tenant.id, msgspec.convert(body, JourneyEvent), 1, None)
-    assert await hub.store.deliveries.pending_count(connection["id"]) == 0
+    for body in (first, refused):  # a redelivery of each event to the router
+        await hub.bus.publish(
+            hub.bus.subjects.events(tenant.id),
+            msgspec.json.encode(body),
+            msg_id=f"{body['id']}:again",
+        )
+    await eventually(lambda: routed_all(hub), timeout=20)
+    assert await hub.store.tasks.pending_count(connection["id"]) == 0
     steps = [
         event(f"again-step-{n}", "step_completed", client_id=client,
               step={"name": f"step {n}", "type": "task"})
@@ -357,3 +347,67 @@ async def test_an_event_routed_again_after_its_task_finished_holds_no_one_back(
     await send(gateway, tenant, steps)
     await delivered(hub, tenant, count=3, timeout=20)
     assert len(tave.notes) == 2
+
+
+async def test_the_next_event_of_a_client_writes_by_the_ids_the_hub_learnt(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox
+) -> None:
+    """The vendor id map: a journey start makes three records and no lookup; the client's
+    next step and update write straight to the ids the start reported."""
+    await tave_connection(gateway, tenant, tave)
+    await send(gateway, tenant, event("map-1", client_id="cl_map"))
+    await delivered(hub, tenant)
+    # The studio's job types are a list read once and cached: not a lookup of the client's.
+    records = {call: n for call, n in tave.requests.items() if "job-type" not in call}
+    assert records == {"POST /api/v2/address-book": 1, "POST /api/v2/job": 1,
+                       "POST /api/v2/job-contact": 1}  # fmt: skip
+    step = event("map-2", "step_completed", client_id="cl_map",
+                 step={"name": "Questionnaire", "type": "form"})  # fmt: skip
+    update = event("map-3", "client_updated", client_id="cl_map",
+                   wedding={"date": "2026-10-03"})  # fmt: skip
+    update["client"]["name"] = "Ada King"
+    await send(gateway, tenant, [step, update])
+    await delivered(hub, tenant, count=3)
+    (contact,), (job,) = tave.contacts, tave.jobs
+    assert tave.requests["POST /api/v2/note"] == 1
+    assert tave.requests[f"PUT /api/v2/address-book/{contact['id']}"] == 1
+    assert tave.requests[f"PUT /api/v2/job/{job['id']}"] == 1
+    assert not [c for c in tave.requests if c.startswith("GET") and "job-type" not in c]
+
+
+async def test_a_record_the_studio_deleted_is_made_again_and_forgotten(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox
+) -> None:
+    """A stale map entry: the contact the hub knows was deleted in Tave. The update finds it
+    gone (404), looks up, makes a new one; the hub forgets the old id, so the next update
+    goes straight to the new contact."""
+    connection = await tave_connection(gateway, tenant, tave)
+    await send(gateway, tenant, event("stale-1", client_id="cl_stale"))
+    await delivered(hub, tenant)
+    (old,) = tave.contacts
+    tave.vendor_delete("address-book", old["id"])
+    for n, name in ((2, "Ada King"), (3, "Ada Byron")):
+        update = event(f"stale-{n}", "client_updated", client_id="cl_stale")
+        update["client"]["name"] = name
+        await send(gateway, tenant, update)
+        await delivered(hub, tenant, count=n)
+    (new,) = tave.contacts
+    assert new["id"] != old["id"] and new["lastName"] == "Byron"
+    assert tave.requests[f"PUT /api/v2/address-book/{old['id']}"] == 1  # once, then forgotten
+    assert tave.requests[f"PUT /api/v2/address-book/{new['id']}"] == 1
+    link = await hub.store.sync.find(connection["id"], "contact", old["id"])
+    assert link is not None and link.deleted
+
+
+async def test_a_write_whose_answer_was_lost_is_found_by_the_retry(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox
+) -> None:
+    """An unknown outcome: Tave makes the job but the answer is lost (502). The retry is a
+    second attempt, so it looks up before creating, finds the job, and makes no second."""
+    await tave_connection(gateway, tenant, tave)
+    tave.lose_response("POST", "/job")
+    await send(gateway, tenant, event("lost-1", client_id="cl_lost"))
+    await delivered(hub, tenant, timeout=30)
+    assert len(tave.jobs) == 1 and tave.creates("job") == 1
+    assert len(tave.contacts) == 1 and len(tave.job_contacts) == 1
+    assert any(call.startswith("GET /api/v2/job") for call in tave.requests)  # the lookup

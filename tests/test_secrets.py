@@ -97,3 +97,17 @@ def test_log_lines_never_carry_secrets(capsys: pytest.CaptureFixture[str]) -> No
     first = json.loads(out.splitlines()[0])
     assert first["api_key"] == "[redacted]"
     assert first["headers"]["x-other"] == "fine"
+
+
+def test_a_secret_with_quotes_or_backslashes_is_scrubbed_from_json_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """JSON lines are scrubbed once rendered: a secret whose characters JSON escapes must be
+    found in its escaped form too."""
+    configure_logging("json", "info")
+    odd = 'pa"ss\\word-9c1\n'
+    secrets_registry.add({"password": odd})
+    get_logger("test").info("vendor refused", detail=f"the password {odd} was refused")
+    out = capsys.readouterr().err
+    assert 'pa\\"ss' not in out and "word-9c1" not in out
+    assert json.loads(out.splitlines()[0])["detail"] == "the password [redacted] was refused"

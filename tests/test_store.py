@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, inspect, text
 
 TABLES = {
     "tenants", "api_keys", "connections", "sync_links", "sync_cursors", "deliveries",
-    "dead_letters", "audit_log", "triggers", "suppressions", "leases", "pending_tasks",
+    "dead_letters", "audit_log", "triggers", "suppressions", "leases", "tasks",
 }  # fmt: skip
 
 

@@ -12,11 +12,12 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import msgspec
+from journeyhub.delivery.outcomes import Outcome, Recorder
 from journeyhub.hub import Hub
 from journeyhub.model import Connection, DeliveryTask, JourneyEvent, utcnow
-from journeyhub.store.tables import PendingTask
 from journeyhub.testing.fixtures import TenantKeys, eventually
 from journeyhub.testing.sandbox import Fault
 from journeyhub.workers.push import PushWorker
@@ -51,9 +52,16 @@ def task_for(
 
 async def pending(hub: Hub, *tasks: DeliveryTask) -> None:
     """Put the tasks in their clients' order, as the router does before publishing them."""
-    await hub.store.deliveries.add_pending_many(
-        [(t.id, t.connection_id, t.order_key, t.sequence) for t in tasks]
+    await hub.store.run(lambda conn: hub.store.tasks.add(conn, list(tasks)))
+
+
+async def claimed_by_another(hub: Hub, task_id: str) -> bool:
+    """Whether a second worker ("another") can take the task now."""
+    until = utcnow() + timedelta(seconds=30)
+    claimed = await hub.store.run(
+        lambda conn: hub.store.tasks.claim(conn, [task_id], "another", until)
     )
+    return task_id in claimed
 
 
 @dataclass
@@ -100,46 +108,8 @@ async def own_stream(hub: Hub, ack_wait: float = 30) -> AsyncIterator[OwnStream]
 
 
 async def holder_of(hub: Hub, task_id: str) -> str | None:
-    async with hub.store.session() as s:
-        row = await s.get(PendingTask, task_id)
-        return row.held_by if row is not None else None
-
-
-async def test_a_task_is_held_by_one_worker_at_a_time(hub: Hub, tenant: TenantKeys) -> None:
-    deliveries = hub.store.deliveries
-    ids = [f"dlv_hold_{uuid.uuid4().hex[:8]}" for _ in range(3)]
-    await deliveries.add_pending_many([(t, "con_hold", "cl_hold", n) for n, t in enumerate(ids)])
-
-    assert await deliveries.hold(ids[:2], "worker-a", 30) == (set(ids[:2]), set())
-    assert await deliveries.hold(ids, "worker-b", 30) == ({ids[2]}, set())  # a's are not free
-    assert await deliveries.hold(ids[:1], "worker-a", 30) == ({ids[0]}, set())  # a has it still
-    await deliveries.release(ids[0], "worker-b")  # not b's: nothing changes
-    assert await deliveries.hold(ids[:1], "worker-b", 30) == (set(), set())
-    await deliveries.release(ids[0], "worker-a")
-    assert await deliveries.hold(ids[:1], "worker-b", 30) == ({ids[0]}, set())
-
-    # An expired hold (its worker killed) is free again.
-    assert await deliveries.hold(ids[1:2], "worker-a", 0.05) == ({ids[1]}, set())
-    await asyncio.sleep(0.2)
-    assert await deliveries.hold(ids[1:2], "worker-b", 30) == ({ids[1]}, set())
-
-    # Two claims at once: each task goes to exactly one of them.
-    fresh = [f"dlv_race_{uuid.uuid4().hex[:8]}" for _ in range(20)]
-    await deliveries.add_pending_many([(t, "con_hold", "cl_race", n) for n, t in enumerate(fresh)])
-    (a, _), (b, _) = await asyncio.gather(
-        deliveries.hold(fresh, "worker-a", 30), deliveries.hold(fresh, "worker-b", 30)
-    )
-    assert a | b == set(fresh) and not a & b
-
-    # A task out of the order (its dead letter stored with the same write) has no row.
-    gone = ids[2]
-    dead_id = await deliveries.dead_letter(
-        tenant_id=tenant.id, connection_id="con_hold", vendor="tave", stage="push",
-        subject="jh.push.con_hold", msg_id=gone, payload=b"{}", error="5 failed attempts",
-        attempts=5, finished_task=gone,
-    )  # fmt: skip
-    assert await deliveries.get_dead(dead_id, tenant.id) is not None
-    assert await deliveries.hold([gone, ids[0]], "worker-b", 30) == ({ids[0]}, {gone})
+    state = await hub.store.tasks.get(task_id)
+    return state.held_by if state is not None else None
 
 
 async def push_with_a_redelivery(
@@ -157,7 +127,8 @@ async def push_with_a_redelivery(
             tave.faults.plan(Fault(delay=3.0))  # the first call answers 3 s late
             first, second = PushWorker(hub), PushWorker(hub)  # two worker processes
             if hold_seconds is not None:
-                first.hold_seconds = second.hold_seconds = hold_seconds
+                first.gate.hold_seconds = second.gate.hold_seconds = hold_seconds
+            holds = asyncio.create_task(first.gate.keep_holds())  # as the worker's loop runs it
             (msg,) = await stream.fetch()
             pushing = asyncio.create_task(first.handle_batch([msg]))
             (again,) = await stream.fetch()  # the redelivery, 1 s later
@@ -165,6 +136,7 @@ async def push_with_a_redelivery(
             await asyncio.sleep(second_after)
             await second.handle_batch([again])  # held by the first: put back, not pushed
             await pushing
+            holds.cancel()
             await eventually(
                 lambda: hub.store.deliveries.list(tenant.id, status="delivered"),
                 timeout=10,
@@ -192,42 +164,29 @@ async def test_a_push_that_outlasts_its_hold_keeps_it(hub: Hub, tenant: TenantKe
     assert len(tave.jobs) == 1
 
 
-async def test_a_hold_is_extended_only_by_its_holder(hub: Hub, tenant: TenantKeys) -> None:
-    deliveries = hub.store.deliveries
-    ids = [f"dlv_ext_{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    await deliveries.add_pending_many([(t, "con_ext", "cl_ext", n) for n, t in enumerate(ids)])
-    assert await deliveries.hold(ids, "worker-a", 0.3) == (set(ids), set())
-    await deliveries.release(ids[1], "worker-a")  # its push failed: it waits for a retry
-    await deliveries.extend_holds(ids, "worker-a", 30)
-    await deliveries.extend_holds(ids, "worker-b", 30)  # not b's: nothing changes
-    await asyncio.sleep(0.5)  # the first hold would have expired by now
-    # ids[0] is still a's; ids[1], given back, was not taken again by the extension.
-    assert await deliveries.hold(ids, "worker-b", 30) == ({ids[1]}, set())
-
-
 async def test_a_dead_lettered_task_redelivered_by_the_bus_is_dropped(
     hub: Hub, tenant: TenantKeys
 ) -> None:
     """Its "terminate" lost (a NATS leader change), the bus offers a dead task again: the dead
-    letter owns it, and pushing it as well could race the dead letter's replay. A task out of
-    the order that is *not* a dead letter (a replay whose publish timed out but went through)
-    is pushed as before."""
+    letter owns it, and pushing it as well could race the dead letter's replay. Another task
+    of the same batch is pushed as usual."""
     with TaveSandbox() as tave:
         connection = await tave_connection(hub, tenant, tave)
         dead_task = task_for(tenant, connection.id, "cl_dead_again")
-        other_task = task_for(tenant, connection.id, "cl_out_of_order")
-        await hub.store.deliveries.dead_letter(
-            tenant_id=tenant.id, connection_id=connection.id, vendor="tave", stage="push",
-            subject="jh.push.x", msg_id=dead_task.id, payload=msgspec.json.encode(dead_task),
-            error="5 failed attempts", attempts=5,
-        )  # fmt: skip
+        other_task = task_for(tenant, connection.id, "cl_other")
+        await pending(hub, dead_task, other_task)
+        await Recorder(hub.store, "a dead worker").record(
+            Outcome(task=dead_task, status="dead", attempt=5, error="5 failed attempts")
+        )
         async with own_stream(hub) as stream:
-            await stream.publish(dead_task, other_task)  # neither has a pending row
+            await stream.publish(dead_task, other_task)
             messages = await stream.fetch(2)
             await PushWorker(hub).handle_batch(messages)
             await eventually(stream.settled, timeout=10)  # both acked
         rows = await hub.store.deliveries.list(tenant.id, connection_id=connection.id)
-        assert [(r.task_id, r.status) for r in rows] == [(other_task.id, "delivered")]
+        assert sorted((r.task_id, r.status) for r in rows) == sorted(
+            [(dead_task.id, "dead"), (other_task.id, "delivered")]
+        )
         assert len(tave.contacts) == 1  # the other task's client only
 
 
@@ -259,7 +218,7 @@ async def test_a_batching_sender_that_fails_gives_its_tasks_back(
             # Given back at once (not after the 60 s ack wait), and free for any worker.
             (again,) = await stream.fetch()
             assert again.metadata.num_delivered == 2
-            assert await hub.store.deliveries.hold([task.id], "another", 30) == ({task.id}, set())
+            assert await claimed_by_another(hub, task.id)
             await again.ack()
         assert resend.emails == []
 
@@ -286,8 +245,8 @@ async def test_a_task_is_held_until_its_dead_letter_is_written(
                 while not pushing.done() and await holder_of(hub, task.id) != worker.holder:
                     await asyncio.sleep(0)  # until the worker has the task
                 while not pushing.done():
-                    held, _ = await hub.store.deliveries.hold([task.id], "another", 30)
-                    taken |= held
+                    if await claimed_by_another(hub, task.id):
+                        taken.add(task.id)
                 await pushing
         assert taken == set()
         dead = await hub.store.deliveries.list_dead(tenant.id)
@@ -295,32 +254,22 @@ async def test_a_task_is_held_until_its_dead_letter_is_written(
         assert len(tave.contacts) == 0
 
 
-async def test_a_task_delivered_by_another_worker_meanwhile_is_not_pushed(
+async def test_a_task_another_worker_delivered_is_acked_not_pushed(
     hub: Hub, tenant: TenantKeys
 ) -> None:
-    """A redelivery checked just before another worker records the task's success finds no
-    pending row when it comes to hold the task: it must be acked, not pushed unguarded."""
+    """A redelivery of a task another worker has delivered meanwhile (its success and the
+    task's state are one write) is acknowledged without a vendor call."""
     with TaveSandbox() as tave:
         connection = await tave_connection(hub, tenant, tave)
         task = task_for(tenant, connection.id, "cl_meanwhile")
         await pending(hub, task)
+        await Recorder(hub.store, "another worker").record(
+            Outcome(task=task, status="delivered", attempt=1)
+        )
         async with own_stream(hub) as stream:
             await stream.publish(task)
-            worker = PushWorker(hub)
-            routed_floors = worker.routed_floors
-
-            async def another_worker_finishes_first() -> dict[str, int]:
-                # Between this worker's "delivered?" check and its hold: the other worker's
-                # success (the delivery row and the pending row's removal, one write).
-                await hub.store.deliveries.record_success(
-                    task.id, tenant_id=tenant.id, connection_id=connection.id, vendor="tave",
-                    source_id=task.id, attempt=1, status="delivered",
-                )  # fmt: skip
-                return await routed_floors()
-
-            worker.routed_floors = another_worker_finishes_first  # type: ignore[method-assign]
             (msg,) = await stream.fetch()
-            await worker.handle_batch([msg])
+            await PushWorker(hub).handle_batch([msg])
             await eventually(stream.settled, timeout=10)  # acked
         assert sum(tave.requests.values()) == 0
         rows = await hub.store.deliveries.list(tenant.id, connection_id=connection.id)

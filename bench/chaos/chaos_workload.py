@@ -348,22 +348,31 @@ class Rig:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def work_split(self) -> dict[str, dict[str, int]]:
-        """What each process did, from its JSON log lines: pushes delivered and webhooks
-        processed per worker, webhooks stored per gateway."""
-        import json
-
+        """What each process did: pushes delivered and webhooks processed per worker, from
+        their JSON log lines (``delivered``; ``webhooks_processed``, one line per batch listing
+        its webhooks); webhooks stored per gateway, from its ``/metrics`` (a gateway logs an
+        accepted webhook at debug only). Call it while the gateways run."""
         out: dict[str, dict[str, int]] = {}
-        wanted = {"delivered", "webhook_processed", "webhook_stored"}
-        for process in self.gateways + self.workers:
+        for process in self.workers:
             counts: Counter[str] = Counter()
             for line in process.log_text().splitlines():
                 if not line.startswith("{"):
                     continue
                 with contextlib.suppress(ValueError):
-                    name = json.loads(line).get("event")
-                    if name in wanted:
-                        counts[name] += 1
+                    entry = json.loads(line)
+                    if entry.get("event") == "delivered":
+                        counts["delivered"] += 1
+                    elif entry.get("event") == "webhooks_processed":
+                        counts["webhook_processed"] += len(entry.get("correlation_ids", []))
             out[f"{process.kind}-{process.index}"] = dict(counts)
+        for process in self.gateways:
+            stored = 0.0
+            for line in httpx.get(f"{process.url}/metrics", timeout=10).text.splitlines():
+                if line.startswith("journeyhub_webhooks_received_total{") and (
+                    'outcome="accepted"' in line or 'outcome="duplicate"' in line
+                ):
+                    stored += float(line.rsplit(" ", 1)[1])
+            out[f"{process.kind}-{process.index}"] = {"webhook_stored": int(stored)}
         return out
 
     def worker_log_lines(self) -> list[tuple[int, str]]:
@@ -787,9 +796,9 @@ def logged_about(lines: list[tuple[int, str]], needle: str, last: int = 12) -> l
 
 
 async def explain(rig: Rig, plan: Plan, event_ids: list[str]) -> dict[str, Any]:
-    """For events not delivered: their task's attempts, dead letters, pending row (and the task
+    """For events not delivered: their task's attempts, dead letters, task state (and the task
     its client waits behind, if another), and what the workers logged about them."""
-    from journeyhub.store.tables import DeadLetter, Delivery, PendingTask
+    from journeyhub.store.tables import DeadLetter, Delivery, TaskRow
     from sqlalchemy import select
 
     assert rig.hub is not None
@@ -811,27 +820,30 @@ async def explain(rig: Rig, plan: Plan, event_ids: list[str]) -> dict[str, Any]:
                     select(DeadLetter.id, DeadLetter.replayed_at).where(DeadLetter.msg_id == tid)
                 )
             ).all()
-            pending = await s.get(PendingTask, tid)
+            task = await s.get(TaskRow, tid)
             found: dict[str, Any] = {
                 "task": tid,
                 "attempts": [f"{a[2]:%H:%M:%S} {a[0]}: {(a[1] or '')[:60]}" for a in attempts],
                 "dead_letters": [f"{d[0]} replayed={d[1] is not None}" for d in dead],
-                "pending": None,
+                "state": None,
                 "logged": logged_about(logs, tid),
             }
-            if pending is not None:
-                found["pending"] = (
-                    f"seq {pending.sequence} held_by={pending.held_by} "
-                    f"held_until={pending.held_until}"
+            if task is not None:
+                found["state"] = (
+                    f"{task.state} seq {task.sequence} attempts={task.attempts} "
+                    f"failures={task.failures} held_by={task.held_by} "
+                    f"held_until={task.held_until}"
                 )
+            if task is not None and task.state == "pending":
                 first = (
                     await s.execute(
-                        select(PendingTask.task_id)
+                        select(TaskRow.task_id)
                         .where(
-                            PendingTask.connection_id == pending.connection_id,
-                            PendingTask.order_key == pending.order_key,
+                            TaskRow.connection_id == task.connection_id,
+                            TaskRow.order_key == task.order_key,
+                            TaskRow.state == "pending",
                         )
-                        .order_by(PendingTask.sequence)
+                        .order_by(TaskRow.sequence)
                         .limit(1)
                     )
                 ).scalar_one()

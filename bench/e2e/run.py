@@ -223,14 +223,16 @@ def hub_sender(client: LoadClient, key: str) -> Any:
     return send
 
 
-def direct_sender(http: httpx.AsyncClient, api_base: str, api_key: str) -> Any:
-    """The Tave plugin's push hook, called directly: what the push worker would call."""
-    from journeyhub.model import Connection, DeliveryTask, JourneyEvent, stable_id
+def direct_sender(http: Any, api_base: str, api_key: str) -> Any:
+    """The Tave plugin's push hook, called directly: what the push worker would call, with the
+    vendor id map kept here from each push's records as the hub keeps it in its store."""
+    from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Known, stable_id
     from journeyhub_tave import plugin
 
     connection = Connection(id="con_direct", tenant_id="ten_direct", vendor="tave",
                             name="direct", direction="outbound", config={"api_base": api_base})  # fmt: skip
     credentials = {"api_key": api_key}
+    known: dict[str, Known] = {}  # client id -> its vendor id map
 
     async def send(group: list[Planned]) -> None:
         for ev in group:
@@ -242,9 +244,12 @@ def direct_sender(http: httpx.AsyncClient, api_base: str, api_key: str) -> Any:
             )  # fmt: skip
             ev.sent = time.time()
             try:
-                await plugin.journeyhub_push(task=task, connection=connection,
-                                             credentials=credentials,
-                                             idempotency_key=task.idempotency_key, http=http)  # fmt: skip
+                result = await plugin.journeyhub_push(
+                    task=task, connection=connection, credentials=credentials,
+                    idempotency_key=task.idempotency_key, http=http,
+                    known=known.get(event.client.id, Known()),
+                )  # fmt: skip
+                known[event.client.id] = known.get(event.client.id, Known()).learn(result.records)
                 ev.status = 202
             except Exception as exc:  # counted, reported
                 ev.status = -1
@@ -269,9 +274,10 @@ def latencies(events: list[Planned], kind: str | None = None, from_due: bool = F
 async def baseline(sandbox: SandboxProcess, args: argparse.Namespace, mix: dict[str, float]
                    ) -> dict[str, Any]:  # fmt: skip
     info = sandbox.info
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    from journeyhub.vendor_http import VendorHttp
+
     out: dict[str, Any] = {}
-    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), limits=limits) as http:
+    async with VendorHttp(timeout=10.0, connect_timeout=5.0, limit=200) as http:  # the hub's
         send = direct_sender(http, info["api_base"], info["api_key"])
         # Unloaded: one push at a time, same mix (follow-ups after their start).
         seq = plan(args.rate, args.baseline_events / args.rate, mix, 0.0, "base-seq", seed=11)
@@ -351,7 +357,7 @@ async def run(args: argparse.Namespace) -> int:
                 await asyncio.sleep(2.0)
             drain_end = time.time()
             backlog = await hub.stream_backlog()
-            pending = hub.db_rows("select count(*) from pending_tasks")[0][0]
+            pending = hub.db_rows("select count(*) from tasks where state = 'pending'")[0][0]
             cpu2 = cpu_now(hub, sandbox)
             costs = cost_delta(costs0, await hub.costs(), scrape)
             deliveries = hub.db_rows(

@@ -1,32 +1,43 @@
-"""Where the gateway's CPU goes, per accepted webhook: drives the ASGI app in-process (no HTTP
-server, no wrk) and measures the CPU time of this process per request for the real app and for
-prototypes of kernel changes. CPU time, unlike a rate, stays meaningful on a busy machine.
+"""Where the gateway's CPU goes, per accepted webhook, layer by layer: drives ASGI apps
+in-process (no HTTP server, no wrk) on uvloop, as the gateway runs, and measures this process's
+CPU time per request. CPU time, unlike a rate, stays meaningful on a busy machine.
 
     cd /work/main && uv run --frozen python bench/ingest/attribution.py [--requests 20000]
 
-Variants (each on distinct, freshly signed Stripe events, 32 requests in flight):
-  litestar no-op             the bare endpoint of run.py, through the same ASGI interface
-  gateway as is              create_app(hub), JSON logs at info to a file, publish to nats-server
-  - log level warning        JOURNEYHUB_LOG_LEVEL=warning: no per-request ``webhook_stored`` line
-  - no RequestIdMiddleware   the app built without it
-  - both                     the two above together
-  - bus publish stubbed      the same app with Bus.publish answering at once (what nats-py costs)
-and micro-measurements of the pieces: Stripe verification, one structlog JSON line, the
-StoredWebhook encoding, one JetStream publish with nats-py.
+Every variant gets distinct, freshly signed Stripe events, 32 requests in flight, and answers
+200 (else the run stops). The rows:
+
+  raw ASGI no-op              reads the body, answers: the floor of this driver
+  litestar no-op              the bare endpoint of run.py (Litestar, one route)
+  ladder (cumulative)         a plain ASGI app doing the gateway's work one layer at a time,
+                              with the kernel's own pieces:
+    + framing                 header dict, request id, log context, the JSON answer
+    + connection lookup       ``hub.connections.get`` (the in-process cache)
+    + signature check         the Stripe plugin's ``journeyhub_verify_webhook`` via the registry
+    + publish                 StoredWebhook encoded, JetStream publish, await the PubAck
+    + metrics                 the webhooks counter
+    + log line (info)         one structlog JSON line per webhook (``webhook_stored``)
+  gateway as is               ``create_app(hub)`` on /webhooks/stripe/<id>, logs at info
+  through Litestar's stack    the same app on the path with a trailing slash, which the
+                              fast path leaves to Litestar's route (middleware, auth
+                              exclusion, dependency injection, Response)
+  gateway, log level debug    ``JOURNEYHUB_LOG_LEVEL=debug``: a line per accepted webhook
+
+The difference between two consecutive ladder rows is that layer's cost. Then micro-measurements
+of single pieces (verification, one log line, the encoding, one publish).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import secrets
 import shutil
 import sys
 import tempfile
 import time
-import types
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,9 +45,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from litestar import Litestar, Request, Response, post  # noqa: E402
 from run import cli, provision, stripe_template  # noqa: E402
-from serve_app import _NoRequestId, bare_app  # noqa: E402
+from serve_app import bare_app, raw_app  # noqa: E402
 
 
 def signed_events(count: int, secret: str) -> list[tuple[bytes, str]]:
@@ -55,7 +65,7 @@ def signed_events(count: int, secret: str) -> list[tuple[bytes, str]]:
 
 
 async def drive(app: Any, path: str, requests: list[tuple[bytes, str]], concurrency: int) -> float:
-    """POST every request through ``app``; return CPU µs per request (all 2xx, else raise)."""
+    """POST every request through ``app``; return CPU µs per request (all 200, else raise)."""
     statuses: dict[int, int] = {}
 
     async def one(body: bytes, signature: str) -> None:
@@ -110,6 +120,103 @@ async def drive(app: Any, path: str, requests: list[tuple[bytes, str]], concurre
     return cpu / len(requests) * 1e6
 
 
+def ladder_app(hub: Any, depth: int) -> Any:
+    """The gateway's work up to layer ``depth`` (1 framing … 6 log line), as a plain ASGI app
+    built from the kernel's own pieces, so that each layer's cost is the difference between
+    two depths."""
+    import msgspec
+    import structlog
+    from journeyhub import metrics
+    from journeyhub.logs import get_logger
+    from journeyhub.model import StoredWebhook, utcnow
+
+    encode = msgspec.json.Encoder().encode
+    log = get_logger("journeyhub.gateway.webhooks")
+    counter = metrics.webhooks_received.labels("stripe", "accepted")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = headers.get("x-request-id", "")[:80] or uuid.uuid4().hex
+        vendor, connection_id = scope["path"].split("/")[2:4]
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id,
+            correlation_id=request_id,
+            vendor=vendor,
+            connection_id=connection_id,
+        )
+        message = await receive()
+        body = message["body"]
+        answer: dict[str, Any] = {"received": True, "duplicate": False, "event_id": "-"}
+        if depth >= 2:
+            connection, credentials = await hub.connections.get(connection_id)
+        if depth >= 3:
+            now = utcnow()
+            receipt = await hub.registry.call(
+                vendor,
+                "journeyhub_verify_webhook",
+                connection=connection,
+                credentials=credentials,
+                headers=headers,
+                body=body,
+                now=now,
+                query={},
+            )
+            answer["event_id"] = receipt.event_id
+        if depth >= 4:
+            stored = StoredWebhook(
+                vendor=vendor,
+                connection_id=connection.id,
+                tenant_id=connection.tenant_id,
+                event_id=receipt.event_id,
+                event_type=receipt.event_type,
+                received_at=now,
+                headers=headers,
+                body=body,
+                correlation_id=request_id,
+            )
+            ack = await hub.bus.publish(
+                hub.bus.subjects.inbound(vendor, connection.id),
+                encode(stored),
+                msg_id=f"{vendor}:{connection.id}:{receipt.event_id}",
+            )
+            answer["duplicate"] = bool(ack.duplicate)
+        if depth >= 5:
+            counter.inc()
+        if depth >= 6:
+            log.info(
+                "webhook_stored",
+                event_id=receipt.event_id,
+                event_type=receipt.event_type,
+                duplicate=answer["duplicate"],
+            )
+        out = encode(answer)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(out)).encode()),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": out})
+
+    return app
+
+
+LADDER = [
+    "+ framing",
+    "+ connection lookup",
+    "+ signature check",
+    "+ publish (PubAck awaited)",
+    "+ metrics",
+    "+ log line (info)",
+]
+
+
 def micro(label: str, fn: Callable[[], Any], repeat: int) -> tuple[str, float]:
     started = time.process_time()
     for _ in range(repeat):
@@ -128,7 +235,7 @@ async def amicro(
 
 async def main(args: argparse.Namespace) -> None:
     from journeyhub.bus.embedded import EmbeddedNats
-    from journeyhub.gateway import app as app_module
+    from journeyhub.gateway.app import create_app
     from journeyhub.hub import Hub
     from journeyhub.logs import configure_logging
     from journeyhub.settings import load_settings
@@ -140,92 +247,46 @@ async def main(args: argparse.Namespace) -> None:
     log_sink = (tmp / "gateway.log").open("w")
     real_stderr = sys.stderr
     rows: list[tuple[str, float]] = []
+    pieces: list[tuple[str, float]] = []
     try:
         tenant = cli(env, "tenants", "add", "Attribution")
         await provision(env)
-        settings = load_settings(env)
-        hub = await Hub.start(settings, run_migrations=False, provision=False)
+        hub = await Hub.start(load_settings(env), run_migrations=False, provision=False)
         whsec = "whsec_" + secrets.token_urlsafe(24)
         connection_id = await _create_connection(hub, tenant, whsec)
         path = f"/webhooks/stripe/{connection_id}"
         n, c = args.requests, args.concurrency
-
-        def fresh() -> list[tuple[bytes, str]]:
-            return signed_events(n, whsec)
-
         sys.stderr = log_sink  # the JSON log lines go to a file, as in production
         configure_logging("json", "info")
-        variants = _variants(hub, app_module)
+
+        def at_level(level: str) -> Callable[[], Any]:
+            def build() -> Any:
+                configure_logging("json", level)
+                return create_app(hub)
+
+            return build
+
+        variants: list[tuple[str, Callable[[], Any], str]] = [
+            ("raw ASGI no-op", lambda: raw_app, "/noop"),
+            ("litestar no-op (bare endpoint)", bare_app, "/noop"),
+        ]
+        for depth, label in enumerate(LADDER, start=1):
+            variants.append((label, lambda d=depth: ladder_app(hub, d), path))
+        variants += [
+            ("gateway as is (log level info)", at_level("info"), path),
+            ("through Litestar's stack", at_level("info"), path + "/"),
+            ("gateway as is, log level debug", at_level("debug"), path),
+        ]
         results: dict[str, list[float]] = {label: [] for label, *_ in variants}
         for round_ in range(args.rounds):  # alternate the variants; keep each one's best round
-            for label, build, path_of, patch in variants:
-                with patch():
-                    app = build()
-                    if round_ == 0:
-                        await drive(app, path_of(path), fresh()[:1000], c)  # warm-up
-                    results[label].append(await drive(app, path_of(path), fresh(), c))
+            for label, build, where in variants:
+                app = build()
+                if round_ == 0:
+                    await drive(app, where, signed_events(1000, whsec), c)  # warm-up
+                results[label].append(await drive(app, where, signed_events(n, whsec), c))
+                configure_logging("json", "info")
         rows = [(label, min(values)) for label, values in results.items()]
-
-        # the pieces
-        import msgspec
-        from journeyhub.logs import get_logger
-        from journeyhub.model import StoredWebhook, utcnow
-        from journeyhub_stripe.plugin import journeyhub_verify_webhook
-
-        entry = await hub.connections.get(connection_id)
-        assert entry is not None
-        conn, creds = entry
-        sample = fresh()[:2000]
-        headers = {"stripe-signature": sample[0][1], "content-type": "application/json"}
-        pieces: list[tuple[str, float]] = []
-        pieces.append(
-            micro(
-                "stripe verify + parse",
-                lambda: journeyhub_verify_webhook(
-                    connection=conn,
-                    credentials=creds,
-                    headers=headers,
-                    body=sample[0][0],
-                    now=utcnow(),
-                ),
-                5000,
-            )
-        )
-        log = get_logger("bench")
-        pieces.append(
-            micro(
-                "one structlog JSON line (info)",
-                lambda: log.info(
-                    "webhook_stored",
-                    event_id="evt_x",
-                    event_type="payment_intent.succeeded",
-                    duplicate=False,
-                ),
-                5000,
-            )
-        )
-        stored = StoredWebhook(
-            vendor="stripe",
-            connection_id=conn.id,
-            tenant_id=conn.tenant_id,
-            event_id="evt_x",
-            event_type="payment_intent.succeeded",
-            received_at=utcnow(),
-            headers=headers,
-            body=sample[0][0],
-        )
-        pieces.append(
-            micro("StoredWebhook msgspec encode", lambda: msgspec.json.encode(stored), 20000)
-        )
-        tag = secrets.token_hex(4)
-        payload = msgspec.json.encode(stored)
-
-        async def publish(i: int) -> Any:
-            return await hub.bus.publish(
-                f"jh.inbound.stripe.{conn.id}", payload, msg_id=f"attr:{tag}:{i}"
-            )
-
-        pieces.append(await amicro("one JetStream publish + PubAck (nats-py)", publish, 5000))
+        pieces = await _pieces(hub, connection_id, whsec)
         sys.stderr = real_stderr
         await hub.close()
     finally:
@@ -234,172 +295,94 @@ async def main(args: argparse.Namespace) -> None:
         nats_server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"\ngateway CPU per request, in-process ASGI ({n:,} requests, {c} in flight)")
-    base = rows[1][1]
+    print(f"\ngateway CPU per request, in-process ASGI on uvloop ({n:,} requests, {c} in flight)")
+    by_label = dict(rows)
+    previous = by_label["raw ASGI no-op"]
     for label, us in rows:
-        delta = f"  ({us - base:+.0f})" if label.startswith("-") else ""
+        delta = ""
+        if label in LADDER:
+            delta = f"  ({us - previous:+.0f})"
+            previous = us
+        elif label != "raw ASGI no-op":
+            delta = f"  ({us - by_label['litestar no-op (bare endpoint)']:+.0f} vs litestar no-op)"
         print(f"  {label:36}{us:8.0f} µs{delta}")
-    print("pieces")
+    print("pieces, one at a time")
     for label, us in pieces:
         print(f"  {label:36}{us:8.1f} µs")
 
 
-def _variants(hub: Any, app_module: Any) -> list[tuple[str, Any, Any, Any]]:
-    """(label, build the app, the path for it, a context manager patching the kernel)."""
-    from journeyhub.gateway import webhooks
-    from journeyhub.logs import configure_logging
-    from journeyhub.model import utcnow
+async def _pieces(hub: Any, connection_id: str, whsec: str) -> list[tuple[str, float]]:
+    import msgspec
+    from journeyhub.logs import get_logger
+    from journeyhub.model import StoredWebhook, utcnow
     from journeyhub_stripe.plugin import journeyhub_verify_webhook
-    from nats.js.api import PubAck
 
-    @contextlib.contextmanager
-    def nothing() -> Any:
-        yield
-
-    @contextlib.contextmanager
-    def log_warning() -> Any:
-        configure_logging("json", "warning")
-        try:
-            yield
-        finally:
-            configure_logging("json", "info")
-
-    @contextlib.contextmanager
-    def no_request_id() -> Any:
-        original = app_module.RequestIdMiddleware
-        app_module.RequestIdMiddleware = _NoRequestId
-        try:
-            yield
-        finally:
-            app_module.RequestIdMiddleware = original
-
-    @contextlib.contextmanager
-    def no_bind() -> Any:
-        original = webhooks.structlog
-        stub = types.SimpleNamespace(
-            contextvars=types.SimpleNamespace(bind_contextvars=lambda **_: None)
+    entry = await hub.connections.get(connection_id)
+    assert entry is not None
+    conn, creds = entry
+    sample = signed_events(1, whsec)
+    headers = {"stripe-signature": sample[0][1], "content-type": "application/json"}
+    pieces = [
+        micro(
+            "stripe verify + parse (direct)",
+            lambda: journeyhub_verify_webhook(
+                connection=conn,
+                credentials=creds,
+                headers=headers,
+                body=sample[0][0],
+                now=utcnow(),
+            ),
+            5000,
         )
-        webhooks.structlog = stub
-        try:
-            yield
-        finally:
-            webhooks.structlog = original
-
-    class _NoMetric:
-        def labels(self, *_: Any) -> _NoMetric:
-            return self
-
-        def inc(self) -> None:
-            pass
-
-    @contextlib.contextmanager
-    def no_metrics() -> Any:
-        original = webhooks.metrics
-        webhooks.metrics = types.SimpleNamespace(webhooks_received=_NoMetric())
-        try:
-            yield
-        finally:
-            webhooks.metrics = original
-
-    @contextlib.contextmanager
-    def direct_call() -> Any:
-        original = hub.registry.call
-
-        async def call(vendor: str, hook: str, **kw: Any) -> Any:
-            kw.pop("query", None)
-            return journeyhub_verify_webhook(**kw)
-
-        hub.registry.call = call
-        try:
-            yield
-        finally:
-            hub.registry.call = original
-
-    @contextlib.contextmanager
-    def stub_publish() -> Any:
-        original = hub.bus.publish
-
-        async def publish(subject: str, payload: bytes, **_: Any) -> PubAck:
-            return PubAck(stream="JH_INBOUND", seq=1, duplicate=False)
-
-        hub.bus.publish = publish
-        try:
-            yield
-        finally:
-            hub.bus.publish = original
-
-    @contextlib.contextmanager
-    def all_trims() -> Any:
-        with log_warning(), no_request_id(), no_bind(), no_metrics(), direct_call():
-            yield
-
-    def gateway() -> Any:
-        return app_module.create_app(hub)
-
-    def same(path: str) -> str:
-        return path
-
-    def lean() -> Any:
-        return _lean_app(hub, journeyhub_verify_webhook, utcnow)
-
-    return [
-        ("litestar no-op (ASGI, no server)", bare_app, lambda _: "/noop", nothing),
-        ("gateway as is (log info)", gateway, same, nothing),
-        ("- log level warning", gateway, same, log_warning),
-        ("- no RequestIdMiddleware", gateway, same, no_request_id),
-        ("- no bind_contextvars in handler", gateway, same, no_bind),
-        ("- no prometheus counter", gateway, same, no_metrics),
-        ("- verify hook called directly", gateway, same, direct_call),
-        ("- bus publish stubbed", gateway, same, stub_publish),
-        ("- the five trims above but publish", gateway, same, all_trims),
-        ("lean handler prototype (log warning)", lean, same, log_warning),
     ]
 
-
-def _lean_app(hub: Any, verify: Any, utcnow: Any) -> Any:
-    """Prototype: the same work (cache lookup, Stripe verification, StoredWebhook to JetStream
-    with Nats-Msg-Id, await the PubAck) in a minimal Litestar app: no middleware, no DI, the
-    hub from a closure, a pre-built encoder, the answer encoded by hand."""
-    import msgspec
-    from journeyhub.model import StoredWebhook
-
-    encode = msgspec.json.Encoder().encode
-
-    @post("/webhooks/{vendor:str}/{connection_id:str}", status_code=200)
-    async def receive(request: Request, vendor: str, connection_id: str) -> Response[bytes]:
-        body = await request.body()
-        entry = await hub.connections.get(connection_id)
-        if entry is None or not entry[0].enabled or entry[0].vendor != vendor:
-            return Response(b'{"detail":"no such webhook endpoint"}', status_code=404)
-        connection, credentials = entry
-        headers = dict(request.headers)
-        now = utcnow()
-        receipt = verify(
-            connection=connection, credentials=credentials, headers=headers, body=body, now=now
-        )
-        stored = StoredWebhook(
-            vendor=vendor,
-            connection_id=connection.id,
-            tenant_id=connection.tenant_id,
-            event_id=receipt.event_id,
-            event_type=receipt.event_type,
-            received_at=now,
+    async def via_registry(_: int) -> Any:
+        return await hub.registry.call(
+            "stripe",
+            "journeyhub_verify_webhook",
+            connection=conn,
+            credentials=creds,
             headers=headers,
-            body=body,
-        )
-        ack = await hub.bus.publish(
-            hub.bus.subjects.inbound(vendor, connection.id),
-            encode(stored),
-            msg_id=f"{vendor}:{connection.id}:{receipt.event_id}",
-        )
-        return Response(
-            encode(
-                {"received": True, "duplicate": bool(ack.duplicate), "event_id": receipt.event_id}
-            ),
-            media_type="application/json",
+            body=sample[0][0],
+            now=utcnow(),
+            query={},
         )
 
-    return Litestar(route_handlers=[receive], debug=False, openapi_config=None)
+    pieces.append(await amicro("stripe verify via the registry", via_registry, 5000))
+    log = get_logger("bench")
+    pieces.append(
+        micro(
+            "one structlog JSON line (info)",
+            lambda: log.info(
+                "webhook_stored",
+                event_id="evt_x",
+                event_type="payment_intent.succeeded",
+                duplicate=False,
+            ),
+            5000,
+        )
+    )
+    stored = StoredWebhook(
+        vendor="stripe",
+        connection_id=conn.id,
+        tenant_id=conn.tenant_id,
+        event_id="evt_x",
+        event_type="payment_intent.succeeded",
+        received_at=utcnow(),
+        headers=headers,
+        body=sample[0][0],
+    )
+    pieces.append(micro("StoredWebhook msgspec encode", lambda: msgspec.json.encode(stored), 20000))
+    tag = secrets.token_hex(4)
+    payload = msgspec.json.encode(stored)
+
+    async def publish(i: int) -> Any:
+        return await hub.bus.publish(
+            f"jh.inbound.stripe.{conn.id}", payload, msg_id=f"attr:{tag}:{i}"
+        )
+
+    pieces.append(await amicro("one JetStream publish + PubAck", publish, 5000))
+    return pieces
 
 
 async def _create_connection(hub: Any, tenant: str, whsec: str) -> str:
@@ -425,8 +408,10 @@ async def _create_connection(hub: Any, tenant: str, whsec: str) -> str:
 
 
 if __name__ == "__main__":
+    import uvloop
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2, help="rounds per variant; best kept")
-    asyncio.run(main(parser.parse_args()))
+    uvloop.run(main(parser.parse_args()))

@@ -1,11 +1,13 @@
 """Bench-only launcher: serves the real gateway app, or a bare Litestar no-op POST endpoint,
-on exactly the uvicorn settings of ``journeyhub.serve._uvicorn_server``.
+on exactly the uvicorn settings of ``journeyhub.serve._uvicorn_server``; or runs some of the
+worker loops only.
 
-Used by run.py for the bare endpoint (always) and for the gateway when several processes
-share one port (SO_REUSEPORT) or a prototype is measured. Not part of the product.
+Used by run.py for the bare endpoint (always), for the gateway when several processes share
+one port (SO_REUSEPORT) or it is profiled, and for ``--worker-loops``. Not part of the product.
 
     python bench/ingest/serve_app.py {ingress|bare|raw} --port P [--reuse-port] [--ready-file F]
-        [--no-request-id] [--profile FILE]
+        [--profile FILE]
+    python bench/ingest/serve_app.py worker --loops inbound[,trigger-router,...]
 """
 
 from __future__ import annotations
@@ -77,7 +79,30 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+async def worker(args: argparse.Namespace) -> None:
+    """``journeyhub worker`` with only ``--loops`` running (``journeyhub.serve.run``)."""
+    from journeyhub.hub import Hub
+    from journeyhub.logs import configure_logging
+    from journeyhub.settings import load_settings
+    from journeyhub.workers.runner import run_workers
+
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    hub = await Hub.start(settings, run_migrations=False, provision=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_workers(hub, stop, names=args.loops.split(","))
+    finally:
+        await hub.close()
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.app == "worker":
+        await worker(args)
+        return
     hub = None
     if args.app == "ingress":
         from journeyhub.gateway.app import create_app
@@ -89,9 +114,7 @@ async def main(args: argparse.Namespace) -> None:
         configure_logging(settings.log_format, settings.log_level)
         # run.py has migrated the store and provisioned the streams already.
         hub = await Hub.start(settings, run_migrations=False, provision=False)
-        # Prototype --no-request-id: the app without RequestIdMiddleware (uuid4 + contextvars
-        # per request).
-        app: Any = _without_request_id(hub) if args.no_request_id else create_app(hub)
+        app: Any = create_app(hub)
     elif args.app == "raw":
         app = raw_app
     else:
@@ -124,36 +147,14 @@ async def main(args: argparse.Namespace) -> None:
 PROFILER: Any = None
 
 
-def _without_request_id(hub: Any) -> Litestar:
-    from journeyhub.gateway import app as app_module
-
-    original = app_module.RequestIdMiddleware
-    try:
-        app_module.RequestIdMiddleware = _NoRequestId  # type: ignore[misc,assignment]
-        return app_module.create_app(hub)
-    finally:
-        app_module.RequestIdMiddleware = original  # type: ignore[misc]
-
-
-class _NoRequestId:
-    """Stands in for RequestIdMiddleware: a plain ASGI pass-through."""
-
-    def __call__(self, app: Any) -> Any:
-        return app
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("app", choices=["ingress", "bare", "raw"])
+    parser.add_argument("app", choices=["ingress", "bare", "raw", "worker"])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--loops", default="inbound", help="worker: the loops to run")
     parser.add_argument("--reuse-port", action="store_true")
     parser.add_argument("--ready-file")
-    parser.add_argument(
-        "--no-request-id",
-        action="store_true",
-        help="prototype: gateway app without RequestIdMiddleware",
-    )
     parser.add_argument("--profile", help="write cProfile stats of this process to FILE at exit")
     return parser.parse_args()
 

@@ -6,9 +6,15 @@ rate limited → redelivery after Retry-After, permanent → dead letters at onc
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ConnectorError(Exception):
-    """Base class; ``vendor_status`` is the vendor's HTTP status when there was one."""
+    """Base class; ``vendor_status`` is the vendor's HTTP status when there was one.
+
+    ``records``: what the failed push had already written or found at the vendor (a contact
+    made before the job failed), as ``SyncedRecord``s. The kernel keeps them like a success's,
+    so the retry, or the client's next task, knows them and does not create them again."""
 
     retryable: bool = True
 
@@ -16,10 +22,20 @@ class ConnectorError(Exception):
         super().__init__(message)
         self.message = message
         self.vendor_status = vendor_status
+        self.records: list[Any] = []
 
 
 class RetryableError(ConnectorError):
     """A transient failure: 5xx, 408, timeouts, dropped connections."""
+
+
+class VendorUnreachable(RetryableError):
+    """No connection to the vendor could be made: the request never reached it."""
+
+
+class OutcomeUnknown(RetryableError):
+    """The request was sent and no answer came (a timeout, a dropped connection): the vendor
+    may have carried it out. The retry waits a little and looks up before it creates."""
 
 
 class RateLimited(RetryableError):

@@ -187,7 +187,7 @@ async def connection_health(
     latencies = await deliveries.latencies_ms(
         connection.id, since=now - DAY, statuses=SUCCESS_STATUSES
     )
-    pending = await deliveries.pending_count(connection.id)
+    pending = await hub.store.tasks.pending_count(connection.id)
     dead = await deliveries.count_dead(
         connection.tenant_id, connection_id=connection.id, pending_only=True
     )

@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    import httpx
-
     from journeyhub.model import (
         Connection,
         ConnectorInfo,
         DeliveryTask,
+        Known,
         PullPage,
         PushResult,
         StoredWebhook,
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
         TriggerDraft,
         WebhookReceipt,
     )
+    from journeyhub.vendor_http import VendorHttp
 
 PROJECT = "journeyhub"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -63,7 +63,7 @@ def journeyhub_connector() -> ConnectorInfo:
 
 @hookspec
 def journeyhub_authenticate(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient, refused: bool
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp, refused: bool
 ) -> Mapping[str, Any] | None:
     """Make sure the credentials can be used for the next vendor call.
 
@@ -82,8 +82,9 @@ def journeyhub_push(
     connection: Connection,
     credentials: Mapping[str, Any],
     idempotency_key: str,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     suppressed: frozenset[str],
+    known: Known,
 ) -> PushResult:
     """Deliver one task to the vendor.
 
@@ -93,10 +94,17 @@ def journeyhub_push(
     external id, so a repeated call makes one effect. ``suppressed`` holds the addresses among
     the event's client email and ``mapped`` ``to``/``cc``/``bcc`` that are on the tenant's
     suppression list (lower-case): a mailer must not send to them and should return
-    ``PushResult(status="skipped")`` when no recipient is left. Return a
-    :class:`~journeyhub.model.PushResult` with the vendor's ids; raise a
-    :class:`~journeyhub.errors.ConnectorError` subclass on failure. Called by the push worker,
-    at least once per task.
+    ``PushResult(status="skipped")`` when no recipient is left. ``known`` is the vendor id map:
+    the records the hub knows for the task's client at this connection (what earlier pushes
+    wrote or found, what the pull saw with the client's email) and the task's ``attempt``; use a
+    known id directly; on a first attempt (``known.first_attempt``) a record that is not known
+    does not exist at the vendor for this task and is created without a lookup; on a later
+    attempt an earlier one may have written, so look up before creating. Return a
+    :class:`~journeyhub.model.PushResult` with the vendor's ids and, in ``records``, every
+    record written or found (with its ``ref``); raise a
+    :class:`~journeyhub.errors.ConnectorError` subclass on failure, with the records written
+    so far in its ``records``. The kernel loads ``suppressed`` and ``known`` only for
+    implementations that take them. Called by the push worker, at least once per task.
     """
 
 
@@ -106,7 +114,7 @@ def journeyhub_push_batch(
     connection: Connection,
     credentials: Mapping[str, Any],
     idempotency_key: str,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     suppressed: frozenset[str],
 ) -> list[PushResult | Exception]:
     """Optional: deliver several tasks of one connection in one vendor call.
@@ -124,7 +132,7 @@ def journeyhub_pull(
     connection: Connection,
     credentials: Mapping[str, Any],
     cursor: str | None,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
 ) -> PullPage:
     """Fetch one page of records changed since ``cursor`` (``None``: from the beginning).
 
@@ -158,7 +166,7 @@ def journeyhub_handle_webhook(
     connection: Connection,
     credentials: Mapping[str, Any],
     webhook: StoredWebhook,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
 ) -> list[TriggerDraft] | None:
     """Turn a stored, verified webhook into zero or more trigger drafts.
 
@@ -186,7 +194,7 @@ def journeyhub_import_csv(
 def journeyhub_maintain(
     connection: Connection,
     credentials: Mapping[str, Any],
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     webhook_url: str,
     state: Mapping[str, Any],
 ) -> Mapping[str, Any] | None:
@@ -200,7 +208,7 @@ def journeyhub_maintain(
 
 @hookspec
 def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
 ) -> str:
     """Make one cheap authenticated call to the vendor and return what it answered, in words.
 

@@ -9,9 +9,6 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from journeyhub import metrics
 from journeyhub.bus.embedded import EmbeddedNats
 from journeyhub.bus.jetstream import Bus
 from journeyhub.cache import ConnectionCache
@@ -21,13 +18,10 @@ from journeyhub.secretbox import load_secret_box
 from journeyhub.settings import Settings
 from journeyhub.store.db import migrate
 from journeyhub.store.store import Store
+from journeyhub.vendor_http import VendorHttp
 
 log = get_logger(__name__)
 NATS_URL_FILE = "nats.url"
-
-
-async def _count_vendor_request(request: httpx.Request) -> None:
-    metrics.vendor_requests.labels(request.url.netloc.decode("ascii", "replace")).inc()
 
 
 @dataclass
@@ -36,7 +30,7 @@ class Hub:
     registry: PluginRegistry
     store: Store
     bus: Bus
-    http: httpx.AsyncClient
+    http: VendorHttp
     embedded_nats: EmbeddedNats | None = None
     connections: ConnectionCache = field(init=False)
     auth: Any = field(init=False)
@@ -83,12 +77,7 @@ class Hub:
                 embedded.stop()
             await store.close()
             raise
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, connect=5.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            headers={"user-agent": "journeyhub"},
-            event_hooks={"request": [_count_vendor_request]},
-        )
+        http = VendorHttp(timeout=10.0, connect_timeout=5.0, limit=200)
         return cls(settings, registry, store, bus, http, embedded)
 
     async def close(self) -> None:

@@ -3,6 +3,7 @@ processor that scrubs secrets before anything is written."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -11,6 +12,7 @@ import threading
 from collections.abc import MutableMapping
 from typing import Any
 
+import msgspec
 import structlog
 
 # Keys whose values are always secret, whatever they hold.
@@ -47,9 +49,12 @@ class SecretRegistry:
                 self.add(item)
             return
         if isinstance(value, str) and len(value) >= 6:
+            # As it is, and as it reads inside a JSON string (a quote or a backslash in it is
+            # escaped there): the JSON lines are scrubbed once they are rendered.
+            forms = {value, msgspec.json.encode(value).decode()[1:-1]}
             with self._lock:
-                if value not in self._values:
-                    self._values.add(value)
+                if not forms <= self._values:
+                    self._values |= forms
                     self._pattern = None
 
     def scrub(self, text: str) -> str:
@@ -85,6 +90,35 @@ def redact_secrets(
     """structlog processor: mask secret-named keys and scrub secret values everywhere."""
     for key in list(event_dict):
         event_dict[key] = _redact(event_dict[key], None if key == "event" else key)
+    return event_dict
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
+def _mask_keys(value: Any, key: str | None = None) -> Any:
+    if key is not None and _secret_key(key) and value not in (None, "", {}, []):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: _mask_keys(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_keys(v) for v in value]
+    if isinstance(value, BaseException):
+        return repr(value)
+    return value
+
+
+def mask_secret_keys(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor for JSON lines: mask the values of secret-named keys, at any depth.
+    Secret values elsewhere are scrubbed from the rendered line (``_scrub_rendered``), which
+    holds every value once, instead of value by value here."""
+    for key in list(event_dict):
+        if key != "event":
+            event_dict[key] = _mask_keys(event_dict[key], key)
     return event_dict
 
 
@@ -128,6 +162,12 @@ def _add_logger_name(
     return event_dict
 
 
+def _json(event_dict: Any, **_: Any) -> str:
+    """A log line as JSON, with msgspec (a quarter of a line's cost less than the stdlib's);
+    a value it cannot encode is written as its ``repr``."""
+    return msgspec.json.encode(event_dict, enc_hook=repr).decode()
+
+
 def configure_logging(log_format: str | None = None, level: str = "info") -> None:
     if log_format is None:
         log_format = "console" if sys.stderr.isatty() else "json"
@@ -148,8 +188,8 @@ def configure_logging(log_format: str | None = None, level: str = "info") -> Non
     else:
         tail = [
             structlog.processors.format_exc_info,
-            redact_secrets,
-            structlog.processors.JSONRenderer(),
+            mask_secret_keys,
+            structlog.processors.JSONRenderer(serializer=_json),
         ]
     structlog.configure(
         processors=[*shared, *tail, _scrub_rendered],

@@ -200,15 +200,94 @@ class DeliveryTask(msgspec.Struct, kw_only=True):
         return self.id
 
 
+def client_of(task: DeliveryTask) -> tuple[str | None, str | None]:
+    """Our client id and email of a task: whom the vendor id map (``Known``) is about."""
+    if task.event is not None:
+        return task.event.client.id, task.event.client.email
+    if task.trigger is not None:
+        return task.trigger.client_id, None
+    return None, None
+
+
 class SyncedRecord(msgspec.Struct, kw_only=True):
-    """A record a push wrote at the vendor, in the same canonical fields its pull reports, so
-    the sync can tell our own change coming back (an echo) from a real one."""
+    """A record a push wrote (or found) at the vendor, in the same canonical fields its pull
+    reports. The kernel keeps it as a sync link: the sync tells our own change coming back (an
+    echo) from a real one, and the next push of the client gets it back in ``Known``.
+
+    ``ref`` says which of the client's records of this kind it is (a job: the journey instance
+    id). ``deleted``: the push found the vendor no longer has it (its id answered 404), so the
+    hub forgets it."""
 
     kind: str
     vendor_id: str
     fields: dict[str, Any] = {}
     our_id: str | None = None
     email: str | None = None
+    ref: str | None = None
+    deleted: bool = False
+
+
+class KnownRecord(msgspec.Struct, kw_only=True, frozen=True):
+    """A record the hub knows at the vendor for a client on one connection: one a push wrote or
+    found, or one the pull saw with the client's email (``our_id`` None: the studio's own)."""
+
+    kind: str
+    vendor_id: str
+    ref: str | None = None
+    our_id: str | None = None
+    email: str | None = None
+    fields: dict[str, Any] = {}  # what the hub last knew of it: pulled, then pushed on top
+
+
+class Known(msgspec.Struct, kw_only=True, frozen=True):
+    """What the hub knows about a task's client at the connection (the vendor id map), and
+    whether an earlier attempt of this task may have reached the vendor.
+
+    ``attempt`` is 1 when no earlier attempt of this task was started: nothing of it can exist
+    at the vendor, so a record missing here is missing there and is created without a lookup.
+    From 2 on, an earlier attempt may have written at the vendor (a timeout after sending, a
+    crash before its outcome was recorded): look up before creating."""
+
+    records: tuple[KnownRecord, ...] = ()
+    attempt: int = 1
+
+    @property
+    def first_attempt(self) -> bool:
+        return self.attempt <= 1
+
+    def find(self, kind: str, ref: str | None = None) -> KnownRecord | None:
+        """The client's record of ``kind`` (with ``ref``, when given), ours before the studio's."""
+        found = [r for r in self.records if r.kind == kind and (ref is None or r.ref == ref)]
+        found.sort(key=lambda r: r.our_id is None)
+        return found[0] if found else None
+
+    def all(self, kind: str) -> list[KnownRecord]:
+        return [r for r in self.records if r.kind == kind and r.our_id is not None]
+
+    def learn(self, records: list[SyncedRecord]) -> Known:
+        """This map with what a push just reported (the next task of the client, pushed in
+        the same batch, must not create what the previous one made)."""
+        if not records:
+            return self
+        reported = {(r.kind, r.vendor_id): r for r in records}
+        kept = [r for r in self.records if (r.kind, r.vendor_id) not in reported]
+        for (kind, vendor_id), record in reported.items():
+            if record.deleted:
+                continue
+            before = next(
+                (r for r in self.records if (r.kind, r.vendor_id) == (kind, vendor_id)), None
+            )
+            kept.append(
+                KnownRecord(
+                    kind=kind,
+                    vendor_id=vendor_id,
+                    ref=record.ref if record.ref is not None else before and before.ref,
+                    our_id=record.our_id if record.our_id is not None else before and before.our_id,
+                    email=record.email if record.email is not None else before and before.email,
+                    fields={**(before.fields if before else {}), **record.fields},
+                )
+            )
+        return Known(records=tuple(kept), attempt=self.attempt)
 
 
 class PushResult(msgspec.Struct, kw_only=True):

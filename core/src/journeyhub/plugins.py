@@ -68,6 +68,7 @@ class PluginRegistry:
     connectors: dict[str, LoadedConnector] = field(default_factory=dict)
     errors: list[LoadError] = field(default_factory=list)
     _callers: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _takes: dict[tuple[str, str, str], bool] = field(default_factory=dict)
 
     @property
     def hook(self) -> Any:
@@ -86,6 +87,21 @@ class PluginRegistry:
         return plugin is not None and any(
             impl.plugin is plugin for impl in getattr(self.pm.hook, hook_name).get_hookimpls()
         )
+
+    def takes(self, vendor: str, hook_name: str, argument: str) -> bool:
+        """Whether the vendor's implementation of ``hook_name`` takes ``argument``: hook
+        parameters are opt-in, and the kernel prepares costly ones (the vendor id map, the
+        suppression list) only for the plugins that take them."""
+        key = (vendor, hook_name, argument)
+        taken = self._takes.get(key)
+        if taken is None:
+            plugin = self.pm.get_plugin(vendor)
+            taken = plugin is not None and any(
+                impl.plugin is plugin and argument in impl.argnames
+                for impl in getattr(self.pm.hook, hook_name).get_hookimpls()
+            )
+            self._takes[key] = taken
+        return taken
 
     async def call(self, vendor: str, hook_name: str, **kwargs: Any) -> Any:
         """Call ``hook_name`` on the one plugin that owns ``vendor`` and await the answer.
@@ -136,6 +152,7 @@ class PluginRegistry:
             info=info, distribution=distribution, version=version
         )
         self._callers.clear()
+        self._takes.clear()
 
     def unregister(self, name: str) -> None:
         plugin = self.pm.get_plugin(name)
@@ -143,6 +160,7 @@ class PluginRegistry:
             self.pm.unregister(plugin)
         self.connectors.pop(name, None)
         self._callers.clear()
+        self._takes.clear()
 
 
 def _dist_version(distribution: str | None) -> str | None:

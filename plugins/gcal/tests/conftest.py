@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 import pytest_asyncio
 from journeyhub.mapping import apply_mappings, merge_defaults
-from journeyhub.model import Connection, DeliveryTask, JourneyEvent
+from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Known
 from journeyhub.plugins import PluginRegistry, get_plugin_manager
+from journeyhub.vendor_http import VendorHttp
 from journeyhub_gcal.config import DEFAULT_FIELD_MAPPINGS
 from journeyhub_gcal.sandbox import GcalSandbox
 
@@ -45,8 +45,8 @@ def registry() -> PluginRegistry:
 
 
 @pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[VendorHttp]:
+    async with VendorHttp() as client:
         yield client
 
 
@@ -76,7 +76,7 @@ async def fresh(
     registry: PluginRegistry,
     connection: Connection,
     credentials: dict[str, Any],
-    http: httpx.AsyncClient,
+    http: VendorHttp,
 ) -> dict[str, Any]:
     """Credentials after the kernel's authenticate step (one refresh)."""
     refreshed = await registry.call(
@@ -142,7 +142,7 @@ def new_connection() -> Any:
 
 
 @pytest.fixture
-def hook(registry: PluginRegistry, http: httpx.AsyncClient, connection: Connection,
+def hook(registry: PluginRegistry, http: VendorHttp, connection: Connection,
          fresh: dict[str, Any]) -> Any:  # fmt: skip
     """``await hook("journeyhub_pull", cursor=…)``: a vendor hook with fresh credentials."""
 
@@ -160,7 +160,12 @@ def push(hook: Any) -> Any:
     async def call(item: JourneyEvent | DeliveryTask, **kwargs: Any) -> Any:
         task = item if isinstance(item, DeliveryTask) else make_task(item)
         return await hook(
-            "journeyhub_push", task=task, idempotency_key=task.id, suppressed=frozenset(), **kwargs
+            "journeyhub_push",
+            task=task,
+            idempotency_key=task.id,
+            suppressed=frozenset(),
+            known=Known(),
+            **kwargs,
         )
 
     return call

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
-from journeyhub.errors import AuthExpired, PermanentError, ReauthRequired, RetryableError
+from journeyhub.errors import (
+    AuthExpired,
+    OutcomeUnknown,
+    PermanentError,
+    ReauthRequired,
+    RetryableError,
+    VendorUnreachable,
+)
 from journeyhub.testing.sandbox import Fault
 from journeyhub_gcal import refresh_access_token
 from journeyhub_gcal.config import GcalConfig
@@ -92,9 +100,25 @@ async def test_token_endpoint_outages_are_retried(registry, connection, credenti
     with pytest.raises(RetryableError) as caught:
         await authenticate(registry, connection, credentials, http)
     assert not isinstance(caught.value, PermanentError)
+    # Nothing listens there: the kernel's VendorUnreachable (retryable), as it is.
     unreachable = GcalConfig(token_url="http://127.0.0.1:9/token", timeout_seconds=1)
-    with pytest.raises(RetryableError, match="unreachable"):
+    with pytest.raises(VendorUnreachable) as caught:
         await refresh_access_token(http, unreachable, credentials)
+    for secret in (REFRESH_TOKEN, CLIENT_SECRET):
+        assert secret not in str(caught.value)
+
+
+async def test_a_token_endpoint_that_does_not_answer_in_time_is_an_unknown_outcome(
+    credentials, http, sandbox
+):
+    sandbox.faults.plan(Fault(delay=0.8))
+    slow = GcalConfig(token_url=sandbox.token_url, timeout_seconds=0.3)
+    with pytest.raises(OutcomeUnknown, match="timed out") as caught:
+        await refresh_access_token(http, slow, credentials)
+    assert isinstance(caught.value, RetryableError)
+    for secret in (REFRESH_TOKEN, CLIENT_SECRET):
+        assert secret not in str(caught.value)
+    await asyncio.sleep(0.6)  # the abandoned call is over at the sandbox before its reset
 
 
 async def test_a_token_google_refused_is_refreshed_even_before_its_expiry(

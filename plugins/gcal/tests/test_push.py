@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
-from journeyhub.errors import AuthExpired, PermanentError, RateLimited, RetryableError
+from journeyhub.errors import (
+    AuthExpired,
+    OutcomeUnknown,
+    PermanentError,
+    RateLimited,
+    RetryableError,
+)
 from journeyhub.testing.sandbox import Fault
 from journeyhub_gcal import events as ev
 from journeyhub_gcal.client import DEFAULT_RATE_BACKOFF_SECONDS
@@ -71,6 +78,25 @@ async def test_an_insert_whose_answer_was_lost_is_not_repeated(push, new_event, 
     assert result.detail == "updated the wedding event"
     assert sandbox.inserts[WEDDING] == 1
     assert len(sandbox.events()) == 1
+
+
+async def test_an_insert_that_timed_out_is_retried_into_one_event(
+    push, new_event, sandbox, new_connection
+):
+    # The patch misses (404) and Google does not answer the insert in time: the kernel's
+    # OutcomeUnknown reaches the worker as it is (it may have been carried out), and the
+    # retry, patching first, leaves one event.
+    conn = new_connection(sandbox, timeout_seconds=0.3)
+    sandbox.faults.plan(Fault(), Fault(delay=0.8))
+    with pytest.raises(OutcomeUnknown, match="timed out") as caught:
+        await push(new_event(), connection=conn)
+    assert isinstance(caught.value, RetryableError)
+    assert sandbox.insert_attempts[WEDDING] <= 1
+    await asyncio.sleep(0.8)  # the abandoned call is over at the sandbox
+    result = await push(new_event(), connection=conn)  # the kernel's retry
+    assert result.status == "delivered"
+    assert sandbox.inserts[WEDDING] == 1
+    assert [e["id"] for e in sandbox.events()] == [WEDDING]
 
 
 async def test_a_timed_wedding_uses_the_time_zone_and_duration(

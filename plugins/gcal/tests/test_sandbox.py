@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
-import httpx
 import pytest
+from journeyhub.vendor_http import VendorResponse
 from journeyhub_gcal.sandbox import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, USER
 
 
@@ -15,14 +16,14 @@ async def api(sandbox, http) -> Any:
         "grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN,
         "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})).json()["access_token"]  # fmt: skip
 
-    async def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def call(method: str, path: str, **kwargs: Any) -> VendorResponse:
         headers = {"authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
         return await http.request(method, sandbox.api_base + path, headers=headers, **kwargs)
 
     return call
 
 
-def reason(response: httpx.Response) -> str:
+def reason(response: VendorResponse) -> str:
     return response.json()["error"]["errors"][0]["reason"]
 
 
@@ -30,7 +31,8 @@ ALL_DAY = {"start": {"date": "2026-06-20"}, "end": {"date": "2026-06-21"}}
 
 
 async def test_token_endpoint_answers_like_google(sandbox, http):
-    ok = await http.post(sandbox.token_url, auth=(CLIENT_ID, CLIENT_SECRET),
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    ok = await http.post(sandbox.token_url, headers={"authorization": f"Basic {basic}"},
                          data={"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN})  # fmt: skip
     assert ok.status_code == 200
     assert set(ok.json()) == {"access_token", "expires_in", "scope", "token_type"}

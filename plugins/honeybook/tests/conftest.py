@@ -8,15 +8,15 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 import pytest_asyncio
 from journeyhub.errors import WebhookRejected
 from journeyhub.mapping import apply_mappings, merge_defaults
-from journeyhub.model import Connection, DeliveryTask, JourneyEvent, StoredWebhook
+from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Known, StoredWebhook
 from journeyhub.plugins import PluginRegistry, get_plugin_manager
 from journeyhub.testing.sandbox import SandboxServer
+from journeyhub.vendor_http import VendorHttp
 from journeyhub_honeybook.config import DEFAULT_FIELD_MAPPINGS
 from journeyhub_honeybook.sandbox import HoneyBookSandbox
 from litestar import Litestar, Request, Response, post
@@ -44,8 +44,8 @@ def registry() -> PluginRegistry:
 
 
 @pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[VendorHttp]:
+    async with VendorHttp() as client:
         yield client
 
 
@@ -117,14 +117,16 @@ def new_stored() -> Any:
 
 
 @pytest.fixture
-def hook(registry: PluginRegistry, http: httpx.AsyncClient, connection: Connection,
+def hook(registry: PluginRegistry, http: VendorHttp, connection: Connection,
          credentials: dict[str, str]) -> Any:  # fmt: skip
     """``await hook("journeyhub_push", task=…)``: any vendor hook, defaults filled in."""
 
     async def call(name: str, **kwargs: Any) -> Any:
         defaults = {"connection": connection, "credentials": credentials, "http": http}
         if name == "journeyhub_push":
-            defaults.update(idempotency_key=kwargs["task"].id, suppressed=frozenset())
+            defaults.update(
+                idempotency_key=kwargs["task"].id, suppressed=frozenset(), known=Known()
+            )
         return await registry.call(VENDOR, name, **{**defaults, **kwargs})
 
     return call

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 import pytest_asyncio
 from journeyhub.mapping import apply_mappings, merge_defaults
-from journeyhub.model import Connection, DeliveryTask, FieldMapping, JourneyEvent
+from journeyhub.model import Connection, DeliveryTask, FieldMapping, JourneyEvent, Known
 from journeyhub.plugins import PluginRegistry, get_plugin_manager
+from journeyhub.vendor_http import VendorHttp
 from journeyhub_lightblue.config import DEFAULT_FIELD_MAPPINGS
 from journeyhub_lightblue.sandbox import LightBlueSandbox
 
@@ -38,8 +38,8 @@ def registry() -> PluginRegistry:
 
 
 @pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[VendorHttp]:
+    async with VendorHttp() as client:
         yield client
 
 
@@ -129,7 +129,7 @@ def credentials(sandbox: LightBlueSandbox) -> dict[str, str]:
 @pytest.fixture
 def push(
     registry: PluginRegistry,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     connection: Connection,
     credentials: dict[str, str],
 ) -> Any:
@@ -150,6 +150,7 @@ def push(
             idempotency_key=task.id,
             http=http,
             suppressed=frozenset(),
+            known=Known(),
         )
 
     return call
@@ -158,7 +159,7 @@ def push(
 @pytest.fixture
 def check(
     registry: PluginRegistry,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     connection: Connection,
     credentials: dict[str, str],
 ) -> Any:

@@ -7,10 +7,12 @@ import asyncio
 import pytest
 from journeyhub.errors import (
     AuthExpired,
+    OutcomeUnknown,
     PermanentError,
     RateLimited,
     ReauthRequired,
     RetryableError,
+    VendorUnreachable,
 )
 from journeyhub.testing.sandbox import Fault
 
@@ -80,8 +82,10 @@ async def test_a_503_is_retryable(sandbox, push, new_event):
 
 async def test_a_timeout_is_retryable(sandbox, push, new_event, new_connection):
     sandbox.faults.plan(Fault(delay=0.5))
-    with pytest.raises(RetryableError, match="timed out"):
+    with pytest.raises(OutcomeUnknown, match="timed out") as failed:
         await push(new_event(), connection=new_connection(sandbox, timeout_seconds=0.1))
+    assert isinstance(failed.value, RetryableError)
+    assert sandbox.api_key not in str(failed.value)
 
 
 async def test_a_lost_answer_then_the_retry_is_already_delivered(
@@ -89,7 +93,7 @@ async def test_a_lost_answer_then_the_retry_is_already_delivered(
 ):
     # The slow answer is abandoned after Light Blue stored the enquiry: the retry gets -4.
     sandbox.faults.plan(Fault(delay=0.4, status=None))
-    with pytest.raises(RetryableError):
+    with pytest.raises(OutcomeUnknown):  # sent, no answer: Light Blue may have stored it
         await push(new_event(), connection=new_connection(sandbox, timeout_seconds=0.1))
     for _ in range(100):  # Light Blue finishes the abandoned request
         if sandbox.enquiries:
@@ -111,5 +115,7 @@ async def test_a_refused_connection_is_retryable(push, new_event, new_connection
     from journeyhub.bus.embedded import free_port
 
     nowhere = new_connection(sandbox, api_url=f"http://127.0.0.1:{free_port()}/api.php")
-    with pytest.raises(RetryableError, match="connection failed"):
+    with pytest.raises(VendorUnreachable, match="could not connect") as failed:  # never sent
         await push(new_event(), connection=nowhere)
+    assert isinstance(failed.value, RetryableError)
+    assert sandbox.api_key not in str(failed.value)

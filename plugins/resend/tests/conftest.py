@@ -1,6 +1,8 @@
-"""Fixtures: one Resend sandbox over real HTTP for the session (reset before each test), a
-gateway stand-in that verifies webhooks with the plugin's hook, and event/task factories that
-build ``task.mapped`` with the kernel's own mapping engine, as the push worker does."""
+"""Fixtures: one Resend sandbox over real HTTP for the session (reset before each test), the
+kernel's ``VendorHttp`` the hooks are given (``http``), a gateway stand-in that verifies
+webhooks with the plugin's hook and a plain client posting to it as Resend's sender
+(``webhook_sender``), and event/task factories that build ``task.mapped`` with the kernel's own
+mapping engine, as the push worker does."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from journeyhub.model import (
 )
 from journeyhub.signing import new_secret
 from journeyhub.testing.sandbox import SandboxServer
+from journeyhub.vendor_http import VendorHttp
 from journeyhub_resend import plugin
 from journeyhub_resend.sandbox import ResendSandbox
 from litestar import Litestar, Request, Response, post
@@ -87,7 +90,14 @@ def sandbox(_sandbox: ResendSandbox) -> ResendSandbox:
 
 
 @pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[VendorHttp]:
+    async with VendorHttp(timeout=10) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def webhook_sender() -> AsyncIterator[httpx.AsyncClient]:
+    """Resend's (Svix's) side of a webhook: a plain client, as the gateway's callers use."""
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
 

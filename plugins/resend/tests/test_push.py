@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from journeyhub.errors import (
     ConnectorError,
+    OutcomeUnknown,
     PermanentError,
     RateLimited,
     ReauthRequired,
     RetryableError,
+    VendorUnreachable,
 )
 from journeyhub.model import Connection, FieldMapping, PushResult, Step
 from journeyhub.testing.sandbox import Fault
@@ -250,17 +253,27 @@ async def test_500_is_retryable_and_a_retry_then_succeeds(
 async def test_a_timeout_is_retryable(sandbox, connection, credentials, http, task_for, make):
     slow = _with_config(connection, config=make.config(sandbox.url, timeout_seconds=0.2))
     sandbox.faults.plan(Fault(delay=0.6))
-    with pytest.raises(RetryableError) as caught:
-        await push(task_for(), slow, credentials, http)
+    task = task_for()
+    with pytest.raises(OutcomeUnknown) as caught:  # sent, no answer: Resend may have sent it
+        await push(task, slow, credentials, http)
+    assert isinstance(caught.value, RetryableError)
     assert "timed out" in caught.value.message
+    assert credentials["api_key"] not in caught.value.message
+    for _ in range(100):  # Resend finishes the abandoned request
+        if sandbox.accepted:
+            break
+        await asyncio.sleep(0.02)
+    retried = await push(task, connection, credentials, http)  # the same Idempotency-Key
+    assert retried.status == "delivered" and sandbox.accepted == 1 and sandbox.duplicates == 0
 
 
 async def test_an_unreachable_api_is_retryable(connection, credentials, http, task_for, make):
     from journeyhub.bus.embedded import free_port
 
     nowhere = _with_config(connection, config=make.config(f"http://127.0.0.1:{free_port()}"))
-    with pytest.raises(RetryableError):
+    with pytest.raises(VendorUnreachable) as caught:  # never sent: a retry is safe
         await push(task_for(), nowhere, credentials, http)
+    assert isinstance(caught.value, RetryableError)
 
 
 async def test_an_unknown_template_is_permanent_and_named(

@@ -42,22 +42,22 @@ def _stored(body: bytes, event_id: str = "msg_1", event_type: str | None = None)
 
 
 async def test_a_signed_event_is_accepted_over_http(
-    sandbox, connection, credentials, http, task_for, receiver, secret
+    sandbox, connection, credentials, http, task_for, receiver, secret, webhook_sender
 ):
     email_id = await _sent_email(sandbox, connection, credentials, http, task_for())
     event = sandbox.emit("email.delivered", email_id)
-    response = await sandbox.deliver(event, receiver.url, secret, http, msg_id="msg_abc")
+    response = await sandbox.deliver(event, receiver.url, secret, webhook_sender, msg_id="msg_abc")
     assert response.status_code == 200
     assert response.json() == {"event_id": "msg_abc"}
     assert receiver.stored[0].event_type == "email.delivered"
 
 
 async def test_a_wrong_secret_is_refused_over_http(
-    sandbox, connection, credentials, http, task_for, receiver
+    sandbox, connection, credentials, http, task_for, receiver, webhook_sender
 ):
     email_id = await _sent_email(sandbox, connection, credentials, http, task_for())
     event = sandbox.emit("email.delivered", email_id)
-    response = await sandbox.deliver(event, receiver.url, new_secret(), http)
+    response = await sandbox.deliver(event, receiver.url, new_secret(), webhook_sender)
     assert response.status_code == 401
     assert response.json() == {"error": "bad_signature"}
     assert receiver.stored == []
@@ -151,11 +151,11 @@ EXPECTED = {
 
 @pytest.mark.parametrize("kind", sorted(EXPECTED))
 async def test_every_email_event_maps_to_its_trigger(
-    sandbox, connection, credentials, http, task_for, receiver, secret, kind
+    sandbox, connection, credentials, http, task_for, receiver, secret, kind, webhook_sender
 ):
     email_id = await _sent_email(sandbox, connection, credentials, http, task_for())
     event = sandbox.emit(kind, email_id, link="https://lumiere.example.com/gallery")
-    assert (await sandbox.deliver(event, receiver.url, secret, http)).status_code == 200
+    assert (await sandbox.deliver(event, receiver.url, secret, webhook_sender)).status_code == 200
     drafts = plugin.journeyhub_handle_webhook(webhook=receiver.stored[0])
     assert drafts is not None and len(drafts) == 1
     draft = drafts[0]
@@ -214,7 +214,7 @@ def test_a_bounce_to_two_recipients_suppresses_both():
 
 
 async def test_a_client_id_that_is_not_tag_safe_comes_back_intact(
-    sandbox, connection, credentials, http, task_for, secret, receiver
+    sandbox, connection, credentials, http, task_for, secret, receiver, webhook_sender
 ):
     odd = "client:42/été"
     email_id = await _sent_email(sandbox, connection, credentials, http, task_for(client_id=odd))
@@ -222,7 +222,9 @@ async def test_a_client_id_that_is_not_tag_safe_comes_back_intact(
         set(t["value"]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
         for t in sandbox.email(email_id)["tags"]
     )
-    await sandbox.deliver(sandbox.emit("email.complained", email_id), receiver.url, secret, http)
+    await sandbox.deliver(
+        sandbox.emit("email.complained", email_id), receiver.url, secret, webhook_sender
+    )
     (draft,) = plugin.journeyhub_handle_webhook(webhook=receiver.stored[0])
     assert draft.client_id == odd
     assert draft.data["email"] == "anna@client.test"
@@ -238,12 +240,12 @@ def test_tags_in_list_form_are_read_too():
 
 
 async def test_the_receiver_stand_in_refuses_a_replayed_old_message(
-    sandbox, connection, credentials, http, task_for, receiver, secret
+    sandbox, connection, credentials, http, task_for, receiver, secret, webhook_sender
 ):
     email_id = await _sent_email(sandbox, connection, credentials, http, task_for())
     event = sandbox.emit("email.opened", email_id)
     stamp = int((datetime.now(UTC) - timedelta(hours=1)).timestamp())
-    response = await sandbox.deliver(event, receiver.url, secret, http, timestamp=stamp)
+    response = await sandbox.deliver(event, receiver.url, secret, webhook_sender, timestamp=stamp)
     assert response.status_code == 401
     assert response.json() == {"error": "stale"}
-    assert isinstance(response, httpx.Response)
+    assert isinstance(response, httpx.Response)  # the sender's own answer, as it gives it

@@ -1,6 +1,7 @@
-"""Fixtures for the Stripe connector tests: a fresh Stripe sandbox per test, an HTTP client,
-connections pointed at the sandbox, and a stand-in for the gateway that verifies webhooks
-over real HTTP the way the gateway calls the plugin."""
+"""Fixtures for the Stripe connector tests: a fresh Stripe sandbox per test, the kernel's
+``VendorHttp`` the hooks are given (``http``), connections pointed at the sandbox, and a
+stand-in for the gateway that verifies webhooks over real HTTP the way the gateway calls the
+plugin, with a plain client posting to it as Stripe's sender (``webhook_sender``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest_asyncio
 from journeyhub.errors import WebhookRejected
 from journeyhub.model import Connection, StoredWebhook
 from journeyhub.testing.sandbox import SandboxServer
+from journeyhub.vendor_http import VendorHttp
 from journeyhub_stripe import plugin
 from journeyhub_stripe.sandbox import StripeSandbox
 from litestar import Litestar, Request, Response, post
@@ -30,7 +32,14 @@ def sandbox() -> Iterator[StripeSandbox]:
 
 
 @pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[VendorHttp]:
+    async with VendorHttp(timeout=10) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def webhook_sender() -> AsyncIterator[httpx.AsyncClient]:
+    """Stripe's side of a webhook: a plain client, as the gateway's callers use."""
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
 

@@ -6,7 +6,13 @@ import json
 from itertools import cycle
 
 import pytest
-from journeyhub.errors import AuthExpired, RateLimited, RetryableError
+from journeyhub.errors import (
+    AuthExpired,
+    OutcomeUnknown,
+    RateLimited,
+    RetryableError,
+    VendorUnreachable,
+)
 from journeyhub.testing.sandbox import Fault
 from journeyhub_stripe import plugin
 from journeyhub_stripe.mapping import EVENT_TYPES
@@ -119,13 +125,29 @@ async def test_500_is_retryable(kit, sandbox, http):
 
 async def test_timeout_is_retryable(kit, sandbox, http):
     sandbox.faults.plan(Fault(delay=1.0))
-    with pytest.raises(RetryableError, match="did not answer"):
+    with pytest.raises(OutcomeUnknown, match="timed out") as exc:
         await plugin.journeyhub_pull(
             connection=kit.connection(sandbox.url, timeout_seconds=0.2),
             credentials=kit.credentials(),
             cursor=None,
             http=http,
         )
+    assert isinstance(exc.value, RetryableError)
+    assert kit.api_key not in str(exc.value)
+
+
+async def test_an_unreachable_api_is_retryable(kit, http):
+    from journeyhub.bus.embedded import free_port
+
+    with pytest.raises(VendorUnreachable) as exc:
+        await plugin.journeyhub_pull(
+            connection=kit.connection(f"http://127.0.0.1:{free_port()}"),
+            credentials=kit.credentials(),
+            cursor=None,
+            http=http,
+        )
+    assert isinstance(exc.value, RetryableError)
+    assert kit.api_key not in str(exc.value)
 
 
 async def test_wrong_key_never_shows_the_key(kit, sandbox, http):

@@ -204,11 +204,11 @@ def test_random_junk_never_escapes_as_another_exception(kit):
     assert "bad_signature" in reasons
 
 
-async def test_delivery_over_http_as_stripe_sends_it(sandbox, http, gateway_stub, kit):
+async def test_delivery_over_http_as_stripe_sends_it(sandbox, webhook_sender, gateway_stub, kit):
     event = sandbox.emit(
         "payment_intent.succeeded", payment_intent(receipt_email="zoë@example.com")
     )
-    response = await sandbox.deliver(event, gateway_stub.url, [kit.secret], http)
+    response = await sandbox.deliver(event, gateway_stub.url, [kit.secret], webhook_sender)
     assert response.status_code == 200, response.text
     assert response.json() == {"event_id": event["id"], "event_type": "payment_intent.succeeded"}
     headers, body = gateway_stub.received[-1]
@@ -219,16 +219,18 @@ async def test_delivery_over_http_as_stripe_sends_it(sandbox, http, gateway_stub
     assert sandbox.deliveries[-1].status == 200
 
 
-async def test_delivery_during_rotation_and_with_a_wrong_secret(sandbox, http, gateway_stub, kit):
+async def test_delivery_during_rotation_and_with_a_wrong_secret(
+    sandbox, webhook_sender, gateway_stub, kit
+):
     event = sandbox.emit("invoice.paid", {"id": "in_1", "object": "invoice"})
     rolled = await sandbox.deliver(
-        event, gateway_stub.url, ["whsec_brandNew", kit.old_secret], http
+        event, gateway_stub.url, ["whsec_brandNew", kit.old_secret], webhook_sender
     )
     assert rolled.status_code == 200
-    wrong = await sandbox.deliver(event, gateway_stub.url, ["whsec_brandNew"], http)
+    wrong = await sandbox.deliver(event, gateway_stub.url, ["whsec_brandNew"], webhook_sender)
     assert (wrong.status_code, wrong.json()) == (401, {"reason": "bad_signature"})
     stale = await sandbox.deliver(
-        event, gateway_stub.url, [kit.secret], http,
+        event, gateway_stub.url, [kit.secret], webhook_sender,
         timestamp=int((datetime.now(UTC) - timedelta(minutes=10)).timestamp()),
     )  # fmt: skip
     assert (stale.status_code, stale.json()) == (401, {"reason": "stale"})

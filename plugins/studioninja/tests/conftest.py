@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 import pytest_asyncio
 from journeyhub.mapping import apply_mappings, merge_defaults
-from journeyhub.model import Connection, DeliveryTask, FieldMapping, JourneyEvent
+from journeyhub.model import Connection, DeliveryTask, FieldMapping, JourneyEvent, Known
 from journeyhub.plugins import PluginRegistry, get_plugin_manager
+from journeyhub.vendor_http import VendorHttp
 from journeyhub_studioninja.config import DEFAULT_FIELD_MAPPINGS
 from journeyhub_studioninja.enquiry import LEDGER
 from journeyhub_studioninja.sandbox import StudioNinjaSandbox
@@ -41,8 +41,8 @@ def registry() -> PluginRegistry:
 
 
 @pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[VendorHttp]:
+    async with VendorHttp() as client:
         yield client
 
 
@@ -134,7 +134,7 @@ def credentials(sandbox: StudioNinjaSandbox) -> dict[str, Any]:
 
 
 @pytest.fixture
-def hook(registry: PluginRegistry, http: httpx.AsyncClient, connection: Connection,
+def hook(registry: PluginRegistry, http: VendorHttp, connection: Connection,
          credentials: dict[str, Any]) -> Any:  # fmt: skip
     """``await hook("journeyhub_…", **kwargs)``: a vendor hook of this plugin."""
 
@@ -171,6 +171,6 @@ def push(hook: Any, connection: Connection) -> Any:
         conn = kwargs.get("connection", connection)
         task = item if isinstance(item, DeliveryTask) else make_task(item, conn)
         return await hook("journeyhub_push", task=task, idempotency_key=task.id,
-                          suppressed=frozenset(), **kwargs)  # fmt: skip
+                          suppressed=frozenset(), known=Known(), **kwargs)  # fmt: skip
 
     return call

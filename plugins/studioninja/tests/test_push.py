@@ -6,7 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from journeyhub.errors import PermanentError, RateLimited, RetryableError
+from journeyhub.errors import (
+    OutcomeUnknown,
+    PermanentError,
+    RateLimited,
+    RetryableError,
+    VendorUnreachable,
+)
 from journeyhub.model import FieldMapping
 from journeyhub.testing.sandbox import Fault
 from journeyhub_studioninja.enquiry import submission_id
@@ -94,8 +100,25 @@ async def test_a_concurrent_repeat_is_retried_not_posted(push, new_event, sandbo
 async def test_a_timeout_is_retryable(push, new_event, new_task, new_connection, sandbox):
     conn = new_connection(sandbox, timeout_seconds=0.3)
     sandbox.faults.plan(Fault(delay=1.0))
-    with pytest.raises(RetryableError, match="timed out"):
+    # Sent, no answer in time: the form may have taken it (the kernel's OutcomeUnknown).
+    with pytest.raises(OutcomeUnknown, match="timed out") as caught:
         await push(new_task(new_event(), conn), connection=conn)
+    assert isinstance(caught.value, RetryableError)
+    await asyncio.sleep(0.8)  # the abandoned call is over at the sandbox before its reset
+
+
+async def test_an_unreachable_form_is_retryable_and_nothing_was_sent(
+    push, new_event, new_task, new_connection, sandbox
+):
+    # Nothing listens on port 9: the enquiry never left, so a retry cannot make a second lead.
+    down = new_connection(sandbox, enquiry_form_url="http://127.0.0.1:9/contactform/parser/a/b")
+    with pytest.raises(VendorUnreachable) as caught:
+        await push(new_task(new_event(), down), connection=down)
+    assert isinstance(caught.value, RetryableError)
+    assert sandbox.submissions == []
+    # Not remembered as sent: the retry posts it.
+    assert (await push(new_event())).status == "delivered"
+    assert len(sandbox.submissions) == 1
 
 
 async def test_refusals_are_permanent(push, new_event, new_task, new_connection, sandbox):

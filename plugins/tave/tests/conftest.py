@@ -1,19 +1,22 @@
 """Fixtures: one VSCO Workspace sandbox for the session (state reset per test), the plugin
-loaded through the kernel's registry, and helpers to build events and delivery tasks."""
+loaded through the kernel's registry, a stand-in for what the kernel keeps between pushes
+(``hub``), and helpers to build events and delivery tasks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 import pytest_asyncio
+from journeyhub.errors import ConnectorError
 from journeyhub.mapping import apply_mappings, merge_defaults
-from journeyhub.model import Connection, DeliveryTask, JourneyEvent
+from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Known, KnownRecord
 from journeyhub.plugins import PluginRegistry, get_plugin_manager
+from journeyhub.vendor_http import VendorHttp
 from journeyhub_tave.config import DEFAULT_FIELD_MAPPINGS
 from journeyhub_tave.sandbox import TaveSandbox
 
@@ -42,8 +45,8 @@ def registry() -> PluginRegistry:
 
 
 @pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[VendorHttp]:
+    async with VendorHttp() as client:
         yield client
 
 
@@ -104,6 +107,58 @@ def make_task(event: JourneyEvent, task_id: str | None = None) -> DeliveryTask:
     )
 
 
+class HubMemory:
+    """What the kernel gives the push hook as ``known``: per client, the records every push
+    returned (or attached to its failure), merged as sync links (a deleted one forgotten);
+    per task, how many attempts were started."""
+
+    def __init__(self) -> None:
+        self.links: dict[str, dict[tuple[str, str], KnownRecord]] = {}
+        self.attempts: Counter[str] = Counter()
+
+    def known(self, task: DeliveryTask) -> Known:
+        assert task.event is not None
+        self.attempts[task.id] += 1
+        records = tuple(self.links.get(task.event.client.id, {}).values())
+        return Known(records=records, attempt=self.attempts[task.id])
+
+    def learn(self, client_id: str, records: Iterable[Any]) -> None:
+        links = self.links.setdefault(client_id, {})
+        for record in records:
+            key = (record.kind, record.vendor_id)
+            if record.deleted:
+                links.pop(key, None)
+                continue
+            old = links.get(key) or KnownRecord(kind=record.kind, vendor_id=record.vendor_id)
+            links[key] = KnownRecord(
+                kind=record.kind,
+                vendor_id=record.vendor_id,
+                ref=record.ref or old.ref,
+                our_id=record.our_id or old.our_id,
+                email=record.email or old.email,
+                fields={**old.fields, **record.fields},
+            )
+
+    def pulled_contact(self, client_id: str, contact: dict[str, Any]) -> None:
+        """The pull saw the studio's contact with the client's email (``our_id`` None)."""
+        self.links.setdefault(client_id, {})[("contact", contact["id"])] = KnownRecord(
+            kind="contact",
+            vendor_id=contact["id"],
+            email=contact.get("email"),
+            fields={"email": contact.get("email"), "first_name": contact.get("firstName"),
+                    "last_name": contact.get("lastName")},
+        )  # fmt: skip
+
+    def forget_all(self) -> None:
+        """The hub knows nothing (its records lost, or never learnt)."""
+        self.links.clear()
+
+
+@pytest.fixture
+def hub() -> HubMemory:
+    return HubMemory()
+
+
 # Tests import nothing from here (importlib mode): the helpers come as fixtures.
 
 
@@ -125,34 +180,47 @@ def new_connection() -> Any:
 @pytest.fixture
 def push(
     registry: PluginRegistry,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     connection: Connection,
     credentials: dict[str, str],
+    hub: HubMemory,
 ) -> Any:
-    """``await push(event_or_task, connection=…, credentials=…)`` through the kernel registry."""
+    """``await push(event_or_task, connection=…, credentials=…, known=…)`` through the kernel
+    registry. ``known`` defaults to what ``hub`` learnt from the earlier pushes of the test, with
+    the task's attempt counted as the kernel counts it (a task pushed again is attempt 2); the
+    records the push returns or attaches to its failure are learnt either way."""
 
     async def call(
         item: JourneyEvent | DeliveryTask,
         connection: Connection = connection,
         credentials: dict[str, str] = credentials,
+        known: Known | None = None,
     ) -> Any:
         task = item if isinstance(item, DeliveryTask) else make_task(item)
-        return await registry.call(
-            "tave",
-            "journeyhub_push",
-            task=task,
-            connection=connection,
-            credentials=credentials,
-            idempotency_key=task.id,
-            http=http,
-            suppressed=frozenset(),
-        )
+        assert task.event is not None
+        try:
+            result = await registry.call(
+                "tave",
+                "journeyhub_push",
+                task=task,
+                connection=connection,
+                credentials=credentials,
+                idempotency_key=task.id,
+                http=http,
+                suppressed=frozenset(),
+                known=hub.known(task) if known is None else known,
+            )
+        except ConnectorError as exc:
+            hub.learn(task.event.client.id, exc.records)
+            raise
+        hub.learn(task.event.client.id, result.records)
+        return result
 
     return call
 
 
 @pytest.fixture
-def hook(registry: PluginRegistry, http: httpx.AsyncClient, connection: Connection,
+def hook(registry: PluginRegistry, http: VendorHttp, connection: Connection,
          credentials: dict[str, str]) -> Any:  # fmt: skip
     """``await hook("journeyhub_pull", cursor=…)``: any vendor hook, defaults filled in."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from journeyhub.errors import PermanentError, RateLimited, ReauthRequired, RetryableError
+from journeyhub.model import Known
 from journeyhub.testing.sandbox import Fault
 
 
@@ -84,13 +85,33 @@ async def test_crash_on_contact_create_without_email_finds_it_among_recent(
     assert sandbox.creates("address-book", "cl_noemail") == 1
 
 
-async def test_existing_studio_contact_with_the_same_email_is_adopted(sandbox, push, new_event):
+async def test_studio_contact_the_pull_saw_with_the_same_email_is_adopted(
+    sandbox, push, new_event, hub
+):
+    studio_made = sandbox.vendor_create("address-book", kind="person", firstName="Ada",
+                                        lastName="L.", email="ADA@example.com")  # fmt: skip
+    sandbox.vendor_create("address-book", kind="person", firstName="Someone",
+                          email="not-ada@example.com")  # fmt: skip
+    hub.pulled_contact("cl_001", studio_made)
+
+    result = await push(new_event())
+
+    assert result.external_ids["contact"] == studio_made["id"]
+    assert len(sandbox.contacts) == 2
+    assert sandbox.record("address-book", studio_made["id"])["lastName"] == "Lovelace"
+    adopted = next(r for r in result.records if r.kind == "contact")
+    assert (adopted.vendor_id, adopted.our_id) == (studio_made["id"], "cl_001")
+
+
+async def test_on_a_retry_a_studio_contact_with_the_same_email_is_adopted_by_lookup(
+    sandbox, push, new_event
+):
     studio_made = sandbox.vendor_create("address-book", kind="person", firstName="Ada",
                                         lastName="L.", email="ADA@example.com")  # fmt: skip
     sandbox.vendor_create("address-book", kind="person", firstName="Someone",
                           email="not-ada@example.com")  # fmt: skip
 
-    result = await push(new_event())
+    result = await push(new_event(), known=Known(attempt=2))
 
     assert result.external_ids["contact"] == studio_made["id"]
     assert len(sandbox.contacts) == 2
@@ -225,7 +246,8 @@ async def test_client_with_a_new_email_is_found_through_the_journey_job(sandbox,
         sandbox.vendor_create("address-book", kind="person", firstName=f"P{n}")
     moved = new_event("client_updated", client={"id": "cl_001", "name": "Ada Lovelace",
                                                 "email": "ada@new.example"})  # fmt: skip
-    await push(moved)
+    # A retry the hub knows nothing for: only the lookups can find the contact.
+    await push(moved, known=Known(attempt=2))
 
     assert sandbox.creates("address-book", "cl_001") == 1
     ours = [c for c in sandbox.contacts if c["externalMappings"]]

@@ -28,6 +28,7 @@ from nats.js.api import (
 from nats.js.errors import NotFoundError
 
 from journeyhub import metrics
+from journeyhub.bus.pull import PullStream
 from journeyhub.bus.subjects import Subjects
 from journeyhub.logs import get_logger
 from journeyhub.settings import Settings
@@ -251,7 +252,12 @@ class Bus:
                 raise
             raise BusUnavailable(f"publish to {subject} failed: {exc!r}") from exc
 
-    async def pull(self, consumer: str, stream_kind: str) -> JetStreamContext.PullSubscription:
-        return await self.js.pull_subscribe_bind(
-            durable=consumer, stream=self.subjects.stream(stream_kind)
-        )
+    async def pull(self, consumer: str, stream_kind: str, *, batch: int = 100,
+                   expires: float = 5.0) -> PullStream:  # fmt: skip
+        """The durable ``consumer``'s messages as a stream (``bus/pull.py``)."""
+        if self.nc is None:
+            raise BusUnavailable("not connected to NATS")
+        return await PullStream(
+            self.nc, self.subjects.stream(stream_kind), consumer, batch=batch, expires=expires,
+            ack_wait=float(self.settings.ack_wait_seconds),
+        ).open()  # fmt: skip

@@ -119,10 +119,9 @@ def connections_list(
 @connections_app.command("test")
 def connections_test(connection_id: str, data_dir: DataDir = None) -> None:
     """Make one cheap call to the vendor with the stored credentials and show its answer."""
-    import httpx
-
     from journeyhub.errors import ConnectorError, ConnectorNotFound
     from journeyhub.plugins import get_plugin_manager
+    from journeyhub.vendor_http import VendorHttp
 
     settings = settings_or_exit(data_dir=data_dir)
     registry = get_plugin_manager(only=settings.plugins)
@@ -132,7 +131,7 @@ def connections_test(connection_id: str, data_dir: DataDir = None) -> None:
         if found is None:
             return False, f"no connection {connection_id!r}"
         connection, credentials = found
-        async with httpx.AsyncClient(timeout=15) as http:
+        async with VendorHttp(timeout=15) as http:
             try:
                 answer = await registry.call(
                     connection.vendor, "journeyhub_check_connection", connection=connection,

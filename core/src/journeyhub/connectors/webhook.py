@@ -17,11 +17,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import httpx
 import msgspec
 
 from journeyhub import signing
-from journeyhub.errors import RetryableError, WebhookRejected, classify_status
+from journeyhub.errors import WebhookRejected
 from journeyhub.hookspecs import hookimpl
 from journeyhub.model import (
     TRIGGER_TYPES,
@@ -33,6 +32,7 @@ from journeyhub.model import (
     TriggerDraft,
     WebhookReceipt,
 )
+from journeyhub.vendor_http import VendorHttp, VendorResponse
 
 VENDOR = "webhook"
 
@@ -66,18 +66,8 @@ class InboundTrigger(msgspec.Struct, kw_only=True):
     data: dict[str, Any] = {}
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return None
-
-
 async def post_signed(
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     url: str,
     secret: str,
     msg_id: str,
@@ -85,25 +75,17 @@ async def post_signed(
     *,
     timeout: float,
     extra_headers: Mapping[str, str] | None = None,
-) -> httpx.Response:
+) -> VendorResponse:
     """POST ``body`` signed per Standard Webhooks; raise the classified error on failure."""
     headers = {
         "content-type": "application/json",
         **signing.signed_headers(secret, msg_id, body),
         **(extra_headers or {}),
     }
-    try:
-        response = await http.post(url, content=body, headers=headers, timeout=timeout)
-    except httpx.TimeoutException as exc:
-        raise RetryableError(f"timed out after {timeout:g}s") from exc
-    except httpx.TransportError as exc:
-        raise RetryableError(f"connection failed: {type(exc).__name__}") from exc
+    # No answer raises the kernel's VendorUnreachable or OutcomeUnknown as it is.
+    response = await http.post(url, content=body, headers=headers, timeout=timeout)
     if response.status_code >= 300:
-        raise classify_status(
-            response.status_code,
-            f"{url.split('?')[0]} answered {response.status_code}",
-            retry_after(response),
-        )
+        raise response.error(f"{url.split('?')[0]} answered {response.status_code}")
     return response
 
 
@@ -127,7 +109,7 @@ async def journeyhub_push(
     connection: Connection,
     credentials: Mapping[str, Any],
     idempotency_key: str,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
 ) -> PushResult:
     config = msgspec.convert(connection.config, WebhookConfig)
     if not config.url:
@@ -190,7 +172,7 @@ def journeyhub_handle_webhook(webhook: StoredWebhook) -> list[TriggerDraft] | No
 
 @hookimpl
 async def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
 ) -> str:
     config = msgspec.convert(connection.config, WebhookConfig)
     if not config.url:

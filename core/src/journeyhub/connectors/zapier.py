@@ -45,13 +45,13 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import msgspec
 
 from journeyhub import signing
 from journeyhub.connectors.webhook import post_signed
 from journeyhub.errors import ConnectorError, WebhookRejected, classify_status
 from journeyhub.model import WebhookReceipt, stable_id, utcnow
+from journeyhub.vendor_http import VendorHttp, VendorResponse
 
 ENVELOPE_VERSION = 1
 TOKEN_HEADER = "x-journeyhub-token"  # noqa: S105 - a header name, not a secret
@@ -125,7 +125,7 @@ def redact_url(url: str) -> str:
 
 
 async def send_action(
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     url: str,
     secret: str,
     msg_id: str,
@@ -134,7 +134,7 @@ async def send_action(
     timeout: float,
     *,
     occurred_at: datetime | None = None,
-) -> httpx.Response:
+) -> VendorResponse:
     """POST one signed action envelope to a Zapier catch hook; raise the classified error."""
     envelope = Envelope(
         action=action,
@@ -159,7 +159,7 @@ async def send_action(
         ) from None
 
 
-def zapier_request_id(response: httpx.Response) -> str | None:
+def zapier_request_id(response: VendorResponse) -> str | None:
     """The id Zapier gave the queued run (``{"status": "success", "id": …}``), if any."""
     try:
         answer = response.json()

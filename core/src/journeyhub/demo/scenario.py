@@ -592,9 +592,9 @@ class Scenario:
         return result
 
     async def settled(self) -> bool:
-        store = self.hub.store.deliveries
+        tasks = self.hub.store.tasks
         for connection in self.connections.values():
-            if await store.pending_count(connection["id"]):
+            if await tasks.pending_count(connection["id"]):
                 return False
         return True
 

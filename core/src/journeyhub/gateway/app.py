@@ -26,7 +26,7 @@ from journeyhub.gateway.health_api import ConnectionHealthController
 from journeyhub.gateway.metrics_api import MetricsController
 from journeyhub.gateway.operations_api import OperationsController
 from journeyhub.gateway.plugins_api import PluginsController
-from journeyhub.gateway.webhooks import WebhooksController
+from journeyhub.gateway.webhooks import WebhookIngress, WebhooksController
 from journeyhub.hub import Hub
 
 # Paths open without a key: probes, metrics, the schema, and vendors' webhooks (which are
@@ -69,7 +69,10 @@ def route_handlers() -> list[object]:
     ]
 
 
-def create_app(hub: Hub, extra_handlers: list[object] | None = None) -> Litestar:
+def create_app(hub: Hub, extra_handlers: list[object] | None = None) -> WebhookIngress:
+    """The gateway's ASGI app: inbound webhooks on their own fast path (``WebhookIngress``),
+    everything else through the Litestar application (reachable as ``.app``)."""
+
     def provide_hub(state: State) -> Hub:
         return state.hub
 
@@ -92,4 +95,4 @@ def create_app(hub: Hub, extra_handlers: list[object] | None = None) -> Litestar
         request_max_body_size=hub.settings.webhook_max_bytes * 8,
         debug=False,
     )
-    return document_common_errors(Litestar.from_config(config))
+    return WebhookIngress(hub, document_common_errors(Litestar.from_config(config)))

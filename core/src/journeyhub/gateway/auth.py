@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -66,10 +66,11 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=principal.key_id)
 
 
-def require(role: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:
-    """A guard that lets a request through when its key's role grants ``role``."""
+def require(role: str) -> Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]:
+    """A guard that lets a request through when its key's role grants ``role``. It is
+    ``async``: Litestar runs a plain function guard in a worker thread, per request."""
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         principal = connection.scope.get("user")
         if not isinstance(principal, Principal):  # a request the key middleware let through
             raise NotAuthorizedException(

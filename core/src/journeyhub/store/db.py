@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -45,6 +46,34 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
     event.listen(engine.sync_engine, "begin", _count_transaction)
     event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
+    return engine
+
+
+def _sqlite_immediate(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling off: each transaction is begun by ``_begin_write``.
+    dbapi_connection.isolation_level = None
+
+
+def _begin_write(connection: Any) -> None:
+    # Every transaction of the synchronous engine writes: take SQLite's one write lock at the
+    # start, so no statement later in it can fail to upgrade its read to a write. Sent on the
+    # driver's connection: transaction control is not counted as a statement (the async
+    # driver's implicit BEGIN is not either).
+    connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+def create_sync_engine(settings: Settings) -> Engine | None:
+    """For SQLite, the same file through the synchronous driver: ``Store.run`` runs a whole
+    transaction in one call to its thread. None for other databases (their async driver has
+    no thread to hop to)."""
+    if not settings.is_sqlite:
+        return None
+    engine = sqlalchemy.create_engine(sync_url(settings), connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _sqlite_immediate)
+    event.listen(engine, "begin", _begin_write)
+    event.listen(engine, "begin", _count_transaction)
+    event.listen(engine, "before_cursor_execute", _count_statement)
     return engine
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import update
+from sqlalchemy import Connection, bindparam, update
 from sqlalchemy.exc import IntegrityError
 
 from journeyhub.model import utcnow
@@ -15,6 +15,13 @@ from journeyhub.store.tables import Lease
 
 if TYPE_CHECKING:
     from journeyhub.store.store import Store
+
+
+_RENEW = (
+    update(Lease)
+    .where(Lease.name == bindparam("lease"), Lease.holder == bindparam("claimant"))
+    .values(expires_at=bindparam("until"))
+)
 
 
 class LeaseRepo:
@@ -41,6 +48,14 @@ class LeaseRepo:
                 return result.rowcount == 1
         except IntegrityError:  # another process inserted it first
             return False
+
+    def renew(self, conn: Connection, name: str, holder: str, ttl: float) -> bool:
+        """Extend ``holder``'s lease inside the caller's transaction; False when another holds
+        it now. On PostgreSQL the row stays locked until that transaction ends, so a claim by
+        another process waits for it: what the transaction writes is fenced by the lease."""
+        until = utcnow() + timedelta(seconds=ttl)
+        result = conn.execute(_RENEW, {"lease": name, "claimant": holder, "until": until})
+        return result.rowcount == 1
 
     async def release(self, name: str, holder: str) -> None:
         async with self.store.session() as s:

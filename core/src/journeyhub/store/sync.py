@@ -5,19 +5,63 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from journeyhub.model import utcnow
+from journeyhub.model import KnownRecord, SyncedRecord, utcnow
 from journeyhub.store.tables import SyncCursor, SyncLink
 
 if TYPE_CHECKING:
     from journeyhub.store.store import Store
 
 
+SYNC_LINKS = SyncLink.__table__
+
+
+_LINK_COLUMNS = (
+    SYNC_LINKS.c.connection_id,
+    SYNC_LINKS.c.kind,
+    SYNC_LINKS.c.vendor_id,
+    SYNC_LINKS.c.ref,
+    SYNC_LINKS.c.our_id,
+    SYNC_LINKS.c.email,
+    SYNC_LINKS.c.fields,
+    SYNC_LINKS.c.pushed_fields,
+)
+_CONNECTIONS = bindparam("connections", expanding=True)
+_KNOWN_BY_CLIENT = select(*_LINK_COLUMNS).where(
+    SYNC_LINKS.c.connection_id.in_(_CONNECTIONS),
+    SYNC_LINKS.c.our_id.in_(bindparam("clients", expanding=True)),
+    SYNC_LINKS.c.deleted.is_not(True),
+)
+_KNOWN_BY_EMAIL = select(*_LINK_COLUMNS).where(
+    SYNC_LINKS.c.connection_id.in_(_CONNECTIONS),
+    SYNC_LINKS.c.email.in_(bindparam("emails", expanding=True)),
+    SYNC_LINKS.c.our_id.is_(None),
+    SYNC_LINKS.c.deleted.is_not(True),
+)
+_PUSHED_FIELDS = select(
+    SYNC_LINKS.c.connection_id, SYNC_LINKS.c.kind, SYNC_LINKS.c.vendor_id,
+    SYNC_LINKS.c.pushed_fields,
+).where(
+    tuple_(SYNC_LINKS.c.connection_id, SYNC_LINKS.c.kind, SYNC_LINKS.c.vendor_id).in_(
+        bindparam("keys", expanding=True)
+    )
+)  # fmt: skip
+
+
 class SyncRepo:
     def __init__(self, store: Store) -> None:
         self.store = store
+        insert = store.insert(SYNC_LINKS)
+        links, excluded = SYNC_LINKS.c, insert.excluded
+        # A push that does not know a value (a record only found, not written) leaves it be.
+        keep = ("our_id", "ref", "email", "pushed_at")
+        update = {name: func.coalesce(excluded[name], links[name]) for name in keep}
+        update |= {name: excluded[name] for name in ("pushed_fields", "deleted", "updated_at")}
+        self._upsert_pushed = insert.on_conflict_do_update(
+            index_elements=["connection_id", "kind", "vendor_id"], set_=update
+        )
 
     async def link(
         self,
@@ -71,6 +115,83 @@ class SyncRepo:
                 return
             except IntegrityError:
                 continue
+
+    def record_pushed(
+        self, conn: Connection, records: list[tuple[str, SyncedRecord]], now: datetime
+    ) -> None:
+        """Keep what pushes wrote or found at the vendor, as (connection id, record): the
+        records of a batch of outcomes in the caller's transaction. ``pushed_fields`` merge
+        with those not yet seen back by a pull (several pushes may precede it)."""
+        if not records:
+            return
+        latest: dict[tuple[str, str, str], SyncedRecord] = {}
+        for connection_id, record in records:  # the last word on a record wins
+            latest[(connection_id, record.kind, record.vendor_id)] = record
+        existing = {
+            (row[0], row[1], row[2]): row[3]
+            for row in conn.execute(_PUSHED_FIELDS, {"keys": list(latest)})
+        }
+        rows = []
+        for (connection_id, kind, vendor_id), record in latest.items():
+            pushed = (
+                None
+                if record.deleted
+                else {**(existing.get((connection_id, kind, vendor_id)) or {}), **record.fields}
+            )
+            rows.append(
+                {
+                    "connection_id": connection_id,
+                    "kind": kind,
+                    "vendor_id": vendor_id,
+                    "our_id": record.our_id,
+                    "ref": record.ref,
+                    "email": record.email.lower() if record.email else None,
+                    "pushed_fields": pushed,
+                    "pushed_at": now if record.fields else None,
+                    "deleted": record.deleted,
+                    "updated_at": now,
+                }
+            )
+        conn.execute(self._upsert_pushed, rows)
+
+    def known(
+        self, conn: Connection, wanted: list[tuple[str, str, str | None]]
+    ) -> dict[tuple[str, str], tuple[KnownRecord, ...]]:
+        """What the hub knows of each (connection, client id, client email) of ``wanted``:
+        the records pushes wrote or found for the client, and those the pull saw with the
+        client's email and no client of ours (the studio's own, to adopt)."""
+        if not wanted:
+            return {}
+        connections = sorted({c for c, _, _ in wanted})
+        clients = sorted({client for _, client, _ in wanted})
+        rows = list(
+            conn.execute(_KNOWN_BY_CLIENT, {"connections": connections, "clients": clients})
+        )
+        emails = sorted({e.lower() for _, _, e in wanted if e})
+        if emails:
+            rows += conn.execute(_KNOWN_BY_EMAIL, {"connections": connections, "emails": emails})
+        by_client: dict[tuple[str, str], list[KnownRecord]] = {}
+        by_email: dict[tuple[str, str], list[KnownRecord]] = {}
+        for connection_id, kind, vendor_id, ref, our_id, email, fields, pushed in rows:
+            record = KnownRecord(
+                kind=kind,
+                vendor_id=vendor_id,
+                ref=ref,
+                our_id=our_id,
+                email=email,
+                fields={**(fields or {}), **(pushed or {})},
+            )
+            if our_id is not None:
+                by_client.setdefault((connection_id, our_id), []).append(record)
+            elif email:
+                by_email.setdefault((connection_id, email), []).append(record)
+        return {
+            (connection_id, client): tuple(
+                by_client.get((connection_id, client), [])
+                + (by_email.get((connection_id, email.lower()), []) if email else [])
+            )
+            for connection_id, client, email in wanted
+        }
 
     async def find(self, connection_id: str, kind: str, vendor_id: str) -> SyncLink | None:
         query = select(SyncLink).where(

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -103,6 +105,7 @@ class SyncLink(Base):
     __table_args__ = (
         UniqueConstraint("connection_id", "kind", "vendor_id"),
         Index("ix_sync_links_connection_our", "connection_id", "kind", "our_id"),
+        Index("ix_sync_links_connection_client", "connection_id", "our_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     connection_id: Mapped[str] = mapped_column(
@@ -111,6 +114,8 @@ class SyncLink(Base):
     kind: Mapped[str] = mapped_column(String(40))
     vendor_id: Mapped[str] = mapped_column(String(200))
     our_id: Mapped[str | None] = mapped_column(String(200))
+    # Which of the client's records of this kind (a job: the journey instance id).
+    ref: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320), index=True)
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     pushed_fingerprint: Mapped[str | None] = mapped_column(String(64))
@@ -221,18 +226,34 @@ class Lease(Base):
     state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
-class PendingTask(Base):
-    """Delivery tasks routed but not yet finished, per connection and client: the push worker
-    holds a task back while an earlier one for the same client is still pending."""
+class TaskRow(Base):
+    """Every delivery task the routers made, and where it stands: ``pending`` until it is
+    delivered (``done``), dead-lettered (``dead``, back to ``pending`` when replayed) or dropped
+    with its connection (``dropped``). The task gate (``delivery/gate.py``) reads and claims
+    these rows; a finished row stays, so a task routed or offered again is known as finished."""
 
-    __tablename__ = "pending_tasks"
-    __table_args__ = (Index("ix_pending_tasks_order", "connection_id", "order_key", "sequence"),)
+    __tablename__ = "tasks"
+    __table_args__ = (
+        # The order gate looks for an unfinished earlier task of the same client.
+        Index(
+            "ix_tasks_pending_order",
+            "connection_id",
+            "order_key",
+            "sequence",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
     task_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     connection_id: Mapped[str] = mapped_column(String(40))
     order_key: Mapped[str] = mapped_column(String(200))
-    sequence: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime]
-    # Which worker process is pushing the task, until when: a task the bus redelivers while
-    # another process still pushes it waits instead of being pushed beside it.
+    # The bus sequence of the event (or trigger) the task came from: the client's order.
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # pushes begun
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # failed since the last replay
+    # Which worker process is pushing the task, until when (extended while it pushes).
     held_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
     held_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -57,7 +57,13 @@ import structlog
 from litestar import Litestar, Request, Response, post
 
 from journeyhub import logs
-from journeyhub.errors import AuthExpired, RateLimited, RetryableError, WebhookRejected
+from journeyhub.errors import (
+    AuthExpired,
+    ConnectorError,
+    RateLimited,
+    RetryableError,
+    WebhookRejected,
+)
 from journeyhub.mapping import apply_mappings, merge_defaults
 from journeyhub.model import (
     EVENT_TYPES,
@@ -67,7 +73,9 @@ from journeyhub.model import (
     ConnectorInfo,
     DeliveryTask,
     JourneyEvent,
+    Known,
     PullPage,
+    client_of,
 )
 from journeyhub.plugins import (
     DEFAULT_PLUGINS,
@@ -76,6 +84,7 @@ from journeyhub.plugins import (
     get_plugin_manager,
 )
 from journeyhub.testing.sandbox import Fault, Faults, SandboxServer
+from journeyhub.vendor_http import VendorHttp
 
 CAPABILITY_HOOKS: dict[str, tuple[str, ...]] = {
     "push": ("journeyhub_push",),
@@ -106,7 +115,7 @@ class Harness:
     sandbox: Any
     connection: Connection
     credentials: dict[str, Any]
-    http: httpx.AsyncClient
+    http: VendorHttp
 
     @property
     def info(self) -> ConnectorInfo:
@@ -115,10 +124,32 @@ class Harness:
     def implements(self, hook: str) -> bool:
         return self.registry.implements(self.vendor, hook)
 
+    attempts: dict[str, int] = field(default_factory=dict)  # task id -> pushes begun
+    known: dict[str, Known] = field(default_factory=dict)  # client id -> the vendor id map
+
     async def call(self, hook: str, **kwargs: Any) -> Any:
         """Call a vendor hook through the registry, as a worker does."""
         given = {"connection": self.connection, "credentials": self.credentials, "http": self.http}
         return await self.registry.call(self.vendor, hook, **{**given, **kwargs})
+
+    async def push(self, task: DeliveryTask, *, attempt: int | None = None) -> Any:
+        """Push as the push worker does: the task's attempt counted (a repeat is attempt 2),
+        and the vendor id map of its client kept from what earlier pushes (and failures)
+        reported."""
+        if attempt is None:
+            attempt = self.attempts.get(task.id, 0) + 1
+        self.attempts[task.id] = attempt
+        client, _ = client_of(task)
+        known = self.known.get(client or "", Known())
+        try:
+            result = await self.call("journeyhub_push", task=task,
+                                     idempotency_key=task.idempotency_key, suppressed=frozenset(),
+                                     known=Known(records=known.records, attempt=attempt))  # fmt: skip
+        except ConnectorError as exc:
+            self.known[client or ""] = known.learn(exc.records)
+            raise
+        self.known[client or ""] = known.learn(result.records)
+        return result
 
     async def authenticate(self) -> dict[str, Any]:
         """What a worker does before push, pull and check: refresh credentials if needed."""
@@ -324,13 +355,13 @@ class ConnectorContract:
         return get_plugin_manager(only=(cls.vendor,))
 
     @pytest_asyncio.fixture
-    async def contract_http(self) -> AsyncIterator[httpx.AsyncClient]:
-        async with httpx.AsyncClient(timeout=10) as client:
+    async def contract_http(self) -> AsyncIterator[VendorHttp]:
+        async with VendorHttp(timeout=10) as client:
             yield client
 
     @pytest.fixture
     def contract(
-        self, contract_registry: PluginRegistry, sandbox: Any, contract_http: httpx.AsyncClient
+        self, contract_registry: PluginRegistry, sandbox: Any, contract_http: VendorHttp
     ) -> Iterator[Harness]:
         harness = Harness(
             self.vendor,
@@ -444,13 +475,9 @@ class ConnectorContract:
 
     # --- push ----------------------------------------------------------------------------------
 
-    async def _push(self, harness: Harness, n: int) -> Any:
-        task = self.sample_task(harness.sandbox, harness.connection, n)
-        return await harness.call(
-            "journeyhub_push",
-            task=task,
-            idempotency_key=task.idempotency_key,
-            suppressed=frozenset(),
+    async def _push(self, harness: Harness, n: int, attempt: int | None = None) -> Any:
+        return await harness.push(
+            self.sample_task(harness.sandbox, harness.connection, n), attempt=attempt
         )
 
     @pytest.mark.asyncio
@@ -468,6 +495,30 @@ class ConnectorContract:
         assert self.count_effects(contract.sandbox) == once, "the repeated push made an effect"
         await self._push(contract, 2)
         assert self.count_effects(contract.sandbox) > once, "another task made no effect"
+
+    @pytest.mark.asyncio
+    async def test_what_the_hub_knows_is_used_and_what_it_reports_names_the_client(
+        self, contract: Harness
+    ) -> None:
+        """For a connector that takes ``known`` (the vendor id map): every record a push
+        reports names its kind, its vendor id and the task's client; and the same task
+        offered again as a first attempt, with those records known, makes no second effect
+        (a known record is used, not created again). A connector that does not take
+        ``known`` has nothing to show here."""
+        self.require(contract, "push")
+        if not contract.registry.takes(self.vendor, "journeyhub_push", "known"):
+            pytest.skip(f"{self.vendor} does not take the vendor id map")
+        await contract.authenticate()
+        task = self.sample_task(contract.sandbox, contract.connection, 4)
+        result = await contract.push(task)
+        client, _ = client_of(task)
+        for record in result.records:
+            assert record.kind and record.vendor_id, record
+            assert record.deleted or record.our_id == client, (record, client)
+        once = self.count_effects(contract.sandbox)
+        again = await contract.push(task, attempt=1)  # known now: no lookup, no create
+        assert again.status in ("delivered", "already_delivered", "skipped"), again
+        assert self.count_effects(contract.sandbox) == once, "a known record was made again"
 
     # --- webhook -------------------------------------------------------------------------------
 
@@ -647,6 +698,7 @@ class ConnectorContract:
                         task=task,
                         idempotency_key=task.id,
                         suppressed=frozenset(),
+                        known=Known(),
                     )
                 if "pull" in caps:
                     await attempt("journeyhub_pull", cursor=None)

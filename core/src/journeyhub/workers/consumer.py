@@ -9,7 +9,6 @@ import random
 from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 
 from journeyhub.hub import Hub
 from journeyhub.logs import get_logger, reset_log_context
@@ -38,7 +37,7 @@ async def consume(
     ``concurrent_batches`` > 1, fetching goes on while earlier batches are still handled
     (a batch waiting on a vendor's rate limit must not stop the others)."""
     reset_log_context(worker=durable)
-    subscription = await hub.bus.pull(durable, stream_kind)
+    stream = await hub.bus.pull(durable, stream_kind, batch=batch)
     slots = asyncio.Semaphore(concurrent_batches)
     running: set[asyncio.Task[None]] = set()
 
@@ -59,15 +58,15 @@ async def consume(
         while not stop.is_set():
             await slots.acquire()
             try:
-                messages = await subscription.fetch(batch, timeout=wait)
-            except (NatsTimeoutError, TimeoutError):
-                slots.release()
-                continue
+                messages = await stream.take(batch, wait)
             except Exception as exc:  # the bus is reconnecting: wait, do not spin
                 slots.release()
                 log.warning("fetch_failed", durable=durable, error=repr(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
+                continue
+            if not messages:
+                slots.release()
                 continue
             if concurrent_batches == 1:
                 await handle(messages)
@@ -78,26 +77,22 @@ async def consume(
         if running:  # let the batches in hand finish before unsubscribing
             await asyncio.gather(*running, return_exceptions=True)
     finally:
-        with contextlib.suppress(Exception):
-            await subscription.unsubscribe()
+        await stream.close()
 
 
 async def keep_in_progress(messages: list[Msg], every: float) -> None:
     """Tell JetStream, every ``every`` seconds, that the messages of a batch still being handled
     are in progress, so it does not redeliver them while they wait their turn here (behind the
-    concurrency limit, the rate limiter, a slow vendor). Without it, a task that waited longer
-    than the ack wait was pushed a second time, concurrently, by another worker. A message
-    already settled (ack, nak, term) is skipped; if this process dies, the heartbeats stop
-    and the message is redelivered after the ack wait, as before."""
+    concurrency limit, the rate limiter, a slow vendor). A message settled already (ack, nak,
+    term) is skipped; a batch settled within ``every`` costs nothing. If this process dies,
+    the beats stop and the messages are redelivered after the ack wait."""
     every = max(0.5, every)
     while True:
-        # The first beat at once: the ack wait runs from when the server sent the batch, and
-        # a busy process may take seconds to get to it.
+        await asyncio.sleep(every)
         for msg in messages:
             if not msg.is_acked:
                 with contextlib.suppress(Exception):  # reconnecting: the next beat will do
                     await msg.in_progress()
-        await asyncio.sleep(every)
 
 
 async def settle_all(*aws: Awaitable[object]) -> None:

@@ -11,8 +11,13 @@ from journeyhub.hub import Hub
 from journeyhub.logs import get_logger
 from journeyhub.model import DeliveryTask
 from journeyhub.store.tables import DeadLetter
+from journeyhub.store.tasks import DEAD
 
 log = get_logger(__name__)
+
+
+def message_id(msg: Msg) -> str:
+    return (msg.headers or {}).get("Nats-Msg-Id", "")
 
 
 async def dead_letter(
@@ -25,23 +30,29 @@ async def dead_letter(
     stage: str,
     error: str,
     attempts: int,
-    finished_task: str | None = None,
 ) -> str:
-    """Store ``msg`` as a dead letter and terminate it on the bus (after it is stored).
-    ``finished_task``: a push task, released from its client's order with the same write."""
-    msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+    """Store ``msg`` as a dead letter, then announce it (a push task's dead letter is written
+    by the outcome recorder, with the task's state, and only announced here)."""
     dead_id = await hub.store.deliveries.dead_letter(
         tenant_id=tenant_id,
         connection_id=connection_id,
         vendor=vendor,
         stage=stage,
         subject=msg.subject,
-        msg_id=msg_id,
+        msg_id=message_id(msg),
         payload=msg.data,
         error=error,
         attempts=attempts,
-        finished_task=finished_task,
     )
+    await announce(hub, msg, dead_id, connection_id=connection_id, vendor=vendor, stage=stage,
+                   error=error, attempts=attempts)  # fmt: skip
+    return dead_id
+
+
+async def announce(hub: Hub, msg: Msg, dead_id: str, *, connection_id: str, vendor: str,
+                   stage: str, error: str, attempts: int) -> None:  # fmt: skip
+    """A stored dead letter: a copy on ``jh.dlq.<connection>``, its message terminated on the
+    bus (only now that it is stored), counted and logged."""
     try:
         await hub.bus.publish(
             hub.bus.subjects.dlq(connection_id),
@@ -56,33 +67,27 @@ async def dead_letter(
     log.warning(
         "dead_lettered", dead_letter_id=dead_id, stage=stage, error=error, attempts=attempts
     )
-    return dead_id
-
-
-async def _reenter_order_gate(hub: Hub, dead: DeadLetter) -> str | None:
-    """A push task left the per-client order gate when it died (so the client's later tasks
-    could go on); a replay puts it back in, at its original place (its event's bus sequence).
-    Without this, replaying several dead tasks of one client at once (``POST /v1/dlq/replay``)
-    pushed them side by side, and each created the client's contact and job at the vendor."""
-    try:
-        task = msgspec.json.decode(dead.payload, type=DeliveryTask)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return None  # undecodable: the push worker dead-letters it again
-    await hub.store.deliveries.add_pending(
-        task.id, task.connection_id, task.order_key, task.sequence
-    )
-    return task.id
 
 
 async def replay(hub: Hub, dead: DeadLetter, actor: str) -> None:
-    """Put a dead letter back on its subject. The new message id carries the replay count so
-    the bus does not drop it as a duplicate; the task's own id still keeps it effectively once
-    at the vendor."""
+    """Put a dead letter back on its subject. The new message id carries the dead letter and
+    its replay count so the bus does not drop it as a duplicate; the task's own id still keeps
+    it effectively once at the vendor.
+
+    A push task goes back into its client's order first, at its original place (its event's
+    bus sequence), its failures counted afresh: replaying several dead tasks of one client at
+    once must push them one after the other, not side by side."""
     await hub.store.deliveries.mark_replayed(dead.id)
-    gated: str | None = None
+    task: DeliveryTask | None = None
     if dead.stage == "push":
-        gated = await _reenter_order_gate(hub, dead)
-        await hub.store.deliveries.record_replay(dead, task_id=gated or dead.msg_id)
+        try:
+            task = msgspec.json.decode(dead.payload, type=DeliveryTask)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            task = None  # undecodable: the push worker dead-letters it again
+        if task is not None:
+            reopened = task
+            await hub.store.run(lambda conn: hub.store.tasks.reopen(conn, reopened))
+        await hub.store.deliveries.record_replay(dead, task_id=task.id if task else dead.msg_id)
     try:
         await hub.bus.publish(
             dead.subject,
@@ -94,8 +99,8 @@ async def replay(hub: Hub, dead: DeadLetter, actor: str) -> None:
             headers={"Journeyhub-Replay-Of": dead.id},
         )
     except BaseException:
-        if gated is not None:  # not on the bus: it must not hold the client's later tasks
-            await hub.store.deliveries.finish_pending(gated)
+        if task is not None:  # not on the bus: it must not hold the client's later tasks
+            await hub.store.tasks.close(task.id, DEAD)
         raise
     await hub.store.audit.record(
         tenant_id=dead.tenant_id,

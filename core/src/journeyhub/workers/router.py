@@ -5,18 +5,31 @@ A connection matches when it is enabled, outbound or bidirectional, its plugin p
 (``ConnectorInfo.push_event_types``, ``*`` for all) and its ``event_types`` filter (empty: all)
 has it. A trigger never goes back to the connection it came from.
 
-Per-client order: a task is recorded as pending (with the event's bus sequence) before it is
-published; the push worker holds a task back while an earlier one for the same client on the
-same connection is pending. Events of one client in a batch are routed one after the other.
+Per-client order: a task is put in the ``tasks`` table, in its client's order (the event's bus
+sequence), before it is published; the task gate holds a task back while an earlier one of
+the same client on the same connection is unfinished. That needs every earlier event routed
+before a later one is, so one router at a time routes each stream, across all processes: the
+holder of a lease in the store. Its routing transaction renews the lease too, so a router
+that lost it (stalled past its lease, and another took over) cannot commit. It routes a batch
+in stream order, and a batch that cannot be routed (the store or the bus away) is retried in
+place, never passed by a later one. A router that takes over from one that died waits until
+that one's unacknowledged messages are offered again before it routes anything new.
+
+Per fetched batch: one store transaction, the batch's tasks published concurrently, then the
+batch acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+import contextlib
+import os
+import uuid
+from dataclasses import dataclass
 
 import msgspec
 from nats.aio.msg import Msg
+from sqlalchemy import Connection as StoreConnection
 
 from journeyhub.hub import Hub
 from journeyhub.logs import correlation_scope, get_logger
@@ -26,6 +39,11 @@ from journeyhub.workers.deadletter import dead_letter
 
 log = get_logger(__name__)
 CORRELATION_HEADER = "Journeyhub-Correlation-Id"
+LEASE_SECONDS = 10.0  # a router that stops renewing is replaced after this
+
+
+class LeaseLost(Exception):
+    """Another process routes this stream now."""
 
 
 def correlation_of(msg: Msg) -> str | None:
@@ -33,7 +51,7 @@ def correlation_of(msg: Msg) -> str | None:
     return (msg.headers or {}).get(CORRELATION_HEADER) or None
 
 
-def accepts(hub: Hub, connection: Connection, kind: str, type_: str) -> bool:
+def accepts(hub: Hub, connection: Connection, type_: str) -> bool:
     if not connection.enabled or connection.direction == "inbound":
         return False
     loaded = hub.registry.connectors.get(connection.vendor)
@@ -45,39 +63,14 @@ def accepts(hub: Hub, connection: Connection, kind: str, type_: str) -> bool:
     return not connection.event_types or type_ in connection.event_types
 
 
-async def publish_tasks(hub: Hub, tasks: list[DeliveryTask]) -> None:
-    deliveries = hub.store.deliveries
-    # Every task is pending before any is published: the push worker may take one at once.
-    await deliveries.add_pending_many(
-        [(t.id, t.connection_id, t.order_key, t.sequence) for t in tasks]
-    )
-    # An event routed again after its tasks finished (the router's ack lost to a NATS node
-    # going down, the event redelivered) must not put them back in the order: the bus drops
-    # the republished task as a duplicate, and its pending row would hold the client's later
-    # tasks back for ever. Asked after the insert, so a task finishing meanwhile removes the
-    # row itself (its success, or its dead letter, and the removal are one write).
-    finished = await deliveries.finished_among([t.id for t in tasks])
-    for task_id in finished:
-        await deliveries.finish_pending(task_id)
-    tasks = [t for t in tasks if t.id not in finished]
-    await asyncio.gather(
-        *(
-            hub.bus.publish(
-                hub.bus.subjects.push(task.connection_id),
-                msgspec.json.encode(task),
-                msg_id=task.id,
-                headers={CORRELATION_HEADER: task.correlation_id or task.id},
-            )
-            for task in tasks
-        )
-    )
+def tenant_of(subject: str) -> str:
+    return subject.rsplit(".", 1)[-1]
 
 
-async def route_event(hub: Hub, tenant_id: str, event: JourneyEvent, sequence: int,
-                      correlation_id: str | None) -> list[DeliveryTask]:  # fmt: skip
-    connections = await hub.connections.for_tenant(tenant_id)
+async def tasks_for_event(hub: Hub, tenant_id: str, event: JourneyEvent, sequence: int,
+                          correlation_id: str | None) -> list[DeliveryTask]:  # fmt: skip
     now = utcnow()
-    tasks = [
+    return [
         DeliveryTask(
             id=stable_id("dlv", tenant_id, event.id, connection.id),
             tenant_id=tenant_id,
@@ -90,19 +83,15 @@ async def route_event(hub: Hub, tenant_id: str, event: JourneyEvent, sequence: i
             correlation_id=correlation_id or event.id,
             enqueued_at=now,
         )
-        for connection in connections
-        if accepts(hub, connection, "event", event.type)
+        for connection in await hub.connections.for_tenant(tenant_id)
+        if accepts(hub, connection, event.type)
     ]
-    await publish_tasks(hub, tasks)
-    return tasks
 
 
-async def route_trigger(
-    hub: Hub, trigger: Trigger, sequence: int, correlation_id: str | None = None
-) -> list[DeliveryTask]:
-    connections = await hub.connections.for_tenant(trigger.tenant_id)
+async def tasks_for_trigger(hub: Hub, trigger: Trigger, sequence: int,
+                            correlation_id: str | None) -> list[DeliveryTask]:  # fmt: skip
     now = utcnow()
-    tasks = [
+    return [
         DeliveryTask(
             id=stable_id("dlv", trigger.tenant_id, trigger.id, connection.id),
             tenant_id=trigger.tenant_id,
@@ -115,121 +104,200 @@ async def route_trigger(
             correlation_id=correlation_id or trigger.id,
             enqueued_at=now,
         )
-        for connection in connections
-        if connection.id != trigger.connection_id
-        and accepts(hub, connection, "trigger", trigger.type)
+        for connection in await hub.connections.for_tenant(trigger.tenant_id)
+        if connection.id != trigger.connection_id and accepts(hub, connection, trigger.type)
     ]
-    await publish_tasks(hub, tasks)
-    return tasks
 
 
-def _tenant_of(subject: str) -> str:
-    return subject.rsplit(".", 1)[-1]
+@dataclass(frozen=True)
+class Stream:
+    """What a router routes: its stream, durable consumer, and how one message becomes tasks."""
+
+    kind: str  # the stream kind: events | triggers
+    durable: str
+    stage: str  # the dead letters' stage for a message that cannot be decoded
 
 
-async def _route_group(hub: Hub, messages: list[Msg], route_one) -> None:  # type: ignore[no-untyped-def]
-    """Route one client's messages in order; after a failure, hold the rest back too."""
-    for index, msg in enumerate(messages):
-        attempt = msg.metadata.num_delivered or 1
+EVENTS = Stream("events", "router", "event")
+TRIGGERS = Stream("triggers", "trigger-router", "trigger")
+
+
+class Router:
+    def __init__(self, hub: Hub, stream: Stream) -> None:
+        self.hub = hub
+        self.stream = stream
+        # One lease per stream: hubs sharing a store with their own subject prefix route apart.
+        self.lease = f"router:{hub.bus.subjects.stream(stream.kind)}"
+        self.holder = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stopping: asyncio.Event = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Route while this process holds the stream's lease; wait for it otherwise."""
+        leases = self.hub.store.leases
+        while not stop.is_set():
+            if not await leases.claim(self.lease, self.holder, LEASE_SECONDS):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), LEASE_SECONDS / 4)
+                continue
+            log.info("router_lease_taken", stream=self.stream.kind)
+            lost = asyncio.Event()
+            self.stopping = Either(stop, lost)
+            renewing = asyncio.create_task(self.keep_lease(lost))
+            try:
+                await self.wait_for_predecessor(self.stopping)
+                await consume(self.hub, self.stopping, durable=self.stream.durable,
+                              stream_kind=self.stream.kind, handle_batch=self.route_batch,
+                              batch=200)  # fmt: skip
+            except LeaseLost:
+                lost.set()
+            finally:
+                renewing.cancel()
+                if not lost.is_set():
+                    with contextlib.suppress(Exception):
+                        await leases.release(self.lease, self.holder)
+
+    async def keep_lease(self, lost: asyncio.Event) -> None:
+        """Renew the lease while idle (a routing transaction renews it too)."""
+        while not lost.is_set():
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                held = await self.hub.store.run(
+                    lambda conn: self.hub.store.leases.renew(
+                        conn, self.lease, self.holder, LEASE_SECONDS
+                    )
+                )
+            except Exception as exc:  # the store away: the routing waits for it too
+                log.warning("router_lease_not_renewed", error=repr(exc))
+                continue
+            if not held:
+                log.warning("router_lease_lost", stream=self.stream.kind)
+                lost.set()
+
+    async def wait_for_predecessor(self, stop: asyncio.Event) -> None:
+        """A router that died holds messages until its ack wait ends, and JetStream then offers
+        them before newer ones. Routing newer events first could put a client's later task in
+        the order before its earlier one: wait for them."""
         try:
-            await route_one(msg)
-            await msg.ack()
+            info = await self.hub.bus.js.consumer_info(
+                self.hub.bus.subjects.stream(self.stream.kind), self.stream.durable
+            )
         except Exception as exc:
-            delay = backoff_delay(attempt)
-            with correlation_scope(correlation_of(msg)):
-                log.warning("route_failed_will_retry", error=repr(exc), retry_in=delay)
-            for later in messages[index:]:
-                await later.nak(delay=delay)
+            log.warning("router_predecessor_unknown", error=repr(exc))
             return
+        if info.num_ack_pending:
+            wait = float(self.hub.settings.ack_wait_seconds) + 1.0
+            log.info("router_waits_for_predecessor", unacknowledged=info.num_ack_pending,
+                     seconds=wait)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+
+    # --- one batch --------------------------------------------------------------------------------
+
+    async def route_batch(self, messages: list[Msg]) -> None:
+        messages = sorted(messages, key=lambda m: m.metadata.sequence.stream)
+        routed: list[tuple[Msg, list[DeliveryTask]]] = []
+        for msg in messages:
+            tasks = await self.tasks_of(msg)
+            if tasks is not None:
+                routed.append((msg, tasks))
+        tasks = [task for _, batch in routed for task in batch]
+        attempt = 1
+        while True:  # in place: a later batch must not pass this one
+            try:
+                await self.commit(tasks)
+                await asyncio.gather(*(self.publish(task) for task in tasks))
+                break
+            except LeaseLost:
+                log.warning("router_lease_lost_mid_batch", messages=len(routed))
+                for msg, _ in routed:  # to the router that holds the lease now
+                    await msg.nak()
+                raise
+            except Exception as exc:
+                if self.stopping.is_set():  # shutting down: the next router routes them
+                    for msg, _ in routed:
+                        await msg.nak()
+                    return
+                delay = backoff_delay(attempt, cap=10.0)
+                log.warning("route_failed_will_retry", error=repr(exc), retry_in=round(delay, 2),
+                            messages=len(routed))  # fmt: skip
+                await asyncio.sleep(delay)
+                attempt += 1
+        for msg, _ in routed:
+            await msg.ack()
+
+    async def commit(self, tasks: list[DeliveryTask]) -> None:
+        """Put the tasks in their clients' order, fenced by the lease: one transaction."""
+        store = self.hub.store
+
+        def write(conn: StoreConnection) -> None:
+            if not store.leases.renew(conn, self.lease, self.holder, LEASE_SECONDS):
+                raise LeaseLost(self.lease)
+            store.tasks.add(conn, tasks)
+
+        await store.run(write)
+
+    async def publish(self, task: DeliveryTask) -> None:
+        await self.hub.bus.publish(
+            self.hub.bus.subjects.push(task.connection_id),
+            msgspec.json.encode(task),
+            msg_id=task.id,
+            headers={CORRELATION_HEADER: task.correlation_id or task.id},
+        )
+
+    async def tasks_of(self, msg: Msg) -> list[DeliveryTask] | None:
+        """The tasks of one message; None (and a dead letter) when it cannot be decoded."""
+        sequence = msg.metadata.sequence.stream
+        try:
+            if self.stream is EVENTS:
+                event = msgspec.json.decode(msg.data, type=JourneyEvent, strict=True)
+                correlation_id = correlation_of(msg) or event.id
+                with correlation_scope(correlation_id, event_id=event.id):
+                    tasks = await tasks_for_event(
+                        self.hub, tenant_of(msg.subject), event, sequence, correlation_id
+                    )
+                    log.info("event_routed", event_type=event.type, tasks=len(tasks),
+                              connections=[t.connection_id for t in tasks])  # fmt: skip
+                return tasks
+            trigger = msgspec.json.decode(msg.data, type=Trigger)
+            correlation_id = correlation_of(msg) or trigger.id
+            with correlation_scope(correlation_id, trigger_id=trigger.id):
+                tasks = await tasks_for_trigger(self.hub, trigger, sequence, correlation_id)
+                log.info("trigger_routed", trigger_type=trigger.type, tasks=len(tasks),
+                          connections=[t.connection_id for t in tasks])  # fmt: skip
+            return tasks
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            # Only a direct NATS publisher can send this: the gateway validates.
+            with correlation_scope(correlation_of(msg)):
+                await dead_letter(self.hub, msg, tenant_id=tenant_of(msg.subject),
+                                  connection_id="-", vendor="-", stage=self.stream.stage,
+                                  error=f"invalid {self.stream.stage}: {exc}", attempts=1)  # fmt: skip
+            return None
+
+
+class Either(asyncio.Event):
+    """Set as soon as either of two events is (a router stops on shutdown or on losing its
+    lease)."""
+
+    def __init__(self, first: asyncio.Event, second: asyncio.Event) -> None:
+        super().__init__()
+        self._events = (first, second)
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self._events)
+
+    async def wait(self) -> bool:
+        waits = [asyncio.ensure_future(event.wait()) for event in self._events]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return True
 
 
 async def run_events(hub: Hub, stop: asyncio.Event) -> None:
-    async def handle_batch(messages: list[Msg]) -> None:
-        groups: dict[tuple[str, str], list[tuple[Msg, JourneyEvent]]] = defaultdict(list)
-        for msg in messages:
-            try:
-                event = msgspec.json.decode(msg.data, type=JourneyEvent, strict=True)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                # Only a direct NATS publisher can send this: the gateway validates.
-                with correlation_scope(correlation_of(msg)):
-                    await dead_letter(
-                        hub,
-                        msg,
-                        tenant_id=_tenant_of(msg.subject),
-                        connection_id="-",
-                        vendor="-",
-                        stage="event",
-                        error=f"invalid journey event: {exc}",
-                        attempts=1,
-                    )
-                continue
-            groups[(_tenant_of(msg.subject), event.client.id)].append((msg, event))
-
-        async def route_one(msg: Msg) -> None:
-            event = decoded[id(msg)]
-            correlation_id = correlation_of(msg) or event.id
-            with correlation_scope(correlation_id, event_id=event.id):
-                tasks = await route_event(
-                    hub,
-                    _tenant_of(msg.subject),
-                    event,
-                    msg.metadata.sequence.stream,
-                    correlation_id,
-                )
-                log.info(
-                    "event_routed",
-                    event_type=event.type,
-                    tasks=len(tasks),
-                    connections=[t.connection_id for t in tasks],
-                )
-
-        decoded = {id(m): e for group in groups.values() for m, e in group}
-        await asyncio.gather(
-            *(_route_group(hub, [m for m, _ in group], route_one) for group in groups.values())
-        )
-
-    await consume(hub, stop, durable="router", stream_kind="events", handle_batch=handle_batch,
-                  batch=200)  # fmt: skip
+    await Router(hub, EVENTS).run(stop)
 
 
 async def run_triggers(hub: Hub, stop: asyncio.Event) -> None:
-    async def handle_batch(messages: list[Msg]) -> None:
-        groups: dict[str, list[Msg]] = defaultdict(list)
-        decoded: dict[int, Trigger] = {}
-        for msg in messages:
-            try:
-                trigger = msgspec.json.decode(msg.data, type=Trigger)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                with correlation_scope(correlation_of(msg)):
-                    await dead_letter(
-                        hub,
-                        msg,
-                        tenant_id=_tenant_of(msg.subject),
-                        connection_id="-",
-                        vendor="-",
-                        stage="trigger",
-                        error=f"invalid trigger: {exc}",
-                        attempts=1,
-                    )
-                continue
-            decoded[id(msg)] = trigger
-            groups[trigger.client_id or trigger.id].append(msg)
-
-        async def route_one(msg: Msg) -> None:
-            trigger = decoded[id(msg)]
-            correlation_id = correlation_of(msg) or trigger.id
-            with correlation_scope(correlation_id, trigger_id=trigger.id):
-                tasks = await route_trigger(
-                    hub, trigger, msg.metadata.sequence.stream, correlation_id
-                )
-                log.info(
-                    "trigger_routed",
-                    trigger_type=trigger.type,
-                    tasks=len(tasks),
-                    connections=[t.connection_id for t in tasks],
-                )
-
-        await asyncio.gather(*(_route_group(hub, group, route_one) for group in groups.values()))
-
-    await consume(hub, stop, durable="trigger-router", stream_kind="triggers",
-                  handle_batch=handle_batch, batch=200)  # fmt: skip
+    await Router(hub, TRIGGERS).run(stop)

@@ -8,20 +8,19 @@ quota); see the README. Errors are Google's JSON shape ``{"error": {"code", "mes
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from journeyhub.errors import (
     AuthExpired,
     ConnectorError,
     PermanentError,
     RateLimited,
     RetryableError,
-    classify_status,
 )
+from journeyhub.vendor_http import VendorHttp, VendorResponse
 
 from journeyhub_gcal import oauth
 from journeyhub_gcal.config import GcalConfig
@@ -40,7 +39,7 @@ class GoogleError:
     message: str
 
 
-def google_error(response: httpx.Response) -> GoogleError:
+def google_error(response: VendorResponse) -> GoogleError:
     """The status, first ``errors[].reason`` and message of a Google API error answer."""
     reason, message = "", ""
     try:
@@ -57,23 +56,16 @@ def google_error(response: httpx.Response) -> GoogleError:
     return GoogleError(response.status_code, reason, message)
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(raw)) if raw is not None else None
-    except ValueError:
-        return None
+def classify(response: VendorResponse, where: str) -> ConnectorError:
+    """The kernel error for a Google API error answer (never containing a credential).
 
-
-def classify(response: httpx.Response, where: str) -> ConnectorError:
-    """The kernel error for a Google API error answer (never containing a credential)."""
+    Google's own rules first (a quota 403 waits, another 403 is permission); the rest is the
+    kernel's reading of the status (401 refreshes, 408/409/5xx retry, other 4xx permanent)."""
     err = google_error(response)
     said = f"{err.reason}: {err.message}" if err.reason else err.message
     message = f"Google Calendar answered {err.status} to {where}" + (f" ({said})" if said else "")
-    if err.status == 401:
-        return AuthExpired(message, vendor_status=401)
     if err.status == 429 or (err.status == 403 and err.reason in RATE_REASONS):
-        wait = retry_after(response)
+        wait = response.retry_after()
         return RateLimited(
             message,
             retry_after=DEFAULT_RATE_BACKOFF_SECONDS if wait is None else wait,
@@ -84,7 +76,7 @@ def classify(response: httpx.Response, where: str) -> ConnectorError:
             message + " (the Google account needs write access to this calendar)",
             vendor_status=403,
         )
-    return classify_status(err.status, message, retry_after(response))
+    return response.error(message)
 
 
 @dataclass
@@ -97,7 +89,7 @@ class GcalClient:
     """One connection's calls, authenticated with its current access token."""
 
     def __init__(
-        self, http: httpx.AsyncClient, config: GcalConfig, credentials: Mapping[str, Any]
+        self, http: VendorHttp, config: GcalConfig, credentials: Mapping[str, Any]
     ) -> None:
         token = credentials.get("access_token")
         if not isinstance(token, str) or not token:
@@ -117,29 +109,21 @@ class GcalClient:
         method: str,
         path: str,
         *,
-        params: Sequence[tuple[str, str]] | None = None,
+        params: Mapping[str, str] | None = None,
         json: Any = None,
         allow: tuple[int, ...] = (),
     ) -> Answer:
-        """Call the API; a status in ``allow`` is returned, not raised."""
+        """Call the API; a status in ``allow`` is returned, not raised. No answer raises the
+        kernel's ``VendorUnreachable`` or ``OutcomeUnknown`` as it is."""
         where = f"{method} {path}"
-        try:
-            response = await self.http.request(
-                method,
-                self.config.api_base.rstrip("/") + path,
-                params=list(params or ()),
-                json=json,
-                headers={"authorization": f"Bearer {self._token}", "accept": "application/json"},
-                timeout=self.config.timeout_seconds,
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(
-                f"Google Calendar timed out after {self.config.timeout_seconds:g}s on {where}"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(
-                f"Google Calendar connection failed on {where}: {type(exc).__name__}"
-            ) from exc
+        response = await self.http.request(
+            method,
+            self.config.api_base.rstrip("/") + path,
+            params=params,
+            json=json,
+            headers={"authorization": f"Bearer {self._token}", "accept": "application/json"},
+            timeout=self.config.timeout_seconds,
+        )
         self.last_status = response.status_code
         if response.status_code in allow:
             return Answer(response.status_code, _json(response))
@@ -169,7 +153,7 @@ class GcalClient:
         answer = await self.request("GET", self.event_path(event_id), allow=(404,))
         return None if answer.status == 404 else _object(answer, "events.get")
 
-    async def list_events(self, params: Sequence[tuple[str, str]]) -> Answer:
+    async def list_events(self, params: Mapping[str, str]) -> Answer:
         """events.list; 410 (the sync token expired) comes back as an answer."""
         return await self.request(
             "GET", f"{self.calendar_path}/events", params=params, allow=(410,)
@@ -188,7 +172,7 @@ class GcalClient:
         return answer.status != 404
 
 
-def _json(response: httpx.Response) -> Any:
+def _json(response: VendorResponse) -> Any:
     if response.status_code == 204 or not response.content:
         return None
     try:

@@ -1,7 +1,7 @@
 """OAuth2 access tokens for Google: refresh with the refresh token, before they run out.
 
 The token request is built with authlib's RFC 6749 helpers and sent through the hub's own
-``httpx`` client (its pool and timeouts), so no second HTTP client is opened per refresh.
+``VendorHttp`` (its pool and timeouts), so no second HTTP client is opened per refresh.
 Google access tokens last about an hour (``expires_in`` 3599); a refresh token lives until the
 user or Google revokes it, and then the token endpoint answers ``400 {"error":
 "invalid_grant"}``: only a person can fix that, so it raises ``ReauthRequired``.
@@ -17,16 +17,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from authlib.oauth2.rfc6749.wrappers import OAuth2Token
 from journeyhub.errors import (
     ConnectorError,
     PermanentError,
-    RateLimited,
     ReauthRequired,
     RetryableError,
 )
+from journeyhub.vendor_http import VendorHttp, VendorResponse
 
 from journeyhub_gcal.config import GcalConfig
 
@@ -70,7 +69,7 @@ def _scrub(text: str, credentials: Mapping[str, Any]) -> str:
     return text
 
 
-def _error_of(response: httpx.Response) -> tuple[str, str]:
+def _error_of(response: VendorResponse) -> tuple[str, str]:
     """``(error, error_description)`` of a token endpoint error answer, short."""
     try:
         body = response.json()
@@ -87,7 +86,7 @@ def _error_of(response: httpx.Response) -> tuple[str, str]:
     )
 
 
-def _token_error(response: httpx.Response, credentials: Mapping[str, Any]) -> ConnectorError:
+def _token_error(response: VendorResponse, credentials: Mapping[str, Any]) -> ConnectorError:
     status = response.status_code
     error, description = _error_of(response)
     said = f"{error}: {description}" if description else error or "no error code"
@@ -101,23 +100,15 @@ def _token_error(response: httpx.Response, credentials: Mapping[str, Any]) -> Co
         return ReauthRequired(
             f"{message}: {hint}; reconnect the Google account", vendor_status=status
         )
-    if status == 429:
-        return RateLimited(message, retry_after=_retry_after(response))
-    if status >= 500 or status == 408:
-        return RetryableError(message, vendor_status=status)
+    if status in (408, 429) or status >= 500:
+        # The kernel's reading: 429 waits its Retry-After, 408 and 5xx retry.
+        return response.error(message)
+    # Any other refusal (a 401 or a 409 included) is not fixed by refreshing again.
     return PermanentError(message, vendor_status=status)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(raw)) if raw is not None else None
-    except ValueError:
-        return None
-
-
 async def refresh_access_token(
-    http: httpx.AsyncClient, config: GcalConfig, credentials: Mapping[str, Any]
+    http: VendorHttp, config: GcalConfig, credentials: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Trade the refresh token for a new access token; return the whole new credentials.
 
@@ -136,22 +127,17 @@ async def refresh_access_token(
         client_id=client_id,
         client_secret=client_secret,
     )
-    try:
-        response = await http.post(
-            config.token_url,
-            content=body,
-            headers={
-                "content-type": "application/x-www-form-urlencoded",
-                "accept": "application/json",
-            },
-            timeout=config.timeout_seconds,
-        )
-    except httpx.TimeoutException as exc:
-        raise RetryableError(
-            f"Google token endpoint timed out after {config.timeout_seconds:g}s"
-        ) from exc
-    except httpx.TransportError as exc:
-        raise RetryableError(f"Google token endpoint unreachable: {type(exc).__name__}") from exc
+    # No answer raises the kernel's VendorUnreachable or OutcomeUnknown as it is (their
+    # messages name the host only, never the form with the secrets).
+    response = await http.post(
+        config.token_url,
+        content=body.encode(),
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            "accept": "application/json",
+        },
+        timeout=config.timeout_seconds,
+    )
     if response.status_code != 200:
         raise _token_error(response, credentials)
     try:
@@ -174,7 +160,7 @@ async def refresh_access_token(
 
 
 async def authenticate(
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     config: GcalConfig,
     credentials: Mapping[str, Any],
     now: float | None = None,

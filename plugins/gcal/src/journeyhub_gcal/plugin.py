@@ -10,7 +10,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from journeyhub.hookspecs import hookimpl
 from journeyhub.model import (
     Connection,
@@ -23,6 +22,7 @@ from journeyhub.model import (
     TriggerDraft,
     WebhookReceipt,
 )
+from journeyhub.vendor_http import VendorHttp
 
 from journeyhub_gcal import oauth, pull, push, watch
 from journeyhub_gcal.client import GcalClient
@@ -62,7 +62,7 @@ def journeyhub_connector() -> ConnectorInfo:
 
 @hookimpl
 async def journeyhub_authenticate(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient, refused: bool
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp, refused: bool
 ) -> Mapping[str, Any] | None:
     if refused:  # Google answered 401 to this token: refresh now, whatever its expiry says
         return await oauth.refresh_access_token(http, load_config(connection), credentials)
@@ -77,7 +77,7 @@ WATCH_RENEW_MARGIN = 6 * 3600.0
 async def journeyhub_maintain(
     connection: Connection,
     credentials: Mapping[str, Any],
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     webhook_url: str,
     state: Mapping[str, Any],
 ) -> Mapping[str, Any] | None:
@@ -103,7 +103,7 @@ async def journeyhub_push(
     connection: Connection,
     credentials: Mapping[str, Any],
     idempotency_key: str,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
 ) -> PushResult:
     if task.event is None:
         return PushResult(status="skipped", detail="only journey events go to Google Calendar")
@@ -118,7 +118,7 @@ async def journeyhub_pull(
     connection: Connection,
     credentials: Mapping[str, Any],
     cursor: str | None,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
 ) -> PullPage:
     return await pull.list_events_page(http, load_config(connection), credentials, cursor)
 
@@ -142,7 +142,7 @@ def journeyhub_handle_webhook(webhook: StoredWebhook) -> list[TriggerDraft] | No
 
 @hookimpl
 async def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
 ) -> str:
     config = load_config(connection)
     # The check may get stored credentials with a stale token: refresh for this call only.

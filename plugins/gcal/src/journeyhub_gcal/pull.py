@@ -26,10 +26,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import msgspec
 from journeyhub.errors import PermanentError, RetryableError
 from journeyhub.model import PulledRecord, PullPage
+from journeyhub.vendor_http import VendorHttp
 
 from journeyhub_gcal import events as ev
 from journeyhub_gcal.client import GcalClient
@@ -111,14 +111,14 @@ def event_record(item: dict[str, Any]) -> PulledRecord | None:
     )
 
 
-def _params(state: Cursor, config: GcalConfig) -> list[tuple[str, str]]:
-    params = [("maxResults", str(config.page_size)), ("showDeleted", "true")]
+def _params(state: Cursor, config: GcalConfig) -> dict[str, str]:
+    params = {"maxResults": str(config.page_size), "showDeleted": "true"}
     if state.sync_token:
-        params.append(("syncToken", state.sync_token))
+        params["syncToken"] = state.sync_token
     elif state.time_min:
-        params.append(("timeMin", state.time_min))
+        params["timeMin"] = state.time_min
     if state.page_token:
-        params.append(("pageToken", state.page_token))
+        params["pageToken"] = state.page_token
     return params
 
 
@@ -165,7 +165,7 @@ async def events_page(
 
 
 async def list_events_page(
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     config: GcalConfig,
     credentials: Mapping[str, Any],
     cursor: str | None,

@@ -47,7 +47,7 @@ from email.utils import formatdate
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import httpx
+import aiohttp
 from journeyhub.testing.sandbox import Faults, SandboxServer
 from litestar import Request, Response
 
@@ -146,6 +146,7 @@ class GcalSandbox:
         self.faults = Faults()
         self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._sending: asyncio.Lock | None = None  # notifications go out one at a time
         self.reset()
         # A late import: sandbox_app imports this module for its constants and helpers.
         from journeyhub_gcal.sandbox_app import LoseResponses, create_app
@@ -386,14 +387,26 @@ class GcalSandbox:
         return headers
 
     async def notify(self, channel_id: str, state: str = "exists") -> int | None:
-        """POST one notification to the channel's address; its status (None: unreachable)."""
+        """POST one notification to the channel's address; its status (None: unreachable).
+        Notifications go out one at a time, in the order they were made (the sync message
+        first), as Google's message numbers say they do."""
+        if self._sending is None:  # made in the loop that sends
+            self._sending = asyncio.Lock()
+        async with self._sending:
+            return await self._notify(channel_id, state)
+
+    async def _notify(self, channel_id: str, state: str) -> int | None:
         headers = self.notification_headers(channel_id, state)
         address = self.channels[channel_id]["address"]
         status: int | None = None
         try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                status = (await client.post(address, content=b"", headers=headers)).status_code
-        except httpx.HTTPError:
+            # Google's side of the wire, not a connector's call: a plain client, not VendorHttp.
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5.0)) as client,
+                client.post(address, data=b"", headers=headers) as answer,
+            ):
+                status = answer.status
+        except (aiohttp.ClientError, TimeoutError):
             status = None
         with self._lock:
             self.notifications.append({"channel_id": channel_id, "state": state,

@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from journeyhub.errors import RetryableError, WebhookRejected
 from journeyhub.model import WebhookReceipt
+from journeyhub.vendor_http import VendorHttp
 
 from journeyhub_gcal.client import GcalClient
 from journeyhub_gcal.config import GcalConfig
@@ -82,7 +82,7 @@ def expiration_ms(channel: Mapping[str, Any]) -> int | None:
 
 
 async def start_watch(
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     config: GcalConfig,
     credentials: Mapping[str, Any],
     address: str,
@@ -117,7 +117,7 @@ async def start_watch(
 
 
 async def stop_watch(
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     config: GcalConfig,
     credentials: Mapping[str, Any],
     channel_id: str,
@@ -140,7 +140,7 @@ def needs_renewal(
 
 
 async def renew_watch(
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     config: GcalConfig,
     credentials: Mapping[str, Any],
     address: str,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-import msgspec
+from journeyhub.configs import config_as
 from journeyhub.connectors.zapier import ZapierConfig
-from journeyhub.errors import PermanentError
 from journeyhub.model import Connection, FieldMapping
 
 ACTIONS = ("create_client", "create_project")
@@ -27,10 +26,7 @@ class HoneyBookConfig(ZapierConfig, kw_only=True):
 
 
 def load_config(connection: Connection) -> HoneyBookConfig:
-    try:
-        return msgspec.convert(connection.config, HoneyBookConfig)
-    except msgspec.ValidationError as exc:  # saved configs are validated; this is a backstop
-        raise PermanentError(f"invalid honeybook connection config: {exc}") from None
+    return config_as(connection, HoneyBookConfig)
 
 
 _LOCATION = (

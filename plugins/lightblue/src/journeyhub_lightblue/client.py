@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
-import httpx
-from journeyhub.errors import ConnectorError, PermanentError, RetryableError, classify_status
+from journeyhub.errors import ConnectorError, PermanentError, RetryableError
+from journeyhub.vendor_http import VendorHttp, VendorResponse
 
 # --- checked against Light Blue's API pages ("Sending data directly to the Light Blue API via
 # HTTP POST", "Advanced API parameters", "Data types") --------------------------------------------
@@ -65,7 +65,7 @@ def check_url(api_url: str) -> str:
 class LightBlueClient:
     """One connection's calls. Raises the kernel's errors; never puts the key in a message."""
 
-    http: httpx.AsyncClient
+    http: VendorHttp
     api_key: str
     api_url: str = API_URL
     timeout: float = 15.0
@@ -90,17 +90,15 @@ class LightBlueClient:
 
     async def _post(self, url: str, form: dict[str, str]) -> Answer:
         where = url.split("?")[0]
-        try:
-            response = await self.http.post(
-                url,
-                data=form,  # application/x-www-form-urlencoded, UTF-8 as the API expects
-                headers={"accept": "text/plain"},
-                timeout=self.timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"Light Blue timed out after {self.timeout:g}s") from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(f"Light Blue connection failed: {type(exc).__name__}") from exc
+        # No answer raises the kernel's VendorUnreachable or OutcomeUnknown as it is (the key
+        # travels in the form, never in the URL those name). After OutcomeUnknown the retry
+        # sends the same ID and Source: Light Blue answers -4 if it stored the first one.
+        response = await self.http.post(
+            url,
+            data=form,  # application/x-www-form-urlencoded, UTF-8 as the API expects
+            headers={"accept": "text/plain"},
+            timeout=self.timeout,
+        )
         if response.status_code >= 300:
             raise self._http_error(response, where)
         parsed = parse_answer(response.text)
@@ -113,15 +111,10 @@ class LightBlueClient:
         code, summary = parsed
         return Answer(code, self.safe(summary)[:300], response.status_code)
 
-    def _http_error(self, response: httpx.Response, where: str) -> ConnectorError:
+    def _http_error(self, response: VendorResponse, where: str) -> ConnectorError:
         status = response.status_code
         message = f"{where} answered HTTP {status}"
         if status in (401, 403):
             # The API authenticates by the form's key, not HTTP auth: nothing to refresh.
             return PermanentError(message, vendor_status=status)
-        raw = response.headers.get("retry-after")
-        try:
-            retry_after = max(0.0, float(raw)) if raw is not None else None
-        except ValueError:
-            retry_after = None
-        return classify_status(status, message, retry_after)
+        return response.error(message)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from journeyhub.errors import PermanentError
 from journeyhub.hookspecs import hookimpl
 from journeyhub.mapping import apply_mappings, merge_defaults
 from journeyhub.model import Connection, ConnectorInfo, DeliveryTask, PushResult, RateLimit
+from journeyhub.vendor_http import VendorHttp
 
 from journeyhub_lightblue import client as api
 from journeyhub_lightblue.config import (
@@ -55,7 +55,7 @@ async def journeyhub_push(
     task: DeliveryTask,
     connection: Connection,
     credentials: Mapping[str, Any],
-    http: httpx.AsyncClient,
+    http: VendorHttp,
 ) -> PushResult:
     event = task.event
     if event is None or event.type not in PUSH_EVENT_TYPES:
@@ -98,7 +98,7 @@ async def journeyhub_push(
 
 @hookimpl
 async def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
 ) -> str:
     """Ask apiCheck.php about the key, as Light Blue's own plug-ins do; nothing is created."""
     config = load_config(connection)

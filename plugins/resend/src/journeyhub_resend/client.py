@@ -6,6 +6,10 @@ errors that share a status: a 403 ``invalid_api_key`` needs a person to fix the 
 (``ReauthRequired``) while a 403 ``validation_error`` (unverified domain) is a bad email, and a
 401 ``restricted_api_key`` is a sending-only key used on another endpoint. The API key is
 scrubbed from every message, whatever the server echoes.
+
+A call that gets no answer raises the kernel's ``VendorUnreachable`` (never sent: a retry is
+safe) or ``OutcomeUnknown`` (sent, no answer: Resend may have sent the email; the retry, under
+the same ``Idempotency-Key``, is replayed by Resend instead of sending twice) as they are.
 """
 
 from __future__ import annotations
@@ -14,15 +18,14 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 from journeyhub.errors import (
     ConnectorError,
     PermanentError,
     RateLimited,
     ReauthRequired,
     RetryableError,
-    classify_status,
 )
+from journeyhub.vendor_http import VendorHttp, VendorResponse
 
 MAX_BATCH = 100  # Resend's limit for POST /emails/batch
 
@@ -36,6 +39,7 @@ def fit_key(key: str) -> str:
 
 
 def _seconds(raw: str | None) -> float | None:
+    """``ratelimit-reset``: seconds until the window resets."""
     if raw is None:
         return None
     try:
@@ -46,7 +50,7 @@ def _seconds(raw: str | None) -> float | None:
 
 class ResendClient:
     def __init__(
-        self, http: httpx.AsyncClient, *, api_base: str, api_key: str, timeout: float = 15.0
+        self, http: VendorHttp, *, api_base: str, api_key: str, timeout: float = 15.0
     ) -> None:
         self._http = http
         self._base = api_base.rstrip("/")
@@ -91,16 +95,10 @@ class ResendClient:
         if idempotency_key is not None:
             headers["idempotency-key"] = fit_key(idempotency_key)
         headers.update(extra_headers or {})
-        try:
-            response = await self._http.request(
-                method, self._base + path, json=body, headers=headers, timeout=self._timeout
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(
-                f"Resend {method} {path} timed out after {self._timeout:g}s"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(f"Resend {method} {path} failed: {type(exc).__name__}") from exc
+        # No answer raises the kernel's VendorUnreachable or OutcomeUnknown as it is.
+        response = await self._http.request(
+            method, self._base + path, json=body, headers=headers, timeout=self._timeout
+        )
         if response.status_code >= 300:
             raise self._error(method, path, response)
         try:
@@ -118,7 +116,7 @@ class ResendClient:
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "re_***") if self._key else text
 
-    def _error(self, method: str, path: str, response: httpx.Response) -> ConnectorError:
+    def _error(self, method: str, path: str, response: VendorResponse) -> ConnectorError:
         status = response.status_code
         try:
             body = response.json()
@@ -136,9 +134,9 @@ class ResendClient:
         return error
 
     @staticmethod
-    def _classify(status: int, name: str, message: str, response: httpx.Response) -> ConnectorError:
+    def _classify(status: int, name: str, message: str, response: VendorResponse) -> ConnectorError:
         if status == 429:
-            retry_after = _seconds(response.headers.get("retry-after"))
+            retry_after = response.retry_after()
             if retry_after is None:
                 retry_after = _seconds(response.headers.get("ratelimit-reset"))
             return RateLimited(message, retry_after=retry_after)
@@ -146,4 +144,4 @@ class ResendClient:
             return ReauthRequired(message, vendor_status=status)
         if status == 401:  # restricted_api_key: refreshing cannot help an API key
             return PermanentError(message, vendor_status=status)
-        return classify_status(status, message)
+        return response.error(message)

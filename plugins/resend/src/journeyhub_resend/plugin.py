@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import httpx
 import msgspec
 from journeyhub.errors import PermanentError
 from journeyhub.hookspecs import hookimpl
@@ -26,6 +25,7 @@ from journeyhub.model import (
     TriggerDraft,
     WebhookReceipt,
 )
+from journeyhub.vendor_http import VendorHttp
 
 from journeyhub_resend import inbound, outbound, verify
 from journeyhub_resend.client import MAX_BATCH, ResendClient
@@ -50,9 +50,7 @@ def _config(connection: Connection) -> ResendConfig:
         raise PermanentError(f"invalid resend config: {exc}") from None
 
 
-def _client(
-    config: ResendConfig, credentials: Mapping[str, Any], http: httpx.AsyncClient
-) -> ResendClient:
+def _client(config: ResendConfig, credentials: Mapping[str, Any], http: VendorHttp) -> ResendClient:
     api_key = credentials.get("api_key")
     if not isinstance(api_key, str) or not api_key:
         raise PermanentError("this resend connection has no api_key")
@@ -85,7 +83,7 @@ async def journeyhub_push(
     connection: Connection,
     credentials: Mapping[str, Any],
     idempotency_key: str,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     suppressed: frozenset[str],
 ) -> PushResult:
     config = _config(connection)
@@ -100,7 +98,7 @@ async def journeyhub_push_batch(
     connection: Connection,
     credentials: Mapping[str, Any],
     idempotency_key: str,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     suppressed: frozenset[str],
 ) -> list[PushResult | Exception]:
     config = _config(connection)
@@ -130,7 +128,7 @@ def journeyhub_handle_webhook(webhook: StoredWebhook) -> list[TriggerDraft] | No
 
 @hookimpl
 async def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
 ) -> str:
     config = _config(connection)
     try:

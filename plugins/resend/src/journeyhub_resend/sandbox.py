@@ -38,9 +38,8 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-import httpx
 from journeyhub import signing
 from journeyhub.testing.sandbox import Faults, SandboxServer
 from litestar import Litestar, Request, Response, get, post
@@ -57,6 +56,16 @@ MAX_TO = 50
 _BASE62 = string.ascii_letters + string.digits
 
 Answer = tuple[int, dict[str, Any] | list[Any]]
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class Poster(Protocol[R_co]):
+    """Any client that can POST raw bytes: the gateway's test client (httpx), a ``VendorHttp``.
+    Delivering a webhook is Resend's side of the wire, not a connector's call."""
+
+    async def post(self, url: str, *, content: bytes, headers: dict[str, str]) -> R_co: ...
 
 
 def _error(status: int, name: str, message: str) -> Answer:
@@ -208,12 +217,13 @@ class ResendSandbox:
         event: dict[str, Any],
         url: str,
         secret: str,
-        http: httpx.AsyncClient,
+        http: Poster[R],
         *,
         msg_id: str | None = None,
         timestamp: int | None = None,
-    ) -> httpx.Response:
-        """POST ``event`` to ``url`` as Resend's webhook sender (Svix) does."""
+    ) -> R:
+        """POST ``event`` to ``url`` as Resend's webhook sender (Svix) does, with ``http``;
+        its answer as that client gives it."""
         body, headers = self.signed(event, secret, msg_id=msg_id, timestamp=timestamp)
         return await http.post(url, content=body, headers=headers)
 

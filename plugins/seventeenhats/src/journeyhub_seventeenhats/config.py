@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import msgspec
+from journeyhub.configs import config_as
 from journeyhub.connectors.zapier import ZapierConfig
-from journeyhub.errors import PermanentError
 from journeyhub.model import Connection, FieldMapping
 
 ACTION = "upsert_contact"
@@ -17,10 +16,7 @@ class SeventeenHatsConfig(ZapierConfig, kw_only=True):
 
 
 def load_config(connection: Connection) -> SeventeenHatsConfig:
-    try:
-        return msgspec.convert(connection.config, SeventeenHatsConfig)
-    except msgspec.ValidationError as exc:  # saved configs are validated; this is a backstop
-        raise PermanentError(f"invalid seventeenhats connection config: {exc}") from None
+    return config_as(connection, SeventeenHatsConfig)
 
 
 _NOTES = (

@@ -1,8 +1,10 @@
 """The little of Stripe's API v1 this connector reads: the Events list.
 
-Errors become the kernel's errors (``classify_status``). Stripe echoes a masked form of a
+Errors become the kernel's errors (``VendorResponse.error``). Stripe echoes a masked form of a
 refused key in its 401/403 messages (``Invalid API Key provided: sk_test_****abcd``), so those
-messages are never passed on, and every other message has key-shaped strings scrubbed.
+messages are never passed on, and every other message has key-shaped strings scrubbed. A call
+that gets no answer raises the kernel's ``VendorUnreachable`` or ``OutcomeUnknown`` as they are
+(only reads here: a retry is always safe).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-from journeyhub.errors import PermanentError, RetryableError, classify_status
+from journeyhub.errors import PermanentError, RetryableError
+from journeyhub.vendor_http import VendorHttp, VendorResponse
 
 _KEY_SHAPED = re.compile(r"\b(sk|rk|pk)_(live|test)_[A-Za-z0-9*]+")
 
@@ -21,17 +23,7 @@ class CursorGone(PermanentError):
     """Stripe no longer knows the cursor event (events are kept 30 days)."""
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return None
-
-
-def _error_message(response: httpx.Response, api_key: str) -> tuple[str, dict[str, Any]]:
+def _error_message(response: VendorResponse, api_key: str) -> tuple[str, dict[str, Any]]:
     """A safe description of a Stripe error answer, and Stripe's ``error`` object."""
     try:
         body = response.json()
@@ -54,24 +46,20 @@ def _error_message(response: httpx.Response, api_key: str) -> tuple[str, dict[st
 
 
 class StripeClient:
-    def __init__(self, http: httpx.AsyncClient, api_base: str, api_key: str, timeout: float):
+    def __init__(self, http: VendorHttp, api_base: str, api_key: str, timeout: float):
         self.http = http
         self.api_base = api_base.rstrip("/")
         self._api_key = api_key
         self.timeout = timeout
 
     async def get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-        try:
-            response = await self.http.get(
-                f"{self.api_base}{path}",
-                params=list(params),
-                headers={"authorization": f"Bearer {self._api_key}"},
-                timeout=self.timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"Stripe did not answer within {self.timeout:g}s") from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(f"could not reach Stripe: {type(exc).__name__}") from exc
+        # No answer raises the kernel's VendorUnreachable or OutcomeUnknown as it is.
+        response = await self.http.get(
+            f"{self.api_base}{path}",
+            params=list(params),
+            headers={"authorization": f"Bearer {self._api_key}"},
+            timeout=self.timeout,
+        )
         if response.status_code >= 300:
             message, error = _error_message(response, self._api_key)
             if error.get("code") == "resource_missing" and error.get("param") in (
@@ -79,7 +67,7 @@ class StripeClient:
                 "starting_after",
             ):
                 raise CursorGone(message, vendor_status=response.status_code)
-            raise classify_status(response.status_code, message, _retry_after(response))
+            raise response.error(message)
         try:
             body = response.json()
         except ValueError:

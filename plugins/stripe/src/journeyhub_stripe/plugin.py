@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import msgspec
 from journeyhub.errors import PermanentError
 from journeyhub.hookspecs import hookimpl
@@ -26,6 +25,7 @@ from journeyhub.model import (
     TriggerDraft,
     WebhookReceipt,
 )
+from journeyhub.vendor_http import VendorHttp
 
 from journeyhub_stripe.client import CursorGone, StripeClient
 from journeyhub_stripe.mapping import EVENT_TYPES, drafts_for_event
@@ -42,7 +42,7 @@ def _config(connection: Connection) -> StripeConfig:
 
 
 def _client(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
 ) -> StripeClient | None:
     api_key = credentials.get("api_key")
     if not api_key:
@@ -125,7 +125,7 @@ async def journeyhub_pull(
     connection: Connection,
     credentials: Mapping[str, Any],
     cursor: str | None,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
 ) -> PullPage:
     """One page of events newer than ``cursor`` (the newest event already processed).
 
@@ -157,7 +157,7 @@ async def journeyhub_pull(
 
 @hookimpl
 async def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
 ) -> str:
     client = _client(connection, credentials, http)
     if client is None:

@@ -29,10 +29,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
-import httpx
 from journeyhub.testing.sandbox import Faults, SandboxServer
 from litestar import Litestar, Request, Response, get
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
@@ -41,6 +40,16 @@ API_VERSION = "2024-06-20"
 WEBHOOK_USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 MAX_TYPES = 20  # Stripe: "an array of up to 20 strings"
 _ALPHABET = string.ascii_letters + string.digits
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class Poster(Protocol[R_co]):
+    """Any client that can POST raw bytes: the gateway's test client (httpx), a ``VendorHttp``.
+    Delivering a webhook is Stripe's side of the wire, not a connector's call."""
+
+    async def post(self, url: str, *, content: bytes, headers: dict[str, str]) -> R_co: ...
 
 
 def new_id(prefix: str) -> str:
@@ -204,11 +213,12 @@ class StripeSandbox:
         return ",".join(parts)
 
     async def deliver(
-        self, event: dict[str, Any], url: str, secrets: list[str], http: httpx.AsyncClient,
+        self, event: dict[str, Any], url: str, secrets: list[str], http: Poster[R],
         *, timestamp: int | None = None,
-    ) -> httpx.Response:  # fmt: skip
+    ) -> R:  # fmt: skip
         """POST ``event`` to ``url`` as Stripe's webhook sender does: pretty-printed UTF-8
-        JSON, signed over the exact bytes sent."""
+        JSON, signed over the exact bytes sent, with ``http``; its answer as that client
+        gives it."""
         payload = json.dumps(event, indent=2, ensure_ascii=False).encode("utf-8")
         v0 = None if event.get("livemode") else "whsec_sandbox_legacy_v0"
         headers = {

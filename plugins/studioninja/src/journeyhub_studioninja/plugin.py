@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from journeyhub.errors import PermanentError, RetryableError
 from journeyhub.hookspecs import hookimpl
 from journeyhub.mapping import apply_mappings, merge_defaults
@@ -22,6 +21,7 @@ from journeyhub.model import (
     PushResult,
     RateLimit,
 )
+from journeyhub.vendor_http import VendorHttp
 from journeyhub_gcal import authenticate, refresh_access_token
 from journeyhub_gcal.client import GcalClient
 
@@ -65,7 +65,7 @@ def journeyhub_connector() -> ConnectorInfo:
 
 @hookimpl
 async def journeyhub_authenticate(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient, refused: bool
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp, refused: bool
 ) -> Mapping[str, Any] | None:
     gcal = load_config(connection).gcal()
     if refused:  # Google answered 401 to this token: refresh now, whatever its expiry says
@@ -78,14 +78,14 @@ async def journeyhub_pull(
     connection: Connection,
     credentials: Mapping[str, Any],
     cursor: str | None,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
 ) -> PullPage:
     return await pull_page(http, load_config(connection), credentials, cursor)
 
 
 @hookimpl
 async def journeyhub_push(
-    task: DeliveryTask, connection: Connection, http: httpx.AsyncClient
+    task: DeliveryTask, connection: Connection, http: VendorHttp
 ) -> PushResult:
     event = task.event
     if event is None or event.type not in PUSH_EVENT_TYPES:
@@ -123,7 +123,7 @@ async def journeyhub_push(
 
 @hookimpl
 async def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
 ) -> str:
     config = load_config(connection)
     gcal = config.gcal()

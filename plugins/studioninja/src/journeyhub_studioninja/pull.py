@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from journeyhub.model import PulledRecord, PullPage
+from journeyhub.vendor_http import VendorHttp
 from journeyhub_gcal import list_events_page
 
 from journeyhub_studioninja.config import StudioNinjaConfig
@@ -18,7 +18,7 @@ from journeyhub_studioninja.entries import job_records, shoot_record
 
 
 async def pull_page(
-    http: httpx.AsyncClient,
+    http: VendorHttp,
     config: StudioNinjaConfig,
     credentials: Mapping[str, Any],
     cursor: str | None,

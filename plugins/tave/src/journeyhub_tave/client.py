@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
-import httpx
 import msgspec
 from journeyhub.errors import (
     ConnectorError,
@@ -22,8 +21,8 @@ from journeyhub.errors import (
     RateLimited,
     ReauthRequired,
     RetryableError,
-    classify_status,
 )
+from journeyhub.vendor_http import VendorHttp, VendorResponse
 
 # --- verified against the published OpenAPI document -------------------------------------------
 API_BASE = "https://workspace.vsco.co/api/v2"
@@ -46,7 +45,11 @@ PING_TARGET_FIELD = "targetId"  # the only field the docs promise in a REST hook
 # --- ASSUMED (not in the published document) -----------------------------------------------------
 PING_EVENT_FIELDS = ("event", "type")  # where a ping may name its event; else ?event= in the URL
 RATE_LIMIT_PER_SECOND = 5.0  # no quota is published; 429 + Retry-After is
-# PUT /job/{id} and /address-book/{id} update only the fields sent (partial update).
+# PUT /job/{id} and /address-book/{id} update only the fields sent (partial update), and answer
+# 404 for a deleted record.
+# A create naming a record that does not exist (a link's contactId, a note's jobId) is refused
+# with one of these (the sandbox: 400 validation-error).
+MISSING_REFERENCE_STATUSES = (400, 404, 422)
 # Notes accept ``externalMappings`` on create (GET /note filters by externalMappingId, but the
 # Note schema does not list the field); a visible reference in the note text backs it up.
 NOTE_REF_PREFIX = "journeyhub ref "
@@ -90,15 +93,7 @@ class Mappings:
         return None
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(raw)) if raw is not None else None
-    except ValueError:
-        return None
-
-
-def _vendor_detail(response: httpx.Response) -> str:
+def _vendor_detail(response: VendorResponse) -> str:
     """The vendor's error title/detail ({type, title, detail, status}), short."""
     try:
         body = response.json()
@@ -117,7 +112,7 @@ def _vendor_detail(response: httpx.Response) -> str:
 class TaveClient:
     """One connection's calls. Raises the kernel's errors; never puts the key in a message."""
 
-    http: httpx.AsyncClient
+    http: VendorHttp
     api_key: str
     api_base: str = API_BASE
     timeout: float = 15.0
@@ -142,23 +137,15 @@ class TaveClient:
         missing_ok: bool = False,
     ) -> Any:
         where = f"{method} {path}"
-        try:
-            response = await self.http.request(
-                method,
-                self.api_base.rstrip("/") + path,
-                params={k: v for k, v in (params or {}).items() if v is not None},
-                json=json,
-                headers={AUTH_HEADER: self.api_key, "accept": "application/json"},
-                timeout=self.timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(
-                f"VSCO Workspace timed out after {self.timeout:g}s on {where}"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(
-                f"VSCO Workspace connection failed on {where}: {type(exc).__name__}"
-            ) from exc
+        # A failed call raises the kernel's VendorUnreachable or OutcomeUnknown as it is.
+        response = await self.http.request(
+            method,
+            self.api_base.rstrip("/") + path,
+            params=params,
+            json=json,
+            headers={AUTH_HEADER: self.api_key, "accept": "application/json"},
+            timeout=self.timeout,
+        )
         self.last_status = response.status_code
         if response.status_code == 404 and missing_ok:
             return None
@@ -171,7 +158,7 @@ class TaveClient:
         except ValueError as exc:
             raise RetryableError(f"VSCO Workspace answered {where} with non-JSON") from exc
 
-    def _error(self, response: httpx.Response, where: str) -> ConnectorError:
+    def _error(self, response: VendorResponse, where: str) -> ConnectorError:
         status = response.status_code
         detail = _vendor_detail(response)
         message = self._safe(
@@ -188,8 +175,8 @@ class TaveClient:
                 message + " (the API key needs Read/Write access)", vendor_status=status
             )
         if status == 429:
-            return RateLimited(message, retry_after=retry_after(response))
-        return classify_status(status, message, retry_after(response))
+            return RateLimited(message, retry_after=response.retry_after())
+        return response.error(message)
 
     # --- resources ----------------------------------------------------------------------------
 
@@ -210,8 +197,16 @@ class TaveClient:
             raise RetryableError(f"VSCO Workspace answered POST {path} without an id")
         return created
 
-    async def update(self, path: str, record_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        updated = await self.request("PUT", f"{path}/{quote(record_id, safe='')}", json=dict(body))
+    async def update(
+        self, path: str, record_id: str, body: Mapping[str, Any], *, missing_ok: bool = False
+    ) -> dict[str, Any] | None:
+        """PUT; the record as answered (or just its id when the answer is empty). With
+        ``missing_ok``, None when the record does not exist (404)."""
+        updated = await self.request(
+            "PUT", f"{path}/{quote(record_id, safe='')}", json=dict(body), missing_ok=missing_ok
+        )
+        if updated is None and missing_ok and self.last_status == 404:
+            return None
         return updated if isinstance(updated, dict) else {"id": record_id}
 
     async def find_by_name(self, path: str, name: str) -> str | None:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import msgspec
-from journeyhub.errors import PermanentError
+from journeyhub.configs import config_as
 from journeyhub.mapping import apply_mappings, merge_defaults
 from journeyhub.model import Connection, FieldMapping, JourneyEvent
 
@@ -64,10 +64,7 @@ class TaveCredentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 def load_config(connection: Connection) -> TaveConfig:
-    try:
-        return msgspec.convert(connection.config, TaveConfig)
-    except msgspec.ValidationError as exc:  # saved configs are validated; this is a backstop
-        raise PermanentError(f"invalid tave connection config: {exc}") from None
+    return config_as(connection, TaveConfig)
 
 
 _VENUE = (

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from journeyhub.errors import PermanentError
 from journeyhub.hookspecs import hookimpl
 from journeyhub.model import (
     Connection,
     ConnectorInfo,
     DeliveryTask,
+    Known,
     PullPage,
     PushResult,
     RateLimit,
@@ -24,6 +24,7 @@ from journeyhub.model import (
     TriggerDraft,
     WebhookReceipt,
 )
+from journeyhub.vendor_http import VendorHttp
 
 from journeyhub_tave import client as api
 from journeyhub_tave import pull as pulling
@@ -41,7 +42,7 @@ VENDOR = "tave"
 
 
 def _client(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
 ) -> tuple[api.TaveClient, TaveConfig]:
     config = load_config(connection)
     key = credentials.get("api_key")
@@ -74,13 +75,14 @@ async def journeyhub_push(
     connection: Connection,
     credentials: Mapping[str, Any],
     idempotency_key: str,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
+    known: Known,
 ) -> PushResult:
     if task.event is None:
         return PushResult(status="skipped", detail="only journey events are pushed to Tave")
     tave, config = _client(connection, credentials, http)
     mapped = mapped_fields(task.event, task.mapped, connection)
-    return await pushing.push(tave, config, task.event, mapped, idempotency_key)
+    return await pushing.push(tave, config, task.event, mapped, idempotency_key, known)
 
 
 @hookimpl
@@ -88,7 +90,7 @@ async def journeyhub_pull(
     connection: Connection,
     credentials: Mapping[str, Any],
     cursor: str | None,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
 ) -> PullPage:
     tave, config = _client(connection, credentials, http)
     return await pulling.pull(tave, config.mappings, cursor, config.page_size)
@@ -106,7 +108,7 @@ async def journeyhub_handle_webhook(
     connection: Connection,
     credentials: Mapping[str, Any],
     webhook: StoredWebhook,
-    http: httpx.AsyncClient,
+    http: VendorHttp,
 ) -> list[TriggerDraft] | None:
     tave, config = _client(connection, credentials, http)
     return await webhooks.handle(tave, config.mappings, webhook)
@@ -114,7 +116,7 @@ async def journeyhub_handle_webhook(
 
 @hookimpl
 async def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
+    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
 ) -> str:
     tave, _ = _client(connection, credentials, http)
     studio = await tave.request("GET", api.STUDIO)

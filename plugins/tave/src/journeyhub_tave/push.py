@@ -1,82 +1,258 @@
 """Journey events out to VSCO Workspace: contacts, wedding jobs, notes, lead statuses.
 
-Every step is a lookup before a create, keyed by our ids in the records' ``externalMappings``,
-so a push repeated after a crash at any point ends with one contact, one job, one link and one
-note per step.
+What the hub knows of the client at this connection (``Known``: the records earlier pushes
+wrote or found, the contacts the pull saw with the client's email) is used directly: a known
+record is written by its id, and a record the hub does not know is created. Lookups (by our ids
+in the records' ``externalMappings``, by email) are made only where a record may exist that the
+hub does not know of:
+
+- on a later attempt of a task, since an earlier one may have written before its answer was
+  lost;
+- after a known id answered 404 (the studio deleted the record): a lookup, then a create.
+
+So a push repeated after a crash at any point still ends with one contact, one job, one link
+and one note per step, and a first attempt makes only the writes.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from journeyhub.errors import PermanentError
-from journeyhub.model import JourneyEvent, PushResult, SyncedRecord
+from journeyhub.errors import ConnectorError, PermanentError
+from journeyhub.model import JourneyEvent, Known, KnownRecord, PushResult, SyncedRecord
 
 from journeyhub_tave import client as api
 from journeyhub_tave.client import TaveClient
 from journeyhub_tave.config import TaveConfig
+from journeyhub_tave.pull import contact_record, job_record
 
 STATUS_EVENTS = ("journey_completed", "journey_paused", "journey_failed")
 PUSH_EVENT_TYPES = ("journey_started", "step_completed", *STATUS_EVENTS, "client_updated")
 
+PATHS = {"contact": api.CONTACTS, "job": api.JOBS}
+# A mapped field and the canonical field the pull reports it as (pull.contact_record /
+# job_record), to tell a change from what the hub already knows. A mapped field without a
+# canonical twin cannot be compared, so the record is written.
+CONTACT_CANONICAL = {
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "email": "email",
+    "cellPhone": "phone",
+}
+JOB_CANONICAL = {"name": "name", "eventDate": "wedding_date", "guestCount": "guest_count"}
+# How a job resolved but not yet written in this push was had: it still needs its write.
+UNWRITTEN = ("known", "found")
+# Each round forgets at least one known record that turned out deleted; a few suffice.
+MAX_ROUNDS = 4
+
+
+class _Stale(Exception):
+    """A write named a known record the vendor no longer has. It is forgotten, and the event
+    is handled again without it."""
+
 
 class Pusher:
-    def __init__(self, tave: TaveClient, config: TaveConfig, event: JourneyEvent, mapped: dict):
+    def __init__(
+        self,
+        tave: TaveClient,
+        config: TaveConfig,
+        event: JourneyEvent,
+        mapped: dict[str, Any],
+        key: str,
+        known: Known,
+    ) -> None:
         self.tave = tave
         self.config = config
         self.maps = config.mappings
         self.event = event
-        self.contact_fields: dict[str, Any] = dict(mapped.get("contact") or {})
-        self.job_fields: dict[str, Any] = dict(mapped.get("job") or {})
+        self.key = key
+        self.known = known
+        self.client_id = event.client.id
+        self.instance = event.journey_instance_id
+        self.contact_fields = _present(mapped.get("contact") or {})
+        self.job_fields = _present(mapped.get("job") or {})
         self.ids: dict[str, str] = {}
-        self._job: dict[str, Any] | None = None
+        # Every record written, found or found deleted, so the next push knows it. ``fields``
+        # are what this push wrote, in the pull's canonical fields: the sync takes a pulled
+        # value equal to one of them for our own echo, so a value we did not write (a studio
+        # edit the pull has not seen yet) is never reported as ours.
+        self.records: dict[tuple[str, str], SyncedRecord] = {}
+        self.gone: set[tuple[str, str]] = set()  # (kind, vendor id) that answered 404
+        # This push's contact and job, and how each was had: "known" (from the hub, not yet
+        # seen by the vendor in this push), "found" (by a lookup), "updated" or "created".
+        self.contact_id: str | None = None
+        self.contact_how = ""
+        self.job_id: str | None = None
+        self.job_how = ""
+        self._job_lookup: dict[str, Any] | None = None
         self._job_looked_up = False
-        # The records as this push left them, reported in the pull's own fields so the sync
-        # recognises them as our echo when they come back.
-        self.written: dict[str, dict[str, Any]] = {}
 
-    def wrote(
-        self, kind: str, record: dict[str, Any] | None, changes: dict[str, Any] | None = None
-    ) -> None:
-        if isinstance(record, dict) and record.get("id"):
-            self.written[kind] = {**record, **(changes or {})}
+    # --- what the hub knows, and what this push reports ------------------------------------------
 
-    def result(self, detail: str | None = None) -> PushResult:
-        from journeyhub_tave.pull import contact_record, job_record
+    def _known(
+        self, kind: str, match: Callable[[KnownRecord], bool] = lambda r: True
+    ) -> KnownRecord | None:
+        """The known record of ``kind`` that ``match``es and did not answer 404 in this push;
+        ours before the studio's."""
+        found = [
+            r
+            for r in self.known.records
+            if r.kind == kind and (kind, r.vendor_id) not in self.gone and match(r)
+        ]
+        found.sort(key=lambda r: r.our_id is None)
+        return found[0] if found else None
 
-        records = []
-        for kind, record in self.written.items():
-            pulled = (contact_record if kind == "contact" else job_record)(record, self.maps)
-            fields = {k: v for k, v in pulled.fields.items() if v is not None}
-            email = fields.get("email") if kind == "contact" else None
-            records.append(
-                SyncedRecord(
-                    kind=kind,
-                    vendor_id=pulled.vendor_id,
-                    fields=fields,
-                    our_id=self.event.client.id,
-                    email=email,
-                )
-            )
-        return PushResult(
-            vendor_status=self.tave.last_status,
-            external_ids=self.ids,
-            detail=detail,
-            records=records,
+    def _known_job(self, ref: str) -> KnownRecord | None:
+        # A job kept without a ref is recognised by the journey instance its fields carry.
+        return self._known(
+            "job",
+            lambda r: (
+                r.ref == ref or (r.ref is None and r.fields.get("journey_instance_id") == ref)
+            ),
         )
 
-    # --- contact ----------------------------------------------------------------------------------
+    def must_look(self, kind: str) -> bool:
+        """Whether a record of ``kind`` the hub does not know may still exist at the vendor: an
+        earlier attempt may have made it, or a known one was deleted and another may stand."""
+        return not self.known.first_attempt or any(k == kind for k, _ in self.gone)
+
+    def report(
+        self,
+        kind: str,
+        vendor_id: str,
+        fields: dict[str, Any] | None = None,
+        ref: str | None = None,
+        email: str | None = None,
+    ) -> None:
+        self.records[(kind, vendor_id)] = SyncedRecord(
+            kind=kind,
+            vendor_id=vendor_id,
+            fields=dict(fields or {}),
+            our_id=self.client_id,
+            email=email,
+            ref=ref,
+        )
+
+    def forget(self, kind: str, vendor_id: str, ref: str | None = None) -> None:
+        """A known id answered 404: report it deleted, and stop using it in this push."""
+        self.gone.add((kind, vendor_id))
+        self.records[(kind, vendor_id)] = SyncedRecord(
+            kind=kind, vendor_id=vendor_id, our_id=self.client_id, ref=ref, deleted=True
+        )
+        if self.ids.get(kind) == vendor_id:
+            del self.ids[kind]
+            # The link this push used joined the record that is gone: the next round makes one.
+            self.ids.pop("job_contact", None)
+        if kind == "contact" and self.contact_id == vendor_id:
+            self.contact_id, self.contact_how = None, ""
+        if kind == "job" and self.job_id == vendor_id:
+            self.job_id, self.job_how = None, ""
+            self._job_lookup, self._job_looked_up = None, False
+
+    def canonical(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+        pulled = (contact_record if kind == "contact" else job_record)(record, self.maps)
+        return _present(pulled.fields)
+
+    def written(
+        self,
+        kind: str,
+        answer: dict[str, Any],
+        changes: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The canonical fields a PUT of ``changes`` set (``extra``: ones it set under another
+        name), as the pull will read them: from the answer when it is the record, else from the
+        values sent."""
+        table = CONTACT_CANONICAL if kind == "contact" else JOB_CANONICAL
+        sent = {table[k]: _plain(v) for k, v in changes.items() if k in table}
+        if kind == "contact" and "first_name" in sent and "last_name" in sent:
+            sent["name"] = " ".join(str(sent[n]) for n in ("first_name", "last_name") if sent[n])
+        elif kind == "contact" and ("first_name" in sent or "last_name" in sent):
+            sent["name"] = None  # derived by the vendor from both names: read from the answer
+        fields = {**sent, **(extra or {})}
+        if answer.get("id") and len(answer) > 1:
+            full = self.canonical(kind, answer)
+            fields = {name: full.get(name, value) for name, value in fields.items()}
+        return _present(fields)
+
+    def synced(self) -> list[SyncedRecord]:
+        return list(self.records.values())
+
+    def result(self, detail: str | None = None) -> PushResult:
+        return PushResult(
+            vendor_status=self.tave.last_status,
+            external_ids=dict(self.ids),
+            detail=detail,
+            records=self.synced(),
+        )
+
+    # --- contact -----------------------------------------------------------------------------------
+
+    def use_contact(
+        self, vendor_id: str, how: str, fields: dict[str, Any] | None = None, email: Any = None
+    ) -> str:
+        self.contact_id, self.contact_how = vendor_id, how
+        self.ids["contact"] = vendor_id
+        email = (fields or {}).get("email") or email
+        self.report("contact", vendor_id, fields, email=email if isinstance(email, str) else None)
+        return vendor_id
+
+    async def contact(self) -> str:
+        """The client's contact, with the event's fields: the known one (ours, else the studio's
+        with the client's email, which is adopted), else the one a lookup finds where one may
+        exist unknown to the hub, else a new one."""
+        if self.contact_id is not None:
+            return self.contact_id
+        while (known := self._known("contact")) is not None:
+            fields = dict(known.fields)
+            if known.email and not fields.get("email"):
+                fields["email"] = known.email
+            if not _differs_from_known(self.contact_fields, fields, CONTACT_CANONICAL):
+                return self.use_contact(known.vendor_id, "known", email=fields.get("email"))
+            answer = await self.tave.update(
+                api.CONTACTS, known.vendor_id, self.contact_fields, missing_ok=True
+            )
+            if answer is None:
+                self.forget("contact", known.vendor_id)
+                continue
+            fields = self.written("contact", answer, self.contact_fields)
+            return self.use_contact(known.vendor_id, "updated", fields, known.email)
+
+        found = await self.find_contact() if self.must_look("contact") else None
+        if found is not None:
+            vendor_id = str(found["id"])
+            if self.contact_fields and _differs(found, self.contact_fields):
+                answer = await self.tave.update(api.CONTACTS, vendor_id, self.contact_fields) or {}
+                fields = self.written("contact", answer, self.contact_fields)
+                return self.use_contact(vendor_id, "updated", fields, found.get("email"))
+            return self.use_contact(vendor_id, "found", email=found.get("email"))
+
+        body = {
+            "kind": "person",
+            **self.contact_fields,
+            "externalMappings": [self.maps.make("client", self.client_id)],
+        }
+        created = await self.tave.create(api.CONTACTS, body)
+        # The whole record is ours: every field is what this push wrote.
+        return self.use_contact(str(created["id"]), "created", self.canonical("contact", created))
 
     async def find_contact(self) -> dict[str, Any] | None:
-        """Our contact. The contact list cannot be filtered by externalMappingId, so look
-        through this journey's job (which can), then by email (the list's documented filter),
-        then among the most recently modified contacts (where one we created a moment ago,
-        before a crash, is)."""
-        client_id = self.event.client.id
-        job = await self.job()
-        if job is not None:
-            links, _ = await self.tave.page(api.JOB_CONTACTS, jobId=str(job["id"]))
+        """Our contact at the vendor, or the studio's with the client's email. The contact list
+        cannot be filtered by externalMappingId, so look through this journey's job (which can
+        be), then by email (the list's documented filter), then among the most recently
+        modified contacts (where one made a moment ago, before a crash, is)."""
+        client_id = self.client_id
+        job_id = self.job_id
+        if job_id is None:
+            known_job = self._known_job(self.instance)
+            if known_job is not None:
+                job_id = known_job.vendor_id
+            elif (job := await self.lookup_job()) is not None:
+                job_id = str(job["id"])
+        if job_id is not None:
+            links, _ = await self.tave.page(api.JOB_CONTACTS, jobId=job_id)
             for link in links:
                 contact = await self.tave.get(api.CONTACTS, str(link.get("contactId") or "-"))
                 if contact is not None and self.maps.has(contact, client_id):
@@ -102,35 +278,15 @@ class Pusher:
         # The studio already had this person (an enquiry form, an import): use that contact.
         return adoptable
 
-    async def upsert_contact(self) -> str:
-        found = await self.find_contact()
-        fields = {k: v for k, v in self.contact_fields.items() if v is not None}
-        if found is None:
-            body = {
-                "kind": "person",
-                **fields,
-                "externalMappings": [self.maps.make("client", self.event.client.id)],
-            }
-            created = await self.tave.create(api.CONTACTS, body)
-            self.ids["contact"] = str(created["id"])
-            self.wrote("contact", created)
-        else:
-            self.ids["contact"] = str(found["id"])
-            if fields and _differs(found, fields):
-                await self.tave.update(api.CONTACTS, self.ids["contact"], fields)
-                self.wrote("contact", found, fields)
-        return self.ids["contact"]
+    # --- job -----------------------------------------------------------------------------------------
 
-    # --- job ----------------------------------------------------------------------------------------
+    def use_job(self, vendor_id: str, how: str, fields: dict[str, Any] | None = None) -> str:
+        self.job_id, self.job_how = vendor_id, how
+        self.ids["job"] = vendor_id
+        self.report("job", vendor_id, fields, ref=self.instance)
+        return vendor_id
 
-    async def job(self) -> dict[str, Any] | None:
-        """This journey instance's job (looked up once per push)."""
-        if not self._job_looked_up:
-            self._job, self._job_looked_up = await self.find_job(), True
-        return self._job
-
-    async def find_job(self) -> dict[str, Any] | None:
-        instance = self.event.journey_instance_id
+    async def find_job(self, instance: str) -> dict[str, Any] | None:
         items, _ = await self.tave.page(
             api.JOBS,
             externalMappingId=api.external_id(instance),
@@ -140,19 +296,40 @@ class Pusher:
         )
         return next((i for i in items if self.maps.has(i, instance)), None)
 
-    async def ensure_job(self) -> str:
-        """The job of this journey instance, creating the contact, job and link if missing
-        (so an event that overtook its journey_started still lands in the right place)."""
-        job = await self.job()
-        if job is not None:
-            self.ids["job"] = str(job["id"])
-            return self.ids["job"]
-        return await self.create_job(await self.upsert_contact())
+    async def lookup_job(self) -> dict[str, Any] | None:
+        """This journey instance's job at the vendor (looked up once per push)."""
+        if not self._job_looked_up:
+            self._job_lookup, self._job_looked_up = await self.find_job(self.instance), True
+        return self._job_lookup
 
-    async def create_job(self, contact_id: str) -> str:
+    async def resolve_job(self) -> str | None:
+        """This journey instance's job, known or found; None when it is to be made."""
+        if self.job_id is not None:
+            return self.job_id
+        known = self._known_job(self.instance)
+        if known is not None:
+            return self.use_job(known.vendor_id, "known")
+        if self.must_look("job") and (found := await self.lookup_job()) is not None:
+            return self.use_job(str(found["id"]), "found")
+        return None
+
+    async def ensure_job(self, extra: dict[str, Any] | None = None) -> str:
+        """The job of this journey instance, making the contact, the job (with ``extra``) and
+        their link when it is missing, so an event that overtook its journey_started still
+        lands in the right place."""
+        job_id = await self.resolve_job()
+        if job_id is None:
+            await self.contact()
+            job_id = await self.create_job(extra)
+        if self.job_how == "created":
+            await self.link()
+        return job_id
+
+    async def create_job(self, extra: dict[str, Any] | None = None) -> str:
         body: dict[str, Any] = {
-            **{k: v for k, v in self.job_fields.items() if v is not None},
-            "externalMappings": [self.maps.make("journey", self.event.journey_instance_id)],
+            **self.job_fields,
+            **(extra or {}),
+            "externalMappings": [self.maps.make("journey", self.instance)],
         }
         if self.config.job_type:
             type_id = await self.tave.find_by_name(api.JOB_TYPES, self.config.job_type)
@@ -163,51 +340,114 @@ class Pusher:
                 )
             body["jobTypeId"] = type_id
         created = await self.tave.create(api.JOBS, body)
-        self.wrote("job", created)
-        self._job, self._job_looked_up = created, True
-        self.ids["job"] = str(created["id"])
-        await self.link(contact_id, self.ids["job"])
-        return self.ids["job"]
+        return self.use_job(str(created["id"]), "created", self.canonical("job", created))
 
-    async def link(self, contact_id: str, job_id: str) -> None:
-        items, _ = await self.tave.page(api.JOB_CONTACTS, jobId=job_id, contactId=contact_id)
-        found = next((i for i in items if i.get("contactId") == contact_id), None)
-        if found is None:
-            found = await self.tave.create(
-                api.JOB_CONTACTS, {"jobId": job_id, "contactId": contact_id, "client": True}
-            )
-        self.ids["job_contact"] = str(found["id"])
+    async def link(self) -> None:
+        """The job's client link to the contact: known, found where it may exist, or made."""
+        if "job_contact" in self.ids:
+            return
+        contact_id = await self.contact()
+        job_id = self.job_id
+        if job_id is None:  # the callers resolve the job first
+            raise RuntimeError("link() needs the job")
+        known = self._known(
+            "job_contact",
+            lambda r: (
+                r.ref == self.instance
+                and r.fields.get("job_id", job_id) == job_id
+                and r.fields.get("contact_id", contact_id) == contact_id
+            ),
+        )
+        if known is not None:
+            self.use_link(known.vendor_id, job_id, contact_id)
+            return
+        # A job made in this push has no links yet; one the hub knew on a first attempt has
+        # only the links the hub knows of.
+        if self.job_how == "found" or (self.job_how != "created" and self.must_look("link")):
+            items, _ = await self.tave.page(api.JOB_CONTACTS, jobId=job_id, contactId=contact_id)
+            found = next((i for i in items if i.get("contactId") == contact_id), None)
+            if found is not None:
+                self.use_link(str(found["id"]), job_id, contact_id)
+                return
+        created = await self.create_naming(
+            api.JOB_CONTACTS,
+            {"jobId": job_id, "contactId": contact_id, "client": True},
+            job=job_id if self.job_how == "known" else None,
+            contact=contact_id if self.contact_how == "known" else None,
+        )
+        self.use_link(str(created["id"]), job_id, contact_id)
 
-    # --- events ---------------------------------------------------------------------------------------
+    def use_link(self, vendor_id: str, job_id: str, contact_id: str) -> None:
+        self.ids["job_contact"] = vendor_id
+        fields = {"job_id": job_id, "contact_id": contact_id}
+        self.report("job_contact", vendor_id, fields, ref=self.instance)
+
+    async def create_naming(
+        self, path: str, body: dict[str, Any], **known_ids: str | None
+    ) -> dict[str, Any]:
+        """POST a record that names known records (``kind=id``, not yet seen by the vendor in
+        this push). When the vendor refuses it and one of them is gone, forget it and handle
+        the event again (``_Stale``)."""
+        try:
+            return await self.tave.create(path, body)
+        except PermanentError as exc:
+            if exc.vendor_status not in api.MISSING_REFERENCE_STATUSES:
+                raise
+            gone = [
+                (kind, vendor_id)
+                for kind, vendor_id in known_ids.items()
+                if vendor_id and await self.tave.get(PATHS[kind], vendor_id) is None
+            ]
+            if not gone:
+                raise
+            for kind, vendor_id in gone:
+                self.forget(kind, vendor_id, ref=self.instance if kind == "job" else None)
+            raise _Stale from exc
+
+    # --- events ----------------------------------------------------------------------------------
 
     async def journey_started(self) -> PushResult:
-        contact_id = await self.upsert_contact()
-        job = await self.job()
-        if job is None:
-            await self.create_job(contact_id)
-        else:
-            # Delivered again after the job was made: the link may be what a crash interrupted.
-            self.ids["job"] = str(job["id"])
-            await self.link(contact_id, self.ids["job"])
+        await self.contact()
+        await self.ensure_job()
+        await self.link()
         return self.result()
 
-    async def step_completed(self, key: str) -> PushResult:
+    async def step_completed(self) -> PushResult:
         job_id = await self.ensure_job()
-        items, _ = await self.tave.page(
+        key = self.key
+        known = self._known("note", lambda r: r.ref == key)
+        if known is not None:
+            self.use_note(known.vendor_id, job_id)
+            return self.result()
+        if self.must_look("note"):
+            items, _ = await self.tave.page(
+                api.NOTES,
+                jobId=job_id,
+                externalMappingId=api.external_id(key),
+                sortBy=api.SORT_MODIFIED_DESC,
+                pageSize=api.PAGE_SIZE_MAX,
+            )
+            ref = html.escape(api.NOTE_REF_PREFIX + key)
+            note = next(
+                (i for i in items if self.maps.has(i, key) or ref in str(i.get("contentHtml"))),
+                None,
+            )
+            if note is not None:
+                self.use_note(str(note["id"]), job_id)
+                return self.result()
+        body = self._note(job_id, key)
+        created = await self.create_naming(
             api.NOTES,
-            jobId=job_id,
-            externalMappingId=api.external_id(key),
-            sortBy=api.SORT_MODIFIED_DESC,
-            pageSize=api.PAGE_SIZE_MAX,
+            body,
+            job=job_id if self.job_how == "known" else None,
+            contact=body.get("contactId") if self.contact_how == "known" else None,
         )
-        ref = html.escape(api.NOTE_REF_PREFIX + key)
-        note = next(
-            (i for i in items if self.maps.has(i, key) or ref in str(i.get("contentHtml"))), None
-        )
-        if note is None:
-            note = await self.tave.create(api.NOTES, self._note(job_id, key))
-        self.ids["note"] = str(note["id"])
+        self.use_note(str(created["id"]), job_id)
         return self.result()
+
+    def use_note(self, vendor_id: str, job_id: str) -> None:
+        self.ids["note"] = vendor_id
+        self.report("note", vendor_id, {"job_id": job_id}, ref=self.key)
 
     def _note(self, job_id: str, key: str) -> dict[str, Any]:
         step = self.event.step
@@ -223,41 +463,95 @@ class Pusher:
             "date": self.event.occurred_at.date().isoformat(),
             "externalMappings": [self.maps.make("note", key)],
         }
-        if "contact" in self.ids:
-            body["contactId"] = self.ids["contact"]
+        if self.contact_id is not None:
+            body["contactId"] = self.contact_id
         return body
 
     async def set_status(self) -> PushResult:
         name = self.config.status_for(self.event.type)
         if not name:
             return PushResult(status="skipped", detail=f"no lead status set for {self.event.type}")
-        job_id = await self.ensure_job()
         status_id = await self.tave.find_by_name(api.LEAD_STATUSES, name)
         if status_id is None:
             raise PermanentError(
                 f"VSCO Workspace has no lead status named {name!r}: create it in Settings > "
                 "Lead Statuses or change the connection's status settings"
             )
-        await self.tave.update(api.JOBS, job_id, {"leadStatusId": status_id})
+        change = {"leadStatusId": status_id}
+        # A job that answers 404 is forgotten, and the next one resolved (a lookup) is tried.
+        while (job_id := await self.resolve_job()) and self.job_how in UNWRITTEN:
+            answer = await self.tave.update(api.JOBS, job_id, change, missing_ok=True)
+            if answer is None:
+                self.forget("job", job_id, ref=self.instance)
+                continue
+            fields = self.written("job", answer, change, extra={"lead_status": name})
+            self.use_job(job_id, "updated", fields)
+        # A job made here is made with the status.
+        await self.ensure_job(change)
         return self.result()
 
     async def client_updated(self) -> PushResult:
-        contact_id = await self.upsert_contact()
+        await self.contact()
         date = self.job_fields.get("eventDate")
         if date:
             # The client's jobs that we made (not every job the studio has with them).
-            links, _ = await self.tave.page(
-                api.JOB_CONTACTS, contactId=contact_id, pageSize=api.PAGE_SIZE_MAX
-            )
-            for job_id in dict.fromkeys(str(link["jobId"]) for link in links if link.get("jobId")):
-                job = await self.tave.get(api.JOBS, job_id)
-                if job is None or self.maps.ours(job, "journey") is None:
-                    continue
-                if job.get("eventDate") != date:
-                    await self.tave.update(api.JOBS, job_id, {"eventDate": date})
-                    self.wrote("job", job, {"eventDate": date})
-                self.ids.setdefault("job", job_id)
+            for known in self.known.all("job"):
+                if ("job", known.vendor_id) not in self.gone:
+                    await self.move_job(known, date)
         return self.result()
+
+    async def move_job(self, known: KnownRecord, date: str) -> None:
+        """Set a known job's wedding date; a job the studio deleted is looked up by its journey
+        instance (another may stand for it) but not made again."""
+        ref = known.ref or known.fields.get("journey_instance_id")
+        vendor_id = known.vendor_id
+        if known.fields.get("wedding_date") != date:
+            change = {"eventDate": date}
+            answer = await self.tave.update(api.JOBS, vendor_id, change, missing_ok=True)
+            if answer is None:
+                self.forget("job", vendor_id, ref=ref)
+                found = await self.find_job(ref) if ref else None
+                if found is None:
+                    return
+                vendor_id = str(found["id"])
+                if found.get("eventDate") == date:
+                    self.report("job", vendor_id, ref=ref)
+                    self.ids.setdefault("job", vendor_id)
+                    return
+                answer = await self.tave.update(api.JOBS, vendor_id, change) or {}
+            self.report("job", vendor_id, self.written("job", answer, change), ref=ref)
+        self.ids.setdefault("job", vendor_id)
+
+
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _plain(value: Any) -> Any:
+    """A mapped value as the pull shows it: a phone object as its number."""
+    if isinstance(value, dict):
+        return value.get("e164") or value.get("formatted")
+    return value
+
+
+def _same(name: str, new: Any, old: Any) -> bool:
+    if name == "phone":
+        digits = ["".join(c for c in str(v or "") if c.isdigit()) for v in (new, old)]
+        return digits[0] == digits[1]
+    if name == "email":
+        return str(new or "").strip().casefold() == str(old or "").strip().casefold()
+    return new == old
+
+
+def _differs_from_known(
+    mapped: dict[str, Any], known: dict[str, Any], table: dict[str, str]
+) -> bool:
+    """Whether writing ``mapped`` would change the record as the hub knows it."""
+    for key, value in mapped.items():
+        name = table.get(key)
+        if name is None or not _same(name, _plain(value), known.get(name)):
+            return True
+    return False
 
 
 def _differs(record: dict[str, Any], fields: dict[str, Any]) -> bool:
@@ -273,15 +567,34 @@ def _differs(record: dict[str, Any], fields: dict[str, Any]) -> bool:
 
 
 async def push(
-    tave: TaveClient, config: TaveConfig, event: JourneyEvent, mapped: dict, key: str
+    tave: TaveClient,
+    config: TaveConfig,
+    event: JourneyEvent,
+    mapped: dict[str, Any],
+    key: str,
+    known: Known,
 ) -> PushResult:
-    pusher = Pusher(tave, config, event, mapped)
-    if event.type == "journey_started":
-        return await pusher.journey_started()
-    if event.type == "step_completed":
-        return await pusher.step_completed(key)
-    if event.type in STATUS_EVENTS:
-        return await pusher.set_status()
-    if event.type == "client_updated":
-        return await pusher.client_updated()
-    return PushResult(status="skipped", detail=f"{event.type} is not pushed to VSCO Workspace")
+    pusher = Pusher(tave, config, event, mapped, key, known)
+    handlers: dict[str, Callable[[], Awaitable[PushResult]]] = {
+        "journey_started": pusher.journey_started,
+        "step_completed": pusher.step_completed,
+        "client_updated": pusher.client_updated,
+        **dict.fromkeys(STATUS_EVENTS, pusher.set_status),
+    }
+    handler = handlers.get(event.type)
+    if handler is None:
+        return PushResult(status="skipped", detail=f"{event.type} is not pushed to VSCO Workspace")
+    try:
+        for _ in range(MAX_ROUNDS):
+            try:
+                return await handler()
+            except _Stale:
+                continue  # the deleted records are forgotten: found or made again this round
+        raise PermanentError(
+            "VSCO Workspace kept refusing records this push names as missing; "
+            "the hub's records of this client may be out of date"
+        )
+    except ConnectorError as exc:
+        # What was written or found so far, so the next attempt knows it and makes it once.
+        exc.records = pusher.synced()
+        raise

@@ -167,6 +167,7 @@ class TaveSandbox:
             self.requests: Counter[str] = Counter()  # "METHOD /api/v2/path" per call
             self._hits: deque[float] = deque()
             self._lost: list[tuple[str, str]] = []
+            self._late: list[tuple[str, str, float]] = []
         self.faults.clear()
         # Studio settings keep their ids across resets, as a real studio's would.
         for name in ("Wedding", "Engagement"):
@@ -229,6 +230,12 @@ class TaveSandbox:
         answered 502, as if the connection dropped after the vendor committed it."""
         with self._lock:
             self._lost.append((method.upper(), PREFIX + path))
+
+    def answer_late(self, method: str, path: str, seconds: float) -> None:
+        """The next ``method path`` call is carried out at once and answered ``seconds`` late:
+        a client that gives up sooner does not know the vendor did the work."""
+        with self._lock:
+            self._late.append((method.upper(), PREFIX + path, seconds))
 
     # --- acting as the studio's user --------------------------------------------------------------------
 
@@ -321,6 +328,14 @@ class TaveSandbox:
                 self._lost.remove((method, path))
                 return True
             return False
+
+    def _take_late(self, method: str, path: str) -> float | None:
+        with self._lock:
+            for late in self._late:
+                if late[:2] == (method, path):
+                    self._late.remove(late)
+                    return late[2]
+            return None
 
 
 def _defaults(resource: str) -> dict[str, Any]:
@@ -501,14 +516,30 @@ def create_app(sb: TaveSandbox) -> Litestar:
 
 
 class _LoseResponses:
-    """ASGI wrapper: run the request, then drop its answer for a 502 (see ``lose_response``)."""
+    """ASGI wrapper: run the request, then drop its answer for a 502 (see ``lose_response``),
+    or hold it back (see ``answer_late``)."""
 
     def __init__(self, app: Callable[..., Any], sb: TaveSandbox) -> None:
         self.inner = app
         self.sb = sb
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not self.sb._take_lost(scope["method"], scope["path"]):
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        late = self.sb._take_late(scope["method"], scope["path"])
+        if late is not None:
+            held: list[Any] = []
+
+            async def hold(message: Any) -> None:
+                held.append(message)
+
+            await self.inner(scope, receive, hold)  # the work is done now
+            await asyncio.sleep(late)
+            for message in held:
+                await send(message)
+            return
+        if not self.sb._take_lost(scope["method"], scope["path"]):
             await self.inner(scope, receive, send)
             return
 

@@ -1,0 +1,1 @@
+"""The delivery core: the task gate and the outcome recorder the push worker runs on."""

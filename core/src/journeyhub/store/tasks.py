@@ -1,0 +1,218 @@
+"""Delivery tasks and where each stands (the ``tasks`` table).
+
+Most statements here run inside a transaction the caller runs with ``Store.run``: the
+router's, the task gate's, the outcome recorder's, so each of those is one transaction per
+batch. The decisions themselves are made in ``journeyhub.delivery.gate``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, bindparam, func, literal_column, or_, select, tuple_, update
+
+from journeyhub.model import DeliveryTask, utcnow
+from journeyhub.store.tables import TaskRow
+
+if TYPE_CHECKING:
+    from journeyhub.store.store import Store
+
+TASKS = TaskRow.__table__
+PENDING, DONE, DEAD, DROPPED = "pending", "done", "dead", "dropped"
+# Written as a literal, not a bound parameter: only then can SQLite and PostgreSQL see that a
+# query's rows are all in the partial index of pending tasks.
+IS_PENDING = TASKS.c.state == literal_column(f"'{PENDING}'")
+OrderKey = tuple[str, str]  # (connection id, client key)
+STATE_COLUMNS = (
+    TASKS.c.task_id,
+    TASKS.c.state,
+    TASKS.c.attempts,
+    TASKS.c.failures,
+    TASKS.c.held_by,
+    TASKS.c.held_until,
+)
+
+
+# The gate's and the recorder's statements, built once: they run for every batch, and
+# building a statement anew costs more than SQLite takes to run it.
+_IDS = bindparam("ids", expanding=True)
+_CLAIM = (
+    update(TASKS)
+    .where(
+        TASKS.c.task_id.in_(_IDS),
+        IS_PENDING,
+        or_(
+            TASKS.c.held_by.is_(None),
+            TASKS.c.held_until < bindparam("now"),
+            TASKS.c.held_by == bindparam("holder"),
+        ),
+    )
+    .values(held_by=bindparam("holder"), held_until=bindparam("until"),
+            attempts=TASKS.c.attempts + 1)
+    .returning(*STATE_COLUMNS)
+)  # fmt: skip
+_UNCLAIM = (
+    update(TASKS)
+    .where(TASKS.c.task_id.in_(_IDS), TASKS.c.held_by == bindparam("holder"))
+    .values(held_by=None, held_until=None, attempts=TASKS.c.attempts - 1)
+)
+_STATES = select(*STATE_COLUMNS).where(TASKS.c.task_id.in_(_IDS))
+_PENDING_BEFORE = (
+    select(TASKS.c.connection_id, TASKS.c.order_key, TASKS.c.sequence, TASKS.c.task_id)
+    .where(
+        IS_PENDING,
+        tuple_(TASKS.c.connection_id, TASKS.c.order_key).in_(bindparam("keys", expanding=True)),
+        TASKS.c.sequence <= bindparam("upto"),
+    )
+    .order_by(TASKS.c.sequence)
+)
+_FINISH = (
+    update(TASKS)
+    .where(TASKS.c.task_id.in_(_IDS))
+    .values(state=bindparam("new_state"), held_by=None, held_until=None,
+            finished_at=bindparam("now"))
+)  # fmt: skip
+_RETRY = (
+    update(TASKS)
+    .where(TASKS.c.task_id.in_(_IDS), TASKS.c.held_by == bindparam("holder"))
+    .values(held_by=None, held_until=None)
+)
+_RETRY_FAILED = _RETRY.values(failures=TASKS.c.failures + 1)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    task_id: str
+    state: str
+    attempts: int
+    failures: int
+    held_by: str | None
+    held_until: datetime | None
+
+
+def pending_row(task: DeliveryTask, now: datetime) -> dict[str, Any]:
+    return {
+        "task_id": task.id,
+        "connection_id": task.connection_id,
+        "order_key": task.order_key,
+        "sequence": task.sequence,
+        "state": PENDING,
+        "attempts": 0,
+        "failures": 0,
+        "created_at": now,
+    }
+
+
+class TaskRepo:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._add = store.insert(TASKS).on_conflict_do_nothing(index_elements=["task_id"])
+
+    # --- routing ----------------------------------------------------------------------------------
+
+    def add(self, conn: Connection, tasks: list[DeliveryTask]) -> None:
+        """Put routed tasks in their clients' order. A task known already (routed twice, or
+        finished) keeps its row as it is: a finished task is not put back in the order."""
+        if not tasks:
+            return
+        now = utcnow()
+        conn.execute(self._add, [pending_row(t, now) for t in tasks])
+
+    # --- the task gate ----------------------------------------------------------------------------
+
+    def claim(
+        self, conn: Connection, task_ids: list[str], holder: str, until: datetime
+    ) -> dict[str, TaskState]:
+        """Hold the free pending tasks among ``task_ids`` for ``holder`` until ``until``, and
+        count an attempt begun on each; returns the rows claimed.
+
+        The write comes first in the gate's transaction: on PostgreSQL a second process
+        claiming the same rows waits for this transaction and then finds them held; on SQLite
+        the transaction holds the one write lock from its start."""
+        if not task_ids:
+            return {}
+        claimed = conn.execute(
+            _CLAIM, {"ids": task_ids, "now": utcnow(), "holder": holder, "until": until}
+        )
+        return {row[0]: TaskState(*row) for row in claimed.all()}
+
+    def unclaim(self, conn: Connection, task_ids: list[str], holder: str) -> None:
+        """Give back tasks ``holder`` claimed and will not push now: no attempt was begun."""
+        if task_ids:
+            conn.execute(_UNCLAIM, {"ids": task_ids, "holder": holder})
+
+    def states(self, conn: Connection, task_ids: list[str]) -> dict[str, TaskState]:
+        if not task_ids:
+            return {}
+        return {row[0]: TaskState(*row) for row in conn.execute(_STATES, {"ids": task_ids})}
+
+    def pending_before(
+        self, conn: Connection, upto: dict[OrderKey, int]
+    ) -> dict[OrderKey, list[tuple[int, str]]]:
+        """For each (connection, client) key, its pending tasks up to the key's sequence in
+        ``upto``, as (sequence, task id) in order."""
+        if not upto:
+            return {}
+        found: dict[OrderKey, list[tuple[int, str]]] = defaultdict(list)
+        rows = conn.execute(_PENDING_BEFORE, {"keys": list(upto), "upto": max(upto.values())})
+        for connection_id, order_key, sequence, task_id in rows:
+            if sequence <= upto[(connection_id, order_key)]:
+                found[(connection_id, order_key)].append((int(sequence), task_id))
+        return found
+
+    # --- outcomes ---------------------------------------------------------------------------------
+
+    def finish(self, conn: Connection, task_ids: list[str], state: str, now: datetime) -> None:
+        """Out of the order for good (``done``, ``dropped``) or until replayed (``dead``)."""
+        if task_ids:
+            conn.execute(_FINISH, {"ids": task_ids, "new_state": state, "now": now})
+
+    def retry(self, conn: Connection, task_ids: list[str], holder: str, *, failed: bool) -> None:
+        """Give ``holder``'s tasks back for a later attempt; ``failed`` counts it against the
+        limit (a 429 or a connection waiting for re-authorisation does not)."""
+        if task_ids:
+            conn.execute(_RETRY_FAILED if failed else _RETRY, {"ids": task_ids, "holder": holder})
+
+    def reopen(self, conn: Connection, task: DeliveryTask) -> None:
+        """A dead task replayed: back in its client's order at its original place, its
+        failures counted afresh. A task delivered since (its dead letter replayed before) is
+        left done: the replay finds it so and pushes nothing."""
+        insert = self.store.insert(TASKS).values(pending_row(task, utcnow()))
+        reopened = {"state": PENDING, "failures": 0, "held_by": None, "held_until": None,
+                    "finished_at": None}  # fmt: skip
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=["task_id"], set_=reopened, where=TASKS.c.state == DEAD
+            )
+        )
+
+    # --- on their own -------------------------------------------------------------------------------
+
+    async def extend(self, task_ids: list[str], holder: str, until: datetime) -> None:
+        """Hold longer the tasks ``holder`` still holds (a push outlasting its hold). It takes
+        no free task, so a task given back for its retry is never taken again by a late beat."""
+        if not task_ids:
+            return
+        statement = (
+            update(TASKS)
+            .where(TASKS.c.task_id.in_(task_ids), TASKS.c.held_by == holder, IS_PENDING)
+            .values(held_until=until)
+        )
+        await self.store.run(lambda conn: conn.execute(statement))
+
+    async def give_back(self, task_ids: list[str], holder: str) -> None:
+        if task_ids:
+            await self.store.run(lambda conn: self.unclaim(conn, task_ids, holder))
+
+    async def close(self, task_id: str, state: str) -> None:
+        await self.store.run(lambda conn: self.finish(conn, [task_id], state, utcnow()))
+
+    async def get(self, task_id: str) -> TaskState | None:
+        return (await self.store.run(lambda conn: self.states(conn, [task_id]))).get(task_id)
+
+    async def pending_count(self, connection_id: str) -> int:
+        query = select(func.count()).where(TASKS.c.connection_id == connection_id, IS_PENDING)
+        return int(await self.store.run(lambda conn: conn.execute(query).scalar_one()))
