@@ -103,3 +103,38 @@ async def test_sync_links_resolve_our_client_id(hub: Hub) -> None:
     assert await hub.store.sync.client_id_for(ids, vendor_record_id="v-1") == "c-1"
     assert await hub.store.sync.client_id_for(ids, email="a@X.com") == "c-1"
     assert await hub.store.sync.client_id_for(ids, email="nobody@x.com") is None
+
+
+async def test_a_busy_sqlite_write_lock_is_waited_for_off_the_event_loop(hub: Hub) -> None:
+    """``Store.run`` runs its transaction on the event loop; when another writer holds SQLite's
+    lock, it waits for it in the store's thread, and the event loop goes on meanwhile."""
+    if not hub.settings.is_sqlite:
+        pytest.skip("SQLite's write lock: PostgreSQL transactions run on the async driver")
+    import asyncio
+    import sqlite3
+    import threading
+
+    from journeyhub.store.tasks import TASKS
+    from sqlalchemy import select
+
+    other = sqlite3.connect(
+        str(hub.settings.data_dir / "journeyhub.db"), isolation_level=None, check_same_thread=False
+    )
+    other.execute("BEGIN IMMEDIATE")  # another writer (a CLI command, an API write)
+    threading.Timer(0.5, other.rollback).start()
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    started = asyncio.get_running_loop().time()
+    count = await hub.store.run(lambda conn: conn.execute(select(TASKS.c.task_id)).all())
+    waited = asyncio.get_running_loop().time() - started
+    ticker.cancel()
+    other.close()
+    assert isinstance(count, list) and waited >= 0.4
+    assert ticks >= 20  # the loop ran while the transaction waited for the lock

@@ -140,7 +140,9 @@ class _CurrentStderr:
 _STDERR = _CurrentStderr()
 
 
-class _NamedPrintLogger(structlog.PrintLogger):
+class _NamedPrintLogger(structlog.WriteLogger):
+    """A line and its newline in one write (a print writes them apart: two system calls)."""
+
     def __init__(self, file: Any, name: str) -> None:
         super().__init__(file)
         self.name = name

@@ -19,7 +19,7 @@ from __future__ import annotations
 import atexit
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     REGISTRY,
@@ -122,6 +122,19 @@ bus_calls = Counter(
 vendor_requests = Counter(
     "journeyhub_vendor_requests_total", "HTTP requests sent to vendors, by host", ["host"]
 )
+
+
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once: ``labels`` takes a lock and builds its key
+    on every call, which the hot paths (a push, a webhook, a bus message) would pay each time."""
+    key = (id(metric), labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found
 
 
 def mark_process_dead(pid: int | None = None) -> None:

@@ -113,7 +113,6 @@ class VendorHttp:
         self.limit = limit
         self.user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
-        self._counted: dict[str, Any] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         # Made on first use, inside the running event loop it belongs to.
@@ -200,10 +199,7 @@ class VendorHttp:
     def _count(self, url: str) -> None:
         parts = urlsplit(url)
         host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
-        counter = self._counted.get(host)
-        if counter is None:
-            counter = self._counted[host] = metrics.vendor_requests.labels(host)
-        counter.inc()
+        metrics.child(metrics.vendor_requests, host).inc()
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -87,16 +86,11 @@ def _count_calls(nc: NatsClient) -> None:
     """Count every message this client sends, by kind, in ``metrics.bus_calls``. Requests
     (JetStream publishes, API calls) go out through ``publish`` with a reply inbox, as do pull
     requests and acks, so wrapping ``publish`` sees them all once."""
-    children: dict[str, Any] = {}
     publish = nc.publish
 
     async def counted_publish(subject: str, payload: bytes = b"", reply: str = "",
                               headers: dict[str, str] | None = None) -> None:  # fmt: skip
-        kind = _call_kind(subject, reply)
-        child = children.get(kind)
-        if child is None:
-            child = children[kind] = metrics.bus_calls.labels(kind)
-        child.inc()
+        metrics.child(metrics.bus_calls, _call_kind(subject, reply)).inc()
         await publish(subject, payload, reply=reply, headers=headers)
 
     nc.publish = counted_publish  # type: ignore[method-assign]

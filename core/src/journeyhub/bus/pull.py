@@ -25,7 +25,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 # How long a take waits, once it has a message, for the rest of a burst (no request needed).
-TOP_UP_WAIT = 0.003
+TOP_UP_WAIT = 0.005
 HEARTBEAT = "100"  # a status that ends no request
 
 

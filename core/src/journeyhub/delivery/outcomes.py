@@ -24,6 +24,9 @@ INSERT_ATTEMPTS = Delivery.__table__.insert()
 INSERT_DEAD_LETTERS = DeadLetter.__table__.insert()
 FINISHED = {"delivered": DONE, "skipped": DONE, "dead": DEAD}
 COUNTED_FAILURE = "failed"  # a 429 or a wait for re-authorisation is not a failed attempt
+# Outcome writes follow each other no closer than this: under load, outcomes finishing a few
+# milliseconds apart share a transaction; one after a quiet spell is written at once.
+COMMIT_INTERVAL = 0.01
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,9 @@ class Recorder:
     def __init__(self, store: Store, holder: str) -> None:
         self.store = store
         self.holder = holder
-        self.commits: GroupCommit[Outcome, str | None] = GroupCommit(self._write, max_items=500)
+        self.commits: GroupCommit[Outcome, str | None] = GroupCommit(
+            self._write, max_items=500, min_interval=COMMIT_INTERVAL
+        )
 
     async def record(self, outcome: Outcome) -> str | None:
         """Write one outcome (with whatever else waits); the dead letter's id for a dead one."""

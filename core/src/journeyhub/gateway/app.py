@@ -23,10 +23,11 @@ from journeyhub.gateway.errors import internal_error_handler
 from journeyhub.gateway.events_api import EventsController
 from journeyhub.gateway.health import HealthController
 from journeyhub.gateway.health_api import ConnectionHealthController
+from journeyhub.gateway.ingress import Ingress
 from journeyhub.gateway.metrics_api import MetricsController
 from journeyhub.gateway.operations_api import OperationsController
 from journeyhub.gateway.plugins_api import PluginsController
-from journeyhub.gateway.webhooks import WebhookIngress, WebhooksController
+from journeyhub.gateway.webhooks import WebhooksController
 from journeyhub.hub import Hub
 
 # Paths open without a key: probes, metrics, the schema, and vendors' webhooks (which are
@@ -69,9 +70,9 @@ def route_handlers() -> list[object]:
     ]
 
 
-def create_app(hub: Hub, extra_handlers: list[object] | None = None) -> WebhookIngress:
-    """The gateway's ASGI app: inbound webhooks on their own fast path (``WebhookIngress``),
-    everything else through the Litestar application (reachable as ``.app``)."""
+def create_app(hub: Hub, extra_handlers: list[object] | None = None) -> Ingress:
+    """The gateway's ASGI app: inbound webhooks and journey events on their own fast path
+    (``gateway/ingress.py``), everything else through the Litestar application (``.app``)."""
 
     def provide_hub(state: State) -> Hub:
         return state.hub
@@ -95,4 +96,4 @@ def create_app(hub: Hub, extra_handlers: list[object] | None = None) -> WebhookI
         request_max_body_size=hub.settings.webhook_max_bytes * 8,
         debug=False,
     )
-    return WebhookIngress(hub, document_common_errors(Litestar.from_config(config)))
+    return Ingress(hub, document_common_errors(Litestar.from_config(config)))

@@ -16,6 +16,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from journeyhub.gateway.answers import Answer, problem
 from journeyhub.store.keys import Principal
 
 GRANTS: dict[str, frozenset[str]] = {
@@ -49,6 +50,20 @@ class KeyCache:
         return principal
 
 
+def key_cache(state: Any) -> KeyCache:
+    """The app's key cache, made on first use."""
+    if "key_cache" not in state:
+        state.key_cache = KeyCache()
+    return state.key_cache  # type: ignore[no-any-return]
+
+
+def role_problem(principal: Principal, role: str) -> Answer | None:
+    """The 403 answer when the key's role does not grant ``role``; None when it does."""
+    if role in GRANTS.get(principal.role, frozenset()):
+        return None
+    return problem(403, f"this key has the {principal.role!r} role; this call needs {role!r}")
+
+
 class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         header = connection.headers.get("authorization", "")
@@ -58,9 +73,7 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
                 "missing API key: send 'Authorization: Bearer <tenant key>'"
             )
         state = connection.app.state
-        if "key_cache" not in state:
-            state.key_cache = KeyCache()
-        principal = await state.key_cache.principal(state.hub, presented.strip())
+        principal = await key_cache(state).principal(state.hub, presented.strip())
         if principal is None:
             raise NotAuthorizedException("unknown or revoked API key")
         return AuthenticationResult(user=principal, auth=principal.key_id)
@@ -76,10 +89,8 @@ def require(role: str) -> Callable[[ASGIConnection, BaseRouteHandler], Awaitable
             raise NotAuthorizedException(
                 "missing API key: send 'Authorization: Bearer <tenant key>'"
             )
-        if role not in GRANTS.get(principal.role, frozenset()):
-            raise PermissionDeniedException(
-                f"this key has the {principal.role!r} role; this call needs {role!r}"
-            )
+        if (refused := role_problem(principal, role)) is not None:
+            raise PermissionDeniedException(refused.content["detail"])
 
     guard.__name__ = f"require_{role}"
     return guard

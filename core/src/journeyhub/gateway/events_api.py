@@ -8,6 +8,7 @@ from it, so a repeated id is accepted and not delivered again.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, post
@@ -16,9 +17,9 @@ from litestar.params import JSONBody
 
 from journeyhub import metrics
 from journeyhub.bus.jetstream import BusUnavailable
+from journeyhub.gateway.answers import Answer, problem
 from journeyhub.gateway.auth import require
 from journeyhub.gateway.docs import StrictJSON, problems
-from journeyhub.gateway.errors import UnprocessableInput
 from journeyhub.gateway.limits import events_limiter, retry_after_header
 from journeyhub.hub import Hub
 from journeyhub.logs import child_correlation_id, correlation_scope, get_logger
@@ -27,6 +28,7 @@ from journeyhub.store.keys import Principal
 
 log = get_logger(__name__)
 MAX_EVENTS = 500
+_encode = msgspec.json.Encoder().encode
 
 
 class EventsAccepted(msgspec.Struct):
@@ -34,7 +36,72 @@ class EventsAccepted(msgspec.Struct):
     duplicates: list[str]
 
 
+async def accept_events(hub: Hub, state: Any, principal: Principal,
+                        data: JourneyEvent | list[JourneyEvent] | None, request_id: str) -> Answer:  # fmt: skip
+    """Store a request's events on the bus; the answer to give: 202 once durable, 422 naming
+    the bad field, 429 over the tenant's rate (with ``Retry-After``; nothing stored), 503 if
+    not stored."""
+    if data is None:
+        return _unprocessable("body is not valid JSON: send an event or an array")
+    batch = data if isinstance(data, list) else [data]
+    if not batch:
+        return _unprocessable("send at least one event")
+    if len(batch) > MAX_EVENTS:
+        return _unprocessable(f"at most {MAX_EVENTS} events per request, not {len(batch)}")
+    limiter = events_limiter(state, hub.settings)
+    if limiter is not None:
+        if len(batch) > limiter.burst:
+            return _unprocessable(
+                f"at most {limiter.burst:g} events per request on this hub "
+                f"(JOURNEYHUB_EVENTS_BURST), not {len(batch)}"
+            )
+        wait = limiter.take(principal.tenant_id, len(batch))
+        if wait > 0:
+            metrics.child(metrics.events_received, "rate_limited").inc(len(batch))
+            detail = (f"over this tenant's rate of {limiter.rate:g} events/s; nothing was "
+                      "stored: retry after Retry-After seconds")  # fmt: skip
+            return Answer(429, {"status_code": 429, "detail": detail},
+                          retry_after=retry_after_header(wait))  # fmt: skip
+    subject = hub.bus.subjects.events(principal.tenant_id)
+    # Each event's journey has its own correlation id: the request's id, then the event's.
+    correlation = {e.id: child_correlation_id(request_id, e.id) for e in batch}
+    try:
+        acks = await asyncio.gather(
+            *(
+                hub.bus.publish(
+                    subject,
+                    _encode(event),
+                    msg_id=f"{principal.tenant_id}:{event.id}",
+                    headers={"Journeyhub-Correlation-Id": correlation[event.id]},
+                )
+                for event in batch
+            )
+        )
+    except BusUnavailable:
+        metrics.child(metrics.events_received, "bus_unavailable").inc(len(batch))
+        # Some may be stored: sending the same ids again is safe (they are deduplicated).
+        return Answer(503, {"status_code": 503, "detail": "not stored: the bus is unavailable; "
+                                                          "retry with the same ids"},
+                      retry_after="5")  # fmt: skip
+    duplicates = [e.id for e, ack in zip(batch, acks, strict=True) if ack.duplicate]
+    for event, ack in zip(batch, acks, strict=True):
+        with correlation_scope(correlation[event.id], event_id=event.id):
+            log.info("event_accepted", event_type=event.type, duplicate=bool(ack.duplicate))
+    metrics.child(metrics.events_received, "accepted").inc(len(batch) - len(duplicates))
+    metrics.child(metrics.events_received, "duplicate").inc(len(duplicates))
+    return Answer(202, EventsAccepted(accepted=[e.id for e in batch], duplicates=duplicates))
+
+
+def _unprocessable(message: str) -> Answer:
+    """A 422 as ``UnprocessableInput`` answers it through Litestar (the whole body is at
+    fault: ``$``)."""
+    return problem(422, message, extra={"errors": [{"field": "$", "message": message}]})
+
+
 class EventsController(Controller):
+    """The route's declaration (OpenAPI) and the requests ``gateway/ingress.py`` leaves to
+    Litestar; both answer through :func:`accept_events`."""
+
     path = "/v1/events"
     tags = ["events"]
 
@@ -55,69 +122,7 @@ class EventsController(Controller):
     ) -> Response[EventsAccepted]:
         """Accept journey events; 202 once durable, 422 naming the bad field, 429 over the
         tenant's rate (with ``Retry-After``; nothing stored), 503 if not stored."""
-        principal: Principal = request.user
-        if data is None:
-            raise UnprocessableInput("body is not valid JSON: send an event or an array", "$")
-        batch = data if isinstance(data, list) else [data]
-        if not batch:
-            raise UnprocessableInput("send at least one event", field="$")
-        if len(batch) > MAX_EVENTS:
-            raise UnprocessableInput(
-                f"at most {MAX_EVENTS} events per request, not {len(batch)}", field="$"
-            )
-        limiter = events_limiter(request.app.state, hub.settings)
-        if limiter is not None:
-            if len(batch) > limiter.burst:
-                raise UnprocessableInput(
-                    f"at most {limiter.burst:g} events per request on this hub "
-                    f"(JOURNEYHUB_EVENTS_BURST), not {len(batch)}",
-                    field="$",
-                )
-            wait = limiter.take(principal.tenant_id, len(batch))
-            if wait > 0:
-                metrics.events_received.labels("rate_limited").inc(len(batch))
-                return Response(
-                    {
-                        "status_code": 429,
-                        "detail": f"over this tenant's rate of {limiter.rate:g} events/s; "
-                        "nothing was stored: retry after Retry-After seconds",
-                    },
-                    status_code=429,
-                    headers={"retry-after": retry_after_header(wait)},
-                )
-        subject = hub.bus.subjects.events(principal.tenant_id)
         request_id = request.scope.get("state", {}).get("request_id", "")
-        # Each event's journey has its own correlation id: the request's id, then the event's.
-        correlation = {e.id: child_correlation_id(request_id, e.id) for e in batch}
-        try:
-            acks = await asyncio.gather(
-                *(
-                    hub.bus.publish(
-                        subject,
-                        msgspec.json.encode(event),
-                        msg_id=f"{principal.tenant_id}:{event.id}",
-                        headers={"Journeyhub-Correlation-Id": correlation[event.id]},
-                    )
-                    for event in batch
-                )
-            )
-        except BusUnavailable:
-            metrics.events_received.labels("bus_unavailable").inc(len(batch))
-            # Some may be stored: sending the same ids again is safe (they are deduplicated).
-            return Response(
-                {
-                    "status_code": 503,
-                    "detail": "not stored: the bus is unavailable; retry with the same ids",
-                },
-                status_code=503,
-                headers={"retry-after": "5"},
-            )
-        duplicates = [e.id for e, ack in zip(batch, acks, strict=True) if ack.duplicate]
-        for event, ack in zip(batch, acks, strict=True):
-            with correlation_scope(correlation[event.id], event_id=event.id):
-                log.info("event_accepted", event_type=event.type, duplicate=bool(ack.duplicate))
-        metrics.events_received.labels("accepted").inc(len(batch) - len(duplicates))
-        metrics.events_received.labels("duplicate").inc(len(duplicates))
-        return Response(
-            EventsAccepted(accepted=[e.id for e in batch], duplicates=duplicates), status_code=202
-        )
+        result = await accept_events(hub, request.app.state, request.user, data, request_id)
+        headers = {"retry-after": result.retry_after} if result.retry_after else None
+        return Response(result.content, status_code=result.status, headers=headers)  # type: ignore[arg-type]

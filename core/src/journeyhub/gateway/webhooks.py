@@ -7,36 +7,29 @@ processed once. Bad input gets its 4xx: 401 (signature, with the reason), 404 (u
 disabled or another vendor's connection), 413 (too large); 503 with ``Retry-After`` when the
 bus did not acknowledge.
 
-This is the gateway's hot path, so it is served by :class:`WebhookIngress`, a plain ASGI app in
-front of Litestar: Litestar's routing, middleware stack, dependency injection and response
-machinery cost more CPU per webhook than the work itself (``bench/ingest/attribution.py``
-measures each layer). The route is declared in Litestar too (:class:`WebhooksController`): for
-the OpenAPI document, and for the requests the fast path leaves to Litestar (a trailing slash,
-another method). Both answer through :func:`accept`.
+This is a hot path: ``gateway/ingress.py`` answers it in front of Litestar; the route declared
+here serves the OpenAPI document and the requests left to Litestar. Both answer through
+:func:`accept`.
 """
 
 from __future__ import annotations
 
 import functools
-import uuid
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qsl
 
 import msgspec
 import structlog
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from journeyhub import metrics
 from journeyhub.bus.jetstream import BusUnavailable
 from journeyhub.bus.subjects import Subjects
 from journeyhub.errors import ConnectorNotFound, WebhookRejected
+from journeyhub.gateway.answers import Answer, problem
 from journeyhub.gateway.docs import WebhookOperation, problems
 from journeyhub.hub import Hub
-from journeyhub.logs import get_logger, secrets_registry
+from journeyhub.logs import get_logger
 from journeyhub.model import StoredWebhook, utcnow
 
 log = get_logger(__name__)
@@ -55,26 +48,8 @@ class WebhookAccepted(msgspec.Struct):
     event_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    content: WebhookAccepted | dict[str, Any]
-    retry_after: str | None = None
-
-
-def _problem(status: int, detail: str, **extra: Any) -> Answer:
-    return Answer(status, {"status_code": status, "detail": detail, **extra})
-
-
-# Counter children by (vendor, outcome): ``labels()`` takes a lock and builds a key each time.
-_received: dict[tuple[str, str], Any] = {}
-
-
 def _count(vendor: str, outcome: str) -> None:
-    child = _received.get((vendor, outcome))
-    if child is None:
-        child = _received[(vendor, outcome)] = metrics.webhooks_received.labels(vendor, outcome)
-    child.inc()
+    metrics.child(metrics.webhooks_received, vendor, outcome).inc()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -98,13 +73,13 @@ async def accept(
     lower-case names; ``body`` is None when it was larger than the limit."""
     if body is None:
         _count(vendor, "too_large")
-        return _problem(413, f"body larger than {hub.settings.webhook_max_bytes} bytes")
+        return problem(413, f"body larger than {hub.settings.webhook_max_bytes} bytes")
 
     entry = await hub.connections.get(connection_id)
     # Unknown, disabled, or another vendor's connection: the same 404, so nothing leaks.
     if entry is None or not entry[0].enabled or entry[0].vendor != vendor:
         _count(vendor, "not_found")
-        return _problem(404, "no such webhook endpoint")
+        return problem(404, "no such webhook endpoint")
     connection, credentials = entry
 
     now = utcnow()
@@ -122,10 +97,10 @@ async def accept(
     except WebhookRejected as exc:
         _count(vendor, "rejected")
         log.info("webhook_rejected", reason=exc.reason, detail=exc.detail)
-        return _problem(401, f"webhook rejected: {exc.reason}", reason=exc.reason)
+        return problem(401, f"webhook rejected: {exc.reason}", reason=exc.reason)
     except ConnectorNotFound:
         _count(vendor, "not_found")
-        return _problem(404, "no such webhook endpoint")
+        return problem(404, "no such webhook endpoint")
 
     stored = StoredWebhook(
         vendor=vendor,
@@ -162,116 +137,6 @@ async def accept(
     return Answer(
         200, WebhookAccepted(received=True, duplicate=duplicate, event_id=receipt.event_id)
     )
-
-
-class WebhookIngress:
-    """The gateway's ASGI app: ``POST /webhooks/{vendor}/{connection_id}`` is answered here,
-    every other request by ``app`` (the Litestar application, whose attributes it exposes).
-
-    What it keeps of the Litestar stack for this route: the request id (the caller's
-    ``x-request-id`` or a new one, on the log context, in the answer's headers and on the
-    stored webhook), the error answers' shape (``{"status_code", "detail"}``), and a 500 that
-    logs the error scrubbed and tells nothing of it."""
-
-    def __init__(self, hub: Hub, app: ASGIApp) -> None:
-        self.hub = hub
-        self.app = app
-        self.limit = hub.settings.webhook_max_bytes
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.app, name)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path = scope["path"]
-            if path.startswith("/webhooks/"):
-                parts = path.split("/")
-                if len(parts) == 4 and parts[2] and parts[3]:
-                    await self._webhook(scope, receive, send, parts[2], parts[3])
-                    return
-        await self.app(scope, receive, send)
-
-    async def _webhook(
-        self, scope: Scope, receive: Receive, send: Send, vendor: str, connection_id: str
-    ) -> None:
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1")
-            for name, value in scope["headers"]
-        }
-        request_id = headers.get("x-request-id", "")[:80] or uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(
-            request_id=request_id,
-            correlation_id=request_id,
-            vendor=vendor,
-            connection_id=connection_id,
-        )
-        started = False
-
-        async def answer(status: int, body: bytes, retry_after: str | None = None) -> None:
-            nonlocal started
-            response_headers = [
-                _JSON,
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", request_id.encode("latin-1")),
-            ]
-            if retry_after is not None:
-                response_headers.append((b"retry-after", retry_after.encode()))
-            started = True
-            await send(
-                {"type": "http.response.start", "status": status, "headers": response_headers}
-            )
-            await send({"type": "http.response.body", "body": body})
-
-        try:
-            body = await _read_body(receive, headers.get("content-length"), self.limit)
-            raw_query = scope.get("query_string") or b""
-            query: dict[str, str] = {}
-            if raw_query:
-                for key, value in parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True):
-                    query.setdefault(key, value)  # the first of repeated names, as Litestar
-            result = await accept(
-                self.hub,
-                vendor,
-                connection_id,
-                headers=headers,
-                body=body,
-                query=query,
-                request_id=request_id,
-            )
-            await answer(result.status, _encode(result.content), result.retry_after)
-        except _Disconnected:
-            return  # the sender went away before its body was read: no one to answer
-        except Exception as exc:
-            log.error(
-                "unhandled_error", path=scope["path"], error=secrets_registry.scrub(repr(exc))
-            )
-            if started:
-                raise
-            await answer(500, b'{"status_code":500,"detail":"internal error"}')
-
-
-class _Disconnected(Exception):
-    """The client went away before its body was read."""
-
-
-async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes | None:
-    """The body, or None when it is larger than ``limit`` (reading stops at once)."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:

@@ -62,14 +62,18 @@ def _begin_write(connection: Any) -> None:
     connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
-def create_sync_engine(settings: Settings) -> Engine | None:
-    """For SQLite, the same file through the synchronous driver: ``Store.run`` runs a whole
-    transaction in one call to its thread. None for other databases (their async driver has
-    no thread to hop to)."""
+def create_sync_engine(settings: Settings, *, busy_timeout_ms: int) -> Engine | None:
+    """For SQLite, the same file through the synchronous driver, for ``Store.run``; waiting
+    at most ``busy_timeout_ms`` for another writer. None for other databases."""
     if not settings.is_sqlite:
         return None
-    engine = sqlalchemy.create_engine(sync_url(settings), connect_args={"timeout": 30})
+    engine = sqlalchemy.create_engine(sync_url(settings))
+
+    def busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+
     event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", busy_timeout)
     event.listen(engine, "connect", _sqlite_immediate)
     event.listen(engine, "begin", _begin_write)
     event.listen(engine, "begin", _count_transaction)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Connection, Engine, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from journeyhub.secretbox import SecretBox
@@ -18,6 +20,9 @@ from journeyhub.settings import Settings
 from journeyhub.store.db import create_engine, create_sync_engine, session_factory
 
 T = TypeVar("T")
+# How long a transaction run on the event loop waits for SQLite's write lock before it goes to
+# the store's thread to wait there.
+QUICK_BUSY_MS = 20
 
 
 def new_id(prefix: str) -> str:
@@ -38,7 +43,8 @@ class Store:
         self.settings = settings
         self.secret_box = secret_box
         self.engine = create_engine(settings)
-        self._sync_engine = create_sync_engine(settings)
+        self._quick = create_sync_engine(settings, busy_timeout_ms=QUICK_BUSY_MS)
+        self._patient = create_sync_engine(settings, busy_timeout_ms=30_000)
         # One thread: SQLite has one writer at a time, and every ``run`` writes.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="journeyhub-store")
         self._sessions = session_factory(self.engine)
@@ -67,19 +73,27 @@ class Store:
         """``work(connection)`` in one transaction, its statements run synchronously: the
         batched transactions of the hot paths (routing, the task gate, recording outcomes).
 
-        On SQLite the whole transaction is one call to the store's thread, on a synchronous
-        connection: through aiosqlite every statement, and the begin and the commit, is a
-        round trip to its thread and back, which cost about three times the statements
-        themselves (``bench/e2e``'s profile). On PostgreSQL it runs on the async connection."""
-        if self._sync_engine is None:
+        On PostgreSQL it runs on the async connection. On SQLite, through aiosqlite, every
+        statement (and the begin and the commit) would be a round trip to its thread and back,
+        which cost about three times the statements themselves (``bench/e2e``'s profile). So
+        the transaction runs right here, on a synchronous connection: it takes SQLite's write
+        lock at once, and its statements take microseconds. Only when another writer holds the
+        lock (an API write, a CLI command) does it go to the store's thread, to wait there
+        rather than hold up the event loop: here it waits ``QUICK_BUSY_MS`` at most."""
+        if self._quick is None or self._patient is None:
             async with self.engine.begin() as connection:
                 return await connection.run_sync(work)
+        try:
+            return self._run_on(self._quick, work)
+        except (OperationalError, sqlite3.OperationalError) as exc:  # (the BEGIN's is raw)
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._run_here, work)
+        return await loop.run_in_executor(self._thread, self._run_on, self._patient, work)
 
-    def _run_here(self, work: Callable[[Connection], T]) -> T:
-        assert self._sync_engine is not None
-        with self._sync_engine.begin() as connection:
+    @staticmethod
+    def _run_on(engine: Engine, work: Callable[[Connection], T]) -> T:
+        with engine.begin() as connection:
             return work(connection)
 
     def insert(self, table: Table) -> Any:
@@ -94,7 +108,7 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self._sync_engine is not None:
-            engine = self._sync_engine
-            await asyncio.get_running_loop().run_in_executor(self._thread, engine.dispose)
+        if self._quick is not None and self._patient is not None:
+            self._quick.dispose()
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._patient.dispose)
         self._thread.shutdown(wait=False)

@@ -14,6 +14,8 @@ from journeyhub.hub import Hub
 from journeyhub.logs import get_logger, reset_log_context
 
 log = get_logger(__name__)
+# Batches of a consumer follow each other no closer than this (see ``consume``).
+BATCH_INTERVAL = 0.01
 
 
 def backoff_delay(attempt: int, base: float = 1.0, cap: float = 300.0) -> float:
@@ -32,10 +34,15 @@ async def consume(
     batch: int = 100,
     wait: float = 1.0,
     concurrent_batches: int = 1,
+    min_interval: float = BATCH_INTERVAL,
 ) -> None:
-    """Fetch up to ``batch`` messages at a time and hand them to ``handle_batch``; with
-    ``concurrent_batches`` > 1, fetching goes on while earlier batches are still handled
-    (a batch waiting on a vendor's rate limit must not stop the others)."""
+    """Take up to ``batch`` messages at a time and hand them to ``handle_batch``; with
+    ``concurrent_batches`` > 1, taking goes on while earlier batches are still handled
+    (a batch waiting on a vendor's rate limit must not stop the others).
+
+    Batches are taken no closer together than ``min_interval``: at a steady rate, where
+    messages come one at a time, they gather for a few milliseconds into one batch (one store
+    transaction) instead of a batch each; after a quiet spell the first is taken at once."""
     reset_log_context(worker=durable)
     stream = await hub.bus.pull(durable, stream_kind, batch=batch)
     slots = asyncio.Semaphore(concurrent_batches)
@@ -54,11 +61,17 @@ async def consume(
             keepalive.cancel()
             slots.release()
 
+    loop = asyncio.get_running_loop()
+    last_take = float("-inf")
     try:
         while not stop.is_set():
             await slots.acquire()
+            pause = last_take + min_interval - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
             try:
                 messages = await stream.take(batch, wait)
+                last_take = loop.time()
             except Exception as exc:  # the bus is reconnecting: wait, do not spin
                 slots.release()
                 log.warning("fetch_failed", durable=durable, error=repr(exc))

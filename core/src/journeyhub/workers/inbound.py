@@ -413,7 +413,7 @@ async def _retry_or_dead_letter(
 def _log_batch(items: list[_Inbound]) -> None:
     """One line per batch, listing the webhooks acknowledged by their correlation id (the
     gateway's request id) and event id, so that ``grep <request id>`` still finds what became
-    of each; the router's ``trigger_routed`` line then names its trigger. Flat lists of ids:
+    of each; the trigger router's ``routed`` line then lists its trigger. Flat lists of ids:
     every value of a line goes through the secret scrubber, and a dict per webhook cost more
     than the rest of the line. A failure has its own warning line besides."""
     done = [item for item in items if item.outcome != "failed"]

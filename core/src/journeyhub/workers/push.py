@@ -309,10 +309,10 @@ class PushWorker:
             return False
         await job.msg.ack()
         await self.after_settled(self.breakers.success(task.connection_id), "breaker")
-        metrics.pushes.labels(task.vendor, status).inc()
-        metrics.vendor_latency.labels(task.vendor).observe(elapsed)
+        metrics.child(metrics.pushes, task.vendor, status).inc()
+        metrics.child(metrics.vendor_latency, task.vendor).observe(elapsed)
         if task.enqueued_at is not None:
-            metrics.event_to_vendor_latency.labels(task.vendor).observe(
+            metrics.child(metrics.event_to_vendor_latency, task.vendor).observe(
                 time.time() - task.enqueued_at.timestamp()
             )
         self.hub.registry.broadcast("journeyhub_delivery_finished", task=task, result=result,
@@ -339,7 +339,7 @@ class PushWorker:
             if recorded:
                 await job.msg.nak(delay=max(0.1, wait))
                 await self.after_settled(self.breakers.pause(task.connection_id, wait), "pause")
-                metrics.pushes.labels(task.vendor, "rate_limited").inc()
+                metrics.child(metrics.pushes, task.vendor, "rate_limited").inc()
                 log.info("rate_limited", retry_after=wait)
             return
         if isinstance(exc, ReauthRequired):
@@ -366,7 +366,7 @@ class PushWorker:
                 await announce(self.hub, job.msg, dead_id, connection_id=task.connection_id,
                                vendor=task.vendor, stage="push", error=draft.error,
                                attempts=failures)  # fmt: skip
-                metrics.pushes.labels(task.vendor, "dead").inc()
+                metrics.child(metrics.pushes, task.vendor, "dead").inc()
                 if not permanent:
                     await self.after_settled(self.breakers.failure(task.connection_id), "breaker")
             return
@@ -378,7 +378,7 @@ class PushWorker:
             delay = max(delay, OUTCOME_UNKNOWN_WAIT)
         await job.msg.nak(delay=delay)
         await self.after_settled(self.breakers.failure(task.connection_id), "breaker")
-        metrics.pushes.labels(task.vendor, "retry").inc()
+        metrics.child(metrics.pushes, task.vendor, "retry").inc()
         log.warning("push_failed_will_retry", error=error, failures=failures,
                     retry_in=round(delay, 2))  # fmt: skip
 

@@ -195,12 +195,8 @@ class Router:
 
     async def route_batch(self, messages: list[Msg]) -> None:
         messages = sorted(messages, key=lambda m: m.metadata.sequence.stream)
-        routed: list[tuple[Msg, list[DeliveryTask]]] = []
-        for msg in messages:
-            tasks = await self.tasks_of(msg)
-            if tasks is not None:
-                routed.append((msg, tasks))
-        tasks = [task for _, batch in routed for task in batch]
+        routed = [found for msg in messages if (found := await self.tasks_of(msg)) is not None]
+        tasks = [task for found in routed for task in found.tasks]
         attempt = 1
         while True:  # in place: a later batch must not pass this one
             try:
@@ -209,21 +205,33 @@ class Router:
                 break
             except LeaseLost:
                 log.warning("router_lease_lost_mid_batch", messages=len(routed))
-                for msg, _ in routed:  # to the router that holds the lease now
-                    await msg.nak()
+                for found in routed:  # to the router that holds the lease now
+                    await found.msg.nak()
                 raise
             except Exception as exc:
                 if self.stopping.is_set():  # shutting down: the next router routes them
-                    for msg, _ in routed:
-                        await msg.nak()
+                    for found in routed:
+                        await found.msg.nak()
                     return
                 delay = backoff_delay(attempt, cap=10.0)
                 log.warning("route_failed_will_retry", error=repr(exc), retry_in=round(delay, 2),
                             messages=len(routed))  # fmt: skip
                 await asyncio.sleep(delay)
                 attempt += 1
-        for msg, _ in routed:
-            await msg.ack()
+        for found in routed:
+            await found.msg.ack()
+        self.log_routed(routed)
+
+    def log_routed(self, routed: list[Routed]) -> None:
+        """One line per batch: each message's correlation id, and beside it the connections
+        its tasks went to (none: no connection takes it). A line per message, at debug."""
+        for found in routed:
+            with correlation_scope(found.correlation_id, **found.about):
+                log.debug(f"{self.stream.stage}_routed",
+                          connections=[t.connection_id for t in found.tasks])  # fmt: skip
+        log.info("routed", stream=self.stream.kind,
+                 correlation_ids=[found.correlation_id for found in routed],
+                 connections=[[t.connection_id for t in found.tasks] for found in routed])  # fmt: skip
 
     async def commit(self, tasks: list[DeliveryTask]) -> None:
         """Put the tasks in their clients' order, fenced by the lease: one transaction."""
@@ -244,27 +252,23 @@ class Router:
             headers={CORRELATION_HEADER: task.correlation_id or task.id},
         )
 
-    async def tasks_of(self, msg: Msg) -> list[DeliveryTask] | None:
+    async def tasks_of(self, msg: Msg) -> Routed | None:
         """The tasks of one message; None (and a dead letter) when it cannot be decoded."""
         sequence = msg.metadata.sequence.stream
         try:
             if self.stream is EVENTS:
                 event = msgspec.json.decode(msg.data, type=JourneyEvent, strict=True)
                 correlation_id = correlation_of(msg) or event.id
-                with correlation_scope(correlation_id, event_id=event.id):
-                    tasks = await tasks_for_event(
-                        self.hub, tenant_of(msg.subject), event, sequence, correlation_id
-                    )
-                    log.info("event_routed", event_type=event.type, tasks=len(tasks),
-                              connections=[t.connection_id for t in tasks])  # fmt: skip
-                return tasks
+                tasks = await tasks_for_event(
+                    self.hub, tenant_of(msg.subject), event, sequence, correlation_id
+                )
+                return Routed(msg, tasks, correlation_id,
+                              {"event_id": event.id, "event_type": event.type})  # fmt: skip
             trigger = msgspec.json.decode(msg.data, type=Trigger)
             correlation_id = correlation_of(msg) or trigger.id
-            with correlation_scope(correlation_id, trigger_id=trigger.id):
-                tasks = await tasks_for_trigger(self.hub, trigger, sequence, correlation_id)
-                log.info("trigger_routed", trigger_type=trigger.type, tasks=len(tasks),
-                          connections=[t.connection_id for t in tasks])  # fmt: skip
-            return tasks
+            tasks = await tasks_for_trigger(self.hub, trigger, sequence, correlation_id)
+            return Routed(msg, tasks, correlation_id,
+                          {"trigger_id": trigger.id, "trigger_type": trigger.type})  # fmt: skip
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             # Only a direct NATS publisher can send this: the gateway validates.
             with correlation_scope(correlation_of(msg)):
@@ -272,6 +276,16 @@ class Router:
                                   connection_id="-", vendor="-", stage=self.stream.stage,
                                   error=f"invalid {self.stream.stage}: {exc}", attempts=1)  # fmt: skip
             return None
+
+
+@dataclass(frozen=True)
+class Routed:
+    """One message's tasks, and what its log line says of it."""
+
+    msg: Msg
+    tasks: list[DeliveryTask]
+    correlation_id: str
+    about: dict[str, str]
 
 
 class Either(asyncio.Event):
