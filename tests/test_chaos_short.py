@@ -56,6 +56,7 @@ async def test_nothing_is_lost_or_doubled_under_chaos(tmp_path: Path) -> None:
     assert summary["webhooks"]["duplicated"] == 0, report["counted"]["duplicate_triggers_bus"]
     assert summary["dead_lettered"] == summary["replayed"]
     assert summary["replayed_not_delivered"] == 0, report["dead_letters"]["replayed_not_delivered"]
+    assert summary["out_of_order"] == 0, report["counted"]["notes_out_of_order"]
     assert not report["sent"]["refused"]
     injected = report["counted"]["faults_injected"]["tave"]
     assert sum(injected.values()) > 0, "the chaos injected no fault"

@@ -242,6 +242,32 @@ async def test_a_clients_order_holds_across_two_workers(studio: Studio) -> None:
     assert pushed == [t.id for t in tasks]
 
 
+async def test_a_client_waits_only_behind_its_own_tasks_at_its_own_connection(
+    studio: Studio,
+) -> None:
+    """The store is asked per column (connections, clients): the Tave task of X and the Resend
+    task of Y wait, the Tave task of Y and the Resend task of X, which the same lists cover,
+    do not."""
+    x_tave, y_resend = studio.task(1, "cl_x"), studio.task(1, "cl_y", connection=studio.resend)
+    y_tave, x_resend = studio.task(2, "cl_y"), studio.task(2, "cl_x", connection=studio.resend)
+    await studio.route(x_tave, y_resend, y_tave, x_resend)
+    await admit(studio.gate("worker-a"), x_tave, y_resend)  # held, unfinished
+    decided = await admit(studio.gate("worker-b"), y_tave, x_resend)
+    assert {d.verdict for d in decided.values()} == {Verdict.READY}
+
+
+async def test_suppressions_are_matched_per_tenant(studio: Studio) -> None:
+    from journeyhub.store.suppressions import suppressed_among
+
+    other = await studio.hub.store.tenants.add("another studio")
+    await studio.hub.store.triggers.suppress(studio.tenant_id, "x@example.com", "bounced")
+    await studio.hub.store.triggers.suppress(other, "y@example.com", "bounced")
+    wanted = {(studio.tenant_id, "y@example.com"), (other, "x@example.com"),
+              (other, "y@example.com")}  # fmt: skip
+    found = await studio.hub.store.run(lambda conn: suppressed_among(conn, wanted))
+    assert found == {(other, "y@example.com")}
+
+
 async def test_attempts_and_failures_are_counted_and_a_replay_counts_afresh(
     studio: Studio,
 ) -> None:

@@ -179,8 +179,8 @@ async def test_consumer_lag_is_read_from_jetstream_at_scrape_time(hub: Hub) -> N
             == 0
         )
 
-        subscription = await other.bus.pull("router", "events")
-        taken = await subscription.fetch(1, timeout=5)
+        subscription = await other.bus.pull("router", "events", batch=1)
+        taken = await subscription.take(1, wait=5)
         lag = await live_samples(other)
         assert value(lag, "journeyhub_consumer_pending_messages", **labels) == 2
         assert value(lag, "journeyhub_consumer_ack_pending_messages", **labels) == 1
@@ -188,7 +188,7 @@ async def test_consumer_lag_is_read_from_jetstream_at_scrape_time(hub: Hub) -> N
         await taken[0].ack_sync()
         lag = await live_samples(other)
         assert value(lag, "journeyhub_consumer_lag_messages", **labels) == 2
-        await subscription.unsubscribe()
+        await subscription.close()
     finally:
         for kind in ("inbound", "events", "push", "triggers", "dlq"):
             await other.bus.js.delete_stream(other.bus.subjects.stream(kind))

@@ -18,7 +18,7 @@ from journeyhub.model import ConnectorInfo, PushResult
 from journeyhub.plugins import get_plugin_manager
 
 PUSH_ARGS = {"task": None, "connection": None, "credentials": {}, "http": None,
-             "suppressed": frozenset()}  # fmt: skip
+             "suppressed": frozenset(), "known": None}  # fmt: skip
 
 
 def connector(vendor: str, *caps: str) -> ConnectorInfo:
@@ -222,7 +222,8 @@ PROBE = textwrap.dedent(
            "errors": {e.name: e.reason for e in r.errors}}
     if "acme" in r.connectors:
         call = r.call("acme", "journeyhub_push", idempotency_key="k", task=None,
-                      connection=None, credentials={}, http=None, suppressed=frozenset())
+                      connection=None, credentials={}, http=None, suppressed=frozenset(),
+                      known=None)
         out["push"] = asyncio.run(call).detail
     print(json.dumps(out))
     """

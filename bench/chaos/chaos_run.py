@@ -222,6 +222,7 @@ async def run(
         "dead_lettered": d["dead_letters"],
         "replayed": d["replayed"],
         "replayed_not_delivered": len(d["replayed_not_delivered"]),
+        "out_of_order": len(c["notes_out_of_order"]),
         "duration_seconds": report["duration_seconds"],
     }
     s = report["summary"]
@@ -232,6 +233,7 @@ async def run(
         and s["webhooks"]["duplicated"] == 0
         and s["dead_lettered"] == s["replayed"]
         and s["replayed_not_delivered"] == 0
+        and s["out_of_order"] == 0
         and not report["sent"]["refused"]
     )
     return report
@@ -271,6 +273,10 @@ def print_report(report: dict[str, Any]) -> None:
     print(
         f"tasks pushed to success more than once (redelivered while in flight): "
         f"{report['counted']['tasks_delivered_twice']}"
+    )
+    print(
+        f"notes made out of their client's order: {s['out_of_order']} "
+        f"{report['counted']['notes_out_of_order'][:10]}"
     )
     print(f"send: {report['sent']['event_answers']} / {report['sent']['webhook_answers']}")
     print(

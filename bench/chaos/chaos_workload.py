@@ -696,9 +696,35 @@ async def trigger_stream_counts(rig: Rig, timeout: float = 60.0) -> Counter[tupl
     return seen
 
 
+def notes_out_of_order(
+    notes: list[dict[str, Any]], tasks: list[Any], dead_tasks: set[str]
+) -> list[str]:
+    """The tasks whose note Tave made before the note of an earlier task of the same client.
+    The client's order is its events' order on the bus (``tasks.sequence``: concurrent
+    senders may have it differ from the plan's); a dead-lettered task leaves the order (its
+    client's later tasks go on) and comes back when replayed, so it is not compared."""
+    made_at = {}  # task id -> position of its note in the sandbox's creation order
+    for position, note in enumerate(notes):
+        for mapping in note.get("externalMappings") or []:
+            made_at.setdefault(mapping["id"], position)
+    by_client: dict[str, list[tuple[int, int, str]]] = {}
+    for task_id_, order_key, sequence in tasks:
+        position = made_at.get(external_id(task_id_))
+        if position is not None and task_id_ not in dead_tasks:
+            by_client.setdefault(order_key, []).append((sequence, position, task_id_))
+    late = []
+    for entries in by_client.values():
+        latest = -1
+        for _sequence, position, task_id_ in sorted(entries):
+            if position < latest:
+                late.append(task_id_)
+            latest = max(latest, position)
+    return late
+
+
 async def count(rig: Rig, plan: Plan, webhook_ids: dict[str, int]) -> dict[str, Any]:
-    """Delivered, lost and duplicated, at the sandboxes and in the store."""
-    from journeyhub.store.tables import Delivery, TriggerRow
+    """Delivered, lost, duplicated and out of order, at the sandboxes and in the store."""
+    from journeyhub.store.tables import Delivery, TaskRow, TriggerRow
     from sqlalchemy import func, select
 
     assert rig.hub is not None
@@ -752,7 +778,25 @@ async def count(rig: Rig, plan: Plan, webhook_ids: dict[str, int]) -> dict[str, 
                 )
             )
         ).scalar_one()
+        tave_ids = [x.tave_id for x in rig.studios]
+        tasks = (
+            await s.execute(
+                select(TaskRow.task_id, TaskRow.order_key, TaskRow.sequence).where(
+                    TaskRow.connection_id.in_(tave_ids)
+                )
+            )
+        ).all()
+        dead_tasks = set(
+            (
+                await s.execute(
+                    select(Delivery.task_id).where(
+                        Delivery.connection_id.in_(tave_ids), Delivery.status == "dead"
+                    )
+                )
+            ).scalars()
+        )
     in_store = {(r[0], r[1]): int(r[2]) for r in rows}
+    out_of_order = notes_out_of_order(store["note"], tasks, dead_tasks)
     on_bus = await trigger_stream_counts(rig)
     on_bus = Counter({k: n for k, n in on_bus.items() if k[0] in stripe_ids})
     expected = {(rig.studios[studio].stripe_id, i) for i, studio in webhook_ids.items()}
@@ -771,6 +815,7 @@ async def count(rig: Rig, plan: Plan, webhook_ids: dict[str, int]) -> dict[str, 
         "unexpected_triggers": len(set(in_store) - expected),
         # one task pushed to success more than once: a redelivery while it was in flight
         "tasks_delivered_twice": int(pushed_twice),
+        "notes_out_of_order": out_of_order,
         "triggers_on_bus": sum(on_bus.values()),
         "tave_records": {k: len(v) for k, v in store.items()},
         "faults_injected": rig.injected(),

@@ -1,7 +1,7 @@
 """bench/chaos: journey events and Stripe webhooks through a hub that is being broken.
 
-    cd /work/main && uv run --frozen python bench/chaos/run.py                  # 10,000 + 10,000
-    cd /work/main && uv run --frozen python bench/chaos/run.py --events 300 --webhooks 300 \\
+    uv run --frozen python bench/chaos/run.py                  # 10,000 + 10,000
+    uv run --frozen python bench/chaos/run.py --events 300 --webhooks 300 \\
         --nats-nodes 1 --database sqlite --no-pg-restart                       # a quick look
 
 What runs (all on loopback, every process ended by its pid at the end, also on failure):

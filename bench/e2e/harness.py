@@ -113,6 +113,12 @@ def cpu_seconds(pid: int) -> dict[str, float]:
     return out
 
 
+def all_cpu_of(command: str) -> float:
+    """CPU seconds of every process of the machine named ``command`` (e.g. PostgreSQL's)."""
+    return sum(_cpu_of(int(pid)) for pid in os.listdir("/proc")
+               if pid.isdigit() and _comm(int(pid)) == command)  # fmt: skip
+
+
 def machine_busy() -> float:
     """CPU seconds all processes of the machine have used (every core), from /proc/stat."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]

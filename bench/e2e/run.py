@@ -1,7 +1,7 @@
 """bench/e2e: journey events over HTTP → hub → Tave sandbox; receipt latency per event.
 
-    cd /work/main && uv run --frozen python bench/e2e/run.py                 # 200/s for 60 s
-    cd /work/main && uv run --frozen python bench/e2e/run.py --smoke         # 20/s for 5 s
+    uv run --frozen python bench/e2e/run.py                 # 200/s for 60 s
+    uv run --frozen python bench/e2e/run.py --smoke         # 20/s for 5 s
 
 What runs: a real ``journeyhub serve`` process (gateway, router, push worker, embedded
 nats-server, SQLite), a Tave sandbox in its own process, and this load generator. Events are

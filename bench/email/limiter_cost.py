@@ -2,8 +2,8 @@
 KV, what ``journeyhub.resilience.budget.BusLedger`` does) or in the store (the ``leases``
 table, the alternative measured here and not shipped), under a low and a high rate.
 
-    cd /work/main && uv run --frozen python bench/email/limiter_cost.py
-    cd /work/main && uv run --frozen python bench/email/limiter_cost.py \\
+    uv run --frozen python bench/email/limiter_cost.py
+    uv run --frozen python bench/email/limiter_cost.py \\
         --postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres     # + PostgreSQL
 
 What runs, in this one process: a nats-server of its own (JetStream on disk), a SQLite store

@@ -1,6 +1,6 @@
 """Fuzz the gateway with schemathesis against the OpenAPI document it serves.
 
-    cd /work/main && uv run --with schemathesis python bench/fuzz/run.py            # 100 examples
+    uv run --with schemathesis python bench/fuzz/run.py            # 100 examples
     uv run --with schemathesis python bench/fuzz/run.py --max-examples 25           # quicker
     uv run --with schemathesis python bench/fuzz/run.py --phases examples,coverage,fuzzing,stateful
 

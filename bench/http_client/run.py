@@ -1,9 +1,9 @@
 """HTTP client candidates for the hub's vendor calls: CPU per call in the client process.
 
-    cd /work/main && uv run --frozen --with aiohttp --with pyreqwest --with rnet --with niquests \
+    uv run --frozen --with aiohttp --with pyreqwest --with rnet --with niquests \
         --with aiosonic --with curl-cffi --with httpx-aiohttp --with httpx2 \
-        python bench/http_client/run.py --in-flight 32 --json /tmp/http_client_32.json
-    cd /work/main && uv run --frozen --with aiohttp ... python bench/http_client/run.py --quick
+        python bench/http_client/run.py --in-flight 32 --json bench/http_client/results/in_flight_32.json
+    uv run --frozen --with aiohttp ... python bench/http_client/run.py --quick
 
 ``uv run --with`` puts the candidates in a throwaway overlay: the project's lock is untouched. A
 candidate that is not installed is skipped (and said so); httpx is always there.

@@ -2,7 +2,7 @@
 in-process (no HTTP server, no wrk) on uvloop, as the gateway runs, and measures this process's
 CPU time per request. CPU time, unlike a rate, stays meaningful on a busy machine.
 
-    cd /work/main && uv run --frozen python bench/ingest/attribution.py [--requests 20000]
+    uv run --frozen python bench/ingest/attribution.py [--requests 20000]
 
 Every variant gets distinct, freshly signed Stripe events, 32 requests in flight, and answers
 200 (else the run stops). The rows:

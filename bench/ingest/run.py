@@ -1,7 +1,7 @@
 """Ingest benchmark: signed Stripe webhooks through the whole ingress, against a bare Litestar
 no-op POST endpoint on the same server settings, in one run.
 
-    cd /work/main && uv run --frozen python bench/ingest/run.py                # the whole run
+    uv run --frozen python bench/ingest/run.py                # the whole run
     uv run --frozen python bench/ingest/run.py --short                         # smoke run
     uv run --frozen python bench/ingest/run.py --duration 20 --rates 800,1000,1200,1500
 

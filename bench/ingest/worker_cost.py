@@ -1,7 +1,7 @@
 """The inbound worker's own cost per webhook, in-process: CPU time, store transactions and
 statements, bus calls, with the trigger router's cost apart.
 
-    cd /work/main && uv run --frozen python bench/ingest/worker_cost.py [--webhooks 5000]
+    uv run --frozen python bench/ingest/worker_cost.py [--webhooks 5000]
     uv run --frozen python bench/ingest/worker_cost.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
 It starts its own nats-server and store (SQLite in a temporary directory, or a fresh database

@@ -2,8 +2,8 @@
 2 workers, sharing one 3-node NATS cluster (streams at 3 replicas) and a PostgreSQL server;
 the results must be the same.
 
-    cd /work/main && uv run --frozen python bench/scaleout/run.py                 # 1,000 + 1,000
-    cd /work/main && uv run --frozen python bench/scaleout/run.py --events 200 --webhooks 200
+    uv run --frozen python bench/scaleout/run.py                 # 1,000 + 1,000
+    uv run --frozen python bench/scaleout/run.py --events 200 --webhooks 200
 
 For each layout: a fresh database on the machine's PostgreSQL (``--server``, default
 postgresql+psycopg://postgres@127.0.0.1:5432/postgres: a database is created, then dropped),
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chaos"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from chaos_infra import NatsCluster, postgres_reachable, scratch_database
 from chaos_run import machine
 from chaos_workload import (
@@ -44,8 +45,25 @@ from chaos_workload import (
     send_webhooks,
     wait_settled,
 )
+from harness import all_cpu_of, cpu_seconds, machine_busy
 
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def process_cpu(rig: Rig, nats: NatsCluster) -> dict[str, float]:
+    """CPU seconds so far of each kind of process: the layout's gateways and workers, the NATS
+    nodes, every PostgreSQL server process of the machine, and the whole machine."""
+
+    def total(pids: list[int | None]) -> float:
+        return sum(sum(cpu_seconds(pid).values()) for pid in pids if pid is not None)
+
+    return {
+        "gateways": total([p.pid for p in rig.gateways]),
+        "workers": total([p.pid for p in rig.workers]),
+        "nats": total([n.process.pid if n.process else None for n in nats.nodes]),
+        "postgres": all_cpu_of("postgres"),
+        "machine": machine_busy(),
+    }
 
 
 async def one_layout(
@@ -80,6 +98,7 @@ async def one_layout(
         try:
             await rig.start()
             plan = plan_events(events, rig.prefix, seed, studios)
+            cpu_before = process_cpu(rig, nats)
             started = time.monotonic()
             deadline = started + settle_timeout
             event_stats, (hook_stats, webhook_ids) = await asyncio.gather(
@@ -87,6 +106,7 @@ async def one_layout(
             )
             settled = await wait_settled(rig, events, webhooks, settle_timeout, every=0.5)
             seconds = time.monotonic() - started
+            cpu_after = process_cpu(rig, nats)
             await asyncio.sleep(1.0)  # anything late would show now
             counted = await count(rig, plan, webhook_ids)
             dead = await dead_letter_outcomes(rig)
@@ -113,6 +133,7 @@ async def one_layout(
         "settled": "timed_out" not in settled,
         "requests": {"events": event_stats.requests, "webhooks": hook_stats.requests},
         "split": split,
+        "cpu_seconds": {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_after},
     }
 
 
@@ -190,6 +211,18 @@ def print_comparison(report: dict[str, Any]) -> None:
         print(f"{key:26} {a!s:>28} {b!s:>28}  {mark}")
     for result in report["results"]:
         print(f"work split, {result['layout']}: {result['split']}")
+    for result in report["results"]:
+        cpu, requests = result["cpu_seconds"], result["requests"]
+        messages = result["events_sent"] + result["webhooks_sent"]
+        print(
+            f"CPU, {result['layout']}: gateways {cpu['gateways']} s "
+            f"({cpu['gateways'] / max(1, sum(requests.values())) * 1e6:.0f} µs per request: "
+            f"{requests}), workers {cpu['workers']} s "
+            f"({cpu['workers'] / messages * 1e3:.2f} ms per event or webhook), "
+            f"NATS {cpu['nats']} s ({cpu['nats'] / messages * 1e3:.2f} ms per message), "
+            f"PostgreSQL {cpu['postgres']} s ({cpu['postgres'] / messages * 1e3:.2f} ms per "
+            f"message), machine {cpu['machine']} s"
+        )
     print("RESULT:", "ok (same results, nothing lost or doubled)" if report["ok"] else "FAILED")
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, select, tuple_
+from sqlalchemy import Connection, bindparam, select
 
 from journeyhub.store.tables import Suppression
 
 SUPPRESSIONS = Suppression.__table__
+# An IN list per key column, not a row-value IN (which SQLite answers with a full scan).
 _AMONG = select(SUPPRESSIONS.c.tenant_id, SUPPRESSIONS.c.email).where(
-    tuple_(SUPPRESSIONS.c.tenant_id, SUPPRESSIONS.c.email).in_(bindparam("wanted", expanding=True))
+    SUPPRESSIONS.c.tenant_id.in_(bindparam("tenants", expanding=True)),
+    SUPPRESSIONS.c.email.in_(bindparam("emails", expanding=True)),
 )
 
 
@@ -16,4 +18,6 @@ def suppressed_among(conn: Connection, wanted: set[tuple[str, str]]) -> set[tupl
     """Which (tenant id, lower-case email) pairs of ``wanted`` are on the suppression list."""
     if not wanted:
         return set()
-    return {(tenant, email) for tenant, email in conn.execute(_AMONG, {"wanted": sorted(wanted)})}
+    rows = conn.execute(_AMONG, {"tenants": sorted({t for t, _ in wanted}),
+                                 "emails": sorted({e for _, e in wanted})})  # fmt: skip
+    return {(tenant, email) for tenant, email in rows} & wanted

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, func, literal_column, or_, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, literal_column, or_, select, update
 
 from journeyhub.model import DeliveryTask, utcnow
 from journeyhub.store.tables import TaskRow
@@ -64,7 +64,9 @@ _PENDING_BEFORE = (
     select(TASKS.c.connection_id, TASKS.c.order_key, TASKS.c.sequence, TASKS.c.task_id)
     .where(
         IS_PENDING,
-        tuple_(TASKS.c.connection_id, TASKS.c.order_key).in_(bindparam("keys", expanding=True)),
+        # An IN list per column, not a row-value IN: SQLite would scan every pending task.
+        TASKS.c.connection_id.in_(bindparam("connections", expanding=True)),
+        TASKS.c.order_key.in_(bindparam("order_keys", expanding=True)),
         TASKS.c.sequence <= bindparam("upto"),
     )
     .order_by(TASKS.c.sequence)
@@ -157,9 +159,14 @@ class TaskRepo:
         if not upto:
             return {}
         found: dict[OrderKey, list[tuple[int, str]]] = defaultdict(list)
-        rows = conn.execute(_PENDING_BEFORE, {"keys": list(upto), "upto": max(upto.values())})
+        rows = conn.execute(_PENDING_BEFORE, {
+            "connections": sorted({key[0] for key in upto}),
+            "order_keys": sorted({key[1] for key in upto}),
+            "upto": max(upto.values()),
+        })  # fmt: skip
         for connection_id, order_key, sequence, task_id in rows:
-            if sequence <= upto[(connection_id, order_key)]:
+            limit = upto.get((connection_id, order_key))
+            if limit is not None and sequence <= limit:
                 found[(connection_id, order_key)].append((int(sequence), task_id))
         return found
 
