@@ -34,7 +34,7 @@ from journeyhub.secretbox import load_secret_box
 from journeyhub.settings import load_settings
 from journeyhub.store.db import migrate
 from journeyhub.store.store import Store
-from journeyhub.store.tasks import TaskState
+from journeyhub.store.tasks import Pending, TaskState
 from journeyhub.testing.fixtures import database_url_for_tests
 from journeyhub.vendor_http import VendorHttp
 
@@ -76,7 +76,13 @@ def test_finished_dead_and_unknown_tasks_are_not_pushed() -> None:
 
 def test_an_unfinished_earlier_task_of_the_client_holds_the_later_ones_back() -> None:
     first, second, third = task(1), task(2), task(3)
-    pending = {("con_1", "cl_1"): [(1, first.id), (2, second.id), (3, third.id)]}
+    pending = {
+        ("con_1", "cl_1"): [
+            Pending(1, first.id, False),
+            Pending(2, second.id, False),
+            Pending(3, third.id, False),
+        ]
+    }
     rows = {t.id: row(t) for t in (second, third)}
     decisions = decide([Offer(second, offered=1), Offer(third, offered=4)], rows, pending,
                        holder="me", now=NOW, busy=set(), held_wait=5)  # fmt: skip
@@ -90,8 +96,9 @@ def test_a_clients_tasks_in_one_batch_are_ready_in_order_until_one_must_wait() -
     other = task(2, client="cl_2")
     held = row(second, held_by="another worker")
     rows = {first.id: row(first), second.id: held, third.id: row(third), other.id: row(other)}
-    pending = {("con_1", "cl_1"): [(1, first.id), (2, second.id), (3, third.id)],
-               ("con_1", "cl_2"): [(2, other.id)]}  # fmt: skip
+    pending = {("con_1", "cl_1"): [Pending(1, first.id, False), Pending(2, second.id, True),
+                                   Pending(3, third.id, False)],
+               ("con_1", "cl_2"): [Pending(2, other.id, False)]}  # fmt: skip
     offers = [Offer(third), Offer(other), Offer(first), Offer(second)]  # any order
     decisions = decide(offers, rows, pending, holder="me", now=NOW, busy=set(), held_wait=5)
     by_task = {o.task.id: d for o, d in zip(offers, decisions, strict=True)}
@@ -103,7 +110,7 @@ def test_a_clients_tasks_in_one_batch_are_ready_in_order_until_one_must_wait() -
 
 def test_a_task_held_elsewhere_waits_until_the_hold_runs_out() -> None:
     t = task(1)
-    pending = {("con_1", "cl_1"): [(1, t.id)]}
+    pending = {("con_1", "cl_1"): [Pending(1, t.id, False)]}
     live = {t.id: row(t, held_by="another worker")}
     expired = {t.id: row(t, held_by="another worker", held_until=NOW - timedelta(seconds=1))}
     assert verdicts(decide([Offer(t)], live, pending, holder="me", now=NOW, busy=set(),
@@ -115,10 +122,32 @@ def test_a_task_held_elsewhere_waits_until_the_hold_runs_out() -> None:
 def test_a_task_pushed_here_already_or_twice_in_a_batch_waits() -> None:
     t, u = task(1), task(1, client="cl_2")
     rows = {t.id: row(t), u.id: row(u)}
-    pending = {("con_1", "cl_1"): [(1, t.id)], ("con_1", "cl_2"): [(1, u.id)]}
+    pending = {
+        ("con_1", "cl_1"): [Pending(1, t.id, False)],
+        ("con_1", "cl_2"): [Pending(1, u.id, False)],
+    }
     decisions = decide([Offer(t), Offer(u), Offer(u)], rows, pending, holder="me", now=NOW,
                        busy={t.id}, held_wait=5)  # fmt: skip
     assert verdicts(decisions) == ["wait", "ready", "wait"]
+
+
+def test_a_replayed_task_waits_for_a_later_one_of_its_client_under_way() -> None:
+    """A dead letter replayed goes back before tasks of its client that went on meanwhile; one
+    of those being pushed (held, by anyone) holds it back; held only by this batch's own claim,
+    it does not."""
+    replayed, later = task(1), task(2)
+    rows = {replayed.id: row(replayed)}
+    pending = {("con_1", "cl_1"): [Pending(1, replayed.id, True), Pending(2, later.id, True)]}
+    waiting = decide([Offer(replayed)], rows, pending, holder="me", now=NOW, busy=set(),
+                     held_wait=5)  # fmt: skip
+    assert waiting[0].reason == "a later task of the client under way"
+    pushing_here = decide([Offer(replayed)], rows, pending, holder="me", now=NOW,
+                          busy={later.id}, held_wait=5)  # fmt: skip
+    assert pushing_here[0].reason == "a later task of the client under way"
+    rows[later.id] = row(later)
+    both = decide([Offer(later), Offer(replayed)], rows, pending, holder="me", now=NOW,
+                  busy=set(), held_wait=5)  # fmt: skip
+    assert verdicts(both) == ["ready", "ready"]  # in order: the push worker pushes 1, then 2
 
 
 def test_the_order_wait_grows_and_stays_bounded() -> None:
@@ -276,6 +305,7 @@ async def test_attempts_and_failures_are_counted_and_a_replay_counts_afresh(
     gate = studio.gate("worker-a")
     decided = await admit(gate, later, first)
     assert decided[first.id].attempt == 1 and decided[later.id].attempt == 1
+    assert decided[later.id].known.first_attempt  # nothing of the client can be unknown
     await gate.give_back([later.id])  # never pushed: no attempt was begun
     recorder = Recorder(studio.hub.store, gate.holder)
     await recorder.record(Outcome(task=first, status="failed", attempt=1, error="503"))
@@ -289,11 +319,16 @@ async def test_attempts_and_failures_are_counted_and_a_replay_counts_afresh(
     await recorder.record(Outcome(task=first, status="dead", attempt=3, error="gone"))
     gate.settled(first.id)
     assert (await admit(gate, first))[first.id].verdict == Verdict.DEAD
-    assert (await admit(gate, later))[later.id].verdict == Verdict.READY  # no longer held back
-    await gate.give_back([later.id])
-    await studio.hub.store.run(  # the dead letter replayed
+    going_on = (await admit(gate, later))[later.id]
+    assert going_on.verdict == Verdict.READY  # no longer held back
+    # The dead task's attempts may have written what no outcome reported: look up first.
+    assert going_on.known.after_dead_letter and not going_on.known.first_attempt
+    await studio.hub.store.run(  # the dead letter replayed while `later` is under way
         lambda conn: studio.hub.store.tasks.reopen(conn, first)
     )
+    replayed = (await admit(studio.gate("worker-b"), first))[first.id]
+    assert replayed.reason == "a later task of the client under way"
+    await gate.give_back([later.id])
     assert (await admit(gate, later))[later.id].reason == "an earlier task of the client"
     decided = await admit(gate, first)
     assert decided[first.id].verdict == Verdict.READY and decided[first.id].failures == 0

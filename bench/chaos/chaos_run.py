@@ -289,6 +289,10 @@ def print_report(report: dict[str, Any]) -> None:
     for kind, left in c.get("left_in_queues", {}).items():
         print(f"left in the {kind} queue:")
         print_explained(left if isinstance(left, dict) else {"state": left}, "    ")
+    for name in ("order_explained", "duplicates_explained"):
+        for client, story in c.get(name, {}).items():
+            print(f"{name.split('_')[0]}: {client}:")
+            print_explained(story, "    ")
     for event_id, why in c.get("lost_explained", {}).items():
         print(f"lost {event_id}:")
         print_explained(why, "    ")

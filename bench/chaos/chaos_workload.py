@@ -797,6 +797,13 @@ async def count(rig: Rig, plan: Plan, webhook_ids: dict[str, int]) -> dict[str, 
         )
     in_store = {(r[0], r[1]): int(r[2]) for r in rows}
     out_of_order = notes_out_of_order(store["note"], tasks, dead_tasks)
+    duplicated_clients = [
+        ext for (res, ext), n in creates.items() if ext is not None and n > 1 and res != "note"
+    ]
+    first_of = {}
+    for task_id_, order_key, _sequence in tasks:
+        first_of.setdefault(order_key, task_id_)
+        first_of.setdefault(f"ji_{order_key}", task_id_)
     on_bus = await trigger_stream_counts(rig)
     on_bus = Counter({k: n for k, n in on_bus.items() if k[0] in stripe_ids})
     expected = {(rig.studios[studio].stripe_id, i) for i, studio in webhook_ids.items()}
@@ -816,6 +823,10 @@ async def count(rig: Rig, plan: Plan, webhook_ids: dict[str, int]) -> dict[str, 
         # one task pushed to success more than once: a redelivery while it was in flight
         "tasks_delivered_twice": int(pushed_twice),
         "notes_out_of_order": out_of_order,
+        "order_explained": await explain_clients(rig, out_of_order[:3]),
+        "duplicates_explained": await explain_clients(
+            rig, [first_of[c] for c in duplicated_clients[:3] if c in first_of]
+        ),
         "triggers_on_bus": sum(on_bus.values()),
         "tave_records": {k: len(v) for k, v in store.items()},
         "faults_injected": rig.injected(),
@@ -838,6 +849,47 @@ def logged_about(lines: list[tuple[int, str]], needle: str, last: int = 12) -> l
         stamp = str(record.get("timestamp", ""))[11:23]
         found.append(f"w{index} {stamp} {record.get('event')} {extra}".strip())
     return sorted(found, key=lambda line: line.split(" ", 2)[1])[-last:]
+
+
+async def explain_clients(rig: Rig, task_ids: list[str]) -> dict[str, Any]:
+    """For each task, every task of its client at its connection in the client's order: its
+    state, attempts (to the millisecond) and what the workers logged about it; to tell how a
+    client's tasks came to overlap."""
+    from journeyhub.store.tables import Delivery, TaskRow
+    from sqlalchemy import select
+
+    assert rig.hub is not None
+    logs = rig.worker_log_lines() if task_ids else []
+    out: dict[str, Any] = {}
+    async with rig.hub.store.session() as s:
+        for tid in task_ids:
+            task = await s.get(TaskRow, tid)
+            if task is None:
+                continue
+            siblings = (
+                await s.execute(
+                    select(TaskRow)
+                    .where(
+                        TaskRow.connection_id == task.connection_id,
+                        TaskRow.order_key == task.order_key,
+                    )
+                    .order_by(TaskRow.sequence)
+                )
+            ).scalars()
+            story: dict[str, Any] = {}
+            for sibling in siblings:
+                attempts = (
+                    await s.execute(
+                        select(Delivery.status, Delivery.created_at, Delivery.error)
+                        .where(Delivery.task_id == sibling.task_id)
+                        .order_by(Delivery.id)
+                    )
+                ).all()
+                story[f"seq {sibling.sequence} {sibling.task_id} ({sibling.state})"] = [
+                    f"{a[1]:%H:%M:%S.%f} {a[0]}: {(a[2] or '')[:50]}" for a in attempts
+                ] + logged_about(logs, sibling.task_id)
+            out[f"client {task.order_key} of {tid}"] = story
+    return out
 
 
 async def explain(rig: Rig, plan: Plan, event_ids: list[str]) -> dict[str, Any]:

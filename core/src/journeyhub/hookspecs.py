@@ -97,9 +97,9 @@ def journeyhub_push(
     ``PushResult(status="skipped")`` when no recipient is left. ``known`` is the vendor id map:
     the records the hub knows for the task's client at this connection (what earlier pushes
     wrote or found, what the pull saw with the client's email) and the task's ``attempt``; use a
-    known id directly; on a first attempt (``known.first_attempt``) a record that is not known
-    does not exist at the vendor for this task and is created without a lookup; on a later
-    attempt an earlier one may have written, so look up before creating. Return a
+    known id directly; when the map is complete (``known.first_attempt``) a record that is not
+    known does not exist at the vendor and is created without a lookup; otherwise (a later
+    attempt, or an earlier task of the client dead-lettered) look up before creating. Return a
     :class:`~journeyhub.model.PushResult` with the vendor's ids and, in ``records``, every
     record written or found (with its ``ref``); raise a
     :class:`~journeyhub.errors.ConnectorError` subclass on failure, with the records written

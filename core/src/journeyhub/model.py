@@ -241,19 +241,24 @@ class KnownRecord(msgspec.Struct, kw_only=True, frozen=True):
 
 class Known(msgspec.Struct, kw_only=True, frozen=True):
     """What the hub knows about a task's client at the connection (the vendor id map), and
-    whether an earlier attempt of this task may have reached the vendor.
+    whether the vendor may hold records of the client that the map lacks.
 
-    ``attempt`` is 1 when no earlier attempt of this task was started: nothing of it can exist
-    at the vendor, so a record missing here is missing there and is created without a lookup.
-    From 2 on, an earlier attempt may have written at the vendor (a timeout after sending, a
-    crash before its outcome was recorded): look up before creating."""
+    ``attempt`` is the number of the attempt now starting. From 2 on, an earlier attempt may
+    have written at the vendor (a timeout after sending, a crash before its outcome was
+    recorded). ``after_dead_letter``: an earlier task of the client at this connection was
+    dead-lettered, and its attempts may have written what no outcome reported. Either way,
+    look up before creating (``first_attempt`` is False). Otherwise every write of the client
+    at this connection reported its records: a record missing here is missing there, and is
+    created without a lookup."""
 
     records: tuple[KnownRecord, ...] = ()
     attempt: int = 1
+    after_dead_letter: bool = False
 
     @property
     def first_attempt(self) -> bool:
-        return self.attempt <= 1
+        """True when the map is complete: create what it lacks without looking it up."""
+        return self.attempt <= 1 and not self.after_dead_letter
 
     def find(self, kind: str, ref: str | None = None) -> KnownRecord | None:
         """The client's record of ``kind`` (with ``ref``, when given), ours before the studio's."""
@@ -287,7 +292,8 @@ class Known(msgspec.Struct, kw_only=True, frozen=True):
                     fields={**(before.fields if before else {}), **record.fields},
                 )
             )
-        return Known(records=tuple(kept), attempt=self.attempt)
+        return Known(records=tuple(kept), attempt=self.attempt,
+                     after_dead_letter=self.after_dead_letter)  # fmt: skip
 
 
 class PushResult(msgspec.Struct, kw_only=True):

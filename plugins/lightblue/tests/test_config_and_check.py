@@ -64,7 +64,7 @@ def test_bad_credentials_are_refused(key):
 async def test_a_stored_config_that_no_longer_validates_fails_permanently(
     push, new_event, new_connection, sandbox
 ):
-    with pytest.raises(PermanentError, match="configuration error"):
+    with pytest.raises(PermanentError, match="invalid lightblue connection config"):
         await push(new_event(), connection=new_connection(sandbox, timeout_seconds=-1))
     assert sandbox.requests == []
 

@@ -193,6 +193,26 @@ async def test_an_event_that_overtook_its_journey_started_lands_on_one_job(
     assert sandbox.notes[0]["jobId"] == job.vendor_id
 
 
+async def test_a_retry_that_finds_the_job_reports_the_contact_and_link_made_before(
+    sandbox, push, hub, new_event, new_task, warm
+):
+    """A step overtook its journey_started, made the contact, the job and their link, and its
+    outcome was lost (the worker died). Its retry finds the job, and reports the contact and
+    the link too: the journey_started after it, a first attempt that trusts the map, then
+    makes no second link."""
+    step = new_task(new_event("step_completed", step=STEP), "tsk_step_lost")
+    await push(step)
+    hub.links.clear()  # the outcome was never recorded
+
+    retry, counted = await measure(sandbox, push, step)
+    assert {r.kind for r in retry.records} >= {"contact", "job", "job_contact", "note"}
+    assert "POST /job-contact" not in counted and "POST /address-book" not in counted
+
+    _, counted = await measure(sandbox, push, new_event(id="evt_started_late"))
+    assert not [call for call in counted if call.startswith("POST")], counted
+    assert len(sandbox.contacts) == len(sandbox.jobs) == len(sandbox.job_contacts) == 1
+
+
 # --- what is reported ------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from journeyhub import signing
+from journeyhub.configs import config_as
 from journeyhub.errors import WebhookRejected
 from journeyhub.hookspecs import hookimpl
 from journeyhub.model import (
@@ -111,7 +112,7 @@ async def journeyhub_push(
     idempotency_key: str,
     http: VendorHttp,
 ) -> PushResult:
-    config = msgspec.convert(connection.config, WebhookConfig)
+    config = config_as(connection, WebhookConfig)
     if not config.url:
         from journeyhub.errors import PermanentError
 
@@ -174,7 +175,7 @@ def journeyhub_handle_webhook(webhook: StoredWebhook) -> list[TriggerDraft] | No
 async def journeyhub_check_connection(
     connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
 ) -> str:
-    config = msgspec.convert(connection.config, WebhookConfig)
+    config = config_as(connection, WebhookConfig)
     if not config.url:
         return "inbound only: nothing to call"
     body = msgspec.json.encode({"type": "journeyhub.ping", "connection_id": connection.id})

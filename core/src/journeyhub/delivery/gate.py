@@ -7,14 +7,17 @@ all tasks of a fetched batch at once, in one store transaction:
   never routed: acknowledge the message, push nothing.
 - **dead**: its dead letter is not replayed yet; the dead letter owns the task, and this
   message (the bus offering a terminated message again) is dropped.
-- **wait**, with a delay: an earlier task of the same client on the connection is unfinished
-  (per-client order); another worker, or this process, is pushing the task; the connection's
+- **wait**, with a delay: an earlier task of the same client on the connection is unfinished,
+  or a later one is being pushed (a replayed dead letter goes back before tasks already under
+  way; it waits for them): one task per client at a time, in order; another worker, or this process, is pushing the task; the connection's
   breaker is open or a 429 pause holds it; it waits for re-authorisation; its plugin is not
   installed in this process.
 - **ready**: this process now holds the task in the store (``held_by`` / ``held_until``,
   extended while it pushes, so a redelivery is not pushed by a second worker beside it), with
   its attempt number, its failures so far, and what the push needs: the vendor id map
-  (``Known``) and the suppressed addresses, for the connectors that take them.
+  (``Known``: complete unless this task was attempted before or an earlier task of the client
+  was dead-lettered, either of which may have written what the map lacks) and the suppressed
+  addresses, for the connectors that take them.
 
 Per-client order rests on the routers: they put every task in the ``tasks`` table, in its
 client's order, before publishing it, one router at a time (``workers/router.py``). So an
@@ -38,7 +41,7 @@ from journeyhub.logs import get_logger
 from journeyhub.model import Connection, ConnectorInfo, DeliveryTask, Known, client_of, utcnow
 from journeyhub.resilience.breaker import Breakers
 from journeyhub.store.suppressions import suppressed_among
-from journeyhub.store.tasks import DEAD, DONE, DROPPED, OrderKey, TaskState
+from journeyhub.store.tasks import DEAD, DONE, DROPPED, OrderKey, Pending, TaskState
 
 log = get_logger(__name__)
 ORDER_WAIT = 0.3  # seconds before a task held back behind its client's earlier one comes back
@@ -95,7 +98,7 @@ def order_key(task: DeliveryTask) -> OrderKey:
 def decide(
     offers: list[Offer],
     rows: dict[str, TaskState],
-    pending: dict[OrderKey, list[tuple[int, str]]],
+    pending: dict[OrderKey, list[Pending]],
     *,
     holder: str,
     now: datetime,
@@ -105,12 +108,14 @@ def decide(
     """The store's side of the decision, for offers whose connection may push now.
 
     ``rows``: the tasks' rows after this holder claimed the free ones; ``pending``: per client
-    key, the pending (sequence, task id) up to the batch's last task of that key; ``busy``:
-    tasks this process is pushing already. A client's tasks are decided in their order, and
-    a task of the client ready in this batch does not hold back the next one (the push worker
-    pushes them one after the other)."""
+    key, its pending tasks up to the batch's last task of that key and the later ones held;
+    ``busy``: tasks this process is pushing already. A client's tasks are decided in their
+    order, and a task of the client ready in this batch does not hold back the next one (the
+    push worker pushes them one after the other, in order)."""
     decisions: list[Decision | None] = [None] * len(offers)
     ready: set[str] = set()
+    # The batch's tasks are held by this holder's claim a moment ago; they are decided here.
+    deciding = {offer.task.id for offer in offers} - busy
     by_key: dict[OrderKey, list[int]] = defaultdict(list)
     for index, offer in enumerate(offers):
         by_key[order_key(offer.task)].append(index)
@@ -135,11 +140,17 @@ def decide(
                 decision = Decision(Verdict.WAIT, "held by another worker", held_wait)
                 blocked = True
             elif blocked or any(
-                sequence < task.sequence and task_id not in ready
-                for sequence, task_id in pending.get(key, ())
+                p.sequence < task.sequence and p.task_id not in ready for p in pending.get(key, ())
             ):
                 delay = order_wait(offers[index].offered)
                 decision = Decision(Verdict.WAIT, "an earlier task of the client", delay)
+                blocked = True
+            elif any(
+                p.sequence > task.sequence and p.held and p.task_id not in deciding
+                for p in pending.get(key, ())
+            ):
+                delay = order_wait(offers[index].offered)
+                decision = Decision(Verdict.WAIT, "a later task of the client under way", delay)
                 blocked = True
             else:
                 decision = Decision(Verdict.READY, attempt=row.attempts, failures=row.failures)
@@ -216,8 +227,9 @@ class TaskGate:
         for offer in offers:
             key = order_key(offer.task)
             upto[key] = max(upto.get(key, 0), offer.task.sequence)
-        decisions = decide(offers, rows, tasks.pending_before(conn, upto), holder=self.holder,
-                           now=now, busy=busy, held_wait=self.held_wait)  # fmt: skip
+        decisions = decide(offers, rows, tasks.pending_around(conn, upto, now),
+                           holder=self.holder, now=now, busy=busy,
+                           held_wait=self.held_wait)  # fmt: skip
         ready = {o.task.id for o, d in zip(offers, decisions, strict=True)
                  if d.verdict == Verdict.READY}  # fmt: skip
         tasks.unclaim(conn, [t for t in claimed if t not in ready], self.holder)
@@ -230,6 +242,7 @@ class TaskGate:
         registry = self.hub.registry
         ready: list[tuple[int, DeliveryTask, bool]] = []
         wanted_known: list[tuple[str, str, str | None]] = []
+        known_keys: set[OrderKey] = set()
         wanted_suppressed: set[tuple[str, str]] = set()
         for index, (offer, decision) in enumerate(zip(offers, decisions, strict=True)):
             if decision.verdict != Verdict.READY:
@@ -239,6 +252,7 @@ class TaskGate:
                 client, email = client_of(offer.task)
                 if client is not None:
                     wanted_known.append((offer.task.connection_id, client, email))
+                    known_keys.add(order_key(offer.task))
             mails = registry.takes(vendor, "journeyhub_push", "suppressed") or registry.takes(
                 vendor, "journeyhub_push_batch", "suppressed"
             )
@@ -246,6 +260,7 @@ class TaskGate:
                 wanted_suppressed |= {(offer.task.tenant_id, e) for e in recipients(offer.task)}
             ready.append((index, offer.task, mails))
         known = self.hub.store.sync.known(conn, wanted_known)
+        after_dead = self.hub.store.tasks.with_dead(conn, known_keys)
         suppressed = suppressed_among(conn, wanted_suppressed)
         out = list(decisions)
         for index, task, mails in ready:
@@ -262,6 +277,7 @@ class TaskGate:
                 known=Known(
                     records=known.get((connection.id, client), ()) if client else (),
                     attempt=decision.attempt,
+                    after_dead_letter=order_key(task) in after_dead,
                 ),
                 suppressed=frozenset(
                     e for e in recipients(task) if mails and (task.tenant_id, e) in suppressed

@@ -243,6 +243,14 @@ class TaskRow(Base):
             sqlite_where=text("state = 'pending'"),
             postgresql_where=text("state = 'pending'"),
         ),
+        # The gate asks whether a client has a dead-lettered task (whose writes may be unknown).
+        Index(
+            "ix_tasks_dead_order",
+            "connection_id",
+            "order_key",
+            sqlite_where=text("state = 'dead'"),
+            postgresql_where=text("state = 'dead'"),
+        ),
     )
     task_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     connection_id: Mapped[str] = mapped_column(String(40))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, func, literal_column, or_, select, update
 
@@ -25,7 +25,18 @@ PENDING, DONE, DEAD, DROPPED = "pending", "done", "dead", "dropped"
 # Written as a literal, not a bound parameter: only then can SQLite and PostgreSQL see that a
 # query's rows are all in the partial index of pending tasks.
 IS_PENDING = TASKS.c.state == literal_column(f"'{PENDING}'")
+IS_DEAD = TASKS.c.state == literal_column(f"'{DEAD}'")
 OrderKey = tuple[str, str]  # (connection id, client key)
+
+
+class Pending(NamedTuple):
+    """A pending task of a client, as the gate sees it."""
+
+    sequence: int
+    task_id: str
+    held: bool  # a worker holds it now: being pushed, or queued to be
+
+
 STATE_COLUMNS = (
     TASKS.c.task_id,
     TASKS.c.state,
@@ -60,16 +71,26 @@ _UNCLAIM = (
     .values(held_by=None, held_until=None, attempts=TASKS.c.attempts - 1)
 )
 _STATES = select(*STATE_COLUMNS).where(TASKS.c.task_id.in_(_IDS))
-_PENDING_BEFORE = (
-    select(TASKS.c.connection_id, TASKS.c.order_key, TASKS.c.sequence, TASKS.c.task_id)
+_PENDING_AROUND = (
+    select(TASKS.c.connection_id, TASKS.c.order_key, TASKS.c.sequence, TASKS.c.task_id,
+           TASKS.c.held_until)
     .where(
         IS_PENDING,
         # An IN list per column, not a row-value IN: SQLite would scan every pending task.
         TASKS.c.connection_id.in_(bindparam("connections", expanding=True)),
         TASKS.c.order_key.in_(bindparam("order_keys", expanding=True)),
-        TASKS.c.sequence <= bindparam("upto"),
+        or_(TASKS.c.sequence <= bindparam("upto"), TASKS.c.held_until > bindparam("now")),
     )
     .order_by(TASKS.c.sequence)
+)  # fmt: skip
+_DEAD_AMONG = (
+    select(TASKS.c.connection_id, TASKS.c.order_key)
+    .where(
+        IS_DEAD,
+        TASKS.c.connection_id.in_(bindparam("connections", expanding=True)),
+        TASKS.c.order_key.in_(bindparam("order_keys", expanding=True)),
+    )
+    .distinct()
 )
 _FINISH = (
     update(TASKS)
@@ -151,24 +172,34 @@ class TaskRepo:
             return {}
         return {row[0]: TaskState(*row) for row in conn.execute(_STATES, {"ids": task_ids})}
 
-    def pending_before(
-        self, conn: Connection, upto: dict[OrderKey, int]
-    ) -> dict[OrderKey, list[tuple[int, str]]]:
-        """For each (connection, client) key, its pending tasks up to the key's sequence in
-        ``upto``, as (sequence, task id) in order."""
+    def pending_around(
+        self, conn: Connection, upto: dict[OrderKey, int], now: datetime
+    ) -> dict[OrderKey, list[Pending]]:
+        """For each (connection, client) key, its pending tasks in order: those up to the key's
+        sequence in ``upto``, and later ones held by a worker until after ``now``."""
         if not upto:
             return {}
-        found: dict[OrderKey, list[tuple[int, str]]] = defaultdict(list)
-        rows = conn.execute(_PENDING_BEFORE, {
+        found: dict[OrderKey, list[Pending]] = defaultdict(list)
+        rows = conn.execute(_PENDING_AROUND, {
             "connections": sorted({key[0] for key in upto}),
             "order_keys": sorted({key[1] for key in upto}),
             "upto": max(upto.values()),
+            "now": now,
         })  # fmt: skip
-        for connection_id, order_key, sequence, task_id in rows:
+        for connection_id, order_key, sequence, task_id, held_until in rows:
             limit = upto.get((connection_id, order_key))
-            if limit is not None and sequence <= limit:
-                found[(connection_id, order_key)].append((int(sequence), task_id))
+            held = held_until is not None and held_until > now
+            if limit is not None and (sequence <= limit or held):
+                found[(connection_id, order_key)].append(Pending(int(sequence), task_id, held))
         return found
+
+    def with_dead(self, conn: Connection, keys: set[OrderKey]) -> set[OrderKey]:
+        """The (connection, client) keys among ``keys`` that have a dead-lettered task."""
+        if not keys:
+            return set()
+        rows = conn.execute(_DEAD_AMONG, {"connections": sorted({k[0] for k in keys}),
+                                          "order_keys": sorted({k[1] for k in keys})})  # fmt: skip
+        return {(connection_id, order_key) for connection_id, order_key in rows} & keys
 
     # --- outcomes ---------------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from journeyhub.model import Trigger, utcnow
@@ -29,7 +28,6 @@ T = TypeVar("T")
 # Values per ``IN (…)``: far below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters, so a
 # large import (thousands of drafts at once) is read in a few statements instead of failing.
 IN_CHUNK = 2000
-_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def _chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
@@ -58,9 +56,6 @@ class SuppressionRow:
 class TriggerRepo:
     def __init__(self, store: Store) -> None:
         self.store = store
-
-    def _insert(self, table: Any) -> Any:
-        return _INSERT[self.store.engine.dialect.name](table)
 
     async def record(self, trigger: Trigger) -> bool:
         """Store a trigger; False when its id was recorded before (a repeated source)."""
@@ -104,7 +99,7 @@ class TriggerRepo:
                 unique = list({t.id: t for t in triggers}.values())
                 table = TriggerRow.__table__
                 insert = (
-                    self._insert(table)
+                    self.store.insert(table)
                     .on_conflict_do_nothing(index_elements=[table.c.id])
                     .returning(table.c.id)
                 )
@@ -115,7 +110,7 @@ class TriggerRepo:
             rows = {(r.tenant_id, r.email.lower()): r for r in reversed(suppressions)}
             if rows:
                 table = Suppression.__table__
-                insert = self._insert(table).on_conflict_do_nothing(
+                insert = self.store.insert(table).on_conflict_do_nothing(
                     index_elements=[table.c.tenant_id, table.c.email]
                 )
                 await conn.execute(

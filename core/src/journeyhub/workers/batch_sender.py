@@ -75,9 +75,20 @@ class BatchSender:
                 clients.add(item[0].task.order_key)
                 batch.append(item)
                 self.queue.remove(item)
+        failed: set[str] = set()
         try:
-            await worker.push_batch([job for job, _ in batch])
+            failed = await worker.push_batch([job for job, _ in batch])
         finally:
             for _, future in batch:
                 if not future.done():
+                    future.set_result(None)
+        # A client whose task was not delivered: its later ones wait for that task's retry.
+        stopped = {job.task.order_key for job, _ in batch if job.task.id in failed}
+        behind = [item for item in self.queue if item[0].task.order_key in stopped]
+        if behind:
+            self.queue = [item for item in self.queue if item not in behind]
+            try:
+                await worker.give_back([job for job, _ in behind])
+            finally:
+                for _, future in behind:
                     future.set_result(None)

@@ -160,6 +160,8 @@ class PushWorker:
         endpoint, else each client's one after the other."""
         info = jobs[0].decision.info
         assert info is not None
+        # A client's jobs in its order: the bus offers a retried task after later ones.
+        jobs = sorted(jobs, key=lambda job: job.task.sequence)
         batching = info.max_batch > 1 and self.hub.registry.implements(
             info.vendor, "journeyhub_push_batch"
         )
@@ -221,20 +223,20 @@ class PushWorker:
         settled = await self.settle_success(job, result, time.perf_counter() - started)
         return result if settled else None
 
-    async def push_batch(self, jobs: list[Job]) -> None:
-        """Several tasks of one connection in one vendor call (at most one per client)."""
+    async def push_batch(self, jobs: list[Job]) -> set[str]:
+        """Several tasks of one connection in one vendor call (at most one per client); the
+        ids of those that were not delivered."""
         if len(jobs) == 1:
-            await self.push_one(jobs[0], limited=False)
-            return
+            return set() if await self.push_one(jobs[0], limited=False) else {jobs[0].task.id}
         try:
             ids = sorted({job.task.correlation_id or job.task.id for job in jobs})
             with correlation_scope(None, correlation_ids=ids, connection_id=jobs[0].connection_id):
-                await self._push_batch(jobs)
+                return await self._push_batch(jobs)
         finally:
             for job in jobs:
                 self.gate.settled(job.task.id)
 
-    async def _push_batch(self, jobs: list[Job]) -> None:
+    async def _push_batch(self, jobs: list[Job]) -> set[str]:
         tasks = [job.task for job in jobs]
         key = stable_id("batch", *sorted(t.id for t in tasks))
         started = time.perf_counter()
@@ -251,14 +253,18 @@ class PushWorker:
             results = [exc] * len(jobs)
         elapsed = time.perf_counter() - started
 
+        failed: set[str] = set()
+
         async def settle(job: Job, result: PushResult | BaseException) -> None:
             with scope(job.task):
                 if isinstance(result, BaseException):
+                    failed.add(job.task.id)
                     await self.settle_failure(job, result, elapsed)
-                else:
-                    await self.settle_success(job, result, elapsed)
+                elif not await self.settle_success(job, result, elapsed):
+                    failed.add(job.task.id)
 
         await settle_all(*(settle(job, result) for job, result in zip(jobs, results, strict=True)))
+        return failed
 
     async def take_slot(self, job: Job, limited: bool) -> None:
         """Wait for the connection's rate budget, right before the call and outside the

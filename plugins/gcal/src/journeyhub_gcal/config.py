@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from jinja2 import TemplateError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
-from journeyhub.errors import PermanentError
+from journeyhub.configs import config_as
 from journeyhub.mapping import apply_mappings, merge_defaults
-from journeyhub.model import KERNEL_CONFIG_KEYS, Connection, FieldMapping, JourneyEvent
+from journeyhub.model import Connection, FieldMapping, JourneyEvent
 
 API_BASE = "https://www.googleapis.com/calendar/v3"
 TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
@@ -122,11 +122,7 @@ class GcalCredentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 def load_config(connection: Connection) -> GcalConfig:
-    raw = {k: v for k, v in connection.config.items() if k not in KERNEL_CONFIG_KEYS}
-    try:
-        return msgspec.convert(raw, GcalConfig)
-    except msgspec.ValidationError as exc:  # saved configs are validated; this is a backstop
-        raise PermanentError(f"invalid gcal connection config: {exc}") from None
+    return config_as(connection, GcalConfig)
 
 
 _VENUE = (

@@ -6,8 +6,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
+from journeyhub.configs import config_as
 from journeyhub.errors import PermanentError
-from journeyhub.model import KERNEL_CONFIG_KEYS, Connection, FieldMapping
+from journeyhub.model import Connection, FieldMapping
 
 from journeyhub_lightblue.client import API_URL
 
@@ -55,11 +56,7 @@ class LightBlueCredentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
 
 
 def load_config(connection: Connection) -> LightBlueConfig:
-    own = {k: v for k, v in connection.config.items() if k not in KERNEL_CONFIG_KEYS}
-    try:
-        return msgspec.convert(own, LightBlueConfig)
-    except msgspec.ValidationError as exc:  # saved configs are validated; this is a backstop
-        raise PermanentError(f"configuration error: {exc}") from None
+    return config_as(connection, LightBlueConfig)
 
 
 def api_key(credentials: Any) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import msgspec
+from journeyhub.configs import config_as
 from journeyhub.errors import PermanentError
 from journeyhub.hookspecs import hookimpl
 from journeyhub.model import (
@@ -44,10 +44,7 @@ DEFAULT_FIELD_MAPPINGS = (
 
 
 def _config(connection: Connection) -> ResendConfig:
-    try:
-        return msgspec.convert(connection.config, ResendConfig)
-    except msgspec.ValidationError as exc:
-        raise PermanentError(f"invalid resend config: {exc}") from None
+    return config_as(connection, ResendConfig)
 
 
 def _client(config: ResendConfig, credentials: Mapping[str, Any], http: VendorHttp) -> ResendClient:

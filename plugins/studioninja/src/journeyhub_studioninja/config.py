@@ -10,8 +10,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import msgspec
-from journeyhub.errors import PermanentError
-from journeyhub.model import KERNEL_CONFIG_KEYS, Connection, FieldMapping
+from journeyhub.configs import config_as
+from journeyhub.model import Connection, FieldMapping
 from journeyhub_gcal import GcalConfig, GcalCredentials
 from journeyhub_gcal.config import API_BASE, TOKEN_URL
 
@@ -120,11 +120,7 @@ class StudioNinjaConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
 
 
 def load_config(connection: Connection) -> StudioNinjaConfig:
-    raw = {k: v for k, v in connection.config.items() if k not in KERNEL_CONFIG_KEYS}
-    try:
-        return msgspec.convert(raw, StudioNinjaConfig)
-    except msgspec.ValidationError as exc:  # saved configs are validated; this is a backstop
-        raise PermanentError(f"invalid studioninja connection config: {exc}") from None
+    return config_as(connection, StudioNinjaConfig)
 
 
 _VENUE = (

@@ -316,12 +316,14 @@ class Pusher:
     async def ensure_job(self, extra: dict[str, Any] | None = None) -> str:
         """The job of this journey instance, making the contact, the job (with ``extra``) and
         their link when it is missing, so an event that overtook its journey_started still
-        lands in the right place."""
+        lands in the right place. A job found by a lookup may be one an earlier attempt made
+        before its outcome was lost, with the contact and link it made then: those are found
+        and reported too, so the next task of the client knows them."""
         job_id = await self.resolve_job()
         if job_id is None:
             await self.contact()
             job_id = await self.create_job(extra)
-        if self.job_how == "created":
+        if self.job_how in ("created", "found"):
             await self.link()
         return job_id
 

@@ -24,6 +24,7 @@ branch_labels = None
 depends_on = None
 
 PENDING_ONLY = "state = 'pending'"
+DEAD_ONLY = "state = 'dead'"
 
 
 def upgrade() -> None:
@@ -49,6 +50,14 @@ def upgrade() -> None:
         unique=False,
         sqlite_where=sa.text(PENDING_ONLY),
         postgresql_where=sa.text(PENDING_ONLY),
+    )
+    op.create_index(
+        "ix_tasks_dead_order",
+        "tasks",
+        ["connection_id", "order_key"],
+        unique=False,
+        sqlite_where=sa.text(DEAD_ONLY),
+        postgresql_where=sa.text(DEAD_ONLY),
     )
     # Unfinished tasks: an attempt made before counts, so the next push looks up first.
     op.execute(
@@ -156,5 +165,6 @@ def downgrade() -> None:
           FROM tasks WHERE state = 'pending'
         """
     )
+    op.drop_index("ix_tasks_dead_order", table_name="tasks")
     op.drop_index("ix_tasks_pending_order", table_name="tasks")
     op.drop_table("tasks")
