@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -78,6 +79,7 @@ class Cluster:
             "JOURNEYHUB_SECRET_KEYS": KEY,
             "JOURNEYHUB_ACK_WAIT_SECONDS": "3",
             "JOURNEYHUB_LOG_FORMAT": "json",
+            "JOURNEYHUB_SUBJECT_PREFIX": self.settings.subject_prefix,
             **extra,
         }
         env.pop("JOURNEYHUB_PLUGINS", None)
@@ -103,9 +105,11 @@ class Cluster:
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     nats = EmbeddedNats(tmp_path / "nats").start()
     url = database_url_for_tests()
+    # A subject prefix of its own: with PostgreSQL the store is shared with the other tests'
+    # hubs, and the routing leases are per stream name.
     settings = load_settings(
         {}, data_dir=tmp_path / "data", nats_url=nats.url, secret_keys=(KEY,),
-        database_url=url, ack_wait_seconds=3,
+        database_url=url, ack_wait_seconds=3, subject_prefix="jhcrash" + secrets.token_hex(3),
     )  # fmt: skip
     hub = await Hub.start(settings)
     cluster = Cluster(tmp_path, nats, settings, hub)
