@@ -117,9 +117,9 @@ async def test_a_busy_sqlite_write_lock_is_waited_for_off_the_event_loop(hub: Hu
     from journeyhub.store.tasks import TASKS
     from sqlalchemy import select
 
-    other = sqlite3.connect(
-        str(hub.settings.data_dir / "journeyhub.db"), isolation_level=None, check_same_thread=False
-    )
+    # The session's workers write to this database too: wait for our turn as long as needed.
+    other = sqlite3.connect(str(hub.settings.data_dir / "journeyhub.db"), timeout=60,
+                            isolation_level=None, check_same_thread=False)  # fmt: skip
     other.execute("BEGIN IMMEDIATE")  # another writer (a CLI command, an API write)
     threading.Timer(0.5, other.rollback).start()
     ticks = 0

@@ -20,10 +20,12 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers run beside the one writer; busy_timeout waits instead of failing.
+    # busy_timeout first: the statements after it wait for another writer instead of failing.
+    # WAL lets readers run beside the one writer (``migrate`` makes the file WAL from the
+    # start; switching a file to it takes every lock).
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -104,6 +106,11 @@ def migrate(settings: Settings, revision: str = "head") -> None:
     """Apply migrations up to ``revision`` (blocking; run it in a thread from async code)."""
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # WAL from the start: a file already in WAL needs no lock to be opened in it.
+        engine = sqlalchemy.create_engine(sync_url(settings))
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        engine.dispose()
     command.upgrade(alembic_config(settings), revision)
 
 
