@@ -68,8 +68,9 @@ async def watch_triggers(hub: Hub, tenant: TenantKeys) -> AsyncIterator[TriggerW
     await nc.drain()
 
 
-def event(event_id: str, event_type: str = "journey_started", client_id: str = "cl_1",
-          **extra: Any) -> dict[str, Any]:  # fmt: skip
+def event(
+    event_id: str, event_type: str = "journey_started", client_id: str = "cl_1", **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": event_id,
         "type": event_type,

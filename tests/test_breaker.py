@@ -56,14 +56,20 @@ async def test_tasks_wait_while_the_breaker_is_open_and_none_is_lost(
 ) -> None:
     tave_sandbox.reset()
     connection = await create_connection(
-        gateway, tenant, vendor="tave", name="crm", direction="outbound",
-        config={"api_base": tave_sandbox.api_base}, credentials={"api_key": tave_sandbox.api_key},
-    )  # fmt: skip
+        gateway,
+        tenant,
+        vendor="tave",
+        name="crm",
+        direction="outbound",
+        config={"api_base": tave_sandbox.api_base},
+        credentials={"api_key": tave_sandbox.api_key},
+    )
     tave_sandbox.faults.plan(*[Fault(status=503) for _ in range(6)])
     answer = await gateway.client.post(
-        "/v1/events", json=[event(f"brk-{i}", client_id=f"cl_brk{i}") for i in range(8)],
+        "/v1/events",
+        json=[event(f"brk-{i}", client_id=f"cl_brk{i}") for i in range(8)],
         headers=tenant.headers("ingest"),
-    )  # fmt: skip
+    )
     assert answer.status_code == 202
     probe = Breakers(hub.store, holder="observer", cache_ttl=0)
     await eventually(lambda: _is_open(probe, connection["id"]), timeout=20, interval=0.02)

@@ -25,9 +25,15 @@ async def test_provisioning_is_idempotent_across_restarts(tmp_path: Path) -> Non
         assert ack.seq == 1 and not ack.duplicate
         # an operator changed a durable by hand: provisioning puts our config back
         await bus.js.add_consumer(
-            "JH_PUSH", ConsumerConfig(durable_name="push-worker", ack_wait=5, max_deliver=-1,
-                                      max_ack_pending=10, filter_subject="jh.push.>")
-        )  # fmt: skip
+            "JH_PUSH",
+            ConsumerConfig(
+                durable_name="push-worker",
+                ack_wait=5,
+                max_deliver=-1,
+                max_ack_pending=10,
+                filter_subject="jh.push.>",
+            ),
+        )
         await bus.close()
     # the server restarts on the same store: streams and messages are still there
     changed = msgspec.structs.replace(settings, dedupe_window_seconds=300)

@@ -12,11 +12,17 @@ from journeyhub.testing.fixtures import TenantKeys
 
 async def _connection(hub: Hub, tenant: TenantKeys) -> str:
     connection = await hub.store.connections.create(
-        tenant_id=tenant.id, vendor="webhook", name="engine", direction="outbound",
-        enabled=True, config={"url": "http://127.0.0.1:1/x"},
-        credentials={"secret": "whsec_Y2FjaGUtdGVzdC1zZWNyZXQ="}, event_types=[],
-        field_mappings=[], actor="test",
-    )  # fmt: skip
+        tenant_id=tenant.id,
+        vendor="webhook",
+        name="engine",
+        direction="outbound",
+        enabled=True,
+        config={"url": "http://127.0.0.1:1/x"},
+        credentials={"secret": "whsec_Y2FjaGUtdGVzdC1zZWNyZXQ="},
+        event_types=[],
+        field_mappings=[],
+        actor="test",
+    )
     return connection.id
 
 

@@ -23,8 +23,11 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
 def journeyhub(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "journeyhub", *args],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def children_of(pid: int) -> list[int]:
@@ -46,9 +49,12 @@ def test_serve_starts_everything_and_ctrl_c_leaves_no_nats_server(tmp_path: Path
     port = free_port()
     env = cli_env(tmp_path / "data", JOURNEYHUB_PORT=str(port), JOURNEYHUB_LOG_FORMAT="json")
     process = subprocess.Popen(
-        [sys.executable, "-m", "journeyhub", "serve"], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "journeyhub", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         ready = None
@@ -64,9 +70,10 @@ def test_serve_starts_everything_and_ctrl_c_leaves_no_nats_server(tmp_path: Path
         assert ready is not None and ready.status_code == 200
         assert ready.json()["checks"] == {"store": "ok", "bus": "ok"}
         servers = [
-            pid for pid in children_of(process.pid)
+            pid
+            for pid in children_of(process.pid)
             if "nats-server" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        ]  # fmt: skip
+        ]
         assert len(servers) == 1
         assert (tmp_path / "data" / "journeyhub.db").exists()  # SQLite migrated
         assert (tmp_path / "data" / "nats" / "jetstream").exists()  # JetStream on disk
@@ -113,8 +120,19 @@ def test_migrate_and_plugins_list(tmp_path: Path) -> None:
 def test_connections_add_list_and_test(tmp_path: Path) -> None:
     env = cli_env(tmp_path, COLUMNS="200")
     tenant_id = journeyhub("tenants", "add", "Studio", env=env).stdout.strip()
-    bad = journeyhub("connections", "add", "--tenant", tenant_id, "--vendor", "stripe", "--name", "pay",
-                     "--credentials", '{"webhook_secret": "nope"}', env=env)  # fmt: skip
+    bad = journeyhub(
+        "connections",
+        "add",
+        "--tenant",
+        tenant_id,
+        "--vendor",
+        "stripe",
+        "--name",
+        "pay",
+        "--credentials",
+        '{"webhook_secret": "nope"}',
+        env=env,
+    )
     assert bad.returncode == 2 and "$.credentials" in bad.stderr and "nope" not in bad.stderr
     added = journeyhub(
         "connections",
@@ -158,12 +176,18 @@ def test_dlq_list_and_replay(tmp_path: Path) -> None:
         tenant = await store.tenants.add("t")
         ids = [
             await store.deliveries.dead_letter(
-                tenant_id=tenant, connection_id="con_x", vendor="tave", stage="push",
-                subject="jh.push.con_x", msg_id=f"dlv_{i}", payload=b'{"id": "dlv"}',
-                error=f"permanent error: 422 number {i}", attempts=1,
+                tenant_id=tenant,
+                connection_id="con_x",
+                vendor="tave",
+                stage="push",
+                subject="jh.push.con_x",
+                msg_id=f"dlv_{i}",
+                payload=b'{"id": "dlv"}',
+                error=f"permanent error: 422 number {i}",
+                attempts=1,
             )
             for i in range(3)
-        ]  # fmt: skip
+        ]
         await store.close()
         return tenant, ids
 

@@ -88,9 +88,12 @@ class Cluster:
     def start_worker(self, **extra: str) -> subprocess.Popen[str]:
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "w")  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-m", "journeyhub", "worker"], env=self.env(**extra),
-            stdout=log, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "journeyhub", "worker"],
+            env=self.env(**extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.workers.append(process)
         deadline = time.monotonic() + 60
         path = Path(log.name)
@@ -108,9 +111,14 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     # A subject prefix of its own: with PostgreSQL the store is shared with the other tests'
     # hubs, and the routing leases are per stream name.
     settings = load_settings(
-        {}, data_dir=tmp_path / "data", nats_url=nats.url, secret_keys=(KEY,),
-        database_url=url, ack_wait_seconds=3, subject_prefix="jhcrash" + secrets.token_hex(3),
-    )  # fmt: skip
+        {},
+        data_dir=tmp_path / "data",
+        nats_url=nats.url,
+        secret_keys=(KEY,),
+        database_url=url,
+        ack_wait_seconds=3,
+        subject_prefix="jhcrash" + secrets.token_hex(3),
+    )
     hub = await Hub.start(settings)
     cluster = Cluster(tmp_path, nats, settings, hub)
     yield cluster
@@ -127,10 +135,17 @@ async def test_a_worker_killed_mid_push_makes_no_duplicate(cluster: Cluster) -> 
     with TaveSandbox() as tave:
         tenant_id = await hub.store.tenants.add("crash push")
         await hub.store.connections.create(
-            tenant_id=tenant_id, vendor="tave", name="crm", direction="outbound", enabled=True,
-            config={"api_base": tave.api_base}, credentials={"api_key": tave.api_key},
-            event_types=[], field_mappings=[], actor="test",
-        )  # fmt: skip
+            tenant_id=tenant_id,
+            vendor="tave",
+            name="crm",
+            direction="outbound",
+            enabled=True,
+            config={"api_base": tave.api_base},
+            credentials={"api_key": tave.api_key},
+            event_types=[],
+            field_mappings=[],
+            actor="test",
+        )
         # The first vendor call is slow: the worker is inside it when it dies, and the
         # sandbox still carries the call out afterwards.
         tave.faults.plan(Fault(delay=2.5))
@@ -162,24 +177,37 @@ async def test_a_worker_killed_between_receipt_and_ack_gives_one_trigger(cluster
     marker = cluster.tmp / "stalled"
     tenant_id = await hub.store.tenants.add("crash inbound")
     connection = await hub.store.connections.create(
-        tenant_id=tenant_id, vendor="stripe", name="pay", direction="inbound", enabled=True,
-        config={}, credentials={"webhook_secret": SECRET}, event_types=[], field_mappings=[],
+        tenant_id=tenant_id,
+        vendor="stripe",
+        name="pay",
+        direction="inbound",
+        enabled=True,
+        config={},
+        credentials={"webhook_secret": SECRET},
+        event_types=[],
+        field_mappings=[],
         actor="test",
-    )  # fmt: skip
+    )
     first = cluster.start_worker(PYTHONPATH=str(site), STALL_MARKER=str(marker))
     with StripeSandbox() as stripe:
         stripe_event = stripe.emit(
             "payment_intent.succeeded", payment_intent(amount=5000, metadata={"client_id": "cl_k"})
         )
     stored = StoredWebhook(
-        vendor="stripe", connection_id=connection.id, tenant_id=tenant_id,
-        event_id=stripe_event["id"], event_type=stripe_event["type"], received_at=utcnow(),
-        headers={}, body=msgspec.json.encode(stripe_event),
-    )  # fmt: skip
+        vendor="stripe",
+        connection_id=connection.id,
+        tenant_id=tenant_id,
+        event_id=stripe_event["id"],
+        event_type=stripe_event["type"],
+        received_at=utcnow(),
+        headers={},
+        body=msgspec.json.encode(stripe_event),
+    )
     await hub.bus.publish(
-        hub.bus.subjects.inbound("stripe", connection.id), msgspec.json.encode(stored),
+        hub.bus.subjects.inbound("stripe", connection.id),
+        msgspec.json.encode(stored),
         msg_id=f"stripe:{connection.id}:{stripe_event['id']}",
-    )  # fmt: skip
+    )
     await eventually(marker.exists, timeout=90)  # published and recorded, not yet acked
     first.send_signal(signal.SIGKILL)
     first.wait()

@@ -47,14 +47,25 @@ def task(n: int, client: str = "cl_1", connection: str = "con_1", **extra: objec
     """The n-th task of a client: its sequence is n."""
     body = event(f"ev-{uuid.uuid4().hex[:8]}", client_id=client)
     return DeliveryTask(
-        id=f"dlv_{uuid.uuid4().hex[:12]}", tenant_id="ten_1", connection_id=connection,
-        vendor="tave", kind="event", order_key=client, sequence=n,
-        event=msgspec.convert(body, JourneyEvent), **extra,
-    )  # fmt: skip
+        id=f"dlv_{uuid.uuid4().hex[:12]}",
+        tenant_id="ten_1",
+        connection_id=connection,
+        vendor="tave",
+        kind="event",
+        order_key=client,
+        sequence=n,
+        event=msgspec.convert(body, JourneyEvent),
+        **extra,
+    )
 
 
-def row(t: DeliveryTask, state: str = "pending", held_by: str | None = "me",
-        held_until: object = NOW + timedelta(seconds=30), attempts: int = 1) -> TaskState:  # fmt: skip
+def row(
+    t: DeliveryTask,
+    state: str = "pending",
+    held_by: str | None = "me",
+    held_until: object = NOW + timedelta(seconds=30),
+    attempts: int = 1,
+) -> TaskState:
     return TaskState(t.id, state, attempts, 0, held_by, held_until)  # type: ignore[arg-type]
 
 
@@ -67,10 +78,20 @@ def verdicts(decisions: list[Decision]) -> list[str]:
 
 def test_finished_dead_and_unknown_tasks_are_not_pushed() -> None:
     done, dropped, dead, unknown = task(1, "a"), task(1, "b"), task(1, "c"), task(1, "d")
-    rows = {done.id: row(done, "done"), dropped.id: row(dropped, "dropped"),
-            dead.id: row(dead, "dead")}  # fmt: skip
-    decisions = decide([Offer(t) for t in (done, dropped, dead, unknown)], rows, {},
-                       holder="me", now=NOW, busy=set(), held_wait=5)  # fmt: skip
+    rows = {
+        done.id: row(done, "done"),
+        dropped.id: row(dropped, "dropped"),
+        dead.id: row(dead, "dead"),
+    }
+    decisions = decide(
+        [Offer(t) for t in (done, dropped, dead, unknown)],
+        rows,
+        {},
+        holder="me",
+        now=NOW,
+        busy=set(),
+        held_wait=5,
+    )
     assert verdicts(decisions) == ["finished", "finished", "dead", "finished"]
 
 
@@ -84,8 +105,15 @@ def test_an_unfinished_earlier_task_of_the_client_holds_the_later_ones_back() ->
         ]
     }
     rows = {t.id: row(t) for t in (second, third)}
-    decisions = decide([Offer(second, offered=1), Offer(third, offered=4)], rows, pending,
-                       holder="me", now=NOW, busy=set(), held_wait=5)  # fmt: skip
+    decisions = decide(
+        [Offer(second, offered=1), Offer(third, offered=4)],
+        rows,
+        pending,
+        holder="me",
+        now=NOW,
+        busy=set(),
+        held_wait=5,
+    )
     assert verdicts(decisions) == ["wait", "wait"]
     assert decisions[0].delay == pytest.approx(0.3)  # the first hold-back is short
     assert 1.2 <= decisions[1].delay <= 2.4  # and it grows with every offer
@@ -96,9 +124,14 @@ def test_a_clients_tasks_in_one_batch_are_ready_in_order_until_one_must_wait() -
     other = task(2, client="cl_2")
     held = row(second, held_by="another worker")
     rows = {first.id: row(first), second.id: held, third.id: row(third), other.id: row(other)}
-    pending = {("con_1", "cl_1"): [Pending(1, first.id, False), Pending(2, second.id, True),
-                                   Pending(3, third.id, False)],
-               ("con_1", "cl_2"): [Pending(2, other.id, False)]}  # fmt: skip
+    pending = {
+        ("con_1", "cl_1"): [
+            Pending(1, first.id, False),
+            Pending(2, second.id, True),
+            Pending(3, third.id, False),
+        ],
+        ("con_1", "cl_2"): [Pending(2, other.id, False)],
+    }
     offers = [Offer(third), Offer(other), Offer(first), Offer(second)]  # any order
     decisions = decide(offers, rows, pending, holder="me", now=NOW, busy=set(), held_wait=5)
     by_task = {o.task.id: d for o, d in zip(offers, decisions, strict=True)}
@@ -113,10 +146,12 @@ def test_a_task_held_elsewhere_waits_until_the_hold_runs_out() -> None:
     pending = {("con_1", "cl_1"): [Pending(1, t.id, False)]}
     live = {t.id: row(t, held_by="another worker")}
     expired = {t.id: row(t, held_by="another worker", held_until=NOW - timedelta(seconds=1))}
-    assert verdicts(decide([Offer(t)], live, pending, holder="me", now=NOW, busy=set(),
-                           held_wait=5)) == ["wait"]  # fmt: skip
-    assert verdicts(decide([Offer(t)], expired, pending, holder="me", now=NOW, busy=set(),
-                           held_wait=5)) == ["ready"]  # fmt: skip
+    assert verdicts(
+        decide([Offer(t)], live, pending, holder="me", now=NOW, busy=set(), held_wait=5)
+    ) == ["wait"]
+    assert verdicts(
+        decide([Offer(t)], expired, pending, holder="me", now=NOW, busy=set(), held_wait=5)
+    ) == ["ready"]
 
 
 def test_a_task_pushed_here_already_or_twice_in_a_batch_waits() -> None:
@@ -126,8 +161,15 @@ def test_a_task_pushed_here_already_or_twice_in_a_batch_waits() -> None:
         ("con_1", "cl_1"): [Pending(1, t.id, False)],
         ("con_1", "cl_2"): [Pending(1, u.id, False)],
     }
-    decisions = decide([Offer(t), Offer(u), Offer(u)], rows, pending, holder="me", now=NOW,
-                       busy={t.id}, held_wait=5)  # fmt: skip
+    decisions = decide(
+        [Offer(t), Offer(u), Offer(u)],
+        rows,
+        pending,
+        holder="me",
+        now=NOW,
+        busy={t.id},
+        held_wait=5,
+    )
     assert verdicts(decisions) == ["wait", "ready", "wait"]
 
 
@@ -138,15 +180,24 @@ def test_a_replayed_task_waits_for_a_later_one_of_its_client_under_way() -> None
     replayed, later = task(1), task(2)
     rows = {replayed.id: row(replayed)}
     pending = {("con_1", "cl_1"): [Pending(1, replayed.id, True), Pending(2, later.id, True)]}
-    waiting = decide([Offer(replayed)], rows, pending, holder="me", now=NOW, busy=set(),
-                     held_wait=5)  # fmt: skip
+    waiting = decide(
+        [Offer(replayed)], rows, pending, holder="me", now=NOW, busy=set(), held_wait=5
+    )
     assert waiting[0].reason == "a later task of the client under way"
-    pushing_here = decide([Offer(replayed)], rows, pending, holder="me", now=NOW,
-                          busy={later.id}, held_wait=5)  # fmt: skip
+    pushing_here = decide(
+        [Offer(replayed)], rows, pending, holder="me", now=NOW, busy={later.id}, held_wait=5
+    )
     assert pushing_here[0].reason == "a later task of the client under way"
     rows[later.id] = row(later)
-    both = decide([Offer(later), Offer(replayed)], rows, pending, holder="me", now=NOW,
-                  busy=set(), held_wait=5)  # fmt: skip
+    both = decide(
+        [Offer(later), Offer(replayed)],
+        rows,
+        pending,
+        holder="me",
+        now=NOW,
+        busy=set(),
+        held_wait=5,
+    )
     assert verdicts(both) == ["ready", "ready"]  # in order: the push worker pushes 1, then 2
 
 
@@ -163,12 +214,17 @@ def test_the_order_wait_grows_and_stays_bounded() -> None:
 async def ledger(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Hub]:
     """A hub with its store, plugins and connection cache, and a bus it never connects: what
     the gate and the recorder need, without NATS."""
-    settings = load_settings({}, data_dir=Path(tmp_path_factory.mktemp("gate")),
-                             database_url=database_url_for_tests(), ack_wait_seconds=10)  # fmt: skip
+    settings = load_settings(
+        {},
+        data_dir=Path(tmp_path_factory.mktemp("gate")),
+        database_url=database_url_for_tests(),
+        ack_wait_seconds=10,
+    )
     await asyncio.to_thread(migrate, settings)
     store = Store(settings, load_secret_box(settings))
-    hub = Hub(settings, get_plugin_manager(), store, Bus(settings, "nats://127.0.0.1:9"),
-              VendorHttp())  # fmt: skip
+    hub = Hub(
+        settings, get_plugin_manager(), store, Bus(settings, "nats://127.0.0.1:9"), VendorHttp()
+    )
     yield hub
     await hub.http.aclose()
     await store.close()
@@ -188,10 +244,14 @@ class Studio:
     def task(self, n: int, client: str, connection: Connection | None = None) -> DeliveryTask:
         connection = connection or self.tave
         return DeliveryTask(
-            **{f: getattr(task(n, client), f) for f in ("id", "kind", "order_key", "sequence",
-                                                        "event")},
-            tenant_id=self.tenant_id, connection_id=connection.id, vendor=connection.vendor,
-        )  # fmt: skip
+            **{
+                f: getattr(task(n, client), f)
+                for f in ("id", "kind", "order_key", "sequence", "event")
+            },
+            tenant_id=self.tenant_id,
+            connection_id=connection.id,
+            vendor=connection.vendor,
+        )
 
     async def route(self, *tasks: DeliveryTask) -> None:
         await self.hub.store.run(lambda conn: self.hub.store.tasks.add(conn, list(tasks)))
@@ -201,17 +261,28 @@ class Studio:
 async def studio(ledger: Hub) -> Studio:
     store = ledger.store
     tenant_id = await store.tenants.add("gate studio")
-    common = dict(tenant_id=tenant_id, direction="outbound", enabled=True, event_types=[],
-                  field_mappings=[], actor="test")  # fmt: skip
+    common = dict(
+        tenant_id=tenant_id,
+        direction="outbound",
+        enabled=True,
+        event_types=[],
+        field_mappings=[],
+        actor="test",
+    )
     tave = await store.connections.create(
-        vendor="tave", name="crm", config={"api_base": "http://127.0.0.1:9/api/v2"},
-        credentials={"api_key": "tave-key-for-the-gate"}, **common,
-    )  # fmt: skip
+        vendor="tave",
+        name="crm",
+        config={"api_base": "http://127.0.0.1:9/api/v2"},
+        credentials={"api_key": "tave-key-for-the-gate"},
+        **common,
+    )
     resend = await store.connections.create(
-        vendor="resend", name="mail", credentials={"api_key": "re_gate_key_0123456789abcdef"},
+        vendor="resend",
+        name="mail",
+        credentials={"api_key": "re_gate_key_0123456789abcdef"},
         config={"api_base": "http://127.0.0.1:9", "from_address": "Studio <hi@example.com>"},
         **common,
-    )  # fmt: skip
+    )
     return Studio(ledger, tenant_id, tave, resend)
 
 
@@ -291,8 +362,11 @@ async def test_suppressions_are_matched_per_tenant(studio: Studio) -> None:
     other = await studio.hub.store.tenants.add("another studio")
     await studio.hub.store.triggers.suppress(studio.tenant_id, "x@example.com", "bounced")
     await studio.hub.store.triggers.suppress(other, "y@example.com", "bounced")
-    wanted = {(studio.tenant_id, "y@example.com"), (other, "x@example.com"),
-              (other, "y@example.com")}  # fmt: skip
+    wanted = {
+        (studio.tenant_id, "y@example.com"),
+        (other, "x@example.com"),
+        (other, "y@example.com"),
+    }
     found = await studio.hub.store.run(lambda conn: suppressed_among(conn, wanted))
     assert found == {(other, "y@example.com")}
 
@@ -371,8 +445,13 @@ async def test_the_vendor_id_map_and_suppressions_go_to_the_plugins_that_take_th
     gate = studio.gate("worker-a")
     decided = await admit(gate, start)
     assert decided[start.id].known.records == () and decided[start.id].known.first_attempt
-    contact = SyncedRecord(kind="contact", vendor_id="c-1", our_id="cl_known",
-                           email="cl_known@example.com", fields={"name": "Ada"})  # fmt: skip
+    contact = SyncedRecord(
+        kind="contact",
+        vendor_id="c-1",
+        our_id="cl_known",
+        email="cl_known@example.com",
+        fields={"name": "Ada"},
+    )
     job = SyncedRecord(kind="job", vendor_id="j-1", our_id="cl_known", ref="ji_cl_known")
     await Recorder(studio.hub.store, gate.holder).record(
         Outcome(task=start, status="delivered", attempt=1, records=[contact, job])
@@ -404,9 +483,9 @@ async def test_outcomes_written_meanwhile_share_a_transaction(studio: Studio) ->
     await admit(gate, *tasks)
     recorder = Recorder(studio.hub.store, gate.holder)
     before = metrics.store_transactions._value.get()
-    await asyncio.gather(*(
-        recorder.record(Outcome(task=t, status="delivered", attempt=1)) for t in tasks
-    ))  # fmt: skip
+    await asyncio.gather(
+        *(recorder.record(Outcome(task=t, status="delivered", attempt=1)) for t in tasks)
+    )
     assert metrics.store_transactions._value.get() - before <= 2  # the first alone, then the rest
     states = {t.id: await studio.hub.store.tasks.get(t.id) for t in tasks}
     assert {s.state for s in states.values() if s} == {"done"}

@@ -50,8 +50,12 @@ async def test_api_keys_and_roles(gateway: Gateway, tenant: TenantKeys) -> None:
     for role in ("admin", "ingest", "read"):
         ok = await client.get("/v1/plugins", headers=tenant.headers(role))
         assert ok.status_code == 200, role
-    body = {"vendor": "webhook", "name": "engine", "direction": "inbound",
-            "credentials": {"secret": "whsec_c2VjcmV0c2VjcmV0c2VjcmV0"}}  # fmt: skip
+    body = {
+        "vendor": "webhook",
+        "name": "engine",
+        "direction": "inbound",
+        "credentials": {"secret": "whsec_c2VjcmV0c2VjcmV0c2VjcmV0"},
+    }
     for role in ("ingest", "read"):
         refused = await client.post("/v1/connections", json=body, headers=tenant.headers(role))
         assert refused.status_code == 403, role
@@ -87,8 +91,12 @@ async def test_ready_answers_503_naming_the_bus_when_it_is_down(
     hub_settings: Settings, tmp_path
 ) -> None:
     nats = EmbeddedNats(tmp_path / "nats").start()
-    settings = Settings(**{**{f: getattr(hub_settings, f) for f in hub_settings.__struct_fields__},
-                           "nats_url": nats.url})  # fmt: skip
+    settings = Settings(
+        **{
+            **{f: getattr(hub_settings, f) for f in hub_settings.__struct_fields__},
+            "nats_url": nats.url,
+        }
+    )
     own_hub = await Hub.start(settings, run_migrations=False)
     try:
         transport = httpx.ASGITransport(app=create_app(own_hub))
@@ -143,10 +151,17 @@ async def webhook_gateway(hub: Hub) -> AsyncIterator[tuple[Hub, str, Connection]
     own = await Hub.start(settings, run_migrations=False)
     tenant = await own.store.tenants.add("webhooks")
     stripe = await own.store.connections.create(
-        tenant_id=tenant, vendor="stripe", name="stripe", direction="inbound", enabled=True,
-        config={}, credentials={"webhook_secret": STRIPE_SECRET}, event_types=[],
-        field_mappings=[], actor="test",
-    )  # fmt: skip
+        tenant_id=tenant,
+        vendor="stripe",
+        name="stripe",
+        direction="inbound",
+        enabled=True,
+        config={},
+        credentials={"webhook_secret": STRIPE_SECRET},
+        event_types=[],
+        field_mappings=[],
+        actor="test",
+    )
     try:
         async with served(create_app(own)) as url:
             yield own, url, stripe
@@ -233,9 +248,10 @@ async def test_bad_webhooks_get_their_4xx_and_nothing_is_stored(
         forged = await stripe_sandbox.deliver(event, endpoint, ["whsec_" + "Zm9yZ2Vk"], http)
         assert forged.status_code == 401
         assert forged.json() == {
-            "status_code": 401, "detail": "webhook rejected: bad_signature",
+            "status_code": 401,
+            "detail": "webhook rejected: bad_signature",
             "reason": "bad_signature",
-        }  # fmt: skip
+        }
         assert forged.headers["x-request-id"] == "req-bad-1"
         unknown = await http.post(f"{url}/webhooks/stripe/con_nope", content=b"{}")
         assert unknown.status_code == 404
@@ -264,8 +280,12 @@ class Broken:
 
     @hookimpl
     def journeyhub_connector(self) -> ConnectorInfo:
-        return ConnectorInfo(vendor="broken", display_name="Broken",
-                             capabilities=frozenset({"webhook"}), auth_kind="none")  # fmt: skip
+        return ConnectorInfo(
+            vendor="broken",
+            display_name="Broken",
+            capabilities=frozenset({"webhook"}),
+            auth_kind="none",
+        )
 
     @hookimpl
     def journeyhub_verify_webhook(self, body: bytes) -> WebhookReceipt:
@@ -278,9 +298,17 @@ async def test_an_unexpected_error_is_a_500_that_tells_nothing(
     own, url, stripe = webhook_gateway
     own.registry.register(Broken(), name="broken")
     broken = await own.store.connections.create(
-        tenant_id=stripe.tenant_id, vendor="broken", name="broken", direction="inbound",
-        enabled=True, config={}, credentials={}, event_types=[], field_mappings=[], actor="test",
-    )  # fmt: skip
+        tenant_id=stripe.tenant_id,
+        vendor="broken",
+        name="broken",
+        direction="inbound",
+        enabled=True,
+        config={},
+        credentials={},
+        event_types=[],
+        field_mappings=[],
+        actor="test",
+    )
     async with httpx.AsyncClient() as http:
         answer = await http.post(f"{url}/webhooks/broken/{broken.id}", content=b"{}")
     assert answer.status_code == 500
@@ -298,10 +326,17 @@ async def test_a_webhook_gets_503_when_the_bus_does_not_acknowledge(
     try:
         tenant = await own.store.tenants.add("bus down")
         stripe = await own.store.connections.create(
-            tenant_id=tenant, vendor="stripe", name="stripe", direction="inbound", enabled=True,
-            config={}, credentials={"webhook_secret": STRIPE_SECRET}, event_types=[],
-            field_mappings=[], actor="test",
-        )  # fmt: skip
+            tenant_id=tenant,
+            vendor="stripe",
+            name="stripe",
+            direction="inbound",
+            enabled=True,
+            config={},
+            credentials={"webhook_secret": STRIPE_SECRET},
+            event_types=[],
+            field_mappings=[],
+            actor="test",
+        )
         event = stripe_sandbox.emit("payment_intent.succeeded", payment_intent(700))
         # The publish waits for its acknowledgement up to 5 s (the client buffers it while it
         # reconnects): the 503 comes then.
@@ -315,8 +350,9 @@ async def test_a_webhook_gets_503_when_the_bus_does_not_acknowledge(
         assert down.status_code == 503
         assert down.headers["retry-after"] == "5"
         assert down.json() == {
-            "status_code": 503, "detail": "not stored: the bus is unavailable; retry",
-        }  # fmt: skip
+            "status_code": 503,
+            "detail": "not stored: the bus is unavailable; retry",
+        }
     finally:
         nats.stop()
         # Bus.close raises when the server is gone with a publish still buffered (the client

@@ -10,8 +10,11 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
 
 
 def hook_names() -> list[str]:
-    return [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
-            if name.startswith("journeyhub_")]  # fmt: skip
+    return [
+        name
+        for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
+        if name.startswith("journeyhub_")
+    ]
 
 
 def test_there_are_hooks() -> None:

@@ -26,9 +26,13 @@ OLD_SECRET = "whsec_" + "b2xkLXN0cmlwZS1zZWNyZXQ="
 
 async def stripe_connection(gateway: Gateway, tenant: TenantKeys, **credentials: Any) -> dict:
     return await create_connection(
-        gateway, tenant, vendor="stripe", name="payments", direction="inbound",
+        gateway,
+        tenant,
+        vendor="stripe",
+        name="payments",
+        direction="inbound",
         credentials={"webhook_secret": SECRET, **credentials},
-    )  # fmt: skip
+    )
 
 
 def paid(client_id: str = "cl_stripe") -> dict[str, Any]:
@@ -37,9 +41,12 @@ def paid(client_id: str = "cl_stripe") -> dict[str, Any]:
 
 
 async def test_a_signed_stripe_payment_becomes_one_trigger(
-    gateway: Gateway, tenant: TenantKeys, hub: Hub, stripe_sandbox: StripeSandbox,
+    gateway: Gateway,
+    tenant: TenantKeys,
+    hub: Hub,
+    stripe_sandbox: StripeSandbox,
     watch_triggers: TriggerWatch,
-) -> None:  # fmt: skip
+) -> None:
     connection = await stripe_connection(gateway, tenant)
     assert connection["webhook_url"].endswith(f"/webhooks/stripe/{connection['id']}")
     assert "credentials" not in connection
@@ -68,9 +75,16 @@ async def test_stripe_signatures_bad_stale_and_rotated(
 ) -> None:
     connection = await stripe_connection(gateway, tenant, previous_webhook_secrets=[OLD_SECRET])
     url = connection["webhook_url"]
-    event = stripe_sandbox.emit("invoice.paid", {"id": "in_1", "object": "invoice",
-                                                  "amount_paid": 5000, "currency": "gbp",
-                                                  "customer_email": "x@example.com"})  # fmt: skip
+    event = stripe_sandbox.emit(
+        "invoice.paid",
+        {
+            "id": "in_1",
+            "object": "invoice",
+            "amount_paid": 5000,
+            "currency": "gbp",
+            "customer_email": "x@example.com",
+        },
+    )
     async with httpx.AsyncClient() as http:
         wrong = await stripe_sandbox.deliver(event, url, ["whsec_" + "d3Jvbmc="], http)
         assert wrong.status_code == 401 and wrong.json()["reason"] == "bad_signature"
@@ -84,8 +98,9 @@ async def test_stripe_signatures_bad_stale_and_rotated(
         # During a roll Stripe signs with both secrets; our previous secret is still accepted.
         rolled = await stripe_sandbox.deliver(event, url, ["whsec_" + "bmV3ZXI=", SECRET], http)
         assert rolled.status_code == 200
-        old = stripe_sandbox.emit("invoice.paid", {"id": "in_2", "object": "invoice",
-                                                    "amount_paid": 1, "currency": "gbp"})  # fmt: skip
+        old = stripe_sandbox.emit(
+            "invoice.paid", {"id": "in_2", "object": "invoice", "amount_paid": 1, "currency": "gbp"}
+        )
         assert (await stripe_sandbox.deliver(old, url, [OLD_SECRET], http)).status_code == 200
 
 
@@ -103,8 +118,9 @@ async def test_unknown_disabled_and_oversized(
     assert (
         await client.post(f"/webhooks/stripe/{connection['id']}", content=big)
     ).status_code == 413
-    disabled = await client.patch(f"/v1/connections/{connection['id']}", json={"enabled": False},
-                                  headers=tenant.headers())  # fmt: skip
+    disabled = await client.patch(
+        f"/v1/connections/{connection['id']}", json={"enabled": False}, headers=tenant.headers()
+    )
     assert disabled.status_code == 200
     assert (
         await client.post(f"/webhooks/stripe/{connection['id']}", content=b"{}")
@@ -112,26 +128,39 @@ async def test_unknown_disabled_and_oversized(
 
 
 async def test_resend_bounce_becomes_a_trigger_and_suppresses_the_address(
-    gateway: Gateway, tenant: TenantKeys, hub: Hub, resend_sandbox: ResendSandbox,
+    gateway: Gateway,
+    tenant: TenantKeys,
+    hub: Hub,
+    resend_sandbox: ResendSandbox,
     watch_triggers: TriggerWatch,
-) -> None:  # fmt: skip
+) -> None:
     secret = signing.new_secret()
     connection = await create_connection(
-        gateway, tenant, vendor="resend", name="mail", direction="bidirectional",
+        gateway,
+        tenant,
+        vendor="resend",
+        name="mail",
+        direction="bidirectional",
         config={"from_address": "Studio <hello@example.com>", "api_base": resend_sandbox.url},
         credentials={"api_key": resend_sandbox.api_key, "webhook_secret": secret},
-    )  # fmt: skip
+    )
     async with httpx.AsyncClient() as http:
         sent = await http.post(
             f"{resend_sandbox.url}/emails",
             headers={"authorization": f"Bearer {resend_sandbox.api_key}"},
-            json={"from": "hello@example.com", "to": ["gone@example.com"], "subject": "Hi", "html": "<p>hi</p>",
-                  "tags": [{"name": "client_id", "value": "cl_bounce"}]},
-        )  # fmt: skip
+            json={
+                "from": "hello@example.com",
+                "to": ["gone@example.com"],
+                "subject": "Hi",
+                "html": "<p>hi</p>",
+                "tags": [{"name": "client_id", "value": "cl_bounce"}],
+            },
+        )
         email_id = sent.json()["id"]
         bounced = resend_sandbox.emit("email.bounced", email_id)
-        stale = await resend_sandbox.deliver(bounced, connection["webhook_url"], secret, http,
-                                             timestamp=int(time.time()) - 3600)  # fmt: skip
+        stale = await resend_sandbox.deliver(
+            bounced, connection["webhook_url"], secret, http, timestamp=int(time.time()) - 3600
+        )
         assert stale.status_code == 401 and stale.json()["reason"] == "stale"
         forged = await resend_sandbox.deliver(
             bounced, connection["webhook_url"], signing.new_secret(), http
@@ -153,8 +182,12 @@ class Poison:
 
     @hookimpl
     def journeyhub_connector(self) -> ConnectorInfo:
-        return ConnectorInfo(vendor="poison", display_name="Poison",
-                             capabilities=frozenset({"webhook"}), auth_kind="none")  # fmt: skip
+        return ConnectorInfo(
+            vendor="poison",
+            display_name="Poison",
+            capabilities=frozenset({"webhook"}),
+            auth_kind="none",
+        )
 
     @hookimpl
     def journeyhub_verify_webhook(self, body: bytes) -> WebhookReceipt:
@@ -226,10 +259,15 @@ async def test_triggers_reach_a_journey_engine_signed_per_standard_webhooks(
     faults.plan(Fault(status=503))
     with SandboxServer(Litestar([engine])) as server:
         await create_connection(
-            gateway, tenant, vendor="webhook", name="journey engine", direction="outbound",
-            config={"url": f"{server.url}/hooks/journeyhub"}, credentials={"secret": engine_secret},
+            gateway,
+            tenant,
+            vendor="webhook",
+            name="journey engine",
+            direction="outbound",
+            config={"url": f"{server.url}/hooks/journeyhub"},
+            credentials={"secret": engine_secret},
             event_types=["payment_received"],
-        )  # fmt: skip
+        )
         stripe = await stripe_connection(gateway, tenant)
         event = stripe_sandbox.emit("payment_intent.succeeded", paid("cl_engine"))
         async with httpx.AsyncClient() as http:

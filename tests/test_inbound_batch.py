@@ -93,8 +93,12 @@ class Sized:
 
     @hookimpl
     def journeyhub_connector(self) -> ConnectorInfo:
-        return ConnectorInfo(vendor="sized", display_name="Sized",
-                             capabilities=frozenset({"webhook"}), auth_kind="none")  # fmt: skip
+        return ConnectorInfo(
+            vendor="sized",
+            display_name="Sized",
+            capabilities=frozenset({"webhook"}),
+            auth_kind="none",
+        )
 
     @hookimpl
     def journeyhub_verify_webhook(self, body: bytes) -> WebhookReceipt:
@@ -118,20 +122,32 @@ class Sized:
 
 async def connection(hub: Hub, tenant_id: str, vendor: str) -> Connection:
     return await hub.store.connections.create(
-        tenant_id=tenant_id, vendor=vendor, name=vendor, direction="inbound", enabled=True,
-        config={}, credentials={"webhook_secret": "whsec_" + secrets.token_urlsafe(18)},
-        event_types=[], field_mappings=[], actor="test",
-    )  # fmt: skip
+        tenant_id=tenant_id,
+        vendor=vendor,
+        name=vendor,
+        direction="inbound",
+        enabled=True,
+        config={},
+        credentials={"webhook_secret": "whsec_" + secrets.token_urlsafe(18)},
+        event_types=[],
+        field_mappings=[],
+        actor="test",
+    )
 
 
 async def store_webhook(hub: Hub, conn: Connection, body: dict[str, Any], msg_id: str) -> None:
     """What the gateway stores for an accepted webhook."""
     stored = StoredWebhook(
-        vendor=conn.vendor, connection_id=conn.id, tenant_id=conn.tenant_id,
-        event_id=body["id"], event_type=body.get("type"), received_at=utcnow(),
-        headers={"content-type": "application/json"}, body=json.dumps(body).encode(),
+        vendor=conn.vendor,
+        connection_id=conn.id,
+        tenant_id=conn.tenant_id,
+        event_id=body["id"],
+        event_type=body.get("type"),
+        received_at=utcnow(),
+        headers={"content-type": "application/json"},
+        body=json.dumps(body).encode(),
         correlation_id=f"req-{msg_id}",
-    )  # fmt: skip
+    )
     ack = await hub.bus.publish(
         hub.bus.subjects.inbound(conn.vendor, conn.id), msgspec.json.encode(stored), msg_id=msg_id
     )
@@ -262,8 +278,13 @@ async def test_a_batch_is_read_once_and_written_once_and_makes_each_trigger_once
     client_of = {r.source_event_id: r.client_id for r in rows}
     assert [client_of[e["id"]] for e in events[:14]] == [f"cl_meta{i}" for i in range(14)]
     assert [client_of[e["id"]] for e in events[14:]] == [
-        "cl_by_customer", "cl_by_email", "cl_by_customer", None, None, None,
-    ]  # fmt: skip
+        "cl_by_customer",
+        "cl_by_email",
+        "cl_by_customer",
+        None,
+        None,
+        None,
+    ]
     # The batch again (the whole batch redelivered): nothing new is published or recorded.
     for i, body in enumerate(events[:3]):
         await store_webhook(hub, stripe, body, f"m{i}-third")
@@ -335,8 +356,10 @@ async def test_a_trigger_the_bus_refused_is_not_recorded_and_is_retried_in_order
     await inbound.handle_batch(hub, await fetch(hub, 2))  # their redelivery
     assert [t.source_event_id for t in await triggers_on_bus(hub)] == ["y1", "x1", "x2"]
     assert sorted(r.source_event_id for r in await hub.store.triggers.list(tenant)) == [
-        "x1", "x2", "y1",
-    ]  # fmt: skip
+        "x1",
+        "x2",
+        "y1",
+    ]
     assert len(recorder.emitted) == 3
     await backlog_becomes(hub, 0)
     emails = ["cl_x@example.com", "cl_y@example.com"]
@@ -359,8 +382,9 @@ async def test_a_trigger_the_store_refused_fails_only_its_own_webhook(
     assert recorded == ["ok1", "ok2"]
     emails = ["a@example.com", "b@example.com", "c@example.com"]
     assert await hub.store.triggers.suppressed(tenant, emails) == {
-        "a@example.com": "bounced", "c@example.com": "bounced",
-    }  # fmt: skip
+        "a@example.com": "bounced",
+        "c@example.com": "bounced",
+    }
     assert sorted(t.source_event_id for t in recorder.emitted) == ["ok1", "ok2"]
     # All three were published (the store refused one afterwards); only "bad" comes back.
     assert len(await triggers_on_bus(hub)) == 3
@@ -398,8 +422,12 @@ class Slow:
 
     @hookimpl
     def journeyhub_connector(self) -> ConnectorInfo:
-        return ConnectorInfo(vendor="slow", display_name="Slow",
-                             capabilities=frozenset({"webhook"}), auth_kind="none")  # fmt: skip
+        return ConnectorInfo(
+            vendor="slow",
+            display_name="Slow",
+            capabilities=frozenset({"webhook"}),
+            auth_kind="none",
+        )
 
     @hookimpl
     def journeyhub_verify_webhook(self, body: bytes) -> WebhookReceipt:

@@ -15,8 +15,12 @@ from .conftest import event
 FAST, LITESTAR = "/v1/events", "/v1/events/"
 
 
-async def both(gateway: Gateway, content: bytes | None = None, json: Any = None,
-               headers: dict[str, str] | None = None) -> list[Any]:  # fmt: skip
+async def both(
+    gateway: Gateway,
+    content: bytes | None = None,
+    json: Any = None,
+    headers: dict[str, str] | None = None,
+) -> list[Any]:
     answers = []
     for path in (FAST, LITESTAR):
         kwargs: dict[str, Any] = {"headers": headers or {}}
@@ -37,11 +41,15 @@ def same(fast: Any, slow: Any) -> None:
 
 @pytest.mark.parametrize(
     ("headers", "status"),
-    [({}, 401), ({"authorization": "Basic abc"}, 401),
-     ({"authorization": "Bearer jh_nope_0123456789abcdefghij"}, 401)],
-)  # fmt: skip
-async def test_keys_are_refused_alike(gateway: Gateway, headers: dict[str, str],
-                                      status: int) -> None:  # fmt: skip
+    [
+        ({}, 401),
+        ({"authorization": "Basic abc"}, 401),
+        ({"authorization": "Bearer jh_nope_0123456789abcdefghij"}, 401),
+    ],
+)
+async def test_keys_are_refused_alike(
+    gateway: Gateway, headers: dict[str, str], status: int
+) -> None:
     fast, slow = await both(gateway, json=event("k-1"), headers=headers)
     assert fast.status_code == status
     same(fast, slow)
@@ -67,16 +75,18 @@ async def test_a_key_without_the_role_is_refused_alike(
         b'[{"id": 1}]',
     ],
 )
-async def test_bad_bodies_are_refused_alike(gateway: Gateway, tenant: TenantKeys,
-                                            content: bytes) -> None:  # fmt: skip
+async def test_bad_bodies_are_refused_alike(
+    gateway: Gateway, tenant: TenantKeys, content: bytes
+) -> None:
     headers = {**tenant.headers("ingest"), "content-type": "application/json"}
     fast, slow = await both(gateway, content=content, headers=headers)
     assert fast.status_code == 422, fast.text
     same(fast, slow)
 
 
-async def test_too_many_and_too_large_are_refused_alike(gateway: Gateway, tenant: TenantKeys,
-                                                        hub: Hub) -> None:  # fmt: skip
+async def test_too_many_and_too_large_are_refused_alike(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub
+) -> None:
     many = [event(f"m-{n}") for n in range(501)]
     fast, slow = await both(gateway, json=many, headers=tenant.headers("ingest"))
     assert fast.status_code == 422

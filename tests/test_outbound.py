@@ -33,10 +33,15 @@ async def tave_connection(
     gateway: Gateway, tenant: TenantKeys, tave: TaveSandbox, **extra: Any
 ) -> dict:
     return await create_connection(
-        gateway, tenant, vendor="tave", name="studio crm", direction="outbound",
+        gateway,
+        tenant,
+        vendor="tave",
+        name="studio crm",
+        direction="outbound",
         config={"api_base": tave.api_base, **extra.pop("config", {})},
-        credentials={"api_key": tave.api_key}, **extra,
-    )  # fmt: skip
+        credentials={"api_key": tave.api_key},
+        **extra,
+    )
 
 
 async def send(gateway: Gateway, tenant: TenantKeys, body: Any) -> Any:
@@ -129,8 +134,17 @@ async def test_a_permanent_error_is_dead_lettered_and_its_replay_delivers_once(
     gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox
 ) -> None:
     await tave_connection(gateway, tenant, tave)
-    tave.faults.plan(Fault(status=422, body={"type": "validation", "title": "Validation Error",
-                                             "detail": "bad", "status": 422}))  # fmt: skip
+    tave.faults.plan(
+        Fault(
+            status=422,
+            body={
+                "type": "validation",
+                "title": "Validation Error",
+                "detail": "bad",
+                "status": 422,
+            },
+        )
+    )
     await send(gateway, tenant, event("ev-perm", client_id="cl_perm"))
     dead = await eventually(lambda: hub.store.deliveries.list_dead(tenant.id), timeout=20)
     assert len(dead) == 1 and dead[0].stage == "push" and "permanent error" in dead[0].error
@@ -148,8 +162,9 @@ async def test_a_permanent_error_is_dead_lettered_and_its_replay_delivers_once(
     assert len(await hub.store.deliveries.list(tenant.id, status="delivered")) == 1
     audit = await hub.store.audit.list(tenant.id, action="dead_letter.replayed")
     assert len(audit) == 2
-    other = await gateway.client.post(f"/v1/dlq/{dead[0].id}/replay",
-                                      headers={"authorization": "Bearer jh_x_y"})  # fmt: skip
+    other = await gateway.client.post(
+        f"/v1/dlq/{dead[0].id}/replay", headers={"authorization": "Bearer jh_x_y"}
+    )
     assert other.status_code == 401
 
 
@@ -159,8 +174,10 @@ async def test_a_dead_letter_of_a_replay_is_kept_under_its_task(
     """A replay that dies again makes a second dead letter, whose bus message id is the
     replay's. Its own replay must still count and record under the task."""
     await tave_connection(gateway, tenant, tave)
-    refusal = Fault(status=422, body={"type": "validation", "title": "Validation Error",
-                                      "detail": "bad", "status": 422})  # fmt: skip
+    refusal = Fault(
+        status=422,
+        body={"type": "validation", "title": "Validation Error", "detail": "bad", "status": 422},
+    )
     tave.faults.plan(refusal)
     await send(gateway, tenant, event("ev-twice-dead", client_id="cl_twice"))
     (first,) = await eventually(lambda: hub.store.deliveries.list_dead(tenant.id), timeout=20)
@@ -212,8 +229,12 @@ async def test_per_client_order_holds_under_concurrency_and_faults(
 async def test_a_bad_mapping_is_refused_when_the_connection_is_saved(
     gateway: Gateway, tenant: TenantKeys, tave: TaveSandbox
 ) -> None:
-    body = {"vendor": "tave", "name": "crm", "config": {"api_base": tave.api_base},
-            "credentials": {"api_key": tave.api_key}}  # fmt: skip
+    body = {
+        "vendor": "tave",
+        "name": "crm",
+        "config": {"api_base": tave.api_base},
+        "credentials": {"api_key": tave.api_key},
+    }
     cases = [
         ([{"source": "client.emali", "target": "email"}], "$.field_mappings[0].source"),
         (
@@ -240,8 +261,9 @@ async def test_a_bad_mapping_is_refused_when_the_connection_is_saved(
         ),
     ]
     for mappings, field in cases:
-        answer = await gateway.client.post("/v1/connections", json={**body, "field_mappings": mappings},
-                                           headers=tenant.headers())  # fmt: skip
+        answer = await gateway.client.post(
+            "/v1/connections", json={**body, "field_mappings": mappings}, headers=tenant.headers()
+        )
         assert answer.status_code == 422, mappings
         assert answer.json()["extra"]["errors"][0]["field"] == field
     bad_config = await gateway.client.post(
@@ -254,9 +276,14 @@ async def test_a_bad_mapping_is_refused_when_the_connection_is_saved(
     ].startswith("$.config")
     good = await gateway.client.post(
         "/v1/connections",
-        json={**body, "field_mappings": [{"source": "wedding.venue.name", "target": "venue", "transform": "upper"}]},
+        json={
+            **body,
+            "field_mappings": [
+                {"source": "wedding.venue.name", "target": "venue", "transform": "upper"}
+            ],
+        },
         headers=tenant.headers(),
-    )  # fmt: skip
+    )
     assert good.status_code == 201
 
 
@@ -265,17 +292,32 @@ async def test_suppressed_addresses_are_not_mailed(
 ) -> None:
     resend_sandbox.reset()
     await create_connection(
-        gateway, tenant, vendor="resend", name="mail", direction="outbound",
-        config={"from_address": "Studio <hello@example.com>", "api_base": resend_sandbox.url,
-                "templates": {"welcome": {"subject": "Welcome {{ client.first_name }}",
-                                          "html": "<p>See you at {{ wedding.venue.name }}</p>"}}},
+        gateway,
+        tenant,
+        vendor="resend",
+        name="mail",
+        direction="outbound",
+        config={
+            "from_address": "Studio <hello@example.com>",
+            "api_base": resend_sandbox.url,
+            "templates": {
+                "welcome": {
+                    "subject": "Welcome {{ client.first_name }}",
+                    "html": "<p>See you at {{ wedding.venue.name }}</p>",
+                }
+            },
+        },
         credentials={"api_key": resend_sandbox.api_key},
-    )  # fmt: skip
+    )
     await hub.store.triggers.suppress(tenant.id, "cl_gone@example.com", "bounced")
-    await send(gateway, tenant, [
-        event("mail-1", "email_requested", client_id="cl_gone", data={"template": "welcome"}),
-        event("mail-2", "email_requested", client_id="cl_here", data={"template": "welcome"}),
-    ])  # fmt: skip
+    await send(
+        gateway,
+        tenant,
+        [
+            event("mail-1", "email_requested", client_id="cl_gone", data={"template": "welcome"}),
+            event("mail-2", "email_requested", client_id="cl_here", data={"template": "welcome"}),
+        ],
+    )
     rows = await eventually(
         lambda: _statuses(hub, tenant.id, {"delivered", "skipped"}, 2), timeout=20
     )
@@ -340,10 +382,14 @@ async def test_an_event_routed_again_after_its_task_finished_holds_no_one_back(
     await eventually(lambda: routed_all(hub), timeout=20)
     assert await hub.store.tasks.pending_count(connection["id"]) == 0
     steps = [
-        event(f"again-step-{n}", "step_completed", client_id=client,
-              step={"name": f"step {n}", "type": "task"})
+        event(
+            f"again-step-{n}",
+            "step_completed",
+            client_id=client,
+            step={"name": f"step {n}", "type": "task"},
+        )
         for n, client in enumerate(("cl_again", "cl_again_dead"))
-    ]  # fmt: skip
+    ]
     await send(gateway, tenant, steps)
     await delivered(hub, tenant, count=3, timeout=20)
     assert len(tave.notes) == 2
@@ -359,12 +405,18 @@ async def test_the_next_event_of_a_client_writes_by_the_ids_the_hub_learnt(
     await delivered(hub, tenant)
     # The studio's job types are a list read once and cached: not a lookup of the client's.
     records = {call: n for call, n in tave.requests.items() if "job-type" not in call}
-    assert records == {"POST /api/v2/address-book": 1, "POST /api/v2/job": 1,
-                       "POST /api/v2/job-contact": 1}  # fmt: skip
-    step = event("map-2", "step_completed", client_id="cl_map",
-                 step={"name": "Questionnaire", "type": "form"})  # fmt: skip
-    update = event("map-3", "client_updated", client_id="cl_map",
-                   wedding={"date": "2026-10-03"})  # fmt: skip
+    assert records == {
+        "POST /api/v2/address-book": 1,
+        "POST /api/v2/job": 1,
+        "POST /api/v2/job-contact": 1,
+    }
+    step = event(
+        "map-2",
+        "step_completed",
+        client_id="cl_map",
+        step={"name": "Questionnaire", "type": "form"},
+    )
+    update = event("map-3", "client_updated", client_id="cl_map", wedding={"date": "2026-10-03"})
     update["client"]["name"] = "Ada King"
     await send(gateway, tenant, [step, update])
     await delivered(hub, tenant, count=3)

@@ -17,8 +17,14 @@ from journeyhub.hookspecs import hookimpl
 from journeyhub.model import ConnectorInfo, PushResult
 from journeyhub.plugins import get_plugin_manager
 
-PUSH_ARGS = {"task": None, "connection": None, "credentials": {}, "http": None,
-             "suppressed": frozenset(), "known": None}  # fmt: skip
+PUSH_ARGS = {
+    "task": None,
+    "connection": None,
+    "credentials": {},
+    "http": None,
+    "suppressed": frozenset(),
+    "known": None,
+}
 
 
 def connector(vendor: str, *caps: str) -> ConnectorInfo:
@@ -278,8 +284,11 @@ def test_plugins_list_shows_load_errors(tmp_path: Path) -> None:
     env.pop("JOURNEYHUB_PLUGINS", None)
     done = subprocess.run(
         [sys.executable, "-m", "journeyhub", "plugins", "list"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "acme" in done.stdout and "1.2.3" in done.stdout
     assert "failed to load acme_broken" in done.stdout

@@ -36,14 +36,19 @@ from .conftest import event
 
 
 def connection() -> Connection:
-    return Connection(id=f"con_rl{uuid.uuid4().hex[:12]}", tenant_id="ten_rl", vendor="x",
-                      name="limited")  # fmt: skip
+    return Connection(
+        id=f"con_rl{uuid.uuid4().hex[:12]}", tenant_id="ten_rl", vendor="x", name="limited"
+    )
 
 
 def info(requests: float, per_seconds: float = 1.0) -> ConnectorInfo:
-    return ConnectorInfo(vendor="x", display_name="x", capabilities=frozenset(),
-                         auth_kind="api_key",
-                         rate_limit=RateLimit(requests=requests, per_seconds=per_seconds))  # fmt: skip
+    return ConnectorInfo(
+        vendor="x",
+        display_name="x",
+        capabilities=frozenset(),
+        auth_kind="api_key",
+        rate_limit=RateLimit(requests=requests, per_seconds=per_seconds),
+    )
 
 
 def most_in_window(times: list[float], window: float) -> int:
@@ -92,10 +97,13 @@ async def test_workers_sharing_a_connection_stay_within_its_limit(buses: list[Bu
     stamps: list[list[float]] = [[], [], []]
     began = time.time()
     until = began + 3.0
-    await asyncio.gather(*(
-        calls(w.limiter(limited, limit), stamps[i], until)  # type: ignore[arg-type]
-        for i, w in enumerate(workers) for _ in range(3)
-    ))  # fmt: skip
+    await asyncio.gather(
+        *(
+            calls(w.limiter(limited, limit), stamps[i], until)  # type: ignore[arg-type]
+            for i, w in enumerate(workers)
+            for _ in range(3)
+        )
+    )
     everything = [t for s in stamps for t in s]
     assert most_in_window(everything, 1.0) <= 10
     # Used, not starved: about 3 s x 9.5 calls/s, less the slot kept free after each
@@ -257,21 +265,37 @@ async def test_three_push_workers_keep_to_one_resend_budget(
     interval = 1.0 / (limit * SAFETY)
     with TimedResend(rate_limit=limit, per_seconds=1.0) as resend:
         await hub.store.connections.create(
-            tenant_id=tenant.id, vendor="resend", name="mail", direction="outbound",
-            enabled=True, credentials={"api_key": resend.api_key},
-            config={"api_base": resend.url, "from_address": "Studio <hello@example.com>",
-                    "rate_limit_per_second": limit,
-                    "templates": {"welcome": {"subject": "Welcome", "html": "<p>Hello</p>"}}},
-            event_types=[], field_mappings=[], actor="test",
-        )  # fmt: skip
+            tenant_id=tenant.id,
+            vendor="resend",
+            name="mail",
+            direction="outbound",
+            enabled=True,
+            credentials={"api_key": resend.api_key},
+            config={
+                "api_base": resend.url,
+                "from_address": "Studio <hello@example.com>",
+                "rate_limit_per_second": limit,
+                "templates": {"welcome": {"subject": "Welcome", "html": "<p>Hello</p>"}},
+            },
+            event_types=[],
+            field_mappings=[],
+            actor="test",
+        )
         async with worker_hubs(hub_settings, 3) as hubs:
             bus = hubs[0].bus
             for n in range(36):
-                body = event(f"rl-{n}", "email_requested", client_id=f"cl_rl{n}",
-                             data={"template": "welcome"})  # fmt: skip
+                body = event(
+                    f"rl-{n}",
+                    "email_requested",
+                    client_id=f"cl_rl{n}",
+                    data={"template": "welcome"},
+                )
                 journey = msgspec.convert(body, JourneyEvent)
-                await bus.publish(bus.subjects.events(tenant.id), msgspec.json.encode(journey),
-                                  msg_id=f"{tenant.id}:{journey.id}")  # fmt: skip
+                await bus.publish(
+                    bus.subjects.events(tenant.id),
+                    msgspec.json.encode(journey),
+                    msg_id=f"{tenant.id}:{journey.id}",
+                )
                 await asyncio.sleep(1 / 15)
             await eventually(lambda: resend.accepted >= 36, timeout=30)
             await asyncio.sleep(0.5)  # a late duplicate would show now

@@ -31,8 +31,9 @@ async def own_hub(hub: Hub, hub_settings: Settings) -> AsyncIterator[Hub]:
     """A hub on the test store and bus with streams of its own (its own subject prefix) and
     a short ack wait, so its routers are the only ones on its events."""
     prefix = f"jhr{uuid.uuid4().hex[:6]}"
-    settings = msgspec.structs.replace(hub_settings, subject_prefix=prefix,
-                                       ack_wait_seconds=ACK_WAIT)  # fmt: skip
+    settings = msgspec.structs.replace(
+        hub_settings, subject_prefix=prefix, ack_wait_seconds=ACK_WAIT
+    )
     started = await Hub.start(settings, run_migrations=False)
     yield started
     for kind in ("inbound", "events", "push", "triggers", "dlq"):
@@ -59,18 +60,32 @@ async def test_a_stalled_router_cannot_commit_and_its_successor_keeps_the_order(
     hub = own_hub
     with TaveSandbox() as tave:
         connection = await hub.store.connections.create(
-            tenant_id=tenant.id, vendor="tave", name="crm", direction="outbound", enabled=True,
-            config={"api_base": tave.api_base}, credentials={"api_key": tave.api_key},
-            event_types=[], field_mappings=[], actor="test",
-        )  # fmt: skip
+            tenant_id=tenant.id,
+            vendor="tave",
+            name="crm",
+            direction="outbound",
+            enabled=True,
+            config={"api_base": tave.api_base},
+            credentials={"api_key": tave.api_key},
+            event_types=[],
+            field_mappings=[],
+            actor="test",
+        )
         bodies = [event("lease-1", client_id="cl_lease")] + [
-            event(f"lease-{n}", "step_completed", client_id="cl_lease",
-                  step={"name": f"step {n}", "type": "task"})
+            event(
+                f"lease-{n}",
+                "step_completed",
+                client_id="cl_lease",
+                step={"name": f"step {n}", "type": "task"},
+            )
             for n in range(2, 5)
-        ]  # fmt: skip
+        ]
         for body in bodies:
-            await hub.bus.publish(hub.bus.subjects.events(tenant.id), msgspec.json.encode(body),
-                                  msg_id=f"{tenant.id}:{body['id']}")  # fmt: skip
+            await hub.bus.publish(
+                hub.bus.subjects.events(tenant.id),
+                msgspec.json.encode(body),
+                msg_id=f"{tenant.id}:{body['id']}",
+            )
 
         # Router A takes the lease and a batch holding the client's first event, then stalls.
         a = Router(hub, EVENTS)
@@ -79,9 +94,10 @@ async def test_a_stalled_router_cannot_commit_and_its_successor_keeps_the_order(
         held = await sub.take(1, 5)
         async with hub.store.session() as s:  # its stall outlasts its lease
             await s.execute(
-                update(Lease).where(Lease.name == a.lease)
+                update(Lease)
+                .where(Lease.name == a.lease)
                 .values(expires_at=utcnow() - timedelta(seconds=1))
-            )  # fmt: skip
+            )
 
         # Router B takes over: it waits for A's message to be offered again, then routes all.
         b = Router(hub, EVENTS)

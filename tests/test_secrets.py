@@ -57,10 +57,17 @@ async def test_rotate_secrets_re_encrypts_every_connection(tmp_path: Path) -> No
     store = Store(settings, load_secret_box(settings))
     tenant = await store.tenants.add("t")
     created = await store.connections.create(
-        tenant_id=tenant, vendor="webhook", name="n", direction="inbound", enabled=True,
-        config={}, credentials={"secret": "whsec_abc"}, event_types=[], field_mappings=[],
+        tenant_id=tenant,
+        vendor="webhook",
+        name="n",
+        direction="inbound",
+        enabled=True,
+        config={},
+        credentials={"secret": "whsec_abc"},
+        event_types=[],
+        field_mappings=[],
         actor="test",
-    )  # fmt: skip
+    )
     await store.close()
 
     rotated = load_settings({}, data_dir=tmp_path, secret_keys=(new, old))

@@ -14,9 +14,19 @@ from journeyhub.testing.fixtures import database_url_for_tests
 from sqlalchemy import create_engine, inspect, text
 
 TABLES = {
-    "tenants", "api_keys", "connections", "sync_links", "sync_cursors", "deliveries",
-    "dead_letters", "audit_log", "triggers", "suppressions", "leases", "tasks",
-}  # fmt: skip
+    "tenants",
+    "api_keys",
+    "connections",
+    "sync_links",
+    "sync_cursors",
+    "deliveries",
+    "dead_letters",
+    "audit_log",
+    "triggers",
+    "suppressions",
+    "leases",
+    "tasks",
+}
 
 
 @pytest.fixture
@@ -68,10 +78,17 @@ async def test_the_test_database_is_migrated(hub: Hub) -> None:
 async def test_connection_credentials_are_encrypted_at_rest(hub: Hub) -> None:
     tenant_id = await hub.store.tenants.add("acme photo")
     connection = await hub.store.connections.create(
-        tenant_id=tenant_id, vendor="webhook", name="engine", direction="outbound", enabled=True,
-        config={"url": "http://127.0.0.1:1/x"}, credentials={"secret": "whsec_c2VjcmV0c2VjcmV0"},
-        event_types=[], field_mappings=[], actor="test",
-    )  # fmt: skip
+        tenant_id=tenant_id,
+        vendor="webhook",
+        name="engine",
+        direction="outbound",
+        enabled=True,
+        config={"url": "http://127.0.0.1:1/x"},
+        credentials={"secret": "whsec_c2VjcmV0c2VjcmV0"},
+        event_types=[],
+        field_mappings=[],
+        actor="test",
+    )
     async with hub.store.session() as s:
         raw = (
             await s.execute(
@@ -92,9 +109,17 @@ async def test_connection_credentials_are_encrypted_at_rest(hub: Hub) -> None:
 async def test_sync_links_resolve_our_client_id(hub: Hub) -> None:
     tenant_id = await hub.store.tenants.add("links")
     connection = await hub.store.connections.create(
-        tenant_id=tenant_id, vendor="webhook", name="l", direction="inbound", enabled=True,
-        config={}, credentials={}, event_types=[], field_mappings=[], actor="test",
-    )  # fmt: skip
+        tenant_id=tenant_id,
+        vendor="webhook",
+        name="l",
+        direction="inbound",
+        enabled=True,
+        config={},
+        credentials={},
+        event_types=[],
+        field_mappings=[],
+        actor="test",
+    )
     await hub.store.sync.link(connection.id, "contact", "v-1", our_id="c-1", email="A@x.com")
     await hub.store.sync.link(connection.id, "contact", "v-1", fingerprint="f1")  # partial update
     link = await hub.store.sync.find(connection.id, "contact", "v-1")
@@ -118,8 +143,12 @@ async def test_a_busy_sqlite_write_lock_is_waited_for_off_the_event_loop(hub: Hu
     from sqlalchemy import select
 
     # The session's workers write to this database too: wait for our turn as long as needed.
-    other = sqlite3.connect(str(hub.settings.data_dir / "journeyhub.db"), timeout=60,
-                            isolation_level=None, check_same_thread=False)  # fmt: skip
+    other = sqlite3.connect(
+        str(hub.settings.data_dir / "journeyhub.db"),
+        timeout=60,
+        isolation_level=None,
+        check_same_thread=False,
+    )
     other.execute("BEGIN IMMEDIATE")  # another writer (a CLI command, an API write)
     threading.Timer(0.5, other.rollback).start()
     ticks = 0

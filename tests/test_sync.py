@@ -55,16 +55,22 @@ async def connection_of(hub: Hub, connection_id: str) -> Connection:
     return found
 
 
-async def tave_journey(gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox,
-                       policy: str | None = None) -> tuple[Connection, dict]:  # fmt: skip
+async def tave_journey(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, tave: TaveSandbox, policy: str | None = None
+) -> tuple[Connection, dict]:
     # The scheduler in the background must not sync between the steps of these tests.
     config: dict[str, Any] = {"api_base": tave.api_base, "pull_interval_seconds": 3600}
     if policy:
         config["conflict_policy"] = policy
     created = await create_connection(
-        gateway, tenant, vendor="tave", name="crm", direction="bidirectional", config=config,
+        gateway,
+        tenant,
+        vendor="tave",
+        name="crm",
+        direction="bidirectional",
+        config=config,
         credentials={"api_key": tave.api_key},
-    )  # fmt: skip
+    )
     connection = await connection_of(hub, created["id"])
     await send(gateway, tenant, event(f"start-{tenant.id}", client_id=f"cl_{tenant.id}"))
     await delivered(hub, tenant.id, 1)
@@ -130,10 +136,14 @@ async def test_stripe_events_missed_by_webhooks_are_recovered_once(
     gateway: Gateway, tenant: TenantKeys, hub: Hub, stripe_sandbox: StripeSandbox
 ) -> None:
     created = await create_connection(
-        gateway, tenant, vendor="stripe", name="pay", direction="inbound",
+        gateway,
+        tenant,
+        vendor="stripe",
+        name="pay",
+        direction="inbound",
         config={"api_base": stripe_sandbox.url, "pull_interval_seconds": 3600},
         credentials={"webhook_secret": SECRET, "api_key": stripe_sandbox.api_key},
-    )  # fmt: skip
+    )
     connection = await connection_of(hub, created["id"])
     worker = SyncWorker(hub)
     stripe_sandbox.emit("payment_intent.succeeded", payment_intent(amount=1))  # before us
@@ -141,10 +151,12 @@ async def test_stripe_events_missed_by_webhooks_are_recovered_once(
     assert await hub.store.triggers.list(tenant.id) == []
 
     events = [
-        stripe_sandbox.emit("payment_intent.succeeded",
-                            payment_intent(amount=100 * i, metadata={"client_id": f"cl_s{i}"}))
+        stripe_sandbox.emit(
+            "payment_intent.succeeded",
+            payment_intent(amount=100 * i, metadata={"client_id": f"cl_s{i}"}),
+        )
         for i in range(1, 4)
-    ]  # fmt: skip
+    ]
     async with httpx.AsyncClient() as http:  # only the first reaches us by webhook
         answer = await stripe_sandbox.deliver(events[0], created["webhook_url"], [SECRET], http)
         assert answer.status_code == 200
@@ -159,18 +171,30 @@ async def test_a_crash_mid_page_repeats_the_page_without_duplicate_triggers(
     gateway: Gateway, tenant: TenantKeys, hub: Hub, stripe_sandbox: StripeSandbox
 ) -> None:
     created = await create_connection(
-        gateway, tenant, vendor="stripe", name="pay", direction="inbound",
+        gateway,
+        tenant,
+        vendor="stripe",
+        name="pay",
+        direction="inbound",
         config={"api_base": stripe_sandbox.url, "pull_interval_seconds": 3600},
         credentials={"webhook_secret": SECRET, "api_key": stripe_sandbox.api_key},
-    )  # fmt: skip
+    )
     connection = await connection_of(hub, created["id"])
     worker = SyncWorker(hub)
     await worker.sync(connection)
     emitted = [
-        stripe_sandbox.emit("invoice.paid", {"id": f"in_{i}", "object": "invoice", "amount_paid": i,
-                                             "currency": "gbp", "metadata": {"client_id": "cl_c"}})
+        stripe_sandbox.emit(
+            "invoice.paid",
+            {
+                "id": f"in_{i}",
+                "object": "invoice",
+                "amount_paid": i,
+                "currency": "gbp",
+                "metadata": {"client_id": "cl_c"},
+            },
+        )
         for i in range(130)
-    ]  # fmt: skip
+    ]
     # The worker stores the first page's effects, then dies before saving the cursor.
     saved = await hub.store.sync.cursor(connection.id)
     entry = await hub.connections.get(connection.id)
@@ -193,10 +217,14 @@ async def test_two_workers_sync_a_connection_once_per_interval(
     one, two = SyncWorker(hub), SyncWorker(hub)
     before = len(stripe_sandbox.requests)
     created = await create_connection(
-        gateway, tenant, vendor="stripe", name="pay", direction="inbound",
+        gateway,
+        tenant,
+        vendor="stripe",
+        name="pay",
+        direction="inbound",
         config={"api_base": stripe_sandbox.url, "pull_interval_seconds": 1.5},
         credentials={"webhook_secret": SECRET, "api_key": stripe_sandbox.api_key},
-    )  # fmt: skip
+    )
     loop = asyncio.get_running_loop()
     start = loop.time()
 
@@ -214,13 +242,18 @@ async def test_two_workers_sync_a_connection_once_per_interval(
     assert cursor is not None and cursor.last_result.startswith("ok")
 
 
-async def gcal_connection(gateway: Gateway, tenant: TenantKeys, hub: Hub, sandbox: GcalSandbox,
-                          **credentials: Any) -> Connection:  # fmt: skip
+async def gcal_connection(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, sandbox: GcalSandbox, **credentials: Any
+) -> Connection:
     created = await create_connection(
-        gateway, tenant, vendor="gcal", name="calendar", direction="bidirectional",
+        gateway,
+        tenant,
+        vendor="gcal",
+        name="calendar",
+        direction="bidirectional",
         config={**sandbox.config(), "pull_interval_seconds": 3600},
         credentials=sandbox.credentials(**credentials),
-    )  # fmt: skip
+    )
     return await connection_of(hub, created["id"])
 
 
@@ -267,11 +300,15 @@ async def test_a_calendar_410_leads_to_a_full_resync_without_duplicate_triggers(
 ) -> None:
     gcal_sandbox.reset()
     connection = await gcal_connection(gateway, tenant, hub, gcal_sandbox)
-    mine = gcal_sandbox.user_add(summary="Engagement shoot", start={"date": "2026-05-01"},
-                                 end={"date": "2026-05-02"})  # fmt: skip
+    mine = gcal_sandbox.user_add(
+        summary="Engagement shoot", start={"date": "2026-05-01"}, end={"date": "2026-05-02"}
+    )
     for i in range(3):
-        gcal_sandbox.user_add(summary=f"Other {i}", start={"date": f"2026-06-0{i + 1}"},
-                              end={"date": f"2026-06-0{i + 2}"})  # fmt: skip
+        gcal_sandbox.user_add(
+            summary=f"Other {i}",
+            start={"date": f"2026-06-0{i + 1}"},
+            end={"date": f"2026-06-0{i + 2}"},
+        )
     worker = SyncWorker(hub)
     await worker.sync(connection)  # baseline
     assert await hub.store.triggers.list(tenant.id) == []
@@ -289,10 +326,14 @@ async def test_on_demand_sync_through_the_api(
     gateway: Gateway, tenant: TenantKeys, hub: Hub, stripe_sandbox: StripeSandbox
 ) -> None:
     created = await create_connection(
-        gateway, tenant, vendor="stripe", name="pay", direction="inbound",
+        gateway,
+        tenant,
+        vendor="stripe",
+        name="pay",
+        direction="inbound",
         config={"api_base": stripe_sandbox.url, "pull_interval_seconds": 3600},
         credentials={"webhook_secret": SECRET, "api_key": stripe_sandbox.api_key},
-    )  # fmt: skip
+    )
     connection = await connection_of(hub, created["id"])  # this interval is spent
     await SyncWorker(hub).sync(connection)  # the catch-up starts here
     stripe_sandbox.emit(
@@ -330,8 +371,9 @@ async def test_watch_channels_are_kept_open_and_notifications_start_a_sync(
     assert list(gcal_sandbox.channels) == [channel_id]
 
     # A change in the calendar: Google notifies, the hub syncs at once (not at the schedule).
-    event_ = gcal_sandbox.user_add(summary="Venue walkthrough", start={"date": "2026-07-01"},
-                                   end={"date": "2026-07-02"})  # fmt: skip
+    event_ = gcal_sandbox.user_add(
+        summary="Venue walkthrough", start={"date": "2026-07-01"}, end={"date": "2026-07-02"}
+    )
     await worker.sync(connection)  # it is known before it moves
     gcal_sandbox.user_edit(event_["id"], location="The Orangery")
     assert await gcal_sandbox.notify(channel_id) == 200
@@ -346,8 +388,11 @@ async def test_watch_channels_are_kept_open_and_notifications_start_a_sync(
     await hub.store.leases.make_due(f"maint:{connection.id}")
     await worker.maintain(connection)
     assert channel_id not in gcal_sandbox.channels and len(gcal_sandbox.channels) == 1
-    bad = await gateway.client.post(f"/webhooks/gcal/{connection.id}", headers={
-        **gcal_sandbox.notification_headers(next(iter(gcal_sandbox.channels)), "exists"),
-        "X-Goog-Channel-Token": "wrong",
-    })  # fmt: skip
+    bad = await gateway.client.post(
+        f"/webhooks/gcal/{connection.id}",
+        headers={
+            **gcal_sandbox.notification_headers(next(iter(gcal_sandbox.channels)), "exists"),
+            "X-Goog-Channel-Token": "wrong",
+        },
+    )
     assert bad.status_code == 401

@@ -32,10 +32,17 @@ from .conftest import event
 
 async def tave_connection(hub: Hub, tenant: TenantKeys, tave: TaveSandbox) -> Connection:
     return await hub.store.connections.create(
-        tenant_id=tenant.id, vendor="tave", name="crm", direction="outbound", enabled=True,
-        config={"api_base": tave.api_base}, credentials={"api_key": tave.api_key},
-        event_types=[], field_mappings=[], actor="test",
-    )  # fmt: skip
+        tenant_id=tenant.id,
+        vendor="tave",
+        name="crm",
+        direction="outbound",
+        enabled=True,
+        config={"api_base": tave.api_base},
+        credentials={"api_key": tave.api_key},
+        event_types=[],
+        field_mappings=[],
+        actor="test",
+    )
 
 
 def task_for(
@@ -44,10 +51,16 @@ def task_for(
     """A journey start for ``client_id``, first in its client's order, as the router makes it."""
     journey_event = msgspec.convert(event(f"ev-{client_id}", client_id=client_id), JourneyEvent)
     return DeliveryTask(
-        id=f"dlv_{uuid.uuid4().hex[:12]}", tenant_id=tenant.id, connection_id=connection_id,
-        vendor=vendor, kind="event", order_key=client_id, sequence=1, event=journey_event,
+        id=f"dlv_{uuid.uuid4().hex[:12]}",
+        tenant_id=tenant.id,
+        connection_id=connection_id,
+        vendor=vendor,
+        kind="event",
+        order_key=client_id,
+        sequence=1,
+        event=journey_event,
         enqueued_at=utcnow(),
-    )  # fmt: skip
+    )
 
 
 async def pending(hub: Hub, *tasks: DeliveryTask) -> None:
@@ -198,11 +211,17 @@ async def test_a_batching_sender_that_fails_gives_its_tasks_back(
     ever: its tasks go back to the bus and their holds are given back."""
     with ResendSandbox() as resend:
         connection = await hub.store.connections.create(
-            tenant_id=tenant.id, vendor="resend", name="mail", direction="outbound",
-            enabled=True, credentials={"api_key": resend.api_key},
+            tenant_id=tenant.id,
+            vendor="resend",
+            name="mail",
+            direction="outbound",
+            enabled=True,
+            credentials={"api_key": resend.api_key},
             config={"api_base": resend.url, "from_address": "Studio <hello@example.com>"},
-            event_types=[], field_mappings=[], actor="test",
-        )  # fmt: skip
+            event_types=[],
+            field_mappings=[],
+            actor="test",
+        )
         task = task_for(tenant, connection.id, "cl_sender", vendor="resend")
         await pending(hub, task)
         async with own_stream(hub, ack_wait=60) as stream:

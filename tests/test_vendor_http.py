@@ -91,11 +91,15 @@ async def test_a_connection_closed_after_the_request_has_an_unknown_outcome(
 
 async def test_answers_are_classified_and_retry_after_is_read(http: VendorHttp) -> None:
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    answers = iter([
-        answer(429, b"{}", {"Retry-After": "7"}),
-        answer(503, b"", {"retry-after": later}),
-        answer(401), answer(422, b'{"detail": "bad"}'), answer(201, b'{"id": "c-1"}'),
-    ])  # fmt: skip
+    answers = iter(
+        [
+            answer(429, b"{}", {"Retry-After": "7"}),
+            answer(503, b"", {"retry-after": later}),
+            answer(401),
+            answer(422, b'{"detail": "bad"}'),
+            answer(201, b'{"id": "c-1"}'),
+        ]
+    )
     seen: list[tuple[str, dict[str, str], bytes]] = []
 
     async def vendor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -123,10 +127,13 @@ async def test_answers_are_classified_and_retry_after_is_read(http: VendorHttp) 
 def test_retry_after_reads_seconds_and_dates_and_ignores_junk() -> None:
     now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
     assert retry_after("12", now.timestamp()) == 12
-    assert retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True),
-                       now.timestamp()) == 90  # fmt: skip
-    assert retry_after(format_datetime(now - timedelta(seconds=5), usegmt=True),
-                       now.timestamp()) == 0  # fmt: skip
+    assert (
+        retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now.timestamp())
+        == 90
+    )
+    assert (
+        retry_after(format_datetime(now - timedelta(seconds=5), usegmt=True), now.timestamp()) == 0
+    )
     assert retry_after("soon") is None and retry_after(None) is None and retry_after("") is None
 
 

@@ -54,8 +54,9 @@ class CatchHook:
             except WebhookVerificationError:
                 ok = False
             self.received.append((headers, msgspec.json.decode(body), ok))
-            return Response({"attempt": "a1", "id": "zap-run-1", "request_id": "a1",
-                             "status": "success"})  # fmt: skip
+            return Response(
+                {"attempt": "a1", "id": "zap-run-1", "request_id": "a1", "status": "success"}
+            )
 
         self.server = SandboxServer(Litestar([catch]))
 
@@ -90,9 +91,15 @@ async def test_send_action_posts_a_signed_versioned_envelope(catch, http):
     msg_id = zapier.action_id("dlv_1", "create_client")
     when = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     response = await zapier.send_action(
-        http, catch.url(), SECRET, msg_id, "create_client", {"email": "ada@example.com"}, 5,
+        http,
+        catch.url(),
+        SECRET,
+        msg_id,
+        "create_client",
+        {"email": "ada@example.com"},
+        5,
         occurred_at=when,
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert zapier.zapier_request_id(response) == "zap-run-1"
     [(headers, envelope, signature_ok)] = catch.received
@@ -113,8 +120,9 @@ async def test_a_retry_carries_the_same_id_and_body(catch, http):
     msg_id = zapier.action_id("dlv_2", "create_project")
     when = datetime(2026, 3, 1, tzinfo=UTC)
     for _ in range(2):
-        await zapier.send_action(http, catch.url(), SECRET, msg_id, "create_project", {"x": 1}, 5,
-                                 occurred_at=when)  # fmt: skip
+        await zapier.send_action(
+            http, catch.url(), SECRET, msg_id, "create_project", {"x": 1}, 5, occurred_at=when
+        )
     first, second = catch.received
     assert first[1] == second[1] and first[0]["webhook-id"] == second[0]["webhook-id"]
     assert zapier.action_id("dlv_2", "create_project") == msg_id
@@ -135,8 +143,9 @@ async def test_a_signature_with_another_secret_is_refused_by_the_receiver(catch,
         (Fault(status=410), PermanentError, None),
     ],
 )
-async def test_errors_are_classified_and_never_name_the_hook_token(catch, http, fault, error,
-                                                                    retry_after):  # fmt: skip
+async def test_errors_are_classified_and_never_name_the_hook_token(
+    catch, http, fault, error, retry_after
+):
     catch.faults.plan(fault)
     with pytest.raises(error) as caught:
         await zapier.send_action(http, catch.url("s3cr3tT"), SECRET, "m", "create_client", {}, 5)
@@ -165,8 +174,10 @@ async def test_timeouts_and_refused_connections_are_retryable(catch, http):
 
 
 def test_redact_url():
-    assert (zapier.redact_url("https://hooks.zapier.com/hooks/catch/123456/abcdef/")
-            == "https://hooks.zapier.com/hooks/catch/123456/***/")  # fmt: skip
+    assert (
+        zapier.redact_url("https://hooks.zapier.com/hooks/catch/123456/abcdef/")
+        == "https://hooks.zapier.com/hooks/catch/123456/***/"
+    )
     assert zapier.redact_url("https://hooks.zapier.com/hooks/catch/123456/abcdef") == (
         "https://hooks.zapier.com/hooks/catch/123456/***/"
     )
@@ -228,12 +239,14 @@ def test_token_in_the_header_or_the_query():
 )
 def test_an_unencoded_plus_in_the_query_token_still_matches(secret):
     # A "+" anywhere, the last character included, arrives as a space.
-    receipt = zapier.verify_zapier({"secret": secret}, JSON, {"token": secret.replace("+", " ")},
-                                   body(trigger="t", id="1"))  # fmt: skip
+    receipt = zapier.verify_zapier(
+        {"secret": secret}, JSON, {"token": secret.replace("+", " ")}, body(trigger="t", id="1")
+    )
     assert receipt.event_id == "t:1"
     with pytest.raises(WebhookRejected):  # a space where the secret has none still fails
-        zapier.verify_zapier({"secret": secret}, JSON, {"token": secret + " "},
-                             body(trigger="t", id="1"))  # fmt: skip
+        zapier.verify_zapier(
+            {"secret": secret}, JSON, {"token": secret + " "}, body(trigger="t", id="1")
+        )
 
 
 @pytest.mark.parametrize(
@@ -256,9 +269,18 @@ def test_token_rejections(creds, headers, query, reason):
 
 @pytest.mark.parametrize(
     "payload",
-    [b"", b"not json", b"[1, 2]", b'"text"', b"{", body(id="1"), body(trigger="", id="1"),
-     body(trigger="   "), b"\xff\xfe"],
-)  # fmt: skip
+    [
+        b"",
+        b"not json",
+        b"[1, 2]",
+        b'"text"',
+        b"{",
+        body(id="1"),
+        body(trigger="", id="1"),
+        body(trigger="   "),
+        b"\xff\xfe",
+    ],
+)
 def test_bad_bodies(payload):
     with pytest.raises(WebhookRejected) as caught:
         zapier.verify_zapier(CREDS, {**JSON, "x-journeyhub-token": SECRET}, {}, payload)
@@ -348,8 +370,9 @@ def test_parse_when(text, expected):
 # --- end to end, through the real gateway, bus and workers (HoneyBook's use of the bridge) ----------
 
 
-async def test_a_zap_post_becomes_one_trigger_through_the_gateway(gateway, tenant, hub, workers,
-                                                                   watch_triggers):  # fmt: skip
+async def test_a_zap_post_becomes_one_trigger_through_the_gateway(
+    gateway, tenant, hub, workers, watch_triggers
+):
     from journeyhub.testing.fixtures import eventually
     from journeyhub.testing.zapier_sandbox import FakeZapier
     from journeyhub_honeybook.sandbox import HoneyBookSandbox
@@ -357,9 +380,13 @@ async def test_a_zap_post_becomes_one_trigger_through_the_gateway(gateway, tenan
     from .conftest import create_connection
 
     connection = await create_connection(
-        gateway, tenant, vendor="honeybook", name="hb in", direction="inbound",
+        gateway,
+        tenant,
+        vendor="honeybook",
+        name="hb in",
+        direction="inbound",
         credentials={"secret": SECRET},
-    )  # fmt: skip
+    )
     url = connection["webhook_url"]
     data = HoneyBookSandbox.payment_paid("hb_pay_e2e")
     async with httpx.AsyncClient() as client:
@@ -384,9 +411,14 @@ async def test_a_journey_start_reaches_both_honeybook_zaps(gateway, tenant, hub,
 
     with HoneyBookSandbox(SECRET) as zaps:
         await create_connection(
-            gateway, tenant, vendor="honeybook", name="hb out", direction="outbound",
-            config=zaps.config(), credentials={"secret": SECRET},
-        )  # fmt: skip
+            gateway,
+            tenant,
+            vendor="honeybook",
+            name="hb out",
+            direction="outbound",
+            config=zaps.config(),
+            credentials={"secret": SECRET},
+        )
         answer = await gateway.client.post(
             "/v1/events", json=event("ev-hb-1", client_id="cl_hb"), headers=tenant.headers("ingest")
         )

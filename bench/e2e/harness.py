@@ -115,8 +115,11 @@ def cpu_seconds(pid: int) -> dict[str, float]:
 
 def all_cpu_of(command: str) -> float:
     """CPU seconds of every process of the machine named ``command`` (e.g. PostgreSQL's)."""
-    return sum(_cpu_of(int(pid)) for pid in os.listdir("/proc")
-               if pid.isdigit() and _comm(int(pid)) == command)  # fmt: skip
+    return sum(
+        _cpu_of(int(pid))
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and _comm(int(pid)) == command
+    )
 
 
 def machine_busy() -> float:
@@ -135,10 +138,24 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
 
 def start_py_spy(py_spy: str, pid: int, seconds: float, out: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [py_spy, "record", "-p", str(pid), "-d", str(max(1, int(seconds))), "-r", "100",
-         "-f", "raw", "-o", out, "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            py_spy,
+            "record",
+            "-p",
+            str(pid),
+            "-d",
+            str(max(1, int(seconds))),
+            "-r",
+            "100",
+            "-f",
+            "raw",
+            "-o",
+            out,
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def py_spy_top(raw: str, root: str = "journeyhub/__main__.py", n: int = 40) -> list[str]:
@@ -217,9 +234,12 @@ class HubProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115, ASYNC230
         self.process = subprocess.Popen(  # noqa: ASYNC220 (returns at once)
             [sys.executable, "-m", "journeyhub", "serve"],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
             start_new_session=True,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient() as client:
             while True:
@@ -331,8 +351,9 @@ def parse_costs(text: str) -> dict[str, float]:
     return out
 
 
-def cost_delta(before: dict[str, float], after: dict[str, float],
-               scrape: dict[str, float] | None = None) -> dict[str, float]:  # fmt: skip
+def cost_delta(
+    before: dict[str, float], after: dict[str, float], scrape: dict[str, float] | None = None
+) -> dict[str, float]:
     """``after - before``, less what one scrape of ``/metrics`` costs itself (``scrape``)."""
     scrape = scrape or {}
     keys = set(before) | set(after)
@@ -402,21 +423,28 @@ def _tave_report(sb: Any, recorder: Recorder) -> dict[str, Any]:
         if method == "PUT" and status == 200:
             puts.setdefault(path.rsplit("/", 1)[-1], []).append(start)
     return {
-        "contacts": contacts, "jobs": jobs, "links": links, "notes": notes, "puts": puts,
-        "creates": creates, "requests": len(recorder.calls),
+        "contacts": contacts,
+        "jobs": jobs,
+        "links": links,
+        "notes": notes,
+        "puts": puts,
+        "creates": creates,
+        "requests": len(recorder.calls),
         "statuses": dict(Counter(c[4] for c in recorder.calls)),
         "by_route": dict(Counter(f"{c[2]} {c[3].split('/')[3]}" for c in recorder.calls)),
         "service_ms": [c[1] - c[0] for c in recorder.calls],
-    }  # fmt: skip
+    }
 
 
 def _resend_report(sb: Any, recorder: Recorder) -> dict[str, Any]:
     with sb._lock:
         emails = [(e["to"][0], e["created_at"], e["tags"]) for e in sb.emails]
         counters = {
-            "requests": sb.requests, "accepted": sb.accepted,
-            "refused_429": sb.refused_429, "duplicates": sb.duplicates,
-        }  # fmt: skip
+            "requests": sb.requests,
+            "accepted": sb.accepted,
+            "refused_429": sb.refused_429,
+            "duplicates": sb.duplicates,
+        }
     return {"emails": emails, "counters": counters, "calls": list(recorder.calls)}
 
 
@@ -515,14 +543,18 @@ class LoadClient:
         self._open += 1
         return await asyncio.open_connection(self.host, self.port)
 
-    async def post(self, path: str, body: bytes, headers: dict[str, str],
-                   on_send: Any = None) -> tuple[int, bytes]:  # fmt: skip
+    async def post(
+        self, path: str, body: bytes, headers: dict[str, str], on_send: Any = None
+    ) -> tuple[int, bytes]:
         """POST and read the answer; ``on_send()`` is called just before the bytes go out."""
         async with self._slots:
             reader, writer = await self._conn()
-            head = (f"POST {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
-                    f"content-length: {len(body)}\r\n"
-                    + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n")  # fmt: skip
+            head = (
+                f"POST {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
+                f"content-length: {len(body)}\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                + "\r\n"
+            )
             try:
                 if on_send is not None:
                     on_send()

@@ -84,12 +84,22 @@ class Planned:
 
 def cpu_now(hub: HubProcess, sandbox: SandboxProcess) -> dict[str, dict[str, float]]:
     own = os.times()
-    return {"hub": cpu_seconds(hub.pid), "sandbox": cpu_seconds(sandbox.pid),
-            "bench": {"self": own.user + own.system}, "machine": {"all": machine_busy()}}  # fmt: skip
+    return {
+        "hub": cpu_seconds(hub.pid),
+        "sandbox": cpu_seconds(sandbox.pid),
+        "bench": {"self": own.user + own.system},
+        "machine": {"all": machine_busy()},
+    }
 
 
-def plan(rate: float, duration: float, mix: dict[str, float], followup_delay: float,
-         prefix: str, seed: int = 7) -> list[Planned]:  # fmt: skip
+def plan(
+    rate: float,
+    duration: float,
+    mix: dict[str, float],
+    followup_delay: float,
+    prefix: str,
+    seed: int = 7,
+) -> list[Planned]:
     """The events of a run, each at its offset, reproducible for a seed."""
     rng = random.Random(seed)
     total = int(rate * duration)
@@ -121,8 +131,9 @@ def plan(rate: float, duration: float, mix: dict[str, float], followup_delay: fl
         elif kind == "step":
             client = started[rng.randrange(eligible)][1]
             steps[client] = steps.get(client, 0) + 1
-            body = make_event(event_id, "step_completed", client,
-                              step={"name": event_id, "type": "task"})  # fmt: skip
+            body = make_event(
+                event_id, "step_completed", client, step={"name": event_id, "type": "task"}
+            )
         else:
             client = rng.choice(candidates)
             updated.add(client)
@@ -152,8 +163,13 @@ def receipts(events: list[Planned], report: dict[str, Any]) -> None:
         else:
             contact = contacts.get(body["client"]["id"])
             job = jobs.get(body["journey_instance_id"])
-            times = [t for rid in (contact and contact[0], job and job[0]) if rid
-                     for t in puts.get(rid, []) if t >= ev.sent]  # fmt: skip
+            times = [
+                t
+                for rid in (contact and contact[0], job and job[0])
+                if rid
+                for t in puts.get(rid, [])
+                if t >= ev.sent
+            ]
             # Both the contact and the job must have been updated.
             ev.receipt = max(times) if contact and job and len(times) >= 2 else None
 
@@ -229,8 +245,14 @@ def direct_sender(http: Any, api_base: str, api_key: str) -> Any:
     from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Known, stable_id
     from journeyhub_tave import plugin
 
-    connection = Connection(id="con_direct", tenant_id="ten_direct", vendor="tave",
-                            name="direct", direction="outbound", config={"api_base": api_base})  # fmt: skip
+    connection = Connection(
+        id="con_direct",
+        tenant_id="ten_direct",
+        vendor="tave",
+        name="direct",
+        direction="outbound",
+        config={"api_base": api_base},
+    )
     credentials = {"api_key": api_key}
     known: dict[str, Known] = {}  # client id -> its vendor id map
 
@@ -239,16 +261,24 @@ def direct_sender(http: Any, api_base: str, api_key: str) -> Any:
             event = msgspec.convert(ev.body, JourneyEvent)
             task = DeliveryTask(
                 id=stable_id("dlv", "ten_direct", event.id, connection.id),
-                tenant_id="ten_direct", connection_id=connection.id, vendor="tave",
-                kind="event", order_key=event.client.id, sequence=0, event=event,
-            )  # fmt: skip
+                tenant_id="ten_direct",
+                connection_id=connection.id,
+                vendor="tave",
+                kind="event",
+                order_key=event.client.id,
+                sequence=0,
+                event=event,
+            )
             ev.sent = time.time()
             try:
                 result = await plugin.journeyhub_push(
-                    task=task, connection=connection, credentials=credentials,
-                    idempotency_key=task.idempotency_key, http=http,
+                    task=task,
+                    connection=connection,
+                    credentials=credentials,
+                    idempotency_key=task.idempotency_key,
+                    http=http,
                     known=known.get(event.client.id, Known()),
-                )  # fmt: skip
+                )
                 known[event.client.id] = known.get(event.client.id, Known()).learn(result.records)
                 ev.status = 202
             except Exception as exc:  # counted, reported
@@ -259,8 +289,9 @@ def direct_sender(http: Any, api_base: str, api_key: str) -> Any:
     return send
 
 
-def latencies(events: list[Planned], kind: str | None = None, from_due: bool = False
-              ) -> list[float]:  # fmt: skip
+def latencies(
+    events: list[Planned], kind: str | None = None, from_due: bool = False
+) -> list[float]:
     return [
         ev.receipt - (ev.due if from_due else ev.sent)
         for ev in events
@@ -271,8 +302,9 @@ def latencies(events: list[Planned], kind: str | None = None, from_due: bool = F
 # --- the run --------------------------------------------------------------------------------------
 
 
-async def baseline(sandbox: SandboxProcess, args: argparse.Namespace, mix: dict[str, float]
-                   ) -> dict[str, Any]:  # fmt: skip
+async def baseline(
+    sandbox: SandboxProcess, args: argparse.Namespace, mix: dict[str, float]
+) -> dict[str, Any]:
     info = sandbox.info
     from journeyhub.vendor_http import VendorHttp
 
@@ -306,9 +338,11 @@ async def baseline(sandbox: SandboxProcess, args: argparse.Namespace, mix: dict[
 async def run(args: argparse.Namespace) -> int:
     mix = {"started": args.mix[0], "step": args.mix[1], "update": args.mix[2]}
     print(f"machine: {machine()}")
-    print(f"load: {args.rate:g} events/s for {args.duration:g} s, mix started/step/update = "
-          f"{args.mix}, {args.batch} event(s) per request, follow-ups >= {args.followup_delay:g} s "
-          f"after their start")  # fmt: skip
+    print(
+        f"load: {args.rate:g} events/s for {args.duration:g} s, mix started/step/update = "
+        f"{args.mix}, {args.batch} event(s) per request, follow-ups >= {args.followup_delay:g} s "
+        f"after their start"
+    )
     sandbox = SandboxProcess("tave")
     hub: HubProcess | None = None
     try:
@@ -324,9 +358,14 @@ async def run(args: argparse.Namespace) -> int:
             created = await client.post(
                 "/v1/connections",
                 headers={"authorization": f"Bearer {hub.admin_key}"},
-                json={"vendor": "tave", "name": "studio crm", "direction": "outbound",
-                      "config": config, "credentials": {"api_key": sandbox.info["api_key"]}},
-            )  # fmt: skip
+                json={
+                    "vendor": "tave",
+                    "name": "studio crm",
+                    "direction": "outbound",
+                    "config": config,
+                    "credentials": {"api_key": sandbox.info["api_key"]},
+                },
+            )
             if created.status_code != 201:
                 raise RuntimeError(f"connection refused: {created.status_code} {created.text}")
             events = plan(args.rate, args.duration, mix, args.followup_delay, "run")
@@ -378,17 +417,25 @@ async def run(args: argparse.Namespace) -> int:
     dupes = duplicates(report)
     lat = latencies(events)
     print()
-    print(f"sent {sent} events in {send_end - start:.1f} s "
-          f"(offered {args.rate:g}/s, achieved {sent / max(1e-9, send_end - start):.1f}/s); "
-          f"schedule lateness p99 {summary(lateness)['p99'] * 1000:.1f} ms")  # fmt: skip
+    print(
+        f"sent {sent} events in {send_end - start:.1f} s "
+        f"(offered {args.rate:g}/s, achieved {sent / max(1e-9, send_end - start):.1f}/s); "
+        f"schedule lateness p99 {summary(lateness)['p99'] * 1000:.1f} ms"
+    )
     refused = sent - len(accepted)
-    print(f"accepted (202) {len(accepted)}, refused {refused}; "
-          f"gateway answer time: {fmt_ms(summary([ev.acked - ev.sent for ev in accepted]))}")  # fmt: skip
-    print(f"delivered {len(delivered)}, lost/undelivered after {args.drain:g} s drain: {lost} "
-          f"(hub backlog then: streams {backlog}, pending tasks {pending}); "
-          f"duplicated external ids: {sum(dupes.values())} {dupes or ''}")  # fmt: skip
-    print(f"last receipt {max((ev.receipt or 0) for ev in events) - send_end:+.1f} s after the "
-          f"last send; drain ended {drain_end - send_end:.1f} s after it")  # fmt: skip
+    print(
+        f"accepted (202) {len(accepted)}, refused {refused}; "
+        f"gateway answer time: {fmt_ms(summary([ev.acked - ev.sent for ev in accepted]))}"
+    )
+    print(
+        f"delivered {len(delivered)}, lost/undelivered after {args.drain:g} s drain: {lost} "
+        f"(hub backlog then: streams {backlog}, pending tasks {pending}); "
+        f"duplicated external ids: {sum(dupes.values())} {dupes or ''}"
+    )
+    print(
+        f"last receipt {max((ev.receipt or 0) for ev in events) - send_end:+.1f} s after the "
+        f"last send; drain ended {drain_end - send_end:.1f} s after it"
+    )
     print()
     print("HTTP send -> Tave sandbox receipt, through the hub:")
     print(f"  all              {fmt_ms(summary(lat))}")
@@ -422,31 +469,42 @@ async def run(args: argparse.Namespace) -> int:
     print("baseline: Tave plugin push called directly, send -> sandbox receipt:")
     print(f"  unloaded (1 at a time)      {fmt_ms(summary(base_unloaded))}")
     lost_base = sum(1 for ev in base["at_rate"] if ev.receipt is None)
-    print(f"  open loop {args.rate:g}/s, {args.baseline_seconds:g} s {fmt_ms(summary(base_rate))}"
-          f"  lost {lost_base}, dupes {sum(base['at_rate_dupes'].values())}")  # fmt: skip
+    print(
+        f"  open loop {args.rate:g}/s, {args.baseline_seconds:g} s {fmt_ms(summary(base_rate))}"
+        f"  lost {lost_base}, dupes {sum(base['at_rate_dupes'].values())}"
+    )
     hub_cpu = sum(cpu_delta(cpu0["hub"], cpu2["hub"]).values())
     handled = len(
         delivered
     )  # when some are undelivered, the hub also routed others: an upper bound
-    print(f"CPU per event: hub {hub_cpu / max(1, handled) * 1000:.1f} ms (hub process + its "
-          f"nats-server, sending + draining, / {handled} delivered); direct plugin push "
-          f"{base['cpu_per_event'] * 1000:.1f} ms in the calling process; sandbox "
-          f"{base['sandbox_cpu_per_event'] * 1000:.1f} ms")  # fmt: skip
+    print(
+        f"CPU per event: hub {hub_cpu / max(1, handled) * 1000:.1f} ms (hub process + its "
+        f"nats-server, sending + draining, / {handled} delivered); direct plugin push "
+        f"{base['cpu_per_event'] * 1000:.1f} ms in the calling process; sandbox "
+        f"{base['sandbox_cpu_per_event'] * 1000:.1f} ms"
+    )
     per_event = {
         "hub_cpu_ms_per_event": hub_cpu / max(1, handled) * 1000,
-        **{f"{k}_per_event": costs.get(k, 0.0) / max(1, handled)
-           for k in ("store_transactions", "sql_statements", "bus_requests", "vendor_calls")},
-    }  # fmt: skip
-    bus = {k[4:]: round(v / max(1, handled), 2) for k, v in sorted(costs.items())
-           if k.startswith("bus:")}  # fmt: skip
+        **{
+            f"{k}_per_event": costs.get(k, 0.0) / max(1, handled)
+            for k in ("store_transactions", "sql_statements", "bus_requests", "vendor_calls")
+        },
+    }
+    bus = {
+        k[4:]: round(v / max(1, handled), 2)
+        for k, v in sorted(costs.items())
+        if k.startswith("bus:")
+    }
     print("cost per delivered event, counted in the hub process (/metrics):")
     for key, value in per_event.items():
         print(f"  {key:34} {value:8.2f}")
     print(f"  bus calls per event by kind         {bus}")
     h, bu, br = summary(lat), summary(base_unloaded), summary(base_rate)
-    print(f"ratio hub/direct: p50 x{h['p50'] / bu['p50']:.1f}, p99 x{h['p99'] / bu['p99']:.1f} "
-          f"(vs unloaded); p50 x{h['p50'] / br['p50']:.1f}, p99 x{h['p99'] / br['p99']:.1f} "
-          f"(vs direct at the same rate)")  # fmt: skip
+    print(
+        f"ratio hub/direct: p50 x{h['p50'] / bu['p50']:.1f}, p99 x{h['p99'] / bu['p99']:.1f} "
+        f"(vs unloaded); p50 x{h['p50'] / br['p50']:.1f}, p99 x{h['p99'] / br['p99']:.1f} "
+        f"(vs direct at the same rate)"
+    )
     target = "met" if h["p99"] < 1.0 else "MISSED"
     print(f"target p99 < 1 s: {target}  (seed's 30 s: {'met' if h['p99'] < 30 else 'MISSED'})")
     print()
@@ -455,17 +513,26 @@ async def run(args: argparse.Namespace) -> int:
     for who in ("hub", "sandbox", "bench"):
         a, b = cpu_delta(cpu0[who], cpu1[who]), cpu_delta(cpu1[who], cpu2[who])
         parts = ", ".join(f"{k} {v:.1f}" for k, v in a.items() if v >= 0.05)
-        print(f"  {who:8} sending: {parts} ({sum(a.values()) / window:.0%} of one core); "
-              f"draining: {sum(b.values()):.1f}")  # fmt: skip
-    ours = [sum(cpu_delta(c0[w], c1[w]).values()) for c0, c1 in ((cpu0, cpu1), (cpu1, cpu2))
-            for w in ("hub", "sandbox", "bench")]  # fmt: skip
+        print(
+            f"  {who:8} sending: {parts} ({sum(a.values()) / window:.0%} of one core); "
+            f"draining: {sum(b.values()):.1f}"
+        )
+    ours = [
+        sum(cpu_delta(c0[w], c1[w]).values())
+        for c0, c1 in ((cpu0, cpu1), (cpu1, cpu2))
+        for w in ("hub", "sandbox", "bench")
+    ]
     total_send = cpu1["machine"]["all"] - cpu0["machine"]["all"]
     total_drain = cpu2["machine"]["all"] - cpu1["machine"]["all"]
-    print(f"  machine  sending: {total_send:.1f} of {window * (os.cpu_count() or 1):.0f} "
-          f"core-seconds, other processes {total_send - sum(ours[:3]):.1f}; draining: "
-          f"{total_drain:.1f}, other processes {total_drain - sum(ours[3:]):.1f}")  # fmt: skip
-    print(f"  sandbox answered {report['requests']} calls {report['by_route']}, "
-          f"statuses {report['statuses']}; service time {fmt_ms(summary(report['service_ms']))}")  # fmt: skip
+    print(
+        f"  machine  sending: {total_send:.1f} of {window * (os.cpu_count() or 1):.0f} "
+        f"core-seconds, other processes {total_send - sum(ours[:3]):.1f}; draining: "
+        f"{total_drain:.1f}, other processes {total_drain - sum(ours[3:]):.1f}"
+    )
+    print(
+        f"  sandbox answered {report['requests']} calls {report['by_route']}, "
+        f"statuses {report['statuses']}; service time {fmt_ms(summary(report['service_ms']))}"
+    )
     notable = {k: v for k, v in log_counts.items() if not k.startswith("info:delivered")}
     print(f"  hub log lines: {dict(notable)}")
     if args.py_spy:
@@ -473,13 +540,24 @@ async def run(args: argparse.Namespace) -> int:
         for line in py_spy_top(args.py_spy_out, n=args.py_spy_top):
             print("  " + line)
     if args.json:
-        write_json(args.json, {
-            "rate": args.rate, "duration": args.duration, "sent": sent,
-            "accepted": len(accepted), "delivered": len(delivered), "lost": lost,
-            "duplicated": sum(dupes.values()), "latency": h, "baseline_unloaded": bu,
-            "baseline_at_rate": br, **per_event, "bus_calls_per_event": bus,
-            "baseline_direct_cpu_ms_per_event": base["cpu_per_event"] * 1000,
-        })  # fmt: skip
+        write_json(
+            args.json,
+            {
+                "rate": args.rate,
+                "duration": args.duration,
+                "sent": sent,
+                "accepted": len(accepted),
+                "delivered": len(delivered),
+                "lost": lost,
+                "duplicated": sum(dupes.values()),
+                "latency": h,
+                "baseline_unloaded": bu,
+                "baseline_at_rate": br,
+                **per_event,
+                "bus_calls_per_event": bus,
+                "baseline_direct_cpu_ms_per_event": base["cpu_per_event"] * 1000,
+            },
+        )
     return 0 if h["p99"] < 1.0 and lost == 0 and not dupes else 1
 
 
@@ -492,16 +570,28 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="events per second")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of sending")
     parser.add_argument("--batch", type=int, default=1, help="events per HTTP request")
-    parser.add_argument("--mix", type=lambda s: tuple(float(x) for x in s.split(",")),
-                        default=(0.5, 0.35, 0.15), help="started,step,update weights")  # fmt: skip
+    parser.add_argument(
+        "--mix",
+        type=lambda s: tuple(float(x) for x in s.split(",")),
+        default=(0.5, 0.35, 0.15),
+        help="started,step,update weights",
+    )
     parser.add_argument("--followup-delay", type=float, default=2.0)
-    parser.add_argument("--tave-rate", type=float, default=2000.0,
-                        help="connection rate_limit_per_second; 0 keeps the plugin's 5/s")  # fmt: skip
+    parser.add_argument(
+        "--tave-rate",
+        type=float,
+        default=2000.0,
+        help="connection rate_limit_per_second; 0 keeps the plugin's 5/s",
+    )
     parser.add_argument(
         "--drain", type=float, default=120.0, help="max seconds to wait after sending"
     )
-    parser.add_argument("--max-in-flight", type=int, default=256,
-                        help="HTTP connections to the gateway (requests in flight)")  # fmt: skip
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=256,
+        help="HTTP connections to the gateway (requests in flight)",
+    )
     parser.add_argument("--baseline-events", type=int, default=100)
     parser.add_argument("--baseline-seconds", type=float, default=10.0)
     parser.add_argument("--log-level", default="info")

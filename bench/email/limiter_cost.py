@@ -91,12 +91,28 @@ class MemoryLedger:
         self.states = states
         self.round_trips = 0
 
-    async def reserve(self, key: str, *, interval: float, lanes: int, want: int, count: int,
-                      lead: float = 0.0, avoid: Collection[int] = ()) -> list[Grant]:  # fmt: skip
+    async def reserve(
+        self,
+        key: str,
+        *,
+        interval: float,
+        lanes: int,
+        want: int,
+        count: int,
+        lead: float = 0.0,
+        avoid: Collection[int] = (),
+    ) -> list[Grant]:
         now = time.time()
         state = conform(self.states.get(key, State(0.0, 0, [], 0)), interval, lanes, now)
-        grants = take(state.until, interval=interval, lanes=lanes, want=want, count=count,
-                      at=now + lead, avoid=avoid)  # fmt: skip
+        grants = take(
+            state.until,
+            interval=interval,
+            lanes=lanes,
+            want=want,
+            count=count,
+            at=now + lead,
+            avoid=avoid,
+        )
         for grant in grants:
             state.until[grant.lane] = grant.first + count * grant.step
         self.states[key] = state
@@ -118,8 +134,17 @@ class StoreLedger:
         self.round_trips = 0
         self.conflicts = 0
 
-    async def reserve(self, key: str, *, interval: float, lanes: int, want: int, count: int,
-                      lead: float = 0.0, avoid: Collection[int] = ()) -> list[Grant]:  # fmt: skip
+    async def reserve(
+        self,
+        key: str,
+        *,
+        interval: float,
+        lanes: int,
+        want: int,
+        count: int,
+        lead: float = 0.0,
+        avoid: Collection[int] = (),
+    ) -> list[Grant]:
         name = f"ratelimit:{key}"
         while True:
             try:
@@ -127,12 +152,23 @@ class StoreLedger:
                     row = await s.get(Lease, name)
                     raw = (row.state or {}) if row is not None else {}
                     revision = int(row.holder or 0) if row is not None else 0
-                    stored = State(float(raw.get("i", 0.0)), int(raw.get("m", 0)),
-                                   [float(t) for t in raw.get("t", [])], revision)  # fmt: skip
+                    stored = State(
+                        float(raw.get("i", 0.0)),
+                        int(raw.get("m", 0)),
+                        [float(t) for t in raw.get("t", [])],
+                        revision,
+                    )
                     now = time.time()
                     state = conform(stored, interval, lanes, now)
-                    grants = take(state.until, interval=interval, lanes=lanes, want=want,
-                                  count=count, at=now + lead, avoid=avoid)  # fmt: skip
+                    grants = take(
+                        state.until,
+                        interval=interval,
+                        lanes=lanes,
+                        want=want,
+                        count=count,
+                        at=now + lead,
+                        avoid=avoid,
+                    )
                     for grant in grants:
                         state.until[grant.lane] = grant.first + count * grant.step
                     value = {"i": interval, "m": lanes, "t": state.until}
@@ -211,8 +247,14 @@ LOADS = {  # name: (requests per second, callers per worker, pause between a cal
 }
 
 
-async def one_run(kind: str, ledgers: list[Any], load: str, seconds: float,
-                  busy: Store | None = None, busy_label: str = "") -> dict[str, Any]:  # fmt: skip
+async def one_run(
+    kind: str,
+    ledgers: list[Any],
+    load: str,
+    seconds: float,
+    busy: Store | None = None,
+    busy_label: str = "",
+) -> dict[str, Any]:
     requests, callers, pace = LOADS[load]
     key = f"con_bench{os.urandom(4).hex()}"
     latencies: list[float] = []
@@ -235,17 +277,21 @@ async def one_run(kind: str, ledgers: list[Any], load: str, seconds: float,
     elapsed, cpu = time.time() - began, time.process_time() - cpu0
     n = len(stamps)
     out = {
-        "ledger": kind, "load": load + (f" +busy {busy_label}" if busy is not None else ""),
-        "limit": requests, "calls": n, "calls_per_s": n / elapsed,
+        "ledger": kind,
+        "load": load + (f" +busy {busy_label}" if busy is not None else ""),
+        "limit": requests,
+        "calls": n,
+        "calls_per_s": n / elapsed,
         "most_in_1s": most_in_window(stamps),
         "reservations": len(latencies),
         "round_trips": sum(ledger.round_trips for ledger in ledgers) - trips0,
         "reserve_p50_ms": statistics.median(latencies) * 1000 if latencies else 0.0,
-        "reserve_p95_ms": (sorted(latencies)[int(0.95 * (len(latencies) - 1))] * 1000
-                           if latencies else 0.0),
+        "reserve_p95_ms": (
+            sorted(latencies)[int(0.95 * (len(latencies) - 1))] * 1000 if latencies else 0.0
+        ),
         "cpu_us_per_call": cpu / max(1, n) * 1e6,
         "forfeited": sum(lim.forfeited for lim in limiters),
-    }  # fmt: skip
+    }
     if kind == "bus":
         sent = [ledger.bus.nc.stats["out_msgs"] for ledger in ledgers]
         out["nats_requests"] = sum(a - b for a, b in zip(sent, sent0, strict=True))
@@ -273,8 +319,9 @@ async def run(args: argparse.Namespace) -> None:
         pg = contextlib.ExitStack()
         if args.postgres:
             url = pg.enter_context(scratch_database(args.postgres, "jh_limiter_cost"))
-            targets.append(("store-postgres", load_settings({}, data_dir=root / "pg",
-                                                            database_url=url)))  # fmt: skip
+            targets.append(
+                ("store-postgres", load_settings({}, data_dir=root / "pg", database_url=url))
+            )
         with pg:
             for load in args.loads:
                 results.append(await one_run("memory", memory_ledgers(), load, args.seconds))
@@ -296,9 +343,11 @@ async def run(args: argparse.Namespace) -> None:
                                     ("bus", [BusLedger(b) for b in buses]),
                                     (kind, [StoreLedger(s) for s in opened]),
                                 ):
-                                    results.append(await one_run(
-                                        again, ledgers, load, args.seconds, opened[0], label
-                                    ))  # fmt: skip
+                                    results.append(
+                                        await one_run(
+                                            again, ledgers, load, args.seconds, opened[0], label
+                                        )
+                                    )
                         finally:
                             for s in opened:
                                 await s.close()
@@ -314,20 +363,24 @@ async def run(args: argparse.Namespace) -> None:
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     baseline = {r["load"]: r["cpu_us_per_call"] for r in results if r["ledger"] == "memory"}
     print(f"3 workers (one process), {args.seconds:g} s per run; CPU above the memory baseline")
-    head = (f"{'ledger':15} {'load':18} {'calls/s':>8} {'max/1s':>7} {'reserv.':>7} "
-            f"{'trips/call':>10} {'tx+stmt/call':>12} {'reserve p50/p95 ms':>19} "
-            f"{'CPU us/call':>12} {'+ledger':>8}")  # fmt: skip
+    head = (
+        f"{'ledger':15} {'load':18} {'calls/s':>8} {'max/1s':>7} {'reserv.':>7} "
+        f"{'trips/call':>10} {'tx+stmt/call':>12} {'reserve p50/p95 ms':>19} "
+        f"{'CPU us/call':>12} {'+ledger':>8}"
+    )
     print(head)
     for r in results:
         sql = ""
         if "transactions" in r:
             sql = f"{(r['transactions'] + r['statements']) / max(1, r['calls']):.3f}"
         extra = r["cpu_us_per_call"] - baseline.get(r["load"], 0.0)
-        print(f"{r['ledger']:15} {r['load']:18} {r['calls_per_s']:8.1f} "
-              f"{r['most_in_1s']:>4}/{r['limit']:<4g}{r['reservations']:>5} "
-              f"{r['round_trips'] / max(1, r['calls']):10.3f} {sql:>12} "
-              f"{r['reserve_p50_ms']:9.2f} /{r['reserve_p95_ms']:7.2f} "
-              f"{r['cpu_us_per_call']:12.0f} {extra:8.0f}")  # fmt: skip
+        print(
+            f"{r['ledger']:15} {r['load']:18} {r['calls_per_s']:8.1f} "
+            f"{r['most_in_1s']:>4}/{r['limit']:<4g}{r['reservations']:>5} "
+            f"{r['round_trips'] / max(1, r['calls']):10.3f} {sql:>12} "
+            f"{r['reserve_p50_ms']:9.2f} /{r['reserve_p95_ms']:7.2f} "
+            f"{r['cpu_us_per_call']:12.0f} {extra:8.0f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
@@ -337,8 +390,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--loads", nargs="+", default=list(LOADS), choices=list(LOADS))
     parser.add_argument("--postgres", help="a PostgreSQL server URL: also a scratch database")
-    parser.add_argument("--busy-store", action="store_true",
-                        help="the high load again beside 200 store writes/s")  # fmt: skip
+    parser.add_argument(
+        "--busy-store", action="store_true", help="the high load again beside 200 store writes/s"
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     asyncio.run(run(args))

@@ -83,10 +83,14 @@ class SplitHub(HubProcess):
         await self.provision()
         self.nats = await asyncio.to_thread(EmbeddedNats(self.root / "nats").start)
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYHUB_")}
-        env.update({
-            "JOURNEYHUB_DATA_DIR": str(self.data_dir), "JOURNEYHUB_NATS_URL": self.nats.url,
-            "JOURNEYHUB_LOG_FORMAT": "json", "JOURNEYHUB_LOG_LEVEL": self.log_level,
-        })  # fmt: skip
+        env.update(
+            {
+                "JOURNEYHUB_DATA_DIR": str(self.data_dir),
+                "JOURNEYHUB_NATS_URL": self.nats.url,
+                "JOURNEYHUB_LOG_FORMAT": "json",
+                "JOURNEYHUB_LOG_LEVEL": self.log_level,
+            }
+        )
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
         # The gateway first: it provisions the streams, so the workers find them made.
@@ -99,8 +103,11 @@ class SplitHub(HubProcess):
         return self
 
     def labelled_pids(self) -> list[tuple[str, int]]:
-        found = [(f"{p.kind}", p.pid) for p in [self.gateway, *self.worker_processes]
-                 if p is not None and p.pid is not None]  # fmt: skip
+        found = [
+            (f"{p.kind}", p.pid)
+            for p in [self.gateway, *self.worker_processes]
+            if p is not None and p.pid is not None
+        ]
         if self.nats is not None and self.nats.process is not None:
             found.append(("nats-server", self.nats.process.pid))
         return found
@@ -165,17 +172,22 @@ def cpu_of(hub: HubProcess) -> dict[str, float]:
 async def run(args: argparse.Namespace) -> int:
     n = args.emails
     print(f"machine: {machine()}")
-    print(f"load: {n} email_requested events (distinct clients) in arrays of {args.array}, "
-          f"{args.concurrency} request(s) in flight; Resend sandbox limit "
-          f"{args.limit} requests / {args.per_seconds:g} s")  # fmt: skip
+    print(
+        f"load: {n} email_requested events (distinct clients) in arrays of {args.array}, "
+        f"{args.concurrency} request(s) in flight; Resend sandbox limit "
+        f"{args.limit} requests / {args.per_seconds:g} s"
+    )
     sandbox = SandboxProcess("resend", rate_limit=args.limit, per_seconds=args.per_seconds)
     hub: HubProcess | None = None
     try:
         if args.workers:
             hub = await SplitHub(args.workers, log_level=args.log_level, keep=args.keep).start()
-            print(f"hub: gateway + {args.workers} worker(s), pids {[p for _, p in pids_of(hub)]} on "
-                  f"{hub.url}, "
-                  f"data in {hub.data_dir}", flush=True)  # fmt: skip
+            print(
+                f"hub: gateway + {args.workers} worker(s), pids {[p for _, p in pids_of(hub)]} on "
+                f"{hub.url}, "
+                f"data in {hub.data_dir}",
+                flush=True,
+            )
         else:
             hub = await HubProcess(log_level=args.log_level, keep=args.keep).start()
             print(f"hub: pid {hub.pid} on {hub.url}, data in {hub.data_dir}", flush=True)
@@ -183,14 +195,23 @@ async def run(args: argparse.Namespace) -> int:
             created = await client.post(
                 "/v1/connections",
                 headers={"authorization": f"Bearer {hub.admin_key}"},
-                json={"vendor": "resend", "name": "mail", "direction": "outbound",
-                      "config": {"from_address": "Studio <hello@example.com>",
-                                 "api_base": sandbox.info["url"],
-                                 "templates": {"welcome": {
-                                     "subject": "Welcome {{ client.first_name }}",
-                                     "html": "<p>See you at {{ wedding.venue.name }}</p>"}}},
-                      "credentials": {"api_key": sandbox.info["api_key"]}},
-            )  # fmt: skip
+                json={
+                    "vendor": "resend",
+                    "name": "mail",
+                    "direction": "outbound",
+                    "config": {
+                        "from_address": "Studio <hello@example.com>",
+                        "api_base": sandbox.info["url"],
+                        "templates": {
+                            "welcome": {
+                                "subject": "Welcome {{ client.first_name }}",
+                                "html": "<p>See you at {{ wedding.venue.name }}</p>",
+                            }
+                        },
+                    },
+                    "credentials": {"api_key": sandbox.info["api_key"]},
+                },
+            )
             if created.status_code != 201:
                 raise RuntimeError(f"connection refused: {created.status_code} {created.text}")
             events = [
@@ -202,8 +223,10 @@ async def run(args: argparse.Namespace) -> int:
             arrays = [
                 msgspec.json.encode(events[i : i + args.array]) for i in range(0, n, args.array)
             ]
-            headers = {"authorization": f"Bearer {hub.ingest_key}",
-                       "content-type": "application/json"}  # fmt: skip
+            headers = {
+                "authorization": f"Bearer {hub.ingest_key}",
+                "content-type": "application/json",
+            }
             semaphore = asyncio.Semaphore(args.concurrency)
             answers: list[tuple[int, float]] = []
 
@@ -231,10 +254,13 @@ async def run(args: argparse.Namespace) -> int:
             await asyncio.gather(*(post(body) for body in arrays))
             ingest_done = time.time()
             cpu1 = cpu_of(hub)
-            print(f"ingested {n} events in {ingest_done - first_sent:.2f} s "
-                  f"({len(arrays)} arrays, {gateway_429[0]} answered 429 by the gateway's "
-                  f"events limit and sent again; statuses {dict(Counter(s for s, _ in answers))}, "
-                  f"answer time {fmt_ms(summary([t for _, t in answers]))})", flush=True)  # fmt: skip
+            print(
+                f"ingested {n} events in {ingest_done - first_sent:.2f} s "
+                f"({len(arrays)} arrays, {gateway_429[0]} answered 429 by the gateway's "
+                f"events limit and sent again; statuses {dict(Counter(s for s, _ in answers))}, "
+                f"answer time {fmt_ms(summary([t for _, t in answers]))})",
+                flush=True,
+            )
             deadline = time.monotonic() + args.timeout
             last_print = time.monotonic()
             while time.monotonic() < deadline:
@@ -242,8 +268,10 @@ async def run(args: argparse.Namespace) -> int:
                 if accepted >= n:
                     break
                 if time.monotonic() - last_print > 10:
-                    print(f"  {time.time() - first_sent:5.0f} s: {accepted} emails accepted",
-                          flush=True)  # fmt: skip
+                    print(
+                        f"  {time.time() - first_sent:5.0f} s: {accepted} emails accepted",
+                        flush=True,
+                    )
                     last_print = time.monotonic()
                 await asyncio.sleep(0.25)
             await asyncio.sleep(args.settle)  # late duplicates, if any, would land here
@@ -286,21 +314,29 @@ async def run(args: argparse.Namespace) -> int:
     kernel_floor = (math.ceil(n / BATCH) - 1) / (SAFETY * args.limit / args.per_seconds)
     print()
     print(f"wall time, first event sent -> {n}th distinct email accepted: {wall:.1f} s")
-    print(f"  lost {lost}, duplicated {counters['duplicates']}, 429-refused "
-          f"{counters['refused_429']}, API calls {counters['requests']} "
-          f"({len(ok_calls)} accepted: batch sizes {dict(sorted(sizes.items()))})")  # fmt: skip
+    print(
+        f"  lost {lost}, duplicated {counters['duplicates']}, 429-refused "
+        f"{counters['refused_429']}, API calls {counters['requests']} "
+        f"({len(ok_calls)} accepted: batch sizes {dict(sorted(sizes.items()))})"
+    )
     if starts:
-        print(f"  first API call {starts[0] - first_sent:.2f} s after the first event was sent "
-              f"(ingest took {ingest_done - first_sent:.2f} s); last accepted call at "
-              f"{ok_starts[-1] - first_sent:.1f} s")  # fmt: skip
+        print(
+            f"  first API call {starts[0] - first_sent:.2f} s after the first event was sent "
+            f"(ingest took {ingest_done - first_sent:.2f} s); last accepted call at "
+            f"{ok_starts[-1] - first_sent:.1f} s"
+        )
     if calls:
-        print(f"  most calls in any {args.per_seconds:g} s window (the sandbox's count): "
-              f"{most_in_window(starts, args.per_seconds)} (limit {args.limit})")  # fmt: skip
+        print(
+            f"  most calls in any {args.per_seconds:g} s window (the sandbox's count): "
+            f"{most_in_window(starts, args.per_seconds)} (limit {args.limit})"
+        )
     if gaps:
-        print(f"  gaps between accepted calls: min {min(gaps):.3f} s, p50 {summary(gaps)['p50']:.3f} s, "
-              f"p95 {summary(gaps)['p95']:.3f} s, max {max(gaps):.3f} s, "
-              f"sum above {1 / (SAFETY * args.limit):.3f} s: "
-              f"{sum(max(0.0, g - 1 / (SAFETY * args.limit)) for g in gaps):.1f} s")  # fmt: skip
+        print(
+            f"  gaps between accepted calls: min {min(gaps):.3f} s, p50 {summary(gaps)['p50']:.3f} s, "
+            f"p95 {summary(gaps)['p95']:.3f} s, max {max(gaps):.3f} s, "
+            f"sum above {1 / (SAFETY * args.limit):.3f} s: "
+            f"{sum(max(0.0, g - 1 / (SAFETY * args.limit)) for g in gaps):.1f} s"
+        )
     if args.timeline and ok_starts:
         print("  API calls (s after the first event: emails in the call, status):")
         line = []
@@ -308,20 +344,28 @@ async def run(args: argparse.Namespace) -> int:
             line.append(f"{c[0] - first_sent:6.2f}:{c[5]}{'' if c[4] == 200 else '/' + str(c[4])}")
         for i in range(0, len(line), 10):
             print("   " + " ".join(line[i : i + 10]))
-    print(f"baseline: vendor floor {n} / {BATCH} per call / {args.limit / args.per_seconds:g} "
-          f"calls/s = {floor:.1f} s; the kernel's own floor with its {SAFETY} safety factor "
-          f"{kernel_floor:.1f} s")  # fmt: skip
-    print(f"ratio to the vendor floor: x{wall / floor:.3f}; target <= 55 s: "
-          f"{'met' if wall <= 55 else 'MISSED'}")  # fmt: skip
+    print(
+        f"baseline: vendor floor {n} / {BATCH} per call / {args.limit / args.per_seconds:g} "
+        f"calls/s = {floor:.1f} s; the kernel's own floor with its {SAFETY} safety factor "
+        f"{kernel_floor:.1f} s"
+    )
+    print(
+        f"ratio to the vendor floor: x{wall / floor:.3f}; target <= 55 s: "
+        f"{'met' if wall <= 55 else 'MISSED'}"
+    )
     hub_cpu = cpu_delta(cpu0, cpu2)
-    print(f"hub CPU: {sum(cpu_delta(cpu0, cpu1).values()):.1f} s during ingest, "
-          f"{sum(hub_cpu.values()):.1f} s in all ({', '.join(f'{k} {v:.1f}' for k, v in hub_cpu.items())})")  # fmt: skip
+    print(
+        f"hub CPU: {sum(cpu_delta(cpu0, cpu1).values()):.1f} s during ingest, "
+        f"{sum(hub_cpu.values()):.1f} s in all ({', '.join(f'{k} {v:.1f}' for k, v in hub_cpu.items())})"
+    )
     generator = (own2.user + own2.system) - (own0.user + own0.system)
     mine = sum(hub_cpu.values()) + sum(cpu_delta(sb0, sb2).values()) + generator
-    print(f"machine: {busy2 - busy0:.1f} core-seconds used during the run, of which other "
-          f"processes (not the hub, its nats-server, the sandbox or this generator) about "
-          f"{busy2 - busy0 - mine:.1f}; hub CPU per email "
-          f"{sum(hub_cpu.values()) / n * 1000:.1f} ms")  # fmt: skip
+    print(
+        f"machine: {busy2 - busy0:.1f} core-seconds used during the run, of which other "
+        f"processes (not the hub, its nats-server, the sandbox or this generator) about "
+        f"{busy2 - busy0 - mine:.1f}; hub CPU per email "
+        f"{sum(hub_cpu.values()) / n * 1000:.1f} ms"
+    )
     print(f"hub deliveries by status: {statuses}; streams at the end: {backlog}")
     if split:
         print(f"work split (delivered tasks per worker, from their logs): {split}")
@@ -338,13 +382,23 @@ async def run(args: argparse.Namespace) -> int:
         for line in py_spy_top(args.py_spy_out, n=args.py_spy_top):
             print("  " + line)
     if args.json:
-        write_json(args.json, {
-            "workers": args.workers, "split": split,
-            "emails": n, "wall_s": wall, "lost": lost, "duplicated": counters["duplicates"],
-            "refused_429": counters["refused_429"], "api_calls": counters["requests"],
-            "floor_s": floor, "ratio": wall / floor, "first_sent": first_sent,
-            "calls": [[c[0], c[4], c[5]] for c in sorted(calls)],  # (start, status, emails)
-        })  # fmt: skip
+        write_json(
+            args.json,
+            {
+                "workers": args.workers,
+                "split": split,
+                "emails": n,
+                "wall_s": wall,
+                "lost": lost,
+                "duplicated": counters["duplicates"],
+                "refused_429": counters["refused_429"],
+                "api_calls": counters["requests"],
+                "floor_s": floor,
+                "ratio": wall / floor,
+                "first_sent": first_sent,
+                "calls": [[c[0], c[4], c[5]] for c in sorted(calls)],  # (start, status, emails)
+            },
+        )
     good = wall <= 55 and lost == 0 and counters["duplicates"] == 0
     return 0 if good else 1
 
@@ -366,8 +420,12 @@ def write_json(path: str, figures: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--emails", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=0,
-                        help="gateway + N worker processes (0: one journeyhub serve)")  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="gateway + N worker processes (0: one journeyhub serve)",
+    )
     parser.add_argument("--array", type=int, default=500, help="events per HTTP request")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
     parser.add_argument("--limit", type=int, default=2, help="sandbox requests per window")

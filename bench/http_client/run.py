@@ -144,37 +144,99 @@ def build_ops(api_base: str, contacts: list[str], jobs: list[tuple[str, str]]) -
     for n, (contact, (job, ext)) in enumerate(zip(contacts, jobs, strict=True)):
         tag = f"{n:04d}"
         steps: list[tuple[str, str, dict[str, str] | None, dict[str, Any] | None]] = [
-            ("POST", "/address-book", None, {
-                "kind": "person", "firstName": "Amelia", "lastName": f"Hartley-{tag}",
-                "email": f"amelia.hartley.{tag}@example.com",
-                "cellPhone": {"formatted": "+1 415 555 0134"},
-                "externalMappings": [_mapping("client", f"cl_01J9ZK4T8V6R2M{tag}QX7PWD3N")],
-            }),
-            ("POST", "/job", None, {
-                "name": f"Amelia & Jordan wedding {tag}", "eventDate": "2027-06-19",
-                "jobTypeId": wedding, "leadNotes": "Booked through the spring journey.",
-                "guestCount": 120, "stage": "lead",
-                "externalMappings": [_mapping("journey", f"ji_01J9ZK5B2C7D4E{tag}FG8HJ9KM")],
-            }),
-            ("POST", "/job-contact", None, {
-                "jobId": job, "contactId": contact, "client": True,
-                "externalMappings": [_mapping("job-contact", f"jc_01J9ZK6N3P8Q5R{tag}ST0VW1XY")],
-            }),
-            ("POST", "/note", None, {
-                "contentHtml": "<p>Wedding onboarding: <strong>Questionnaire sent</strong> "
-                f"completed</p><p><small>journeyhub ref step-{tag}-questionnaire</small></p>",
-                "jobId": job, "contactId": contact, "date": "2026-11-24",
-                "externalMappings": [_mapping("note", f"nt_01J9ZK7Z4A9B6C{tag}DE2FG3HJ")],
-            }),
-            ("GET", "/job", {"externalMappingId": ext, "includeClosed": "true",
-                             "sortBy": "modified desc", "pageSize": "100"}, None),
-            ("PUT", f"/job/{job}", None, {"name": f"Amelia & Jordan wedding {tag}",
-                                          "eventDate": "2027-06-26"}),
-            ("GET", "/job", {"externalMappingId": ext, "includeClosed": "true",
-                             "sortBy": "modified desc", "pageSize": "100"}, None),
-            ("GET", "/job", {"externalMappingId": ext, "includeClosed": "true",
-                             "sortBy": "modified desc", "pageSize": "100"}, None),
-        ]  # fmt: skip
+            (
+                "POST",
+                "/address-book",
+                None,
+                {
+                    "kind": "person",
+                    "firstName": "Amelia",
+                    "lastName": f"Hartley-{tag}",
+                    "email": f"amelia.hartley.{tag}@example.com",
+                    "cellPhone": {"formatted": "+1 415 555 0134"},
+                    "externalMappings": [_mapping("client", f"cl_01J9ZK4T8V6R2M{tag}QX7PWD3N")],
+                },
+            ),
+            (
+                "POST",
+                "/job",
+                None,
+                {
+                    "name": f"Amelia & Jordan wedding {tag}",
+                    "eventDate": "2027-06-19",
+                    "jobTypeId": wedding,
+                    "leadNotes": "Booked through the spring journey.",
+                    "guestCount": 120,
+                    "stage": "lead",
+                    "externalMappings": [_mapping("journey", f"ji_01J9ZK5B2C7D4E{tag}FG8HJ9KM")],
+                },
+            ),
+            (
+                "POST",
+                "/job-contact",
+                None,
+                {
+                    "jobId": job,
+                    "contactId": contact,
+                    "client": True,
+                    "externalMappings": [
+                        _mapping("job-contact", f"jc_01J9ZK6N3P8Q5R{tag}ST0VW1XY")
+                    ],
+                },
+            ),
+            (
+                "POST",
+                "/note",
+                None,
+                {
+                    "contentHtml": "<p>Wedding onboarding: <strong>Questionnaire sent</strong> "
+                    f"completed</p><p><small>journeyhub ref step-{tag}-questionnaire</small></p>",
+                    "jobId": job,
+                    "contactId": contact,
+                    "date": "2026-11-24",
+                    "externalMappings": [_mapping("note", f"nt_01J9ZK7Z4A9B6C{tag}DE2FG3HJ")],
+                },
+            ),
+            (
+                "GET",
+                "/job",
+                {
+                    "externalMappingId": ext,
+                    "includeClosed": "true",
+                    "sortBy": "modified desc",
+                    "pageSize": "100",
+                },
+                None,
+            ),
+            (
+                "PUT",
+                f"/job/{job}",
+                None,
+                {"name": f"Amelia & Jordan wedding {tag}", "eventDate": "2027-06-26"},
+            ),
+            (
+                "GET",
+                "/job",
+                {
+                    "externalMappingId": ext,
+                    "includeClosed": "true",
+                    "sortBy": "modified desc",
+                    "pageSize": "100",
+                },
+                None,
+            ),
+            (
+                "GET",
+                "/job",
+                {
+                    "externalMappingId": ext,
+                    "includeClosed": "true",
+                    "sortBy": "modified desc",
+                    "pageSize": "100",
+                },
+                None,
+            ),
+        ]
         for method, path, params, body in steps:
             ops.append(Op(method, path, api_base + path, params, body))
     return ops
@@ -193,8 +255,10 @@ def seed(api_base: str, key: str, n: int) -> tuple[list[str], list[tuple[str, st
             answer.raise_for_status()
             contacts.append(answer.json()["id"])
             ext = f"ji_seed_{i:04d}"
-            answer = http.post(api_base + "/job", json={"name": f"Seed {i}",
-                                                        "externalMappings": [_mapping("journey", ext)]})  # fmt: skip
+            answer = http.post(
+                api_base + "/job",
+                json={"name": f"Seed {i}", "externalMappings": [_mapping("journey", ext)]},
+            )
             answer.raise_for_status()
             jobs.append((answer.json()["id"], ext))
     return contacts, jobs
@@ -288,31 +352,51 @@ class HttpxTuned(Client):
     lib: Any = httpx
 
     def transport(self, limits: Limits) -> httpx.AsyncBaseTransport:
-        pool = self.lib.Limits(max_connections=limits.concurrency,
-                               max_keepalive_connections=limits.concurrency, keepalive_expiry=30.0)  # fmt: skip
-        return self.lib.AsyncHTTPTransport(limits=pool, http1=True, http2=False, retries=0,
-                                           trust_env=False)  # fmt: skip
+        pool = self.lib.Limits(
+            max_connections=limits.concurrency,
+            max_keepalive_connections=limits.concurrency,
+            keepalive_expiry=30.0,
+        )
+        return self.lib.AsyncHTTPTransport(
+            limits=pool, http1=True, http2=False, retries=0, trust_env=False
+        )
 
     async def open(self, api_base: str, key: str, limits: Limits) -> None:
         await super().open(api_base, key, limits)
         self.timeout = self.lib.Timeout(limits.read, connect=limits.connect)
-        self.http = self.lib.AsyncClient(transport=self.transport(limits), timeout=self.timeout,
-                                      headers={"user-agent": USER_AGENT}, trust_env=False,
-                                      follow_redirects=False)  # fmt: skip
+        self.http = self.lib.AsyncClient(
+            transport=self.transport(limits),
+            timeout=self.timeout,
+            headers={"user-agent": USER_AGENT},
+            trust_env=False,
+            follow_redirects=False,
+        )
 
     async def call(self, op: Op) -> Any:
         self.count.inc()
         if self.json_mode == "native":
-            answer = await self.http.request(op.method, op.url, params=op.params, json=op.body,
-                                             headers=self.headers, timeout=self.timeout)  # fmt: skip
+            answer = await self.http.request(
+                op.method,
+                op.url,
+                params=op.params,
+                json=op.body,
+                headers=self.headers,
+                timeout=self.timeout,
+            )
             _check(answer.status_code)
             return answer.json()
         if op.body is None:
-            answer = await self.http.request(op.method, op.url, params=op.params,
-                                             headers=self.headers, timeout=self.timeout)  # fmt: skip
+            answer = await self.http.request(
+                op.method, op.url, params=op.params, headers=self.headers, timeout=self.timeout
+            )
         else:
-            answer = await self.http.request(op.method, op.url, content=msgspec.json.encode(op.body),
-                                             headers=self.headers_json, timeout=self.timeout)  # fmt: skip
+            answer = await self.http.request(
+                op.method,
+                op.url,
+                content=msgspec.json.encode(op.body),
+                headers=self.headers_json,
+                timeout=self.timeout,
+            )
         _check(answer.status_code)
         return msgspec.json.decode(answer.content)
 
@@ -379,12 +463,15 @@ class HttpxSharded(HttpxTuned):
     def transport(self, limits: Limits) -> httpx.AsyncBaseTransport:
         shards = -(-limits.concurrency // self.SHARD)
         size = min(self.SHARD, limits.concurrency)
-        pool = httpx.Limits(max_connections=size, max_keepalive_connections=size,
-                            keepalive_expiry=30.0)  # fmt: skip
-        return ShardedTransport([
-            httpx.AsyncHTTPTransport(limits=pool, http2=False, retries=0, trust_env=False)
-            for _ in range(shards)
-        ])  # fmt: skip
+        pool = httpx.Limits(
+            max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0
+        )
+        return ShardedTransport(
+            [
+                httpx.AsyncHTTPTransport(limits=pool, http2=False, retries=0, trust_env=False)
+                for _ in range(shards)
+            ]
+        )
 
 
 class HttpxOverAiohttp(HttpxTuned):
@@ -396,9 +483,12 @@ class HttpxOverAiohttp(HttpxTuned):
         from httpx_aiohttp import AiohttpTransport
 
         def session() -> aiohttp.ClientSession:
-            connector = aiohttp.TCPConnector(limit=limits.concurrency,
-                                             limit_per_host=limits.concurrency,
-                                             ttl_dns_cache=300, keepalive_timeout=30)  # fmt: skip
+            connector = aiohttp.TCPConnector(
+                limit=limits.concurrency,
+                limit_per_host=limits.concurrency,
+                ttl_dns_cache=300,
+                keepalive_timeout=30,
+            )
             return aiohttp.ClientSession(connector=connector)
 
         return AiohttpTransport(client=session)
@@ -412,11 +502,15 @@ class HttpxOverPyreqwest(HttpxTuned):
         from pyreqwest.client import ClientBuilder
         from pyreqwest.compatibility.httpx import HttpxTransport
 
-        client = (ClientBuilder().max_connections(limits.concurrency)
-                  .pool_max_idle_per_host(limits.concurrency)
-                  .connect_timeout(timedelta(seconds=limits.connect))
-                  .read_timeout(timedelta(seconds=limits.read))
-                  .follow_redirects(False).build())  # fmt: skip
+        client = (
+            ClientBuilder()
+            .max_connections(limits.concurrency)
+            .pool_max_idle_per_host(limits.concurrency)
+            .connect_timeout(timedelta(seconds=limits.connect))
+            .read_timeout(timedelta(seconds=limits.read))
+            .follow_redirects(False)
+            .build()
+        )
         return HttpxTransport(client)
 
 
@@ -429,25 +523,41 @@ class Aiohttp(Client):
 
         await super().open(api_base, key, limits)
         self.aiohttp = aiohttp
-        connector = aiohttp.TCPConnector(limit=limits.concurrency,
-                                         limit_per_host=limits.concurrency,
-                                         ttl_dns_cache=300, keepalive_timeout=30)  # fmt: skip
-        self.timeout = aiohttp.ClientTimeout(total=limits.total, sock_connect=limits.connect,
-                                             sock_read=limits.read)  # fmt: skip
-        self.session = aiohttp.ClientSession(connector=connector, timeout=self.timeout,
-                                             headers={"user-agent": USER_AGENT})  # fmt: skip
+        connector = aiohttp.TCPConnector(
+            limit=limits.concurrency,
+            limit_per_host=limits.concurrency,
+            ttl_dns_cache=300,
+            keepalive_timeout=30,
+        )
+        self.timeout = aiohttp.ClientTimeout(
+            total=limits.total, sock_connect=limits.connect, sock_read=limits.read
+        )
+        self.session = aiohttp.ClientSession(
+            connector=connector, timeout=self.timeout, headers={"user-agent": USER_AGENT}
+        )
 
     async def call(self, op: Op) -> Any:
         self.count.inc()
         if self.json_mode == "native":
-            async with self.session.request(op.method, op.url, params=op.params, json=op.body,
-                                            headers=self.headers, timeout=self.timeout) as answer:  # fmt: skip
+            async with self.session.request(
+                op.method,
+                op.url,
+                params=op.params,
+                json=op.body,
+                headers=self.headers,
+                timeout=self.timeout,
+            ) as answer:
                 _check(answer.status)
                 return await answer.json()
         data = None if op.body is None else msgspec.json.encode(op.body)
-        async with self.session.request(op.method, op.url, params=op.params, data=data,
-                                        headers=self.headers if data is None else self.headers_json,
-                                        timeout=self.timeout) as answer:  # fmt: skip
+        async with self.session.request(
+            op.method,
+            op.url,
+            params=op.params,
+            data=data,
+            headers=self.headers if data is None else self.headers_json,
+            timeout=self.timeout,
+        ) as answer:
             _check(answer.status)
             return msgspec.json.decode(await answer.read())
 
@@ -469,11 +579,16 @@ class Pyreqwest(Client):
 
         await super().open(api_base, key, limits)
         self.total = timedelta(seconds=limits.total)
-        self.client = (ClientBuilder().max_connections(limits.concurrency)
-                       .pool_max_idle_per_host(limits.concurrency)
-                       .connect_timeout(timedelta(seconds=limits.connect))
-                       .read_timeout(timedelta(seconds=limits.read))
-                       .follow_redirects(False).user_agent(USER_AGENT).build())  # fmt: skip
+        self.client = (
+            ClientBuilder()
+            .max_connections(limits.concurrency)
+            .pool_max_idle_per_host(limits.concurrency)
+            .connect_timeout(timedelta(seconds=limits.connect))
+            .read_timeout(timedelta(seconds=limits.read))
+            .follow_redirects(False)
+            .user_agent(USER_AGENT)
+            .build()
+        )
 
     async def call(self, op: Op) -> Any:
         self.count.inc()
@@ -515,11 +630,17 @@ class Rnet(Client):
         self.methods = {m: getattr(rnet.Method, m) for m in ("GET", "POST", "PUT")}
         # rnet 2.x takes whole seconds
         self.total = max(1, round(limits.total))
-        self.client = rnet.Client(user_agent=USER_AGENT, connect_timeout=max(1, round(limits.connect)),
-                                  read_timeout=max(1, round(limits.read)), timeout=self.total,
-                                  pool_max_idle_per_host=limits.concurrency,
-                                  pool_max_size=limits.concurrency, no_proxy=True,
-                                  http1_only=True, allow_redirects=False)  # fmt: skip
+        self.client = rnet.Client(
+            user_agent=USER_AGENT,
+            connect_timeout=max(1, round(limits.connect)),
+            read_timeout=max(1, round(limits.read)),
+            timeout=self.total,
+            pool_max_idle_per_host=limits.concurrency,
+            pool_max_size=limits.concurrency,
+            no_proxy=True,
+            http1_only=True,
+            allow_redirects=False,
+        )
 
     async def call(self, op: Op) -> Any:
         self.count.inc()
@@ -555,8 +676,13 @@ class Niquests(Client):
         import niquests
 
         await super().open(api_base, key, limits)
-        self.session = niquests.AsyncSession(pool_connections=10, pool_maxsize=limits.concurrency,
-                                             disable_http2=True, disable_http3=True, retries=0)  # fmt: skip
+        self.session = niquests.AsyncSession(
+            pool_connections=10,
+            pool_maxsize=limits.concurrency,
+            disable_http2=True,
+            disable_http3=True,
+            retries=0,
+        )
         self.session.trust_env = False
         self.session.headers["user-agent"] = USER_AGENT
         self.timeout = (limits.connect, limits.read)
@@ -564,14 +690,25 @@ class Niquests(Client):
     async def call(self, op: Op) -> Any:
         self.count.inc()
         if self.json_mode == "native":
-            answer = await self.session.request(op.method, op.url, params=op.params, json=op.body,
-                                                headers=self.headers, timeout=self.timeout)  # fmt: skip
+            answer = await self.session.request(
+                op.method,
+                op.url,
+                params=op.params,
+                json=op.body,
+                headers=self.headers,
+                timeout=self.timeout,
+            )
             _check(answer.status_code)
             return answer.json()
         data = None if op.body is None else msgspec.json.encode(op.body)
-        answer = await self.session.request(op.method, op.url, params=op.params, data=data,
-                                            headers=self.headers if data is None else self.headers_json,
-                                            timeout=self.timeout)  # fmt: skip
+        answer = await self.session.request(
+            op.method,
+            op.url,
+            params=op.params,
+            data=data,
+            headers=self.headers if data is None else self.headers_json,
+            timeout=self.timeout,
+        )
         _check(answer.status_code)
         return msgspec.json.decode(answer.content)
 
@@ -592,8 +729,9 @@ class Aiosonic(Client):
         from aiosonic.pools import PoolConfig
 
         await super().open(api_base, key, limits)
-        self.timeouts = aiosonic.Timeouts(sock_connect=limits.connect, sock_read=limits.read,
-                                          request_timeout=limits.total)  # fmt: skip
+        self.timeouts = aiosonic.Timeouts(
+            sock_connect=limits.connect, sock_read=limits.read, request_timeout=limits.total
+        )
         connector = aiosonic.TCPConnector(
             # max_conn_requests=None: see the module docstring (a recycling bug in 1.3.3)
             pool_configs={":default": PoolConfig(size=limits.concurrency, max_conn_requests=None)},
@@ -606,15 +744,25 @@ class Aiosonic(Client):
     async def call(self, op: Op) -> Any:
         self.count.inc()
         if self.json_mode == "native":
-            answer = await self.client.request(op.url, op.method, headers=self.headers,
-                                               params=op.params, json=op.body,
-                                               timeouts=self.timeouts)  # fmt: skip
+            answer = await self.client.request(
+                op.url,
+                op.method,
+                headers=self.headers,
+                params=op.params,
+                json=op.body,
+                timeouts=self.timeouts,
+            )
             _check(answer.status_code)
             return await answer.json()
         data = None if op.body is None else msgspec.json.encode(op.body)
-        answer = await self.client.request(op.url, op.method,
-                                           headers=self.headers if data is None else self.headers_json,
-                                           params=op.params, data=data, timeouts=self.timeouts)  # fmt: skip
+        answer = await self.client.request(
+            op.url,
+            op.method,
+            headers=self.headers if data is None else self.headers_json,
+            params=op.params,
+            data=data,
+            timeouts=self.timeouts,
+        )
         _check(answer.status_code)
         return msgspec.json.decode(await answer.content())
 
@@ -637,21 +785,36 @@ class CurlCffi(Client):
 
         await super().open(api_base, key, limits)
         self.timeout = (limits.connect, limits.read)
-        self.session = AsyncSession(max_clients=limits.concurrency, timeout=self.timeout,
-                                    trust_env=False, headers={"user-agent": USER_AGENT},
-                                    allow_redirects=False)  # fmt: skip
+        self.session = AsyncSession(
+            max_clients=limits.concurrency,
+            timeout=self.timeout,
+            trust_env=False,
+            headers={"user-agent": USER_AGENT},
+            allow_redirects=False,
+        )
 
     async def call(self, op: Op) -> Any:
         self.count.inc()
         if self.json_mode == "native":
-            answer = await self.session.request(op.method, op.url, params=op.params, json=op.body,
-                                                headers=self.headers, timeout=self.timeout)  # fmt: skip
+            answer = await self.session.request(
+                op.method,
+                op.url,
+                params=op.params,
+                json=op.body,
+                headers=self.headers,
+                timeout=self.timeout,
+            )
             _check(answer.status_code)
             return answer.json()
         data = None if op.body is None else msgspec.json.encode(op.body)
-        answer = await self.session.request(op.method, op.url, params=op.params, data=data,
-                                            headers=self.headers if data is None else self.headers_json,
-                                            timeout=self.timeout)  # fmt: skip
+        answer = await self.session.request(
+            op.method,
+            op.url,
+            params=op.params,
+            data=data,
+            headers=self.headers if data is None else self.headers_json,
+            timeout=self.timeout,
+        )
         _check(answer.status_code)
         return msgspec.json.decode(answer.content)
 
@@ -671,8 +834,12 @@ class Primp(Client):
         import primp
 
         await super().open(api_base, key, limits)
-        self.client = primp.AsyncClient(timeout=limits.total, connect_timeout=limits.connect,
-                                        read_timeout=limits.read, follow_redirects=False)  # fmt: skip
+        self.client = primp.AsyncClient(
+            timeout=limits.total,
+            connect_timeout=limits.connect,
+            read_timeout=limits.read,
+            follow_redirects=False,
+        )
 
     async def call(self, op: Op) -> Any:
         self.count.inc()
@@ -696,9 +863,25 @@ class Primp(Client):
         return answer.status_code, answer.headers.get("retry-after")
 
 
-CLIENTS: dict[str, type[Client]] = {c.name: c for c in (
-    HttpxToday, HttpxTuned, HttpxSharded, Httpx2Today, Httpx2Tuned, HttpxOverAiohttp, HttpxOverPyreqwest, Aiohttp, Pyreqwest, Rnet,
-    Niquests, Aiosonic, CurlCffi, Primp)}  # fmt: skip
+CLIENTS: dict[str, type[Client]] = {
+    c.name: c
+    for c in (
+        HttpxToday,
+        HttpxTuned,
+        HttpxSharded,
+        Httpx2Today,
+        Httpx2Tuned,
+        HttpxOverAiohttp,
+        HttpxOverPyreqwest,
+        Aiohttp,
+        Pyreqwest,
+        Rnet,
+        Niquests,
+        Aiosonic,
+        CurlCffi,
+        Primp,
+    )
+}
 DEFAULT_CLIENTS = [name for name in CLIENTS if name != "primp"]
 
 
@@ -712,8 +895,14 @@ def installed(package: str) -> str | None:
 # --- one trial -------------------------------------------------------------------------------------
 
 
-async def drive(client: Client, ops: list[Op], start: int, calls: int, in_flight: int,
-                deadline: float | None = None) -> tuple[int, int]:  # fmt: skip
+async def drive(
+    client: Client,
+    ops: list[Op],
+    start: int,
+    calls: int,
+    in_flight: int,
+    deadline: float | None = None,
+) -> tuple[int, int]:
     """Up to ``calls`` calls, ``in_flight`` at a time, none started after ``deadline``
     (``time.perf_counter()``); returns (calls made, POSTs among them)."""
     indexes = iter(range(start, start + calls))
@@ -757,8 +946,16 @@ class Trial:
         return self.cpu_s / self.calls * 1e6 if self.calls else 0.0
 
 
-async def trial(make: Callable[[], Client], sandbox: SandboxProcess, in_flight: int, calls: int,
-                warmup: int, round_no: int, n_seeds: int, max_seconds: float) -> Trial:  # fmt: skip
+async def trial(
+    make: Callable[[], Client],
+    sandbox: SandboxProcess,
+    in_flight: int,
+    calls: int,
+    warmup: int,
+    round_no: int,
+    n_seeds: int,
+    max_seconds: float,
+) -> Trial:
     client = make()
     out = Trial(client.label, in_flight, round_no)
     api_base, key = sandbox.info["api_base"], sandbox.info["api_key"]
@@ -767,8 +964,9 @@ async def trial(make: Callable[[], Client], sandbox: SandboxProcess, in_flight: 
     ops = build_ops(api_base, contacts, jobs)
     try:
         await client.open(api_base, key, Limits(in_flight))
-        await drive(client, ops, 0, max(warmup, 2 * in_flight), in_flight,
-                    time.perf_counter() + max_seconds)  # fmt: skip
+        await drive(
+            client, ops, 0, max(warmup, 2 * in_flight), in_flight, time.perf_counter() + max_seconds
+        )
         before_count = sandbox.ask("count")
         gc.collect()
         me = os.getpid()
@@ -898,8 +1096,12 @@ def summarize(trials: list[Trial], baseline: str) -> list[dict[str, Any]]:
     for in_flight, name in sorted(keys, key=lambda k: (k[0], order.index(k[1]))):
         mine = [t for t in trials if t.client == name and t.in_flight == in_flight]
         good = [t for t in mine if t.error is None]
-        row: dict[str, Any] = {"client": name, "in_flight": in_flight, "rounds": len(good),
-                               "errors": [t.error for t in mine if t.error]}  # fmt: skip
+        row: dict[str, Any] = {
+            "client": name,
+            "in_flight": in_flight,
+            "rounds": len(good),
+            "errors": [t.error for t in mine if t.error],
+        }
         if good:
             cpu = [t.cpu_us for t in good]
             rate = [t.rate for t in good]
@@ -915,8 +1117,17 @@ def summarize(trials: list[Trial], baseline: str) -> list[dict[str, Any]]:
             }
             cpu_ratio, rate_ratio = [], []
             for t in good:
-                base = next((b for b in trials if b.client == baseline and b.in_flight == in_flight
-                             and b.round == t.round and b.error is None), None)  # fmt: skip
+                base = next(
+                    (
+                        b
+                        for b in trials
+                        if b.client == baseline
+                        and b.in_flight == in_flight
+                        and b.round == t.round
+                        and b.error is None
+                    ),
+                    None,
+                )
                 if base is not None:
                     cpu_ratio.append(t.cpu_us / base.cpu_us)
                     rate_ratio.append(t.rate / base.rate)
@@ -928,9 +1139,11 @@ def summarize(trials: list[Trial], baseline: str) -> list[dict[str, Any]]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = (f"{'in flight':>9}  {'client':<28} {'CPU µs/call':>11} {'(min-max)':>13} "
-            f"{'x today':>7} {'calls/s':>8} {'x today':>7} {'sandbox µs':>10} {'others %':>8} "
-            f"{'new conns':>9} {'calls':>6}")  # fmt: skip
+    head = (
+        f"{'in flight':>9}  {'client':<28} {'CPU µs/call':>11} {'(min-max)':>13} "
+        f"{'x today':>7} {'calls/s':>8} {'x today':>7} {'sandbox µs':>10} {'others %':>8} "
+        f"{'new conns':>9} {'calls':>6}"
+    )
     print(head)
     print("-" * len(head))
     last = None
@@ -942,12 +1155,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             print(f"{row['in_flight']:>9}  {row['client']:<28} failed: {row['errors'][:1]}")
             continue
         spread = f"{row['cpu_us_min']:.0f}-{row['cpu_us_max']:.0f}"
-        print(f"{row['in_flight']:>9}  {row['client']:<28} {row['cpu_us']:>11.0f} {spread:>13} "
-              f"{row.get('cpu_ratio', float('nan')):>7.2f} {row['calls_per_s']:>8.0f} "
-              f"{row.get('rate_ratio', float('nan')):>7.2f} {row['sandbox_cpu_us']:>10.0f} "
-              f"{row['others_cpu_pct']:>8.0f} {row['new_connections']:>9.0f} "
-              f"{row['timed_calls_min']:>6}"
-              + (f"  ({len(row['errors'])} failed)" if row["errors"] else ""))  # fmt: skip
+        print(
+            f"{row['in_flight']:>9}  {row['client']:<28} {row['cpu_us']:>11.0f} {spread:>13} "
+            f"{row.get('cpu_ratio', float('nan')):>7.2f} {row['calls_per_s']:>8.0f} "
+            f"{row.get('rate_ratio', float('nan')):>7.2f} {row['sandbox_cpu_us']:>10.0f} "
+            f"{row['others_cpu_pct']:>8.0f} {row['new_connections']:>9.0f} "
+            f"{row['timed_calls_min']:>6}"
+            + (f"  ({len(row['errors'])} failed)" if row["errors"] else "")
+        )
 
 
 # --- main --------------------------------------------------------------------------------------------
@@ -980,19 +1195,37 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         names.insert(0, "httpx-today")
     plan, skipped = make_plan(names, args.json_mode)
     levels = [int(x) for x in args.in_flight.split(",")]
-    versions = {p: installed(p) for p in ("httpx", "httpcore", "httpcore2", "h11", "anyio", "msgspec", "uvloop",
-                                           *dict.fromkeys(CLIENTS[n].package for n in names),
-                                           "aiohttp")}  # fmt: skip
+    versions = {
+        p: installed(p)
+        for p in (
+            "httpx",
+            "httpcore",
+            "httpcore2",
+            "h11",
+            "anyio",
+            "msgspec",
+            "uvloop",
+            *dict.fromkeys(CLIENTS[n].package for n in names),
+            "aiohttp",
+        )
+    }
     loop = type(asyncio.get_running_loop())
     print(f"machine: {machine()}  loop: {loop.__module__}.{loop.__qualname__}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v))
     if skipped:
         print("skipped: " + "; ".join(skipped))
     print(f"load average at start: {os.getloadavg()}")
-    print(f"plan: {len(plan.clients)} clients x in flight {levels} x {args.reps} rounds, "
-          f"{args.calls} timed calls (or {args.max_seconds:g} s) after {args.warmup} warm-up calls each")  # fmt: skip
-    report: dict[str, Any] = {"machine": machine(), "versions": versions, "skipped": skipped,
-                              "loadavg_start": os.getloadavg(), "args": vars(args)}  # fmt: skip
+    print(
+        f"plan: {len(plan.clients)} clients x in flight {levels} x {args.reps} rounds, "
+        f"{args.calls} timed calls (or {args.max_seconds:g} s) after {args.warmup} warm-up calls each"
+    )
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "versions": versions,
+        "skipped": skipped,
+        "loadavg_start": os.getloadavg(),
+        "args": vars(args),
+    }
     if args.probe:
         report["probe"] = {}
         print("\nprobe (connect timeout 0.5 s, read 1 s; rnet 1 s / 1 s):")
@@ -1014,15 +1247,26 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             for round_no in range(args.reps):
                 shift = round_no % len(plan.clients)
                 for label, make in plan.clients[shift:] + plan.clients[:shift]:
-                    t = await trial(make, sandbox, in_flight, args.calls, args.warmup, round_no,
-                                    args.seeds, args.max_seconds)  # fmt: skip
+                    t = await trial(
+                        make,
+                        sandbox,
+                        in_flight,
+                        args.calls,
+                        args.warmup,
+                        round_no,
+                        args.seeds,
+                        args.max_seconds,
+                    )
                     trials.append(t)
                     note = f"  ERROR {t.error}" if t.error else ""
-                    print(f"  [{time.perf_counter() - started:6.1f}s] in flight {in_flight:>3} "
-                          f"round {round_no} {label:<28} {t.cpu_us:7.0f} µs/call "
-                          f"{t.rate:7.0f}/s  others {t.others_cpu_s / max(t.seconds, 1e-9) * 100:4.0f}% "
-                          f"new conns {t.new_connections}"
-                          f"{note}", flush=True)  # fmt: skip
+                    print(
+                        f"  [{time.perf_counter() - started:6.1f}s] in flight {in_flight:>3} "
+                        f"round {round_no} {label:<28} {t.cpu_us:7.0f} µs/call "
+                        f"{t.rate:7.0f}/s  others {t.others_cpu_s / max(t.seconds, 1e-9) * 100:4.0f}% "
+                        f"new conns {t.new_connections}"
+                        f"{note}",
+                        flush=True,
+                    )
     finally:
         sandbox.stop()
     report["loadavg_end"] = os.getloadavg()
@@ -1030,9 +1274,11 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     rows = summarize(trials, baseline)
     report["rows"] = rows
     report["trials"] = [t.__dict__ | {"cpu_us": t.cpu_us, "rate": t.rate} for t in trials]
-    print(f"\nmedians of {args.reps} interleaved rounds; 'x today' = median of per-round ratios "
-          f"to {baseline}; 'others %' = CPU of every other process on the machine during the "
-          f"timed calls (of {os.cpu_count() * 100}%)")  # fmt: skip
+    print(
+        f"\nmedians of {args.reps} interleaved rounds; 'x today' = median of per-round ratios "
+        f"to {baseline}; 'others %' = CPU of every other process on the machine during the "
+        f"timed calls (of {os.cpu_count() * 100}%)"
+    )
     print_table(rows)
     print(f"load average at end: {os.getloadavg()}")
     return report
@@ -1043,8 +1289,12 @@ def main() -> None:
     parser.add_argument("--clients", help=f"comma-separated, from {', '.join(CLIENTS)}")
     parser.add_argument("--in-flight", default="1,8,32,64", help="concurrency levels")
     parser.add_argument("--calls", type=int, default=3000, help="timed calls per trial")
-    parser.add_argument("--max-seconds", type=float, default=8.0,
-                        help="end a timed run (and a warm-up) early after this long")  # fmt: skip
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=8.0,
+        help="end a timed run (and a warm-up) early after this long",
+    )
     parser.add_argument("--warmup", type=int, default=300, help="untimed calls before")
     parser.add_argument("--reps", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--seeds", type=int, default=64, help="contacts and jobs made per trial")

@@ -94,15 +94,26 @@ async def stored_webhooks(hub: Any, connection: Any, count: int, customers: int)
             "content-type": "application/json",
         }
         receipt = await hub.registry.call(
-            "stripe", "journeyhub_verify_webhook", connection=connection,
-            credentials={"webhook_secret": secret}, headers=headers, body=body, now=utcnow(),
+            "stripe",
+            "journeyhub_verify_webhook",
+            connection=connection,
+            credentials={"webhook_secret": secret},
+            headers=headers,
+            body=body,
+            now=utcnow(),
             query={},
-        )  # fmt: skip
+        )
         stored = StoredWebhook(
-            vendor="stripe", connection_id=connection.id, tenant_id=connection.tenant_id,
-            event_id=receipt.event_id, event_type=receipt.event_type, received_at=utcnow(),
-            headers=headers, body=body, correlation_id=f"req-{unique}",
-        )  # fmt: skip
+            vendor="stripe",
+            connection_id=connection.id,
+            tenant_id=connection.tenant_id,
+            event_id=receipt.event_id,
+            event_type=receipt.event_type,
+            received_at=utcnow(),
+            headers=headers,
+            body=body,
+            correlation_id=f"req-{unique}",
+        )
         out.append(msgspec.json.encode(stored))
     return out
 
@@ -160,17 +171,28 @@ async def main(args: argparse.Namespace) -> None:
     hub = None
     try:
         settings = load_settings(
-            {}, data_dir=tmp / "data", nats_url=nats_server.url, database_url=database_url,
-            log_format="json", log_level=args.log_level,
-        )  # fmt: skip
+            {},
+            data_dir=tmp / "data",
+            nats_url=nats_server.url,
+            database_url=database_url,
+            log_format="json",
+            log_level=args.log_level,
+        )
         configure_logging("json", args.log_level)
         hub = await Hub.start(settings)
         tenant = await hub.store.tenants.add("Worker cost")
         connection = await hub.store.connections.create(
-            tenant_id=tenant, vendor="stripe", name="stripe", direction="inbound", enabled=True,
-            config={}, credentials={"webhook_secret": "whsec_" + secrets.token_urlsafe(24)},
-            event_types=[], field_mappings=[], actor="bench",
-        )  # fmt: skip
+            tenant_id=tenant,
+            vendor="stripe",
+            name="stripe",
+            direction="inbound",
+            enabled=True,
+            config={},
+            credentials={"webhook_secret": "whsec_" + secrets.token_urlsafe(24)},
+            event_types=[],
+            field_mappings=[],
+            actor="bench",
+        )
         customers = max(1, args.webhooks // 2)
         for i in range(0, customers, 2):  # every other customer is known: a sync link
             await hub.store.sync.link(

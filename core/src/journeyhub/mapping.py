@@ -18,8 +18,19 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from journeyhub.model import FieldMapping, JourneyEvent
 
-TRANSFORMS = ("date", "upper", "lower", "strip", "title", "map", "template", "first_name",
-              "last_name", "string", "int")  # fmt: skip
+TRANSFORMS = (
+    "date",
+    "upper",
+    "lower",
+    "strip",
+    "title",
+    "map",
+    "template",
+    "first_name",
+    "last_name",
+    "string",
+    "int",
+)
 _env = SandboxedEnvironment(autoescape=False, undefined=Undefined)
 
 

@@ -292,8 +292,9 @@ class Known(msgspec.Struct, kw_only=True, frozen=True):
                     fields={**(before.fields if before else {}), **record.fields},
                 )
             )
-        return Known(records=tuple(kept), attempt=self.attempt,
-                     after_dead_letter=self.after_dead_letter)  # fmt: skip
+        return Known(
+            records=tuple(kept), attempt=self.attempt, after_dead_letter=self.after_dead_letter
+        )
 
 
 class PushResult(msgspec.Struct, kw_only=True):

@@ -40,8 +40,9 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return Webhook(secret).sign(msg_id=msg_id, timestamp=moment, data=body.decode())
 
 
-def signed_headers(secret: str, msg_id: str, body: bytes, *, prefix: str = "webhook",
-                   timestamp: int | None = None) -> dict[str, str]:  # fmt: skip
+def signed_headers(
+    secret: str, msg_id: str, body: bytes, *, prefix: str = "webhook", timestamp: int | None = None
+) -> dict[str, str]:
     ts = int(datetime.now(UTC).timestamp()) if timestamp is None else timestamp
     return {
         f"{prefix}-id": msg_id,

@@ -61,8 +61,9 @@ class VendorResponse:
 
     __slots__ = ("content", "headers", "method", "status_code", "url")
 
-    def __init__(self, method: str, url: str, status_code: int, headers: Mapping[str, str],
-                 content: bytes) -> None:  # fmt: skip
+    def __init__(
+        self, method: str, url: str, status_code: int, headers: Mapping[str, str], content: bytes
+    ) -> None:
         self.method = method
         self.url = url
         self.status_code = status_code
@@ -106,8 +107,14 @@ def _query(params: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> list[tuple[
 
 
 class VendorHttp:
-    def __init__(self, *, timeout: float = 10.0, connect_timeout: float = 5.0, limit: int = 200,
-                 user_agent: str = "journeyhub") -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        limit: int = 200,
+        user_agent: str = "journeyhub",
+    ) -> None:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.limit = limit
@@ -146,9 +153,11 @@ class VendorHttp:
         # ``connect`` covers the wait for a pooled connection too: a call that never got one
         # was never sent, and fails as VendorUnreachable like a refused connection.
         limits = aiohttp.ClientTimeout(
-            total=read + self.connect_timeout, connect=self.connect_timeout,
-            sock_connect=min(self.connect_timeout, read), sock_read=read,
-        )  # fmt: skip
+            total=read + self.connect_timeout,
+            connect=self.connect_timeout,
+            sock_connect=min(self.connect_timeout, read),
+            sock_read=read,
+        )
         sent_headers = dict(headers or {})
         body: Any = content
         if json is not None:
@@ -159,9 +168,14 @@ class VendorHttp:
         self._count(url)
         try:
             async with self._client().request(
-                method, url, params=_query(params) if params else None, data=body,
-                headers=sent_headers, timeout=limits, allow_redirects=False,
-            ) as response:  # fmt: skip
+                method,
+                url,
+                params=_query(params) if params else None,
+                data=body,
+                headers=sent_headers,
+                timeout=limits,
+                allow_redirects=False,
+            ) as response:
                 payload = await response.read()
                 return VendorResponse(method, url, response.status, response.headers, payload)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:

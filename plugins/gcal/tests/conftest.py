@@ -142,8 +142,9 @@ def new_connection() -> Any:
 
 
 @pytest.fixture
-def hook(registry: PluginRegistry, http: VendorHttp, connection: Connection,
-         fresh: dict[str, Any]) -> Any:  # fmt: skip
+def hook(
+    registry: PluginRegistry, http: VendorHttp, connection: Connection, fresh: dict[str, Any]
+) -> Any:
     """``await hook("journeyhub_pull", cursor=…)``: a vendor hook with fresh credentials."""
 
     async def call(name: str, **kwargs: Any) -> Any:

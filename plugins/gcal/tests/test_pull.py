@@ -18,8 +18,11 @@ def add_events(sandbox, count: int, start: str = "2026-05-01") -> list[str]:
     ids = []
     for n in range(count):
         first = (day + timedelta(days=n)).date()
-        event = sandbox.user_add(summary=f"Shoot {n}", start={"date": first.isoformat()},
-                                 end={"date": (first + timedelta(days=1)).isoformat()})  # fmt: skip
+        event = sandbox.user_add(
+            summary=f"Shoot {n}",
+            start={"date": first.isoformat()},
+            end={"date": (first + timedelta(days=1)).isoformat()},
+        )
         ids.append(event["id"])
     return ids
 
@@ -47,8 +50,9 @@ async def test_full_sync_pages_then_incremental_sees_only_the_change(hook, sandb
     assert middle["page_token"] and middle["time_min"] and "sync_token" not in middle
     assert set(json.loads(cursor)) == {"sync_token"}
 
-    sandbox.user_edit(ids[3], summary="Shoot 3 (moved)", start={"date": "2026-05-10"},
-                      end={"date": "2026-05-11"})  # fmt: skip
+    sandbox.user_edit(
+        ids[3], summary="Shoot 3 (moved)", start={"date": "2026-05-10"}, end={"date": "2026-05-11"}
+    )
     records, pages, cursor2 = await pull_all(hook, cursor=cursor, connection=conn)
     assert len(pages) == 1
     assert [(r.vendor_id, r.fields["summary"], r.fields["start"]) for r in records] == [
@@ -101,10 +105,16 @@ async def test_a_deleted_event_is_a_deleted_record(hook, sandbox):
 
 async def test_the_full_sync_window_leaves_old_events_out(hook, sandbox, new_connection):
     today = datetime.now(UTC).date()
-    old = sandbox.user_add(summary="Old", start={"date": (today - timedelta(days=40)).isoformat()},
-                           end={"date": (today - timedelta(days=39)).isoformat()})  # fmt: skip
-    recent = sandbox.user_add(summary="Recent", start={"date": today.isoformat()},
-                              end={"date": (today + timedelta(days=1)).isoformat()})  # fmt: skip
+    old = sandbox.user_add(
+        summary="Old",
+        start={"date": (today - timedelta(days=40)).isoformat()},
+        end={"date": (today - timedelta(days=39)).isoformat()},
+    )
+    recent = sandbox.user_add(
+        summary="Recent",
+        start={"date": today.isoformat()},
+        end={"date": (today + timedelta(days=1)).isoformat()},
+    )
     records, _, _ = await pull_all(hook, connection=new_connection(sandbox, sync_window_days=30))
     assert [r.vendor_id for r in records] == [recent["id"]]
     assert old["id"] not in [r.vendor_id for r in records]
@@ -137,8 +147,12 @@ async def test_a_timed_echo_matches_however_google_writes_the_time(
     task.mapped["date"] = "2026-06-20T16:00:00"
     await push(task, connection=conn)
     # In UTC we send "+00:00" and Google writes "Z": the fingerprint compares instants.
-    step = {"id": "st_1", "name": "Call", "type": "meeting",
-            "data": {"start": "2026-04-11T10:00:00+00:00"}}  # fmt: skip
+    step = {
+        "id": "st_1",
+        "name": "Call",
+        "type": "meeting",
+        "data": {"start": "2026-04-11T10:00:00+00:00"},
+    }
     await push(new_event("step_completed", step=step))
     records, _, _ = await pull_all(hook, connection=conn)
     starts = {r.fields["journeyhub_kind"]: r.fields["start"] for r in records}

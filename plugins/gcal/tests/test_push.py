@@ -112,9 +112,17 @@ async def test_a_timed_wedding_uses_the_time_zone_and_duration(
 
 
 async def test_a_dated_step_makes_a_timeline_event(push, new_event, sandbox):
-    step = {"id": "st_shoot", "name": "Engagement shoot", "type": "meeting",
-            "data": {"date": "2026-04-11", "start_time": "10:00", "duration_minutes": 90,
-                     "location": "City park"}}  # fmt: skip
+    step = {
+        "id": "st_shoot",
+        "name": "Engagement shoot",
+        "type": "meeting",
+        "data": {
+            "date": "2026-04-11",
+            "start_time": "10:00",
+            "duration_minutes": 90,
+            "location": "City park",
+        },
+    }
     result = await push(new_event("step_completed", step=step))
     event = sandbox.event(result.external_ids["event"])
     assert result.external_ids["event"] == ev.step_event_id("ji_001", "st_shoot")
@@ -155,8 +163,11 @@ async def test_an_outcome_without_event_or_date_is_skipped(push, new_event, sand
 
 async def test_what_the_user_added_survives_a_push(push, new_event, sandbox):
     await push(new_event())
-    sandbox.user_edit(WEDDING, description="Bring the second camera",
-                      extendedProperties={"private": {"mine": "x"}})  # fmt: skip
+    sandbox.user_edit(
+        WEDDING,
+        description="Bring the second camera",
+        extendedProperties={"private": {"mine": "x"}},
+    )
     await push(new_event("client_updated"))
     event = sandbox.event(WEDDING)
     assert event["description"] == "Bring the second camera"
@@ -175,8 +186,13 @@ async def test_errors_are_classified(push, new_event, sandbox):
     assert caught.value.retry_after == DEFAULT_RATE_BACKOFF_SECONDS
     assert caught.value.vendor_status == 403
     sandbox.rate_limit = None
-    sandbox.faults.plan(Fault(status=429, retry_after=7, body=google_error(
-        429, "rateLimitExceeded", "Rate Limit Exceeded", "usageLimits")))  # fmt: skip
+    sandbox.faults.plan(
+        Fault(
+            status=429,
+            retry_after=7,
+            body=google_error(429, "rateLimitExceeded", "Rate Limit Exceeded", "usageLimits"),
+        )
+    )
     with pytest.raises(RateLimited) as caught:
         await push(new_event())
     assert caught.value.retry_after == 7
@@ -184,8 +200,14 @@ async def test_errors_are_classified(push, new_event, sandbox):
     with pytest.raises(RetryableError) as retry:
         await push(new_event())
     assert not isinstance(retry.value, PermanentError)
-    sandbox.faults.plan(Fault(status=403, body=google_error(
-        403, "requiredAccessLevel", "You need to have writer access to this calendar.")))  # fmt: skip
+    sandbox.faults.plan(
+        Fault(
+            status=403,
+            body=google_error(
+                403, "requiredAccessLevel", "You need to have writer access to this calendar."
+            ),
+        )
+    )
     with pytest.raises(PermanentError, match="writer access"):
         await push(new_event())
     assert sandbox.events() == []
@@ -211,8 +233,13 @@ async def test_triggers_are_not_pushed(push, new_event, new_task, sandbox):
     from journeyhub.model import DeliveryTask
 
     task = new_task(new_event())
-    as_trigger = DeliveryTask(**{**{f: getattr(task, f) for f in task.__struct_fields__},
-                                 "kind": "trigger", "event": None})  # fmt: skip
+    as_trigger = DeliveryTask(
+        **{
+            **{f: getattr(task, f) for f in task.__struct_fields__},
+            "kind": "trigger",
+            "event": None,
+        }
+    )
     result = await push(as_trigger)
     assert result.status == "skipped"
     assert not [call for call in sandbox.requests if "/calendar/" in call]

@@ -12,9 +12,17 @@ from journeyhub_gcal.sandbox import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, USE
 
 @pytest.fixture
 async def api(sandbox, http) -> Any:
-    token = (await http.post(sandbox.token_url, data={
-        "grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN,
-        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})).json()["access_token"]  # fmt: skip
+    token = (
+        await http.post(
+            sandbox.token_url,
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": REFRESH_TOKEN,
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+            },
+        )
+    ).json()["access_token"]
 
     async def call(method: str, path: str, **kwargs: Any) -> VendorResponse:
         headers = {"authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
@@ -32,15 +40,24 @@ ALL_DAY = {"start": {"date": "2026-06-20"}, "end": {"date": "2026-06-21"}}
 
 async def test_token_endpoint_answers_like_google(sandbox, http):
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-    ok = await http.post(sandbox.token_url, headers={"authorization": f"Basic {basic}"},
-                         data={"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN})  # fmt: skip
+    ok = await http.post(
+        sandbox.token_url,
+        headers={"authorization": f"Basic {basic}"},
+        data={"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN},
+    )
     assert ok.status_code == 200
     assert set(ok.json()) == {"access_token", "expires_in", "scope", "token_type"}
     assert ok.json()["token_type"] == "Bearer" and ok.json()["expires_in"] == 3599
     assert "no-store" in ok.headers["cache-control"]
-    bad = await http.post(sandbox.token_url, data={"grant_type": "refresh_token",
-                          "refresh_token": "1//nope", "client_id": CLIENT_ID,
-                          "client_secret": CLIENT_SECRET})  # fmt: skip
+    bad = await http.post(
+        sandbox.token_url,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": "1//nope",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+        },
+    )
     assert (bad.status_code, bad.json()["error"]) == (400, "invalid_grant")
     grant = await http.post(sandbox.token_url, data={"grant_type": "password"})
     assert grant.json()["error"] == "unsupported_grant_type"
@@ -72,24 +89,49 @@ async def test_insert_rules(api, sandbox):
     assert gone.json()["status"] == "cancelled"  # get returns deleted events
     no_end = await api("POST", "/calendars/primary/events", json={"start": ALL_DAY["start"]})
     assert no_end.status_code == 400 and reason(no_end) == "required"
-    mixed = await api("POST", "/calendars/primary/events", json={
-        "start": {"date": "2026-06-20"}, "end": {"dateTime": "2026-06-21T10:00:00Z"}})  # fmt: skip
+    mixed = await api(
+        "POST",
+        "/calendars/primary/events",
+        json={"start": {"date": "2026-06-20"}, "end": {"dateTime": "2026-06-21T10:00:00Z"}},
+    )
     assert mixed.status_code == 400
-    no_zone = await api("POST", "/calendars/primary/events", json={
-        "start": {"dateTime": "2026-06-20T10:00:00"}, "end": {"dateTime": "2026-06-20T11:00:00"}})  # fmt: skip
+    no_zone = await api(
+        "POST",
+        "/calendars/primary/events",
+        json={
+            "start": {"dateTime": "2026-06-20T10:00:00"},
+            "end": {"dateTime": "2026-06-20T11:00:00"},
+        },
+    )
     assert no_zone.status_code == 400 and "time zone" in no_zone.json()["error"]["message"]
-    backwards = await api("POST", "/calendars/primary/events", json={
-        "start": {"date": "2026-06-21"}, "end": {"date": "2026-06-20"}})  # fmt: skip
+    backwards = await api(
+        "POST",
+        "/calendars/primary/events",
+        json={"start": {"date": "2026-06-21"}, "end": {"date": "2026-06-20"}},
+    )
     assert reason(backwards) == "timeRangeEmpty"
 
 
 async def test_patch_merges_and_nulls_remove(api, sandbox):
-    await api("POST", "/calendars/primary/events", json={
-        "id": "abcdef", "summary": "a", "extendedProperties": {"private": {"x": "1"}}, **ALL_DAY})  # fmt: skip
-    patched = await api("PATCH", "/calendars/primary/events/abcdef", json={
-        "extendedProperties": {"private": {"y": "2"}},
-        "start": {"date": None, "dateTime": "2026-06-20T10:00:00Z"},
-        "end": {"date": None, "dateTime": "2026-06-20T12:00:00Z"}})  # fmt: skip
+    await api(
+        "POST",
+        "/calendars/primary/events",
+        json={
+            "id": "abcdef",
+            "summary": "a",
+            "extendedProperties": {"private": {"x": "1"}},
+            **ALL_DAY,
+        },
+    )
+    patched = await api(
+        "PATCH",
+        "/calendars/primary/events/abcdef",
+        json={
+            "extendedProperties": {"private": {"y": "2"}},
+            "start": {"date": None, "dateTime": "2026-06-20T10:00:00Z"},
+            "end": {"date": None, "dateTime": "2026-06-20T12:00:00Z"},
+        },
+    )
     assert patched.status_code == 200
     event = patched.json()
     assert event["extendedProperties"]["private"] == {"x": "1", "y": "2"}
@@ -104,13 +146,22 @@ async def test_list_refuses_restrictions_with_a_sync_token_and_expires_tokens(ap
     full = (await api("GET", "/calendars/primary/events")).json()
     assert "nextSyncToken" in full and "nextPageToken" not in full
     token = full["nextSyncToken"]
-    for extra in ({"timeMin": "2026-01-01T00:00:00Z"}, {"showDeleted": "false"}, {"q": "x"},
-                  {"orderBy": "updated"}, {"privateExtendedProperty": "a=b"}):  # fmt: skip
-        refused = await api("GET", "/calendars/primary/events",
-                            params={"syncToken": token, **extra})  # fmt: skip
+    for extra in (
+        {"timeMin": "2026-01-01T00:00:00Z"},
+        {"showDeleted": "false"},
+        {"q": "x"},
+        {"orderBy": "updated"},
+        {"privateExtendedProperty": "a=b"},
+    ):
+        refused = await api(
+            "GET", "/calendars/primary/events", params={"syncToken": token, **extra}
+        )
         assert refused.status_code == 400, extra
-    allowed = await api("GET", "/calendars/primary/events",
-                        params={"syncToken": token, "singleEvents": "true", "maxResults": "5"})  # fmt: skip
+    allowed = await api(
+        "GET",
+        "/calendars/primary/events",
+        params={"syncToken": token, "singleEvents": "true", "maxResults": "5"},
+    )
     assert allowed.status_code == 200 and allowed.json()["items"] == []
     sandbox.invalidate_sync_tokens()
     gone = await api("GET", "/calendars/primary/events", params={"syncToken": token})
@@ -119,17 +170,28 @@ async def test_list_refuses_restrictions_with_a_sync_token_and_expires_tokens(ap
 
 async def test_private_property_filter_and_paging(api, sandbox):
     for n in range(3):
-        await api("POST", "/calendars/primary/events", json={
-            "id": f"evt{n}abc", "extendedProperties": {"private": {"who": "us" if n else "them"}},
-            **ALL_DAY})  # fmt: skip
+        await api(
+            "POST",
+            "/calendars/primary/events",
+            json={
+                "id": f"evt{n}abc",
+                "extendedProperties": {"private": {"who": "us" if n else "them"}},
+                **ALL_DAY,
+            },
+        )
     ours = await api(
         "GET", "/calendars/primary/events", params={"privateExtendedProperty": "who=us"}
     )
     assert [e["id"] for e in ours.json()["items"]] == ["evt1abc", "evt2abc"]
     first = (await api("GET", "/calendars/primary/events", params={"maxResults": "2"})).json()
     assert len(first["items"]) == 2 and "nextSyncToken" not in first
-    rest = (await api("GET", "/calendars/primary/events",
-                      params={"maxResults": "2", "pageToken": first["nextPageToken"]})).json()  # fmt: skip
+    rest = (
+        await api(
+            "GET",
+            "/calendars/primary/events",
+            params={"maxResults": "2", "pageToken": first["nextPageToken"]},
+        )
+    ).json()
     assert [e["id"] for e in rest["items"]] == ["evt2abc"] and "nextSyncToken" in rest
 
 

@@ -33,9 +33,15 @@ def headers(**overrides: str) -> dict[str, str]:
 
 async def verify(registry, connection, credentials, hdrs: dict[str, str]) -> Any:
     return await registry.call(
-        "gcal", "journeyhub_verify_webhook", connection=connection, credentials=credentials,
-        headers=hdrs, body=b"", now=datetime.now(UTC), query={},
-    )  # fmt: skip
+        "gcal",
+        "journeyhub_verify_webhook",
+        connection=connection,
+        credentials=credentials,
+        headers=hdrs,
+        body=b"",
+        now=datetime.now(UTC),
+        query={},
+    )
 
 
 async def test_a_notification_with_the_channel_token_is_accepted(registry, connection, credentials):
@@ -70,11 +76,24 @@ async def test_bad_notifications_are_rejected(
 
 async def test_a_notification_makes_no_trigger_by_itself(registry, http, connection, credentials):
     for state, expected in (("sync", []), ("exists", []), ("not_exists", []), ("other", None)):
-        stored = StoredWebhook(vendor="gcal", connection_id="con_test", tenant_id="ten_test",
-                               event_id="jh-abc123:7", event_type=state,
-                               received_at=datetime.now(UTC), headers={}, body=b"")  # fmt: skip
-        drafts = await registry.call("gcal", "journeyhub_handle_webhook", connection=connection,
-                                     credentials=credentials, webhook=stored, http=http)  # fmt: skip
+        stored = StoredWebhook(
+            vendor="gcal",
+            connection_id="con_test",
+            tenant_id="ten_test",
+            event_id="jh-abc123:7",
+            event_type=state,
+            received_at=datetime.now(UTC),
+            headers={},
+            body=b"",
+        )
+        drafts = await registry.call(
+            "gcal",
+            "journeyhub_handle_webhook",
+            connection=connection,
+            credentials=credentials,
+            webhook=stored,
+            http=http,
+        )
         assert drafts == expected
 
 
@@ -121,13 +140,15 @@ async def test_start_watch_delivers_verifiable_notifications_and_stop_ends_them(
     receiver.received.clear()
     sandbox.require_https = False  # the loopback receiver has no certificate
     sandbox.deliver_notifications = True
-    channel = await start_watch(http, config_of(sandbox), fresh, receiver.address,
-                                "jh-chan-1", TOKEN, 3600)  # fmt: skip
+    channel = await start_watch(
+        http, config_of(sandbox), fresh, receiver.address, "jh-chan-1", TOKEN, 3600
+    )
     assert channel["id"] == "jh-chan-1" and channel["resourceId"]
     assert abs(channel["expiration"] - (time.time() + 3600) * 1000) < 5000
     assert sandbox.channels["jh-chan-1"]["token"] == TOKEN
-    sandbox.user_add(summary="Consultation", start={"date": "2026-05-01"},
-                     end={"date": "2026-05-02"})  # fmt: skip
+    sandbox.user_add(
+        summary="Consultation", start={"date": "2026-05-01"}, end={"date": "2026-05-02"}
+    )
     for _ in range(100):
         if len(receiver.received) >= 2:
             break
@@ -141,8 +162,7 @@ async def test_start_watch_delivers_verifiable_notifications_and_stop_ends_them(
     assert await stop_watch(http, config_of(sandbox), fresh, "jh-chan-1", channel["resourceId"])
     assert "jh-chan-1" not in sandbox.channels
     # Stopping again: Google no longer knows the channel.
-    assert not await stop_watch(http, config_of(sandbox), fresh, "jh-chan-1",
-                                channel["resourceId"])  # fmt: skip
+    assert not await stop_watch(http, config_of(sandbox), fresh, "jh-chan-1", channel["resourceId"])
 
 
 async def test_renewal_opens_the_next_channel_then_stops_the_old_one(http, sandbox, fresh):
@@ -171,8 +191,13 @@ async def test_google_refuses_plain_http_and_duplicate_channel_ids(http, sandbox
 async def test_check_connection_refreshes_and_names_the_calendar(
     registry, http, connection, credentials, sandbox
 ):
-    said = await registry.call("gcal", "journeyhub_check_connection", connection=connection,
-                               credentials=credentials, http=http)  # fmt: skip
+    said = await registry.call(
+        "gcal",
+        "journeyhub_check_connection",
+        connection=connection,
+        credentials=credentials,
+        http=http,
+    )
     assert said == "Google Calendar answered 200: calendar 'Sandbox Studio'"
     assert sandbox.token_calls == 1
 
@@ -182,8 +207,14 @@ def test_the_connector_describes_itself(registry):
     assert info.display_name == "Google Calendar"
     assert info.auth_kind == "oauth2"
     assert info.capabilities == {"push", "pull", "webhook"}
-    assert set(info.push_event_types) == {"journey_started", "client_updated", "step_completed",
-                                          "journey_completed", "journey_paused", "journey_failed"}  # fmt: skip
+    assert set(info.push_event_types) == {
+        "journey_started",
+        "client_updated",
+        "step_completed",
+        "journey_completed",
+        "journey_paused",
+        "journey_failed",
+    }
     assert {m.target for m in info.default_field_mappings} == {"summary", "location", "date"}
     assert (
         info.rate_limit is not None and info.rate_limit.requests / info.rate_limit.per_seconds <= 10

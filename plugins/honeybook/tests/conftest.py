@@ -50,8 +50,13 @@ async def http() -> AsyncIterator[VendorHttp]:
 
 
 def make_connection(config: dict[str, Any] | None = None, **extra: Any) -> Connection:
-    return Connection(id="con_test", tenant_id="ten_test", vendor=VENDOR, name="t",
-                      config={**(config or {}), **extra})  # fmt: skip
+    return Connection(
+        id="con_test",
+        tenant_id="ten_test",
+        vendor=VENDOR,
+        name="t",
+        config={**(config or {}), **extra},
+    )
 
 
 @pytest.fixture
@@ -71,29 +76,50 @@ def make_event(event_type: str = "journey_started", **overrides: Any) -> Journey
         "occurred_at": "2026-03-01T12:00:00Z",
         "journey_instance_id": "ji_001",
         "journey_name": "Wedding onboarding",
-        "client": {"id": "cl_001", "name": "Ada Lovelace", "email": "ada@example.com",
-                   "phone": "+1 555 0100"},
-        "wedding": {"date": "2026-09-12", "venue": {"name": "Rose Barn", "address": "1 Lane"},
-                    "guest_count": 120},
+        "client": {
+            "id": "cl_001",
+            "name": "Ada Lovelace",
+            "email": "ada@example.com",
+            "phone": "+1 555 0100",
+        },
+        "wedding": {
+            "date": "2026-09-12",
+            "venue": {"name": "Rose Barn", "address": "1 Lane"},
+            "guest_count": 120,
+        },
         "data": {"budget": 8000},
-    }  # fmt: skip
+    }
     raw.update(overrides)
     return msgspec.convert(raw, JourneyEvent)
 
 
 def make_task(event: JourneyEvent, task_id: str = "dlv_001", mappings: Any = ()) -> DeliveryTask:
     return DeliveryTask(
-        id=task_id, tenant_id="ten_test", connection_id="con_test", vendor=VENDOR, kind="event",
-        order_key=event.client.id, sequence=1, event=event,
+        id=task_id,
+        tenant_id="ten_test",
+        connection_id="con_test",
+        vendor=VENDOR,
+        kind="event",
+        order_key=event.client.id,
+        sequence=1,
+        event=event,
         mapped=apply_mappings(merge_defaults(DEFAULT_FIELD_MAPPINGS, list(mappings)), event),
-    )  # fmt: skip
+    )
 
 
-def stored(body: bytes, event_type: str | None, content_type: str = "application/json"
-           ) -> StoredWebhook:  # fmt: skip
-    return StoredWebhook(vendor=VENDOR, connection_id="con_test", tenant_id="ten_test",
-                         event_id="e", event_type=event_type, received_at=datetime.now(UTC),
-                         headers={"content-type": content_type}, body=body)  # fmt: skip
+def stored(
+    body: bytes, event_type: str | None, content_type: str = "application/json"
+) -> StoredWebhook:
+    return StoredWebhook(
+        vendor=VENDOR,
+        connection_id="con_test",
+        tenant_id="ten_test",
+        event_id="e",
+        event_type=event_type,
+        received_at=datetime.now(UTC),
+        headers={"content-type": content_type},
+        body=body,
+    )
 
 
 @pytest.fixture
@@ -117,8 +143,9 @@ def new_stored() -> Any:
 
 
 @pytest.fixture
-def hook(registry: PluginRegistry, http: VendorHttp, connection: Connection,
-         credentials: dict[str, str]) -> Any:  # fmt: skip
+def hook(
+    registry: PluginRegistry, http: VendorHttp, connection: Connection, credentials: dict[str, str]
+) -> Any:
     """``await hook("journeyhub_push", task=…)``: any vendor hook, defaults filled in."""
 
     async def call(name: str, **kwargs: Any) -> Any:
@@ -145,10 +172,15 @@ class GatewayStub:
             headers = {k.lower(): v for k, v in request.headers.items()}
             try:
                 receipt = await registry.call(
-                    VENDOR, "journeyhub_verify_webhook", connection=make_connection(),
-                    credentials=credentials, headers=headers, body=body,
-                    now=datetime.now(UTC), query=dict(request.query_params),
-                )  # fmt: skip
+                    VENDOR,
+                    "journeyhub_verify_webhook",
+                    connection=make_connection(),
+                    credentials=credentials,
+                    headers=headers,
+                    body=body,
+                    now=datetime.now(UTC),
+                    query=dict(request.query_params),
+                )
             except WebhookRejected as exc:
                 return Response({"reason": exc.reason}, status_code=401)
             self.accepted.append(

@@ -24,10 +24,14 @@ def test_connector_info(registry):
 
 @pytest.mark.parametrize(
     "config",
-    [{"catch_hook_urls": {"update_client": "https://hooks.zapier.com/hooks/catch/1/a/"}},
-     {"catch_hook_urls": {"create_client": "hooks.zapier.com/x"}}, {"currency": "usd"},
-     {"timeout_seconds": 100}, {"api_base": "https://x"}],
-)  # fmt: skip
+    [
+        {"catch_hook_urls": {"update_client": "https://hooks.zapier.com/hooks/catch/1/a/"}},
+        {"catch_hook_urls": {"create_client": "hooks.zapier.com/x"}},
+        {"currency": "usd"},
+        {"timeout_seconds": 100},
+        {"api_base": "https://x"},
+    ],
+)
 def test_bad_config_is_refused(config):
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert(config, HoneyBookConfig)
@@ -35,11 +39,20 @@ def test_bad_config_is_refused(config):
 
 @pytest.mark.parametrize(
     ("text", "currency", "minor"),
-    [("$1,500.00", "USD", 150000), ("1500", "USD", 150000), ("12.345", "USD", 1235),
-     ("(25.50)", "USD", -2550), ("-25.5", "USD", -2550), ("USD 1,000", "USD", 100000),
-     ("A$300.10", "AUD", 30010), ("¥5,000", "JPY", 5000), ("1,500.00 CAD", "CAD", 150000),
-     (1500, "USD", 150000), (12.5, "USD", 1250)],
-)  # fmt: skip
+    [
+        ("$1,500.00", "USD", 150000),
+        ("1500", "USD", 150000),
+        ("12.345", "USD", 1235),
+        ("(25.50)", "USD", -2550),
+        ("-25.5", "USD", -2550),
+        ("USD 1,000", "USD", 100000),
+        ("A$300.10", "AUD", 30010),
+        ("¥5,000", "JPY", 5000),
+        ("1,500.00 CAD", "CAD", 150000),
+        (1500, "USD", 150000),
+        (12.5, "USD", 1250),
+    ],
+)
 def test_minor_units(text, currency, minor):
     assert minor_units(text, currency) == minor
 

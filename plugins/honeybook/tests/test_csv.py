@@ -15,9 +15,10 @@ async def test_the_sample_report(hook):
     drafts = await hook("journeyhub_import_csv", text=sample_payments_csv())
     # the Pending row is not money received
     assert [d.source_event_id for d in drafts] == [
-        "honeybook:payment:hb_payment_1", "honeybook:payment:hb_payment_2",
+        "honeybook:payment:hb_payment_1",
+        "honeybook:payment:hb_payment_2",
         "honeybook:payment:hb_payment_3",
-    ]  # fmt: skip
+    ]
     first, second, refunded = drafts
     assert all(d.type == "payment_received" for d in drafts)
     assert first.client_email == "ada@example.com"
@@ -84,6 +85,9 @@ async def test_blank_lines_totals_bom_and_header_only(hook):
 
 async def test_the_connection_currency_applies(hook, new_connection, sandbox):
     connection = new_connection(sandbox.config(currency="JPY"))
-    [draft] = await hook("journeyhub_import_csv", connection=connection,
-                         text=HEADER + "03/03/2026,Ada,a@x,P,#1,\"¥5,000\"\n")  # fmt: skip
+    [draft] = await hook(
+        "journeyhub_import_csv",
+        connection=connection,
+        text=HEADER + '03/03/2026,Ada,a@x,P,#1,"¥5,000"\n',
+    )
     assert draft.data["amount"] == 5000 and draft.data["currency"] == "JPY"

@@ -14,8 +14,10 @@ async def test_three_triggers_become_three_drafts(sandbox, gateway, hook, http):
         answer = await sandbox.send(http, gateway.url, data)
         assert answer.status_code == 200, answer.text
     assert [w.event_id for w in gateway.accepted] == [
-        "client_created:hb_client_1", "project_booked:hb_project_1", "payment_paid:hb_payment_1",
-    ]  # fmt: skip
+        "client_created:hb_client_1",
+        "project_booked:hb_project_1",
+        "payment_paid:hb_payment_1",
+    ]
     assert all("x-journeyhub-token" not in w.headers for w in gateway.accepted)
     drafts = [await hook("journeyhub_handle_webhook", webhook=w) for w in gateway.accepted]
     [client], [project], [payment] = drafts
@@ -43,17 +45,18 @@ async def test_three_triggers_become_three_drafts(sandbox, gateway, hook, http):
 
 
 async def test_token_in_the_url_and_form_payloads_work(sandbox, gateway, hook, http):
-    answer = await sandbox.send(http, gateway.url, HB.payment_paid(amount="250"),
-                                auth_in="query", payload_type="form")  # fmt: skip
+    answer = await sandbox.send(
+        http, gateway.url, HB.payment_paid(amount="250"), auth_in="query", payload_type="form"
+    )
     assert answer.status_code == 200, answer.text
     [payment] = await hook("journeyhub_handle_webhook", webhook=gateway.accepted[0])
     assert payment.data["amount"] == 25000
 
 
 @pytest.mark.parametrize(
-    ("token", "reason"), [("", "missing_signature"), ("whsec_d3JvbmctdG9rZW4tZm9yLXRlc3Q=",
-                                                      "bad_token")],
-)  # fmt: skip
+    ("token", "reason"),
+    [("", "missing_signature"), ("whsec_d3JvbmctdG9rZW4tZm9yLXRlc3Q=", "bad_token")],
+)
 async def test_wrong_or_missing_tokens_are_refused(sandbox, gateway, http, token, reason):
     answer = await sandbox.send(http, gateway.url, HB.payment_paid(), token=token)
     assert answer.status_code == 401 and answer.json() == {"reason": reason}
@@ -66,9 +69,16 @@ async def test_a_body_without_a_trigger_is_refused(sandbox, gateway, http):
 
 
 async def test_hand_made_zaps_with_honeybook_labels_are_understood(hook, new_stored):
-    body = msgspec.json.encode({"Trigger": "New Payment Paid", "ID": "p77",
-                                "Client Email": "Grace@Example.com", "Amount Paid": "(1,000.50)",
-                                "Payment Date": "03/10/2026", "Currency": "cad"})  # fmt: skip
+    body = msgspec.json.encode(
+        {
+            "Trigger": "New Payment Paid",
+            "ID": "p77",
+            "Client Email": "Grace@Example.com",
+            "Amount Paid": "(1,000.50)",
+            "Payment Date": "03/10/2026",
+            "Currency": "cad",
+        }
+    )
     [payment] = await hook("journeyhub_handle_webhook", webhook=new_stored(body, None))
     assert payment.source_event_id == "honeybook:payment:p77"
     assert payment.data["amount"] == -100050 and payment.data["currency"] == "CAD"

@@ -8,8 +8,9 @@ from journeyhub.model import FieldMapping
 from journeyhub.testing.sandbox import Fault
 
 
-async def test_journey_started_sends_create_client_then_create_project(sandbox, hook, new_event,
-                                                                       new_task):  # fmt: skip
+async def test_journey_started_sends_create_client_then_create_project(
+    sandbox, hook, new_event, new_task
+):
     result = await hook("journeyhub_push", task=new_task(new_event()))
     assert result.status == "delivered" and result.vendor_status == 200
     assert set(result.external_ids) == {"zapier_create_client", "zapier_create_project"}
@@ -19,8 +20,12 @@ async def test_journey_started_sends_create_client_then_create_project(sandbox, 
     assert [client["action"], project["action"]] == ["create_client", "create_project"]
     assert client["version"] == project["version"] == 1
     assert client["occurred_at"] == "2026-03-01T12:00:00Z"
-    assert client["data"] == {"full_name": "Ada Lovelace", "email": "ada@example.com",
-                              "phone_number": "+1 555 0100", "journeyhub_client_id": "cl_001"}  # fmt: skip
+    assert client["data"] == {
+        "full_name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "phone_number": "+1 555 0100",
+        "journeyhub_client_id": "cl_001",
+    }
     assert project["data"] == {
         "client_full_name": "Ada Lovelace",
         "client_email": "ada@example.com",
@@ -39,8 +44,9 @@ async def test_journey_started_sends_create_client_then_create_project(sandbox, 
     assert list(sandbox.clients) == ["ada@example.com"] and len(sandbox.projects) == 1
 
 
-async def test_a_repeated_delivery_repeats_the_ids_and_the_zaps_drop_it(sandbox, hook,
-                                                                        new_event, new_task):  # fmt: skip
+async def test_a_repeated_delivery_repeats_the_ids_and_the_zaps_drop_it(
+    sandbox, hook, new_event, new_task
+):
     task = new_task(new_event())
     await hook("journeyhub_push", task=task)
     await hook("journeyhub_push", task=task)
@@ -53,8 +59,9 @@ async def test_a_repeated_delivery_repeats_the_ids_and_the_zaps_drop_it(sandbox,
     assert len(sandbox.actions) == 4 and len(set(a["id"] for a in sandbox.actions)) == 4
 
 
-async def test_a_429_on_the_project_then_a_retry_makes_one_of_each(sandbox, hook, new_event,
-                                                                   new_task):  # fmt: skip
+async def test_a_429_on_the_project_then_a_retry_makes_one_of_each(
+    sandbox, hook, new_event, new_task
+):
     task = new_task(new_event())
     sandbox.faults.plan(Fault(), Fault(status=429, retry_after=30))  # client ok, project 429
     with pytest.raises(RateLimited) as caught:
@@ -69,11 +76,15 @@ async def test_a_429_on_the_project_then_a_retry_makes_one_of_each(sandbox, hook
 
 @pytest.mark.parametrize(
     ("fault", "error"),
-    [(Fault(status=503), RetryableError), (Fault(status=404), PermanentError),
-     (Fault(delay=0.6), RetryableError)],
-)  # fmt: skip
-async def test_errors_are_classified_and_keep_secrets_out(sandbox, hook, new_event, new_task,
-                                                          new_connection, fault, error):  # fmt: skip
+    [
+        (Fault(status=503), RetryableError),
+        (Fault(status=404), PermanentError),
+        (Fault(delay=0.6), RetryableError),
+    ],
+)
+async def test_errors_are_classified_and_keep_secrets_out(
+    sandbox, hook, new_event, new_task, new_connection, fault, error
+):
     connection = new_connection(sandbox.config(timeout_seconds=0.3))
     sandbox.faults.plan(fault)
     with pytest.raises(error) as caught:
@@ -90,10 +101,10 @@ async def test_other_events_are_skipped_and_nothing_is_sent(sandbox, hook, new_e
     assert result.status == "skipped" and not sandbox.received
 
 
-async def test_only_configured_actions_are_sent(sandbox, hook, new_event, new_task,
-                                                new_connection):  # fmt: skip
-    only_client = new_connection({"catch_hook_urls": {"create_client":
-                                                      sandbox.hooks["create_client"]}})  # fmt: skip
+async def test_only_configured_actions_are_sent(sandbox, hook, new_event, new_task, new_connection):
+    only_client = new_connection(
+        {"catch_hook_urls": {"create_client": sandbox.hooks["create_client"]}}
+    )
     result = await hook("journeyhub_push", task=new_task(new_event()), connection=only_client)
     assert [a["action"] for a in sandbox.actions] == ["create_client"]
     assert result.detail == "no catch hook for create_project: not sent"

@@ -167,8 +167,11 @@ def check(
         connection: Connection = connection, credentials: dict[str, str] = credentials
     ) -> Any:
         return await registry.call(
-            "lightblue", "journeyhub_check_connection",
-            connection=connection, credentials=credentials, http=http,
-        )  # fmt: skip
+            "lightblue",
+            "journeyhub_check_connection",
+            connection=connection,
+            credentials=credentials,
+            http=http,
+        )
 
     return call

@@ -72,12 +72,19 @@ async def test_each_client_update_is_its_own_inbox_item_but_a_repeat_is_not(
 ):
     first = await push(new_event("client_updated", id="evt_u1"))
     repeat = await push(new_event("client_updated", id="evt_u1"))
-    later = await push(new_event("client_updated", id="evt_u2", client={
-        "id": "cl_001", "name": "Ada Byron", "email": "ada@new.example"}))  # fmt: skip
+    later = await push(
+        new_event(
+            "client_updated",
+            id="evt_u2",
+            client={"id": "cl_001", "name": "Ada Byron", "email": "ada@new.example"},
+        )
+    )
 
     assert (first.status, repeat.status, later.status) == (
-        "delivered", "already_delivered", "delivered"
-    )  # fmt: skip
+        "delivered",
+        "already_delivered",
+        "delivered",
+    )
     first_item, later_item = sandbox.enquiries
     assert first_item.fields["Message"].startswith("Updated contact details")
     assert "ShootType" not in first_item.fields  # an update is not a new shoot enquiry

@@ -16,25 +16,48 @@ async def post(http, sandbox, **form):
 
 
 async def test_the_answer_is_a_text_status_code(http, sandbox):
-    ok = await post(http, sandbox, key=sandbox.api_key, type="contact form",
-                    ContactEmail="a@example.com", ID="1", Source="s")  # fmt: skip
-    again = await post(http, sandbox, key=sandbox.api_key, type="contact form",
-                       ContactEmail="b@example.com", ID="1", Source="s")  # fmt: skip
-    other_source = await post(http, sandbox, key=sandbox.api_key, type="contact form",
-                              ContactEmail="b@example.com", ID="1", Source="t")  # fmt: skip
+    ok = await post(
+        http,
+        sandbox,
+        key=sandbox.api_key,
+        type="contact form",
+        ContactEmail="a@example.com",
+        ID="1",
+        Source="s",
+    )
+    again = await post(
+        http,
+        sandbox,
+        key=sandbox.api_key,
+        type="contact form",
+        ContactEmail="b@example.com",
+        ID="1",
+        Source="s",
+    )
+    other_source = await post(
+        http,
+        sandbox,
+        key=sandbox.api_key,
+        type="contact form",
+        ContactEmail="b@example.com",
+        ID="1",
+        Source="t",
+    )
 
     assert ok == "0"
     assert again.split("\r")[0] == "-4"
     assert other_source == "0"  # the same ID from another Source does not clash
     assert [e.fields["ContactEmail"] for e in sandbox.enquiries] == [
-        "a@example.com", "b@example.com"
-    ]  # fmt: skip
+        "a@example.com",
+        "b@example.com",
+    ]
 
 
 async def test_without_an_id_nothing_is_deduplicated(http, sandbox):
     for _ in range(2):
-        assert await post(http, sandbox, key=sandbox.api_key, type="contact form",
-                          Message="hi") == "0"  # fmt: skip
+        assert (
+            await post(http, sandbox, key=sandbox.api_key, type="contact form", Message="hi") == "0"
+        )
     assert len(sandbox.enquiries) == 2
 
 
@@ -58,10 +81,22 @@ async def test_bad_parameters_are_minus_3(http, sandbox, form):
 
 
 async def test_dates_follow_date_format_and_bad_ones_are_ignored(http, sandbox):
-    await post(http, sandbox, key=sandbox.api_key, type="contact form", ShootDate="2026-06-20",
-               Message="iso")  # fmt: skip
-    await post(http, sandbox, key=sandbox.api_key, type="contact form", ShootDate="06/20/2026",
-               DateFormat="mm/dd/yyyy")  # fmt: skip
+    await post(
+        http,
+        sandbox,
+        key=sandbox.api_key,
+        type="contact form",
+        ShootDate="2026-06-20",
+        Message="iso",
+    )
+    await post(
+        http,
+        sandbox,
+        key=sandbox.api_key,
+        type="contact form",
+        ShootDate="06/20/2026",
+        DateFormat="mm/dd/yyyy",
+    )
 
     iso, us = sandbox.enquiries
     assert iso.ignored == {"ShootDate": "2026-06-20"} and "ShootDate" not in iso.fields

@@ -184,9 +184,12 @@ class Receiver:
             body = await request.body()
             try:
                 receipt = plugin.journeyhub_verify_webhook(
-                    connection=self.connection, credentials=self.credentials,
-                    headers=headers, body=body, now=datetime.now(UTC),
-                )  # fmt: skip
+                    connection=self.connection,
+                    credentials=self.credentials,
+                    headers=headers,
+                    body=body,
+                    now=datetime.now(UTC),
+                )
             except WebhookRejected as exc:
                 return Response({"error": exc.reason}, status_code=401)
             self.stored.append(

@@ -65,9 +65,13 @@ def test_defaults_point_at_resend():
 
 def test_credentials_are_checked_without_echoing_them():
     good = msgspec.convert(
-        {"api_key": "re_123456789", "webhook_secret": new_secret(),
-         "previous_webhook_secrets": [new_secret()]}, ResendCredentials,
-    )  # fmt: skip
+        {
+            "api_key": "re_123456789",
+            "webhook_secret": new_secret(),
+            "previous_webhook_secrets": [new_secret()],
+        },
+        ResendCredentials,
+    )
     assert len(good.webhook_secrets) == 2
     for bad in (
         {"api_key": "sk_live_secretvalue"},

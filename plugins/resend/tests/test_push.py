@@ -23,16 +23,24 @@ from journeyhub_resend.sandbox import ResendSandbox
 
 async def push(task, connection, credentials, http, suppressed=frozenset(), key=None) -> PushResult:
     return await plugin.journeyhub_push(
-        task=task, connection=connection, credentials=credentials,
-        idempotency_key=key or task.id, http=http, suppressed=suppressed,
-    )  # fmt: skip
+        task=task,
+        connection=connection,
+        credentials=credentials,
+        idempotency_key=key or task.id,
+        http=http,
+        suppressed=suppressed,
+    )
 
 
 async def push_batch(tasks, connection, credentials, http, key, suppressed=frozenset()):
     return await plugin.journeyhub_push_batch(
-        tasks=tasks, connection=connection, credentials=credentials,
-        idempotency_key=key, http=http, suppressed=suppressed,
-    )  # fmt: skip
+        tasks=tasks,
+        connection=connection,
+        credentials=credentials,
+        idempotency_key=key,
+        http=http,
+        suppressed=suppressed,
+    )
 
 
 def _with_config(connection: Connection, **changes: Any) -> Connection:
@@ -155,8 +163,13 @@ async def test_a_suppressed_recipient_is_not_mailed(
 
 
 async def test_suppression_ignores_case(sandbox, connection, credentials, http, task_for):
-    result = await push(task_for(email="Anna@Client.TEST"), connection, credentials, http,
-                        suppressed=frozenset({"anna@client.test"}))  # fmt: skip
+    result = await push(
+        task_for(email="Anna@Client.TEST"),
+        connection,
+        credentials,
+        http,
+        suppressed=frozenset({"anna@client.test"}),
+    )
     assert result.status == "skipped" and sandbox.emails == []
 
 
@@ -164,8 +177,10 @@ async def test_a_batch_of_150_split_by_the_caller_is_delivered_once(
     sandbox, connection, credentials, http, task_for
 ):
     sandbox.rate_limit = 2  # both calls fit in Resend's default limit
-    tasks = [task_for(task_id=f"dt_{i}", client_id=f"cli_{i}", email=f"c{i}@client.test")
-             for i in range(150)]  # fmt: skip
+    tasks = [
+        task_for(task_id=f"dt_{i}", client_id=f"cli_{i}", email=f"c{i}@client.test")
+        for i in range(150)
+    ]
     results = []
     for start in (0, 100):
         chunk = tasks[start : start + 100]
@@ -197,8 +212,9 @@ async def test_a_batch_keeps_skipped_and_failed_tasks_in_place(
         task_for(task_id="dt_d", type="client_updated"),
         task_for(task_id="dt_e", email="e@client.test"),
     ]
-    results = await push_batch(tasks, connection, credentials, http, key="b2",
-                               suppressed=frozenset({"gone@client.test"}))  # fmt: skip
+    results = await push_batch(
+        tasks, connection, credentials, http, key="b2", suppressed=frozenset({"gone@client.test"})
+    )
     assert len(results) == 5
     assert results[0].status == "delivered" and results[4].status == "delivered"
     assert results[1].status == "skipped" and results[1].detail.startswith("suppressed:")
@@ -305,9 +321,15 @@ async def test_an_invalid_key_needs_reauth(sandbox, connection, http, task_for):
 async def test_no_api_key_in_any_error_message(sandbox, connection, credentials, http, task_for):
     key = credentials["api_key"]
     errors: list[ConnectorError] = []
-    faults = [Fault(status=500), Fault(status=503), Fault(status=429, retry_after=1),
-              Fault(status=422, body={"statusCode": 422, "name": "validation_error",
-                                      "message": f"bad key {key}"})]  # fmt: skip
+    faults = [
+        Fault(status=500),
+        Fault(status=503),
+        Fault(status=429, retry_after=1),
+        Fault(
+            status=422,
+            body={"statusCode": 422, "name": "validation_error", "message": f"bad key {key}"},
+        ),
+    ]
     for fault in faults:
         sandbox.faults.plan(fault)
         with pytest.raises(ConnectorError) as caught:

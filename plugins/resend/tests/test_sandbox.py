@@ -104,9 +104,10 @@ async def test_strict_and_permissive_batches(sandbox, http):
     strict = await http.post(f"{sandbox.url}/emails/batch", json=batch, headers=auth(sandbox))
     assert strict.status_code == 422 and sandbox.emails == []
     permissive = await http.post(
-        f"{sandbox.url}/emails/batch", json=batch,
+        f"{sandbox.url}/emails/batch",
+        json=batch,
         headers=auth(sandbox, **{"x-batch-validation": "permissive"}),
-    )  # fmt: skip
+    )
     body = permissive.json()
     assert permissive.status_code == 200
     assert len(body["data"]) == 2 and [e["index"] for e in body["errors"]] == [1]

@@ -18,24 +18,37 @@ from journeyhub_resend.sandbox import ResendSandbox
 
 async def _sent_email(sandbox: ResendSandbox, connection, credentials, http, task) -> str:
     result = await plugin.journeyhub_push(
-        task=task, connection=connection, credentials=credentials,
-        idempotency_key=task.id, http=http, suppressed=frozenset(),
-    )  # fmt: skip
+        task=task,
+        connection=connection,
+        credentials=credentials,
+        idempotency_key=task.id,
+        http=http,
+        suppressed=frozenset(),
+    )
     return result.external_ids["email_id"]
 
 
 def _verify(connection: Connection, credentials: dict[str, Any], headers, body, now=None):
     return plugin.journeyhub_verify_webhook(
-        connection=connection, credentials=credentials, headers=headers, body=body,
+        connection=connection,
+        credentials=credentials,
+        headers=headers,
+        body=body,
         now=now or datetime.now(UTC),
-    )  # fmt: skip
+    )
 
 
 def _stored(body: bytes, event_id: str = "msg_1", event_type: str | None = None) -> StoredWebhook:
     return StoredWebhook(
-        vendor="resend", connection_id="con_test", tenant_id="ten_test", event_id=event_id,
-        event_type=event_type, received_at=datetime.now(UTC), headers={}, body=body,
-    )  # fmt: skip
+        vendor="resend",
+        connection_id="con_test",
+        tenant_id="ten_test",
+        event_id=event_id,
+        event_type=event_type,
+        received_at=datetime.now(UTC),
+        headers={},
+        body=body,
+    )
 
 
 # --- verification ------------------------------------------------------------------------------
@@ -88,8 +101,11 @@ def _fields(connection: Connection) -> dict[str, Any]:
 
 
 def test_a_previous_secret_still_verifies_during_rotation(connection, secret):
-    rotated = {"api_key": "re_x_12345678", "webhook_secret": new_secret(),
-               "previous_webhook_secrets": [secret]}  # fmt: skip
+    rotated = {
+        "api_key": "re_x_12345678",
+        "webhook_secret": new_secret(),
+        "previous_webhook_secrets": [secret],
+    }
     body, headers = ResendSandbox.signed({"type": "email.sent"}, secret, msg_id="msg_rot")
     receipt = _verify(connection, rotated, headers, body)
     assert (receipt.event_id, receipt.event_type) == ("msg_rot", "email.sent")
@@ -178,8 +194,13 @@ async def test_every_email_event_maps_to_its_trigger(
 
 @pytest.mark.parametrize("kind", ["email.sent", "email.delivery_delayed"])
 def test_known_events_without_a_trigger_give_nothing(kind):
-    body = json.dumps({"type": kind, "created_at": "2026-01-01T00:00:00.000Z",
-                       "data": {"email_id": "e1", "to": ["a@b.test"]}}).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "type": kind,
+            "created_at": "2026-01-01T00:00:00.000Z",
+            "data": {"email_id": "e1", "to": ["a@b.test"]},
+        }
+    ).encode()
     assert plugin.journeyhub_handle_webhook(webhook=_stored(body)) == []
 
 
@@ -191,8 +212,13 @@ def test_unknown_events_give_none(kind):
 
 def test_a_redelivery_gives_the_same_source_id_and_two_opens_do_not():
     def opened(at: str) -> bytes:
-        return json.dumps({"type": "email.opened", "created_at": at,
-                           "data": {"email_id": "e1", "to": ["a@b.test"]}}).encode()  # fmt: skip
+        return json.dumps(
+            {
+                "type": "email.opened",
+                "created_at": at,
+                "data": {"email_id": "e1", "to": ["a@b.test"]},
+            }
+        ).encode()
 
     first = plugin.journeyhub_handle_webhook(webhook=_stored(opened("2026-01-01T10:00:00.000Z")))
     again = plugin.journeyhub_handle_webhook(
@@ -204,10 +230,17 @@ def test_a_redelivery_gives_the_same_source_id_and_two_opens_do_not():
 
 
 def test_a_bounce_to_two_recipients_suppresses_both():
-    body = json.dumps({"type": "email.bounced", "created_at": "2026-01-01T10:00:00.000Z",
-                       "data": {"email_id": "e1", "to": ["A@b.test", "c@d.test"],
-                                "bounce": {"type": "Permanent", "subType": "General",
-                                           "message": "gone"}}}).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "type": "email.bounced",
+            "created_at": "2026-01-01T10:00:00.000Z",
+            "data": {
+                "email_id": "e1",
+                "to": ["A@b.test", "c@d.test"],
+                "bounce": {"type": "Permanent", "subType": "General", "message": "gone"},
+            },
+        }
+    ).encode()
     drafts = plugin.journeyhub_handle_webhook(webhook=_stored(body))
     assert [d.data["email"] for d in drafts] == ["a@b.test", "c@d.test"]
     assert len({d.source_event_id for d in drafts}) == 2
@@ -231,9 +264,17 @@ async def test_a_client_id_that_is_not_tag_safe_comes_back_intact(
 
 
 def test_tags_in_list_form_are_read_too():
-    body = json.dumps({"type": "email.delivered", "created_at": "2026-01-01T10:00:00.000Z",
-                       "data": {"email_id": "e1", "to": ["a@b.test"],
-                                "tags": [{"name": "client_id", "value": "cli_9"}]}}).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "type": "email.delivered",
+            "created_at": "2026-01-01T10:00:00.000Z",
+            "data": {
+                "email_id": "e1",
+                "to": ["a@b.test"],
+                "tags": [{"name": "client_id", "value": "cli_9"}],
+            },
+        }
+    ).encode()
     (draft,) = plugin.journeyhub_handle_webhook(webhook=_stored(body))
     assert draft.client_id == "cli_9"
     assert draft.occurred_at == datetime(2026, 1, 1, 10, tzinfo=UTC)

@@ -23,18 +23,28 @@ def test_connector_info(registry):
 
 def test_default_mappings(new_event):
     validate_mappings(DEFAULT_FIELD_MAPPINGS)
-    mapped = apply_mappings(DEFAULT_FIELD_MAPPINGS, new_event(wedding=None,
-                                                              data={"contact_type": "Lead"}))  # fmt: skip
-    assert mapped == {"contact": {"first_name": "Ada", "last_name": "Lovelace",
-                                  "primary_email": "ada@example.com",
-                                  "primary_phone": "+1 555 0100", "type": "Lead"}}  # fmt: skip
+    mapped = apply_mappings(
+        DEFAULT_FIELD_MAPPINGS, new_event(wedding=None, data={"contact_type": "Lead"})
+    )
+    assert mapped == {
+        "contact": {
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "primary_email": "ada@example.com",
+            "primary_phone": "+1 555 0100",
+            "type": "Lead",
+        }
+    }
 
 
 @pytest.mark.parametrize(
     "config",
-    [{"catch_hook_urls": {"create_contact": "https://hooks.zapier.com/hooks/catch/1/a/"}},
-     {"catch_hook_urls": {"upsert_contact": "nope"}}, {"currency": "USD"}],
-)  # fmt: skip
+    [
+        {"catch_hook_urls": {"create_contact": "https://hooks.zapier.com/hooks/catch/1/a/"}},
+        {"catch_hook_urls": {"upsert_contact": "nope"}},
+        {"currency": "USD"},
+    ],
+)
 def test_bad_config_is_refused(config):
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert(config, SeventeenHatsConfig)

@@ -10,8 +10,10 @@ from journeyhub_seventeenhats.sandbox import SeventeenHatsSandbox as HATS
 
 
 async def test_new_and_updated_contacts_become_client_updated(sandbox, gateway, hook, http):
-    sends = [HATS.new_contact(), HATS.updated_contact(primary_phone="555-0199",
-                                                      updated_at="2026-03-05T08:00:00Z")]  # fmt: skip
+    sends = [
+        HATS.new_contact(),
+        HATS.updated_contact(primary_phone="555-0199", updated_at="2026-03-05T08:00:00Z"),
+    ]
     for data in sends:
         answer = await sandbox.send(http, gateway.url, data)
         assert answer.status_code == 200, answer.text
@@ -44,15 +46,22 @@ async def test_each_update_of_one_contact_is_its_own_event(sandbox, gateway, htt
 async def test_tokens(sandbox, gateway, http, auth_in):
     ok = await sandbox.send(http, gateway.url, HATS.new_contact(), auth_in=auth_in)
     assert ok.status_code == 200
-    bad = await sandbox.send(http, gateway.url, HATS.new_contact(), auth_in=auth_in,
-                             token=sandbox.secret[:-2] + "xx")  # fmt: skip
+    bad = await sandbox.send(
+        http, gateway.url, HATS.new_contact(), auth_in=auth_in, token=sandbox.secret[:-2] + "xx"
+    )
     assert bad.status_code == 401 and bad.json() == {"reason": "bad_token"}
 
 
 async def test_seventeenhats_labels_and_our_client_id(hook, new_stored):
-    body = msgspec.json.encode({"Trigger": "Updated Contact", "ID": "77", "First Name": "Grace",
-                                "Primary E-mail Address": "Grace@Example.com",
-                                "journeyhub_client_id": "cl_42"})  # fmt: skip
+    body = msgspec.json.encode(
+        {
+            "Trigger": "Updated Contact",
+            "ID": "77",
+            "First Name": "Grace",
+            "Primary E-mail Address": "Grace@Example.com",
+            "journeyhub_client_id": "cl_42",
+        }
+    )
     [draft] = await hook("journeyhub_handle_webhook", webhook=new_stored(body, None))
     assert draft.client_id == "cl_42" and draft.client_email == "grace@example.com"
     assert draft.data["email"] == "Grace@Example.com" and draft.data["name"] == "Grace"

@@ -31,8 +31,16 @@ async def test_journey_started_upserts_the_contact(sandbox, hook, new_event, new
 
 async def test_client_updated_updates_the_same_contact(sandbox, hook, new_event, new_task):
     await hook("journeyhub_push", task=new_task(new_event()))
-    moved = new_event("client_updated", id="evt_2", client={
-        "id": "cl_001", "name": "Ada King", "email": "ADA@example.com", "phone": "+1 555 0199"})  # fmt: skip
+    moved = new_event(
+        "client_updated",
+        id="evt_2",
+        client={
+            "id": "cl_001",
+            "name": "Ada King",
+            "email": "ADA@example.com",
+            "phone": "+1 555 0199",
+        },
+    )
     await hook("journeyhub_push", task=new_task(moved, task_id="dlv_002"))
     assert (sandbox.created, sandbox.updated) == (1, 1)
     [contact] = sandbox.contacts.values()
@@ -62,8 +70,9 @@ async def test_errors_and_a_retry(sandbox, hook, new_event, new_task, new_connec
     assert len(sandbox.actions) == 1 and sandbox.created == 1
 
 
-async def test_no_email_no_hook_and_other_events(sandbox, hook, new_event, new_task,
-                                                 new_connection):  # fmt: skip
+async def test_no_email_no_hook_and_other_events(
+    sandbox, hook, new_event, new_task, new_connection
+):
     with pytest.raises(PermanentError, match="by email"):
         await hook("journeyhub_push", task=new_task(new_event(client={"id": "c", "name": "X"})))
     with pytest.raises(PermanentError, match="upsert_contact"):
@@ -73,8 +82,9 @@ async def test_no_email_no_hook_and_other_events(sandbox, hook, new_event, new_t
     assert not sandbox.received
 
 
-async def test_an_email_only_client_gets_its_email_as_first_name(sandbox, hook, new_event,
-                                                                 new_task):  # fmt: skip
+async def test_an_email_only_client_gets_its_email_as_first_name(
+    sandbox, hook, new_event, new_task
+):
     await hook("journeyhub_push", task=new_task(new_event(client={"id": "c", "email": "z@x.io"})))
     assert sandbox.actions[0]["data"]["first_name"] == "z@x.io"
 
@@ -82,5 +92,4 @@ async def test_an_email_only_client_gets_its_email_as_first_name(sandbox, hook, 
 async def test_check_connection_pings_the_catch_hook(sandbox, hook, new_connection):
     assert await hook("journeyhub_check_connection") == "upsert_contact: Zapier answered 200"
     assert sandbox.actions[0]["action"] == "ping" and not sandbox.contacts
-    assert "inbound only" in await hook("journeyhub_check_connection",
-                                        connection=new_connection())  # fmt: skip
+    assert "inbound only" in await hook("journeyhub_check_connection", connection=new_connection())

@@ -85,9 +85,12 @@ class GatewayStub:
             self.received.append((headers, body))
             try:
                 receipt = plugin.journeyhub_verify_webhook(
-                    connection=connection(), credentials=self.credentials, headers=headers,
-                    body=body, now=datetime.now(UTC),
-                )  # fmt: skip
+                    connection=connection(),
+                    credentials=self.credentials,
+                    headers=headers,
+                    body=body,
+                    now=datetime.now(UTC),
+                )
             except WebhookRejected as exc:
                 return Response({"reason": exc.reason}, status_code=401)
             return Response({"event_id": receipt.event_id, "event_type": receipt.event_type})

@@ -30,35 +30,47 @@ CASES = [
     (
         "payment_intent.succeeded",
         payment_intent(120_000, "eur", customer="cus_A", receipt_email="a@example.com"),
-        "payment_received", 120_000, "a@example.com",
+        "payment_received",
+        120_000,
+        "a@example.com",
     ),
     (
         "checkout.session.completed",
         checkout_session(250_000, "usd", customer="cus_A", email="typed@example.com"),
-        "payment_received", 250_000, "typed@example.com",
+        "payment_received",
+        250_000,
+        "typed@example.com",
     ),
     (
         "payment_intent.payment_failed",
         payment_intent(90_000, "gbp", customer="cus_A", receipt_email="a@example.com", failed=True),
-        "payment_failed", 90_000, "a@example.com",
+        "payment_failed",
+        90_000,
+        "a@example.com",
     ),
     (
         "invoice.payment_failed",
         invoice(300_000, customer="cus_A", customer_email="inv@example.com", paid=False),
-        "payment_failed", 300_000, "inv@example.com",
+        "payment_failed",
+        300_000,
+        "inv@example.com",
     ),
     (
         "invoice.paid",
         invoice(300_000, customer="cus_A", customer_email="inv@example.com"),
-        "invoice_paid", 300_000, "inv@example.com",
+        "invoice_paid",
+        300_000,
+        "inv@example.com",
     ),
     (
         "charge.refunded",
         charge(150_000, amount_refunded=40_000, customer="cus_A", email="card@example.com"),
-        "refund_issued", 40_000, "card@example.com",
+        "refund_issued",
+        40_000,
+        "card@example.com",
     ),
     ("refund.created", refund(40_000, "usd"), "refund_issued", 40_000, None),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(

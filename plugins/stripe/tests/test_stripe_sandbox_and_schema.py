@@ -108,8 +108,13 @@ def test_config_schema():
     assert msgspec.convert({}, StripeConfig).api_base == "https://api.stripe.com"
     assert msgspec.convert({}, StripeConfig).tolerance_seconds == 300
     assert msgspec.convert({"api_base": "http://x/"}, StripeConfig).api_base == "http://x"
-    for bad in ({"tolerance_seconds": 0}, {"tolerance_seconds": 7200}, {"api_base": "ftp://x"},
-                {"surprise": 1}, {"timeout_seconds": 0}):  # fmt: skip
+    for bad in (
+        {"tolerance_seconds": 0},
+        {"tolerance_seconds": 7200},
+        {"api_base": "ftp://x"},
+        {"surprise": 1},
+        {"timeout_seconds": 0},
+    ):
         with pytest.raises(msgspec.ValidationError):
             msgspec.convert(bad, StripeConfig)
 
@@ -136,10 +141,13 @@ def test_credentials_schema_refuses_without_repeating_values(creds):
 
 def test_credentials_schema_accepts_a_restricted_key_and_rotation():
     creds = msgspec.convert(
-        {"webhook_secret": "whsec_new", "previous_webhook_secrets": ["whsec_old"],
-         "api_key": "rk_live_restricted"},
+        {
+            "webhook_secret": "whsec_new",
+            "previous_webhook_secrets": ["whsec_old"],
+            "api_key": "rk_live_restricted",
+        },
         StripeCredentials,
-    )  # fmt: skip
+    )
     assert creds.webhook_secrets == ["whsec_new", "whsec_old"]
     assert msgspec.convert({"webhook_secret": "whsec_x"}, StripeCredentials).api_key is None
 
@@ -152,6 +160,11 @@ def test_plugin_loads_through_its_entry_point():
     assert info.capabilities == {"webhook", "pull"}
     assert set(info.webhook_event_types) == set(EVENT_TYPES) and len(EVENT_TYPES) == 7
     assert info.rate_limit is not None and info.rate_limit.requests == 25
-    for hook in ("journeyhub_pull", "journeyhub_verify_webhook", "journeyhub_handle_webhook",
-                 "journeyhub_check_connection", "journeyhub_authenticate"):  # fmt: skip
+    for hook in (
+        "journeyhub_pull",
+        "journeyhub_verify_webhook",
+        "journeyhub_handle_webhook",
+        "journeyhub_check_connection",
+        "journeyhub_authenticate",
+    ):
         assert registry.implements("stripe", hook)

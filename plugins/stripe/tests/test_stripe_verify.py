@@ -230,7 +230,10 @@ async def test_delivery_during_rotation_and_with_a_wrong_secret(
     wrong = await sandbox.deliver(event, gateway_stub.url, ["whsec_brandNew"], webhook_sender)
     assert (wrong.status_code, wrong.json()) == (401, {"reason": "bad_signature"})
     stale = await sandbox.deliver(
-        event, gateway_stub.url, [kit.secret], webhook_sender,
+        event,
+        gateway_stub.url,
+        [kit.secret],
+        webhook_sender,
         timestamp=int((datetime.now(UTC) - timedelta(minutes=10)).timestamp()),
-    )  # fmt: skip
+    )
     assert (stale.status_code, stale.json()) == (401, {"reason": "stale"})

@@ -134,8 +134,9 @@ def credentials(sandbox: StudioNinjaSandbox) -> dict[str, Any]:
 
 
 @pytest.fixture
-def hook(registry: PluginRegistry, http: VendorHttp, connection: Connection,
-         credentials: dict[str, Any]) -> Any:  # fmt: skip
+def hook(
+    registry: PluginRegistry, http: VendorHttp, connection: Connection, credentials: dict[str, Any]
+) -> Any:
     """``await hook("journeyhub_…", **kwargs)``: a vendor hook of this plugin."""
 
     async def call(name: str, **kwargs: Any) -> Any:
@@ -170,7 +171,13 @@ def push(hook: Any, connection: Connection) -> Any:
     async def call(item: JourneyEvent | DeliveryTask, **kwargs: Any) -> Any:
         conn = kwargs.get("connection", connection)
         task = item if isinstance(item, DeliveryTask) else make_task(item, conn)
-        return await hook("journeyhub_push", task=task, idempotency_key=task.id,
-                          suppressed=frozenset(), known=Known(), **kwargs)  # fmt: skip
+        return await hook(
+            "journeyhub_push",
+            task=task,
+            idempotency_key=task.id,
+            suppressed=frozenset(),
+            known=Known(),
+            **kwargs,
+        )
 
     return call

@@ -34,8 +34,9 @@ async def test_a_revoked_grant_needs_a_person(hook, sandbox, credentials):
 
 async def test_the_check_reads_the_calendar_and_the_form(hook, sandbox, new_connection):
     said = await hook("journeyhub_check_connection")
-    assert said == ("Google Calendar answered 200: calendar 'Sandbox Studio'; "
-                    "the enquiry form answered 200")  # fmt: skip
+    assert said == (
+        "Google Calendar answered 200: calendar 'Sandbox Studio'; the enquiry form answered 200"
+    )
     assert sandbox.forms.requests["GET 200"] == 1
     assert sandbox.submissions == []  # a check sends no enquiry
     no_form = new_connection(sandbox, enquiry_form_url=None)
@@ -76,6 +77,9 @@ def test_the_config_builds_gcal_settings_and_reuses_gcal_credentials(new_connect
     config = load_config(new_connection(sandbox, page_size=7, time_zone="Europe/London"))
     gcal = config.gcal()
     assert (gcal.calendar_id, gcal.page_size, gcal.time_zone) == (
-        sandbox.calendar_id, 7, "Europe/London")  # fmt: skip
+        sandbox.calendar_id,
+        7,
+        "Europe/London",
+    )
     assert gcal.api_base == sandbox.google.api_base
     msgspec.convert(sandbox.credentials(), GcalCredentials)  # the same credentials schema

@@ -14,18 +14,21 @@ from journeyhub.workers.sync import SyncWorker
 DAY = date(2026, 6, 20)
 
 
-async def studioninja_connection(gateway: Gateway, tenant: TenantKeys, hub: Hub,
-                                 sandbox) -> Connection:  # fmt: skip
+async def studioninja_connection(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub, sandbox
+) -> Connection:
     answer = await gateway.client.post(
         "/v1/connections",
         headers=tenant.headers(),
         json={
-            "vendor": "studioninja", "name": "studio", "direction": "bidirectional",
+            "vendor": "studioninja",
+            "name": "studio",
+            "direction": "bidirectional",
             # The scheduler in the background must not sync between the steps of this test.
             "config": {**sandbox.config(), "pull_interval_seconds": 3600},
             "credentials": sandbox.credentials(),
         },
-    )  # fmt: skip
+    )
     assert answer.status_code == 201, answer.text
     connection_id = answer.json()["id"]
     # This interval's scheduled sync counts as done: the test syncs when it means to.
@@ -40,8 +43,9 @@ async def test_moves_and_a_booked_lead_give_one_trigger_each(
 ) -> None:
     shoot = sandbox.add_entry("SHOOT", "Ada & Ben Wedding", DAY, location="Rose Barn")
     lead = sandbox.add_entry("LEAD", "Cleo & Dan Wedding", DAY + timedelta(days=7))
-    sandbox.google.user_add(summary="Dentist", start={"date": "2026-05-01"},
-                            end={"date": "2026-05-02"})  # fmt: skip
+    sandbox.google.user_add(
+        summary="Dentist", start={"date": "2026-05-01"}, end={"date": "2026-05-02"}
+    )
     connection = await studioninja_connection(gateway, tenant, hub, sandbox)
     worker = SyncWorker(hub)
 

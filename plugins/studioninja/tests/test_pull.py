@@ -36,15 +36,21 @@ async def test_entries_become_records_with_their_type_and_status(pull, sandbox):
     main_lead = sandbox.add_entry("MAIN SHOOT", "Gus & Hal", DAY + timedelta(days=21), lead=True)
     appt = sandbox.add_entry("APPOINTMENT", "Consultation Ada", datetime(2026, 4, 2, 10, 0))
     appt_lead = sandbox.add_entry("APPOINTMENT", "Call Cleo", datetime(2026, 4, 3, 9), lead=True)
-    sandbox.google.user_add(summary="Dentist", start={"date": "2026-05-01"},
-                            end={"date": "2026-05-02"})  # fmt: skip
-    sandbox.google.user_add(summary="Shoot with Sam (personal)", start={"date": "2026-05-03"},
-                            end={"date": "2026-05-04"})  # fmt: skip
+    sandbox.google.user_add(
+        summary="Dentist", start={"date": "2026-05-01"}, end={"date": "2026-05-02"}
+    )
+    sandbox.google.user_add(
+        summary="Shoot with Sam (personal)",
+        start={"date": "2026-05-03"},
+        end={"date": "2026-05-04"},
+    )
 
     records, _, _ = await pull_all(pull)
     shoots = by_kind(records, "shoot")
-    got = {vid: (r.fields["entry_type"], r.fields["status"], r.fields["name"])
-           for vid, r in shoots.items()}  # fmt: skip
+    got = {
+        vid: (r.fields["entry_type"], r.fields["status"], r.fields["name"])
+        for vid, r in shoots.items()
+    }
     assert got == {
         shoot["id"]: ("SHOOT", "confirmed", "Ada & Ben Wedding"),
         lead["id"]: ("LEAD", "lead", "Cleo & Dan Wedding"),
@@ -70,10 +76,12 @@ async def test_entries_become_records_with_their_type_and_status(pull, sandbox):
 
 
 async def test_paging_and_cursor_resume_through_gcal(pull, sandbox, new_connection):
-    ids = [sandbox.add_entry("SHOOT", f"Couple {n}", DAY + timedelta(days=n))["id"]
-           for n in range(5)]  # fmt: skip
-    sandbox.google.user_add(summary="Lunch", start={"date": "2026-06-22"},
-                            end={"date": "2026-06-23"})  # fmt: skip
+    ids = [
+        sandbox.add_entry("SHOOT", f"Couple {n}", DAY + timedelta(days=n))["id"] for n in range(5)
+    ]
+    sandbox.google.user_add(
+        summary="Lunch", start={"date": "2026-06-22"}, end={"date": "2026-06-23"}
+    )
     conn = new_connection(sandbox, page_size=2)
     records, pages, cursor = await pull_all(pull, connection=conn)
     assert [p.has_more for p in pages] == [True, True, False]  # 6 events, 2 a page
@@ -119,7 +127,10 @@ async def test_a_booked_lead_changes_its_job_status(pull, sandbox):
     # The entry itself changed too (kind shoot → calendar_event_changed).
     (shoot,) = by_kind(after, "shoot").values()
     assert (shoot.vendor_id, shoot.fields["entry_type"], shoot.fields["title"]) == (
-        lead["id"], "SHOOT", "SHOOT: Cleo & Dan Wedding")  # fmt: skip
+        lead["id"],
+        "SHOOT",
+        "SHOOT: Cleo & Dan Wedding",
+    )
     assert trigger_type("shoot", "status") == "calendar_event_changed"
 
 
@@ -138,8 +149,9 @@ async def test_a_lead_booked_as_a_new_event_is_still_the_same_job(pull, sandbox)
 
 async def test_deleted_entries_and_id_only_cancellations(pull, sandbox):
     entry = sandbox.add_entry("SHOOT", "Ada & Ben Wedding", DAY)
-    foreign = sandbox.google.user_add(summary="Dentist", start={"date": "2026-05-01"},
-                                      end={"date": "2026-05-02"})  # fmt: skip
+    foreign = sandbox.google.user_add(
+        summary="Dentist", start={"date": "2026-05-01"}, end={"date": "2026-05-02"}
+    )
     _, _, cursor = await pull_all(pull)
     sandbox.google.user_delete(entry["id"])
     sandbox.google.user_delete(foreign["id"])
@@ -161,8 +173,9 @@ async def test_deleted_entries_and_id_only_cancellations(pull, sandbox):
 async def test_title_patterns_and_job_ids_are_configurable(pull, sandbox, new_connection):
     sandbox.add_entry("SHOOT", "Ada & Ben", DAY, description="Studio Ninja job #4711")
     # Another studio's sync writes "Shoot - …": a case-insensitive pattern of its own.
-    sandbox.google.user_add(summary="Shoot - Eve & Finn", start={"date": "2026-07-01"},
-                            end={"date": "2026-07-02"})  # fmt: skip
+    sandbox.google.user_add(
+        summary="Shoot - Eve & Finn", start={"date": "2026-07-01"}, end={"date": "2026-07-02"}
+    )
     sandbox.add_entry("APPOINTMENT", "Consultation", DAY)
     conn = new_connection(
         sandbox,
@@ -170,9 +183,9 @@ async def test_title_patterns_and_job_ids_are_configurable(pull, sandbox, new_co
         job_id_pattern=r"job #(\d+)",
     )
     records, _, _ = await pull_all(pull, connection=conn)
-    assert sorted((r.fields["entry_type"], r.fields["name"])
-                  for r in records if r.kind == "shoot") == [
-        ("SHOOT", "Ada & Ben"), ("SHOOT", "Eve & Finn")]  # fmt: skip
+    assert sorted(
+        (r.fields["entry_type"], r.fields["name"]) for r in records if r.kind == "shoot"
+    ) == [("SHOOT", "Ada & Ben"), ("SHOOT", "Eve & Finn")]
     assert sorted(by_kind(records, "job")) == ["job:id:4711", "job:name:eve & finn"]
 
 

@@ -140,8 +140,9 @@ async def test_a_connection_without_a_form_cannot_push(
     conn = new_connection(sandbox, enquiry_form_url=None)
     with pytest.raises(PermanentError, match="enquiry_form_url"):
         await push(new_task(new_event(), conn), connection=conn)
-    bad = new_connection(sandbox, field_mappings=[
-        FieldMapping(source="client.id", target="journeyhub_reference")])  # fmt: skip
+    bad = new_connection(
+        sandbox, field_mappings=[FieldMapping(source="client.id", target="journeyhub_reference")]
+    )
     with pytest.raises(PermanentError, match="reference_field"):
         await push(new_task(new_event(), bad), connection=bad)
     assert sandbox.submissions == []

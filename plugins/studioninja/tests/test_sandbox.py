@@ -19,8 +19,9 @@ async def test_the_form_page_and_its_submissions(http, sandbox):
     assert [s.encoding for s in sandbox.submissions] == ["form", "json"]
     missing = await http.post(sandbox.forms.form_url, data={"email": "a@b.c"})
     assert missing.status_code == 400 and "first_name" in missing.text
-    bad_json = await http.post(sandbox.forms.form_url, content=b"[1]",
-                               headers={"content-type": "application/json"})  # fmt: skip
+    bad_json = await http.post(
+        sandbox.forms.form_url, content=b"[1]", headers={"content-type": "application/json"}
+    )
     assert bad_json.status_code == 400
     assert len(sandbox.submissions) == 2
     assert sandbox.forms.requests["POST 400"] == 2

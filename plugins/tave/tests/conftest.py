@@ -145,9 +145,12 @@ class HubMemory:
             kind="contact",
             vendor_id=contact["id"],
             email=contact.get("email"),
-            fields={"email": contact.get("email"), "first_name": contact.get("firstName"),
-                    "last_name": contact.get("lastName")},
-        )  # fmt: skip
+            fields={
+                "email": contact.get("email"),
+                "first_name": contact.get("firstName"),
+                "last_name": contact.get("lastName"),
+            },
+        )
 
     def forget_all(self) -> None:
         """The hub knows nothing (its records lost, or never learnt)."""
@@ -220,8 +223,9 @@ def push(
 
 
 @pytest.fixture
-def hook(registry: PluginRegistry, http: VendorHttp, connection: Connection,
-         credentials: dict[str, str]) -> Any:  # fmt: skip
+def hook(
+    registry: PluginRegistry, http: VendorHttp, connection: Connection, credentials: dict[str, str]
+) -> Any:
     """``await hook("journeyhub_pull", cursor=…)``: any vendor hook, defaults filled in."""
 
     async def call(name: str, **kwargs: Any) -> Any:

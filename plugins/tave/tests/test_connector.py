@@ -25,17 +25,27 @@ def test_default_mappings_are_valid_and_map_an_event(new_event):
     validate_mappings(DEFAULT_FIELD_MAPPINGS)
     mapped = apply_mappings(DEFAULT_FIELD_MAPPINGS, new_event(wedding={"date": "2026-06-20"}))
     assert mapped == {
-        "contact": {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com",
-                    "cellPhone": {"formatted": "+1 555 0100"}},
+        "contact": {
+            "firstName": "Ada",
+            "lastName": "Lovelace",
+            "email": "ada@example.com",
+            "cellPhone": {"formatted": "+1 555 0100"},
+        },
         "job": {"eventDate": "2026-06-20", "name": "Ada Lovelace wedding"},
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(
     "config",
-    [{"api_base": "ftp://x"}, {"page_size": 5}, {"page_size": 101}, {"external_service": "A B"},
-     {"timeout_seconds": 0}, {"unknown": 1}],
-)  # fmt: skip
+    [
+        {"api_base": "ftp://x"},
+        {"page_size": 5},
+        {"page_size": 101},
+        {"external_service": "A B"},
+        {"timeout_seconds": 0},
+        {"unknown": 1},
+    ],
+)
 def test_bad_config_is_refused(config):
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert(config, TaveConfig)

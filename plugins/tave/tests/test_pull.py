@@ -34,9 +34,15 @@ def paged(sandbox, new_connection):
 def seed(sandbox, contacts=25, jobs=12, step=0.0):
     made = {"contact": [], "job": []}
     for n in range(contacts):
-        made["contact"].append(sandbox.vendor_create(
-            "address-book", kind="person", firstName=f"C{n}", lastName="X",
-            email=f"c{n}@example.com")["id"])  # fmt: skip
+        made["contact"].append(
+            sandbox.vendor_create(
+                "address-book",
+                kind="person",
+                firstName=f"C{n}",
+                lastName="X",
+                email=f"c{n}@example.com",
+            )["id"]
+        )
         if step:
             sandbox.advance(step)
     for n in range(jobs):

@@ -34,8 +34,10 @@ async def test_journey_started_creates_contact_and_wedding_job(sandbox, push, ne
     assert (link["jobId"], link["contactId"], link["client"]) == (job["id"], contact["id"], True)
     assert result.status == "delivered"
     assert result.external_ids == {
-        "contact": contact["id"], "job": job["id"], "job_contact": link["id"]
-    }  # fmt: skip
+        "contact": contact["id"],
+        "job": job["id"],
+        "job_contact": link["id"],
+    }
     assert "api_key" not in repr(result) and sandbox.api_key not in repr(result)
 
 
@@ -88,10 +90,12 @@ async def test_crash_on_contact_create_without_email_finds_it_among_recent(
 async def test_studio_contact_the_pull_saw_with_the_same_email_is_adopted(
     sandbox, push, new_event, hub
 ):
-    studio_made = sandbox.vendor_create("address-book", kind="person", firstName="Ada",
-                                        lastName="L.", email="ADA@example.com")  # fmt: skip
-    sandbox.vendor_create("address-book", kind="person", firstName="Someone",
-                          email="not-ada@example.com")  # fmt: skip
+    studio_made = sandbox.vendor_create(
+        "address-book", kind="person", firstName="Ada", lastName="L.", email="ADA@example.com"
+    )
+    sandbox.vendor_create(
+        "address-book", kind="person", firstName="Someone", email="not-ada@example.com"
+    )
     hub.pulled_contact("cl_001", studio_made)
 
     result = await push(new_event())
@@ -106,10 +110,12 @@ async def test_studio_contact_the_pull_saw_with_the_same_email_is_adopted(
 async def test_on_a_retry_a_studio_contact_with_the_same_email_is_adopted_by_lookup(
     sandbox, push, new_event
 ):
-    studio_made = sandbox.vendor_create("address-book", kind="person", firstName="Ada",
-                                        lastName="L.", email="ADA@example.com")  # fmt: skip
-    sandbox.vendor_create("address-book", kind="person", firstName="Someone",
-                          email="not-ada@example.com")  # fmt: skip
+    studio_made = sandbox.vendor_create(
+        "address-book", kind="person", firstName="Ada", lastName="L.", email="ADA@example.com"
+    )
+    sandbox.vendor_create(
+        "address-book", kind="person", firstName="Someone", email="not-ada@example.com"
+    )
 
     result = await push(new_event(), known=Known(attempt=2))
 
@@ -223,10 +229,14 @@ async def test_client_updated_changes_contact_fields_and_wedding_date(sandbox, p
 
     updated = new_event(
         "client_updated",
-        client={"id": "cl_001", "name": "Ada King", "email": "ada@example.com",
-                "phone": "+44 20 7946 0000"},
+        client={
+            "id": "cl_001",
+            "name": "Ada King",
+            "email": "ada@example.com",
+            "phone": "+44 20 7946 0000",
+        },
         wedding={"date": "2026-09-12"},
-    )  # fmt: skip
+    )
     result = await push(updated)
 
     contact = only(sandbox.contacts)
@@ -244,8 +254,10 @@ async def test_client_with_a_new_email_is_found_through_the_journey_job(sandbox,
     for n in range(101):  # push our contact out of the "recently modified" page
         sandbox.advance(1)
         sandbox.vendor_create("address-book", kind="person", firstName=f"P{n}")
-    moved = new_event("client_updated", client={"id": "cl_001", "name": "Ada Lovelace",
-                                                "email": "ada@new.example"})  # fmt: skip
+    moved = new_event(
+        "client_updated",
+        client={"id": "cl_001", "name": "Ada Lovelace", "email": "ada@new.example"},
+    )
     # A retry the hub knows nothing for: only the lookups can find the contact.
     await push(moved, known=Known(attempt=2))
 

@@ -108,8 +108,13 @@ async def test_calls_per_event_on_a_first_attempt_with_what_the_hub_knows(
     assert completed == {"PUT /job/{id}": 1}
 
     # A second journey of the same client: its contact is known and unchanged.
-    second = new_event("journey_started", id="evt_second", journey_instance_id="ji_002",
-                       client=RENAMED, wedding={"date": "2026-09-12"})  # fmt: skip
+    second = new_event(
+        "journey_started",
+        id="evt_second",
+        journey_instance_id="ji_002",
+        client=RENAMED,
+        wedding={"date": "2026-09-12"},
+    )
     _, again = await measure(sandbox, push, second)
     assert again == {"POST /job": 1, "POST /job-contact": 1}
 
@@ -129,12 +134,26 @@ async def test_the_bench_mix_costs_at_most_2_5_calls_per_event(sandbox, push, ne
         client = {"id": f"cl_{n}", "name": f"Client {n}", "email": f"c{n}@example.com"}
         events.append(new_event(id=f"evt_start_{n}", journey_instance_id=f"ji_{n}", client=client))
     for n in range(7):
-        events.append(new_event("step_completed", id=f"evt_step_{n}", journey_instance_id=f"ji_{n}",
-                                client={"id": f"cl_{n}"}, step=STEP))  # fmt: skip
+        events.append(
+            new_event(
+                "step_completed",
+                id=f"evt_step_{n}",
+                journey_instance_id=f"ji_{n}",
+                client={"id": f"cl_{n}"},
+                step=STEP,
+            )
+        )
     for n in range(3):
         renamed = {"id": f"cl_{n}", "name": f"Renamed {n}", "email": f"c{n}@example.com"}
-        events.append(new_event("client_updated", id=f"evt_update_{n}", journey_instance_id=f"ji_{n}",
-                                client=renamed, wedding={"date": "2027-05-01"}))  # fmt: skip
+        events.append(
+            new_event(
+                "client_updated",
+                id=f"evt_update_{n}",
+                journey_instance_id=f"ji_{n}",
+                client=renamed,
+                wedding={"date": "2027-05-01"},
+            )
+        )
     for event in events:
         await push(new_task(event))
 
@@ -149,12 +168,14 @@ async def test_the_bench_mix_costs_at_most_2_5_calls_per_event(sandbox, push, ne
     ("event_type", "expected"),
     [
         ("journey_started", {"POST /address-book": 1, "POST /job": 1, "POST /job-contact": 1}),
-        ("step_completed", {"POST /address-book": 1, "POST /job": 1, "POST /job-contact": 1,
-                            "POST /note": 1}),
+        (
+            "step_completed",
+            {"POST /address-book": 1, "POST /job": 1, "POST /job-contact": 1, "POST /note": 1},
+        ),
         ("journey_completed", {"POST /address-book": 1, "POST /job": 1, "POST /job-contact": 1}),
         ("client_updated", {"POST /address-book": 1}),
     ],
-)  # fmt: skip
+)
 async def test_an_empty_known_on_a_first_attempt_makes_no_lookup(
     sandbox, push, new_event, warm, event_type, expected
 ):
@@ -226,8 +247,12 @@ async def test_records_are_reported_in_the_pulls_fields_with_their_refs(
         return {k: v for k, v in record.fields.items() if v is not None}
 
     [c] = synced(started, "contact")
-    assert (c.vendor_id, c.our_id, c.email, c.ref) == (contact["id"], "cl_001", "ada@example.com",
-                                                       None)  # fmt: skip
+    assert (c.vendor_id, c.our_id, c.email, c.ref) == (
+        contact["id"],
+        "cl_001",
+        "ada@example.com",
+        None,
+    )
     assert c.fields == pulled(contact_record(contact, MAPS))
     [j] = synced(started, "job")
     assert (j.vendor_id, j.our_id, j.ref) == (job["id"], "cl_001", "ji_001")
@@ -249,8 +274,9 @@ async def test_records_are_reported_in_the_pulls_fields_with_their_refs(
     # Only what the PUTs wrote, as the next pull will read it (our own echo).
     contact_now = pulled(contact_record(sandbox.contacts[0], MAPS))
     [c] = synced(updated, "contact")
-    assert c.fields == {k: contact_now[k] for k in ("first_name", "last_name", "name", "email",
-                                                    "phone")}  # fmt: skip
+    assert c.fields == {
+        k: contact_now[k] for k in ("first_name", "last_name", "name", "email", "phone")
+    }
     assert c.fields["name"] == "Ada King"
     [j] = synced(updated, "job")
     assert j.fields == {"wedding_date": "2026-09-12"}  # not the studio's guest count
@@ -325,8 +351,9 @@ async def test_a_known_job_the_studio_deleted_is_made_again_and_reported_deleted
         assert job["leadStatusName"] == "Completed"
 
     # The hub forgot the stale id: the next event goes straight to the new job.
-    _, counted = await measure(sandbox, push, new_task(new_event("step_completed", step=STEP),
-                                                       "tsk_after"))  # fmt: skip
+    _, counted = await measure(
+        sandbox, push, new_task(new_event("step_completed", step=STEP), "tsk_after")
+    )
     assert counted == {"POST /note": 1}
 
 

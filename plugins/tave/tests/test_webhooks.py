@@ -28,10 +28,15 @@ async def verify(hook, body: bytes, query: dict[str, str], credentials=None):
 
 def stored(body: bytes, receipt) -> StoredWebhook:
     return StoredWebhook(
-        vendor="tave", connection_id="con_test", tenant_id="ten_test",
-        event_id=receipt.event_id, event_type=receipt.event_type,
-        received_at=datetime.now(UTC), headers={}, body=body,
-    )  # fmt: skip
+        vendor="tave",
+        connection_id="con_test",
+        tenant_id="ten_test",
+        event_id=receipt.event_id,
+        event_type=receipt.event_type,
+        received_at=datetime.now(UTC),
+        headers={},
+        body=body,
+    )
 
 
 async def test_a_ping_with_the_token_is_accepted(hook):
@@ -62,11 +67,20 @@ async def test_a_ping_without_the_right_token_is_rejected(hook, query, creds, re
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"\xff\xfe\x00", b"[]", b"null", b'{"targetId": {"x": 1}}',
-     b'{"targetId": ""}', b'{"event": "contact.created"}',
-     b'{"targetId": "01abc", "event": "contact.exploded"}', b'{"targetId": true}',
-     b'{"targetId": "' + b"x" * 65 + b'"}'],
-)  # fmt: skip
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe\x00",
+        b"[]",
+        b"null",
+        b'{"targetId": {"x": 1}}',
+        b'{"targetId": ""}',
+        b'{"event": "contact.created"}',
+        b'{"targetId": "01abc", "event": "contact.exploded"}',
+        b'{"targetId": true}',
+        b'{"targetId": "' + b"x" * 65 + b'"}',
+    ],
+)
 async def test_garbage_bodies_are_bad_body_never_a_crash(hook, body):
     with pytest.raises(WebhookRejected) as rejected:
         await verify(hook, body, {"token": TOKEN})

@@ -68,13 +68,17 @@ class EmbeddedNats:
         log_file = self.store_dir / "nats-server.log"
         args = [
             nats_server_binary(),
-            "-a", "127.0.0.1",
-            "-p", str(self.port),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
             "-js",
-            "-sd", str(self.store_dir),
-            "-l", str(log_file),
+            "-sd",
+            str(self.store_dir),
+            "-l",
+            str(log_file),
             *self.extra_args,
-        ]  # fmt: skip
+        ]
         self.process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
             args,
             stdin=subprocess.DEVNULL,

@@ -88,8 +88,9 @@ def _count_calls(nc: NatsClient) -> None:
     requests and acks, so wrapping ``publish`` sees them all once."""
     publish = nc.publish
 
-    async def counted_publish(subject: str, payload: bytes = b"", reply: str = "",
-                              headers: dict[str, str] | None = None) -> None:  # fmt: skip
+    async def counted_publish(
+        subject: str, payload: bytes = b"", reply: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         metrics.child(metrics.bus_calls, _call_kind(subject, reply)).inc()
         await publish(subject, payload, reply=reply, headers=headers)
 
@@ -246,12 +247,17 @@ class Bus:
                 raise
             raise BusUnavailable(f"publish to {subject} failed: {exc!r}") from exc
 
-    async def pull(self, consumer: str, stream_kind: str, *, batch: int = 100,
-                   expires: float = 5.0) -> PullStream:  # fmt: skip
+    async def pull(
+        self, consumer: str, stream_kind: str, *, batch: int = 100, expires: float = 5.0
+    ) -> PullStream:
         """The durable ``consumer``'s messages as a stream (``bus/pull.py``)."""
         if self.nc is None:
             raise BusUnavailable("not connected to NATS")
         return await PullStream(
-            self.nc, self.subjects.stream(stream_kind), consumer, batch=batch, expires=expires,
+            self.nc,
+            self.subjects.stream(stream_kind),
+            consumer,
+            batch=batch,
+            expires=expires,
             ack_wait=float(self.settings.ack_wait_seconds),
-        ).open()  # fmt: skip
+        ).open()

@@ -30,8 +30,16 @@ HEARTBEAT = "100"  # a status that ends no request
 
 
 class PullStream:
-    def __init__(self, nc: NatsClient, stream: str, durable: str, *, batch: int,
-                 expires: float, ack_wait: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        nc: NatsClient,
+        stream: str,
+        durable: str,
+        *,
+        batch: int,
+        expires: float,
+        ack_wait: float,
+    ) -> None:
         self._nc = nc
         self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._batch = batch

@@ -16,8 +16,11 @@ from journeyhub.logs import configure_logging
 from journeyhub.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
-app = typer.Typer(help="journeyhub: keeps wedding vendors' tools in step with client journeys.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)  # fmt: skip
+app = typer.Typer(
+    help="journeyhub: keeps wedding vendors' tools in step with client journeys.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 plugins_app = typer.Typer(help="Connector plugins.", no_args_is_help=True)
 app.add_typer(plugins_app, name="plugins")
 

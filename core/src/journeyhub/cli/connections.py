@@ -72,9 +72,14 @@ def connections_add(
     secret = _json_option(credentials, "credentials")
     try:
         checked = validate_connection(
-            registry, vendor=vendor, direction=direction, config=_json_option(config, "config"),
-            credentials=secret, event_types=types, field_mappings=[],
-        )  # fmt: skip
+            registry,
+            vendor=vendor,
+            direction=direction,
+            config=_json_option(config, "config"),
+            credentials=secret,
+            event_types=types,
+            field_mappings=[],
+        )
     except HTTPException as exc:
         err.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from None
@@ -83,10 +88,17 @@ def connections_add(
         if not await store.tenants.exists(tenant):
             raise LookupError(f"no tenant {tenant!r}")
         return await store.connections.create(
-            tenant_id=tenant, vendor=vendor, name=name, direction=direction, enabled=True,
-            config=checked, credentials=secret, event_types=types, field_mappings=[],
+            tenant_id=tenant,
+            vendor=vendor,
+            name=name,
+            direction=direction,
+            enabled=True,
+            config=checked,
+            credentials=secret,
+            event_types=types,
+            field_mappings=[],
             actor=cli_actor(),
-        )  # fmt: skip
+        )
 
     try:
         created = run_async(lambda: with_store(settings, create))
@@ -134,9 +146,12 @@ def connections_test(connection_id: str, data_dir: DataDir = None) -> None:
         async with VendorHttp(timeout=15) as http:
             try:
                 answer = await registry.call(
-                    connection.vendor, "journeyhub_check_connection", connection=connection,
-                    credentials=credentials, http=http,
-                )  # fmt: skip
+                    connection.vendor,
+                    "journeyhub_check_connection",
+                    connection=connection,
+                    credentials=credentials,
+                    http=http,
+                )
             except (ConnectorError, ConnectorNotFound) as exc:
                 return False, str(exc)
         return True, str(answer)
@@ -192,9 +207,12 @@ def connections_import_csv(
             raise LookupError(f"no connection {connection_id!r}")
         connection, credentials = found
         drafts = await hub.registry.call(
-            connection.vendor, "journeyhub_import_csv", connection=connection,
-            credentials=credentials, text=text,
-        )  # fmt: skip
+            connection.vendor,
+            "journeyhub_import_csv",
+            connection=connection,
+            credentials=credentials,
+            text=text,
+        )
         new = 0
         with console.status(f"importing {len(drafts)} rows…"):
             new = await emit_triggers(hub, connection, list(drafts), f"import:{file.name}")

@@ -36,17 +36,41 @@ ErrorText = Annotated[
 
 @dlq_app.command("list")
 def dlq_list(
-    tenant: Tenant, connection: Connection = None, vendor: Vendor = None, since: Since = None,
-    error: ErrorText = None, limit: int = 50, data_dir: DataDir = None,
-) -> None:  # fmt: skip
+    tenant: Tenant,
+    connection: Connection = None,
+    vendor: Vendor = None,
+    since: Since = None,
+    error: ErrorText = None,
+    limit: int = 50,
+    data_dir: DataDir = None,
+) -> None:
     """Dead letters, newest first, with their last error."""
     settings = settings_or_exit(data_dir=data_dir)
-    rows = run_async(lambda: with_store(settings, lambda s: s.deliveries.list_dead(
-        tenant, limit=limit, connection_id=connection, vendor=vendor, since=since, error=error)))  # fmt: skip
+    rows = run_async(
+        lambda: with_store(
+            settings,
+            lambda s: s.deliveries.list_dead(
+                tenant,
+                limit=limit,
+                connection_id=connection,
+                vendor=vendor,
+                since=since,
+                error=error,
+            ),
+        )
+    )
     table = Table("id", "when", "vendor", "connection", "stage", "attempts", "replayed", "error")
     for r in rows:
-        table.add_row(r.id, f"{r.created_at:%Y-%m-%d %H:%M:%S}", r.vendor, r.connection_id, r.stage,
-                      str(r.attempts), str(r.replay_count), r.error[:80])  # fmt: skip
+        table.add_row(
+            r.id,
+            f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+            r.vendor,
+            r.connection_id,
+            r.stage,
+            str(r.attempts),
+            str(r.replay_count),
+            r.error[:80],
+        )
     console.print(table)
     console.print(f"{len(rows)} dead letter(s)")
 
@@ -54,10 +78,15 @@ def dlq_list(
 @dlq_app.command("replay")
 def dlq_replay(
     tenant: Tenant,
-    dead_letter_id: Annotated[list[str] | None, typer.Argument(help="Ids; none: all matching the filters")] = None,
-    connection: Connection = None, vendor: Vendor = None, since: Since = None,
-    error: ErrorText = None, data_dir: DataDir = None,
-) -> None:  # fmt: skip
+    dead_letter_id: Annotated[
+        list[str] | None, typer.Argument(help="Ids; none: all matching the filters")
+    ] = None,
+    connection: Connection = None,
+    vendor: Vendor = None,
+    since: Since = None,
+    error: ErrorText = None,
+    data_dir: DataDir = None,
+) -> None:
     """Put dead letters back on the bus (each is delivered once), with a progress bar."""
     from journeyhub.workers.deadletter import replay
 
@@ -74,9 +103,14 @@ def dlq_replay(
                 console.print(f"[yellow]no dead letter {item} for this tenant[/yellow]")
         else:
             rows = await hub.store.deliveries.list_dead(
-                tenant, limit=100_000, connection_id=connection, vendor=vendor, since=since,
-                error=error, pending_only=True,
-            )  # fmt: skip
+                tenant,
+                limit=100_000,
+                connection_id=connection,
+                vendor=vendor,
+                since=since,
+                error=error,
+                pending_only=True,
+            )
             rows.reverse()  # oldest first
         columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as progress:

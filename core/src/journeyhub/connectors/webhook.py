@@ -180,7 +180,11 @@ async def journeyhub_check_connection(
         return "inbound only: nothing to call"
     body = msgspec.json.encode({"type": "journeyhub.ping", "connection_id": connection.id})
     response = await post_signed(
-        http, config.url, credentials["secret"], f"ping_{connection.id}", body,
+        http,
+        config.url,
+        credentials["secret"],
+        f"ping_{connection.id}",
+        body,
         timeout=config.timeout_seconds,
-    )  # fmt: skip
+    )
     return f"{config.url.split('?')[0]} answered {response.status_code}"

@@ -99,8 +99,11 @@ class ZapierCredentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
 
     def __post_init__(self) -> None:
         # Also the inbound token, so it must be long enough not to be guessed.
-        if not (self.secret.startswith("whsec_") and signing.valid_secret(self.secret)
-                and len(self.secret) >= len("whsec_") + 24):  # fmt: skip
+        if not (
+            self.secret.startswith("whsec_")
+            and signing.valid_secret(self.secret)
+            and len(self.secret) >= len("whsec_") + 24
+        ):
             raise ValueError(
                 "secret must be a Standard Webhooks secret of 18+ bytes: whsec_<base64>"
             )
@@ -146,9 +149,14 @@ async def send_action(
     body = msgspec.json.encode(envelope)
     try:
         return await post_signed(
-            http, url, secret, msg_id, body, timeout=timeout,
+            http,
+            url,
+            secret,
+            msg_id,
+            body,
+            timeout=timeout,
             extra_headers={ACTION_HEADER: action},
-        )  # fmt: skip
+        )
     except ConnectorError as exc:
         if exc.vendor_status is None:  # timeouts and dropped connections name no URL
             raise
@@ -224,8 +232,9 @@ def pick(fields: Mapping[str, Any], *names: str) -> str | None:
     return None
 
 
-def _event_id(trigger: str, record_id: str | None, body: bytes, fields: Mapping[str, Any],
-              versioned: bool) -> str:  # fmt: skip
+def _event_id(
+    trigger: str, record_id: str | None, body: bytes, fields: Mapping[str, Any], versioned: bool
+) -> str:
     digest = hashlib.sha256(body).hexdigest()
     if record_id is None:
         # No id mapped in the Zap: a replay of the same run has the same body, hence the same

@@ -213,30 +213,48 @@ class TaskGate:
             return Decision(Verdict.WAIT, allowed.reason, max(0.2, allowed.wait))
         return None
 
-    def _decide_in_store(self, conn: Any, offers: list[Offer], dropped: list[str],
-                         busy: set[str], entries: dict[str, Entry]) -> list[Decision]:  # fmt: skip
+    def _decide_in_store(
+        self,
+        conn: Any,
+        offers: list[Offer],
+        dropped: list[str],
+        busy: set[str],
+        entries: dict[str, Entry],
+    ) -> list[Decision]:
         """The gate's one transaction: claim, read, decide, give back what waits, and read
         what the ready tasks' pushes take."""
         tasks = self.hub.store.tasks
         now = utcnow()
         tasks.finish(conn, dropped, DROPPED, now)
-        claimed = tasks.claim(conn, sorted({o.task.id for o in offers} - busy), self.holder,
-                              now + timedelta(seconds=self.hold_seconds))  # fmt: skip
+        claimed = tasks.claim(
+            conn,
+            sorted({o.task.id for o in offers} - busy),
+            self.holder,
+            now + timedelta(seconds=self.hold_seconds),
+        )
         rows = claimed | tasks.states(conn, sorted({o.task.id for o in offers} - set(claimed)))
         upto: dict[OrderKey, int] = {}
         for offer in offers:
             key = order_key(offer.task)
             upto[key] = max(upto.get(key, 0), offer.task.sequence)
-        decisions = decide(offers, rows, tasks.pending_around(conn, upto, now),
-                           holder=self.holder, now=now, busy=busy,
-                           held_wait=self.held_wait)  # fmt: skip
-        ready = {o.task.id for o, d in zip(offers, decisions, strict=True)
-                 if d.verdict == Verdict.READY}  # fmt: skip
+        decisions = decide(
+            offers,
+            rows,
+            tasks.pending_around(conn, upto, now),
+            holder=self.holder,
+            now=now,
+            busy=busy,
+            held_wait=self.held_wait,
+        )
+        ready = {
+            o.task.id for o, d in zip(offers, decisions, strict=True) if d.verdict == Verdict.READY
+        }
         tasks.unclaim(conn, [t for t in claimed if t not in ready], self.holder)
         return self._with_context(conn, offers, decisions, entries)
 
-    def _with_context(self, conn: Any, offers: list[Offer], decisions: list[Decision],
-                      entries: dict[str, Entry]) -> list[Decision]:  # fmt: skip
+    def _with_context(
+        self, conn: Any, offers: list[Offer], decisions: list[Decision], entries: dict[str, Entry]
+    ) -> list[Decision]:
         """Ready decisions get the connection and what its push takes: the vendor id map and
         the suppressed addresses, read in the gate's transaction for the whole batch."""
         registry = self.hub.registry

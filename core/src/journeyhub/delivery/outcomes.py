@@ -82,14 +82,23 @@ class Recorder:
         retried: dict[bool, list[str]] = {True: [], False: []}
         for outcome in outcomes:
             task = outcome.task
-            attempts.append({
-                "task_id": task.id, "tenant_id": task.tenant_id,
-                "connection_id": task.connection_id, "vendor": task.vendor,
-                "source_id": source_id(task), "attempt": outcome.attempt,
-                "status": outcome.status, "vendor_status": outcome.vendor_status,
-                "latency_ms": outcome.latency_ms, "external_ids": outcome.external_ids or None,
-                "error": outcome.error, "correlation_id": task.correlation_id, "created_at": now,
-            })  # fmt: skip
+            attempts.append(
+                {
+                    "task_id": task.id,
+                    "tenant_id": task.tenant_id,
+                    "connection_id": task.connection_id,
+                    "vendor": task.vendor,
+                    "source_id": source_id(task),
+                    "attempt": outcome.attempt,
+                    "status": outcome.status,
+                    "vendor_status": outcome.vendor_status,
+                    "latency_ms": outcome.latency_ms,
+                    "external_ids": outcome.external_ids or None,
+                    "error": outcome.error,
+                    "correlation_id": task.correlation_id,
+                    "created_at": now,
+                }
+            )
             state = FINISHED.get(outcome.status)
             if state is not None:
                 finished.setdefault(state, []).append(task.id)
@@ -99,13 +108,22 @@ class Recorder:
             dead_id = new_id("dlq") if draft is not None else None
             dead_ids.append(dead_id)
             if draft is not None:
-                dead_letters.append({
-                    "id": dead_id, "tenant_id": task.tenant_id,
-                    "connection_id": task.connection_id, "vendor": task.vendor, "stage": "push",
-                    "subject": draft.subject, "msg_id": draft.msg_id, "payload": draft.payload,
-                    "error": draft.error, "attempts": draft.attempts, "created_at": now,
-                    "replay_count": 0,
-                })  # fmt: skip
+                dead_letters.append(
+                    {
+                        "id": dead_id,
+                        "tenant_id": task.tenant_id,
+                        "connection_id": task.connection_id,
+                        "vendor": task.vendor,
+                        "stage": "push",
+                        "subject": draft.subject,
+                        "msg_id": draft.msg_id,
+                        "payload": draft.payload,
+                        "error": draft.error,
+                        "attempts": draft.attempts,
+                        "created_at": now,
+                        "replay_count": 0,
+                    }
+                )
         records = [(o.task.connection_id, r) for o in outcomes for r in o.records]
         tasks = self.store.tasks
 

@@ -280,8 +280,12 @@ class ConnectionsController(Controller):
             raise NotFoundException("no such connection")
         hub.connections.invalidate(connection_id, principal.tenant_id)
 
-    @post("/{connection_id:str}/test", operation_id="testConnection", guards=[require("admin")],
-          status_code=200)  # fmt: skip
+    @post(
+        "/{connection_id:str}/test",
+        operation_id="testConnection",
+        guards=[require("admin")],
+        status_code=200,
+    )
     async def test_connection(
         self, request: Request, hub: NamedDependency[Hub], connection_id: FromPath[str]
     ) -> ConnectionTestResult:
@@ -289,8 +293,13 @@ class ConnectionsController(Controller):
         await _owned(hub, request, connection_id)
         return await check_connection(hub, connection_id)
 
-    @post("/{connection_id:str}/sync", operation_id="syncConnection", guards=[require("admin")],
-          status_code=202, responses=problems(422))  # fmt: skip
+    @post(
+        "/{connection_id:str}/sync",
+        operation_id="syncConnection",
+        guards=[require("admin")],
+        status_code=202,
+        responses=problems(422),
+    )
     async def sync_connection(
         self, request: Request, hub: NamedDependency[Hub], connection_id: FromPath[str]
     ) -> SyncRequested:
@@ -301,11 +310,15 @@ class ConnectionsController(Controller):
         if not can_pull(hub, connection):
             raise UnprocessableInput(
                 f"{connection.vendor} connection cannot be pulled (no pull capability, outbound, "
-                "disabled or waiting for re-authorisation)", field="$.connection_id",
-            )  # fmt: skip
+                "disabled or waiting for re-authorisation)",
+                field="$.connection_id",
+            )
         await request_sync(hub, connection.id)
-        return SyncRequested(connection_id=connection.id, requested=True,
-                             detail="a worker pulls within a few seconds")  # fmt: skip
+        return SyncRequested(
+            connection_id=connection.id,
+            requested=True,
+            detail="a worker pulls within a few seconds",
+        )
 
 
 async def check_connection(

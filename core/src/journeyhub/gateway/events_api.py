@@ -36,8 +36,13 @@ class EventsAccepted(msgspec.Struct):
     duplicates: list[str]
 
 
-async def accept_events(hub: Hub, state: Any, principal: Principal,
-                        data: JourneyEvent | list[JourneyEvent] | None, request_id: str) -> Answer:  # fmt: skip
+async def accept_events(
+    hub: Hub,
+    state: Any,
+    principal: Principal,
+    data: JourneyEvent | list[JourneyEvent] | None,
+    request_id: str,
+) -> Answer:
     """Store a request's events on the bus; the answer to give: 202 once durable, 422 naming
     the bad field, 429 over the tenant's rate (with ``Retry-After``; nothing stored), 503 if
     not stored."""
@@ -58,10 +63,13 @@ async def accept_events(hub: Hub, state: Any, principal: Principal,
         wait = limiter.take(principal.tenant_id, len(batch))
         if wait > 0:
             metrics.child(metrics.events_received, "rate_limited").inc(len(batch))
-            detail = (f"over this tenant's rate of {limiter.rate:g} events/s; nothing was "
-                      "stored: retry after Retry-After seconds")  # fmt: skip
-            return Answer(429, {"status_code": 429, "detail": detail},
-                          retry_after=retry_after_header(wait))  # fmt: skip
+            detail = (
+                f"over this tenant's rate of {limiter.rate:g} events/s; nothing was "
+                "stored: retry after Retry-After seconds"
+            )
+            return Answer(
+                429, {"status_code": 429, "detail": detail}, retry_after=retry_after_header(wait)
+            )
     subject = hub.bus.subjects.events(principal.tenant_id)
     # Each event's journey has its own correlation id: the request's id, then the event's.
     correlation = {e.id: child_correlation_id(request_id, e.id) for e in batch}
@@ -80,9 +88,14 @@ async def accept_events(hub: Hub, state: Any, principal: Principal,
     except BusUnavailable:
         metrics.child(metrics.events_received, "bus_unavailable").inc(len(batch))
         # Some may be stored: sending the same ids again is safe (they are deduplicated).
-        return Answer(503, {"status_code": 503, "detail": "not stored: the bus is unavailable; "
-                                                          "retry with the same ids"},
-                      retry_after="5")  # fmt: skip
+        return Answer(
+            503,
+            {
+                "status_code": 503,
+                "detail": "not stored: the bus is unavailable; retry with the same ids",
+            },
+            retry_after="5",
+        )
     duplicates = [e.id for e, ack in zip(batch, acks, strict=True) if ack.duplicate]
     for event, ack in zip(batch, acks, strict=True):
         with correlation_scope(correlation[event.id], event_id=event.id):

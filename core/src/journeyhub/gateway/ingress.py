@@ -90,8 +90,14 @@ class Ingress:
                     return
         await self.app(scope, receive, send)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send,
-                     route: Callable[..., Awaitable[Answer]], bound: dict[str, str]) -> None:  # fmt: skip
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: Callable[..., Awaitable[Answer]],
+        bound: dict[str, str],
+    ) -> None:
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope["headers"]
@@ -131,19 +137,35 @@ class Ingress:
                 raise
             await answer(500, b'{"status_code":500,"detail":"internal error"}')
 
-    async def _webhook(self, scope: Scope, receive: Receive, headers: dict[str, str],
-                       request_id: str, *, vendor: str, connection_id: str) -> Answer:  # fmt: skip
+    async def _webhook(
+        self,
+        scope: Scope,
+        receive: Receive,
+        headers: dict[str, str],
+        request_id: str,
+        *,
+        vendor: str,
+        connection_id: str,
+    ) -> Answer:
         body = await read_body(receive, headers.get("content-length"), self.webhook_limit)
         raw_query = scope.get("query_string") or b""
         query: dict[str, str] = {}
         if raw_query:
             for key, value in parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True):
                 query.setdefault(key, value)  # the first of repeated names, as Litestar
-        return await webhooks.accept(self.hub, vendor, connection_id, headers=headers,
-                                     body=body, query=query, request_id=request_id)  # fmt: skip
+        return await webhooks.accept(
+            self.hub,
+            vendor,
+            connection_id,
+            headers=headers,
+            body=body,
+            query=query,
+            request_id=request_id,
+        )
 
-    async def _events(self, scope: Scope, receive: Receive, headers: dict[str, str],
-                      request_id: str) -> Answer:  # fmt: skip
+    async def _events(
+        self, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str
+    ) -> Answer:
         scheme, _, presented = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             return problem(401, "missing API key: send 'Authorization: Bearer <tenant key>'")
@@ -158,7 +180,10 @@ class Ingress:
         try:
             events = decode_json(body, EventsBody) if body else None
         except UnprocessableInput as exc:
-            return Answer(exc.status_code, {"status_code": exc.status_code,
-                                            "detail": exc.detail, "extra": exc.extra})  # fmt: skip
-        return await events_api.accept_events(self.hub, self.app.state, principal, events,
-                                              request_id)  # fmt: skip
+            return Answer(
+                exc.status_code,
+                {"status_code": exc.status_code, "detail": exc.detail, "extra": exc.extra},
+            )
+        return await events_api.accept_events(
+            self.hub, self.app.state, principal, events, request_id
+        )

@@ -127,10 +127,18 @@ def _payload(raw: bytes) -> Any:
 
 def dead_view(row: Any) -> DeadLetterView:
     return DeadLetterView(
-        id=row.id, connection_id=row.connection_id, vendor=row.vendor, stage=row.stage,
-        subject=row.subject, error=row.error, attempts=row.attempts, created_at=row.created_at,
-        replayed_at=row.replayed_at, replay_count=row.replay_count, payload=_payload(row.payload),
-    )  # fmt: skip
+        id=row.id,
+        connection_id=row.connection_id,
+        vendor=row.vendor,
+        stage=row.stage,
+        subject=row.subject,
+        error=row.error,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        replayed_at=row.replayed_at,
+        replay_count=row.replay_count,
+        payload=_payload(row.payload),
+    )
 
 
 class OperationsController(Controller):
@@ -139,34 +147,58 @@ class OperationsController(Controller):
 
     @get("/deliveries", operation_id="listDeliveries", guards=[require("read")])
     async def deliveries(
-        self, request: Request, hub: NamedDependency[Hub], connection_id: FromQuery[str | None] = None,
-        status: FromQuery[str | None] = None, since: Moment = None, limit: FromQuery[int] = 100,
-    ) -> list[DeliveryView]:  # fmt: skip
+        self,
+        request: Request,
+        hub: NamedDependency[Hub],
+        connection_id: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        since: Moment = None,
+        limit: FromQuery[int] = 100,
+    ) -> list[DeliveryView]:
         """Delivery attempts, newest first."""
         principal: Principal = request.user
         rows = await hub.store.deliveries.list(
-            principal.tenant_id, connection_id=connection_id, status=status, since=moment(since, "since"),
+            principal.tenant_id,
+            connection_id=connection_id,
+            status=status,
+            since=moment(since, "since"),
             limit=min(max(limit, 1), 1000),
-        )  # fmt: skip
+        )
         return [msgspec.convert(r, DeliveryView, from_attributes=True) for r in rows]
 
     @get("/dlq", operation_id="listDeadLetters", guards=[require("read")])
     async def dead_letters(
-        self, request: Request, hub: NamedDependency[Hub], connection_id: FromQuery[str | None] = None,
-        vendor: FromQuery[str | None] = None, since: Moment = None, until: Moment = None,
-        error: FromQuery[str | None] = None, pending_only: FromQuery[bool] = False, limit: FromQuery[int] = 100,
-    ) -> list[DeadLetterView]:  # fmt: skip
+        self,
+        request: Request,
+        hub: NamedDependency[Hub],
+        connection_id: FromQuery[str | None] = None,
+        vendor: FromQuery[str | None] = None,
+        since: Moment = None,
+        until: Moment = None,
+        error: FromQuery[str | None] = None,
+        pending_only: FromQuery[bool] = False,
+        limit: FromQuery[int] = 100,
+    ) -> list[DeadLetterView]:
         """Dead letters, newest first; filter by connection, vendor, time and error text."""
         principal: Principal = request.user
         rows = await hub.store.deliveries.list_dead(
-            principal.tenant_id, limit=min(max(limit, 1), 1000), connection_id=connection_id,
-            vendor=vendor, since=moment(since, "since"), until=moment(until, "until"), error=error,
+            principal.tenant_id,
+            limit=min(max(limit, 1), 1000),
+            connection_id=connection_id,
+            vendor=vendor,
+            since=moment(since, "since"),
+            until=moment(until, "until"),
+            error=error,
             pending_only=pending_only,
-        )  # fmt: skip
+        )
         return [dead_view(r) for r in rows]
 
-    @post("/dlq/{dead_letter_id:str}/replay", operation_id="replayDeadLetter",
-          guards=[require("admin")], status_code=202)  # fmt: skip
+    @post(
+        "/dlq/{dead_letter_id:str}/replay",
+        operation_id="replayDeadLetter",
+        guards=[require("admin")],
+        status_code=202,
+    )
     async def replay_one(
         self, request: Request, hub: NamedDependency[Hub], dead_letter_id: FromPath[str]
     ) -> ReplayResult:
@@ -198,19 +230,27 @@ class OperationsController(Controller):
         principal: Principal = request.user
         query = data or ReplayFilter()
         rows = await hub.store.deliveries.list_dead(
-            principal.tenant_id, limit=min(max(query.limit, 1), 10_000),
-            connection_id=query.connection_id, vendor=query.vendor, since=query.since,
-            until=query.until, error=query.error, pending_only=True,
-        )  # fmt: skip
+            principal.tenant_id,
+            limit=min(max(query.limit, 1), 10_000),
+            connection_id=query.connection_id,
+            vendor=query.vendor,
+            since=query.since,
+            until=query.until,
+            error=query.error,
+            pending_only=True,
+        )
         for row in reversed(rows):  # oldest first
             await replay(hub, row, principal.actor)
         return ReplayResult(replayed=[r.id for r in reversed(rows)])
 
     @get("/triggers", operation_id="listTriggers", guards=[require("read")])
     async def triggers(
-        self, request: Request, hub: NamedDependency[Hub], connection_id: FromQuery[str | None] = None,
+        self,
+        request: Request,
+        hub: NamedDependency[Hub],
+        connection_id: FromQuery[str | None] = None,
         limit: FromQuery[int] = 100,
-    ) -> list[TriggerView]:  # fmt: skip
+    ) -> list[TriggerView]:
         """Triggers emitted to the journey engine, newest first."""
         principal: Principal = request.user
         rows = await hub.store.triggers.list(
@@ -220,15 +260,25 @@ class OperationsController(Controller):
 
     @get("/audit", operation_id="listAudit", guards=[require("read")])
     async def audit(
-        self, request: Request, hub: NamedDependency[Hub], since: Moment = None,
-        until: Moment = None, actor: FromQuery[str | None] = None, action: FromQuery[str | None] = None,
-        connection_id: FromQuery[str | None] = None, limit: FromQuery[int] = 100,
-    ) -> list[AuditView]:  # fmt: skip
+        self,
+        request: Request,
+        hub: NamedDependency[Hub],
+        since: Moment = None,
+        until: Moment = None,
+        actor: FromQuery[str | None] = None,
+        action: FromQuery[str | None] = None,
+        connection_id: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 100,
+    ) -> list[AuditView]:
         """Configuration changes, keys, replays and conflict resolutions, newest first."""
         principal: Principal = request.user
         rows = await hub.store.audit.list(
-            principal.tenant_id, since=moment(since, "since"), until=moment(until, "until"), actor=actor,
+            principal.tenant_id,
+            since=moment(since, "since"),
+            until=moment(until, "until"),
+            actor=actor,
             action=action,
-            connection_id=connection_id, limit=min(max(limit, 1), 1000),
-        )  # fmt: skip
+            connection_id=connection_id,
+            limit=min(max(limit, 1), 1000),
+        )
         return [msgspec.convert(r, AuditView, from_attributes=True) for r in rows]

@@ -132,8 +132,12 @@ async def accept(
     # At debug only: a line per accepted webhook was the largest cost of the gateway after
     # the publish. The stored webhook carries the request id, and the inbound worker's line
     # for its batch lists it.
-    log.debug("webhook_stored", event_id=receipt.event_id, event_type=receipt.event_type,
-              duplicate=duplicate)  # fmt: skip
+    log.debug(
+        "webhook_stored",
+        event_id=receipt.event_id,
+        event_type=receipt.event_type,
+        duplicate=duplicate,
+    )
     return Answer(
         200, WebhookAccepted(received=True, duplicate=duplicate, event_id=receipt.event_id)
     )

@@ -40,8 +40,9 @@ class Authenticator:
         self.holder = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def credentials(self, connection: Connection, credentials: dict[str, Any], *,
-                          refused: bool = False) -> dict[str, Any]:  # fmt: skip
+    async def credentials(
+        self, connection: Connection, credentials: dict[str, Any], *, refused: bool = False
+    ) -> dict[str, Any]:
         """Credentials to call the vendor with now (refreshed when the plugin says so).
 
         Credentials that say they are good for a while yet (``expires_at``, in epoch seconds,
@@ -69,9 +70,13 @@ class Authenticator:
                 current = await self._stored(connection.id) or current
                 try:
                     refreshed = await self.hub.registry.call(
-                        connection.vendor, "journeyhub_authenticate", connection=connection,
-                        credentials=current, http=self.hub.http, refused=refused,
-                    )  # fmt: skip
+                        connection.vendor,
+                        "journeyhub_authenticate",
+                        connection=connection,
+                        credentials=current,
+                        http=self.hub.http,
+                        refused=refused,
+                    )
                 except ReauthRequired as exc:
                     await self.mark_needs_reauth(connection, exc.message)
                     raise
@@ -96,7 +101,10 @@ class Authenticator:
         await self.hub.store.connections.set_status(connection.id, "needs_reauth")
         self.hub.connections.invalidate(connection.id, connection.tenant_id)
         await self.hub.store.audit.record(
-            tenant_id=connection.tenant_id, actor="system", action="connection.needs_reauth",
-            connection_id=connection.id, after={"reason": reason},
-        )  # fmt: skip
+            tenant_id=connection.tenant_id,
+            actor="system",
+            action="connection.needs_reauth",
+            connection_id=connection.id,
+            after={"reason": reason},
+        )
         log.error("connection_needs_reauth", connection_id=connection.id, reason=reason)

@@ -48,8 +48,15 @@ class Decision:
 
 
 class Breakers:
-    def __init__(self, store: Store, *, holder: str, threshold: int = 5, cooldown: float = 30.0,
-                 cache_ttl: float = 0.5) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        *,
+        holder: str,
+        threshold: int = 5,
+        cooldown: float = 30.0,
+        cache_ttl: float = 0.5,
+    ) -> None:
         self.store = store
         self.holder = holder
         self.threshold = threshold
@@ -83,8 +90,11 @@ class Breakers:
                 if row is None:
                     if expect is not None and expect.state != CLOSED:
                         return False
-                    s.add(Lease(name=name, holder=self.holder, state=new.to_json(),
-                                expires_at=utcnow()))  # fmt: skip
+                    s.add(
+                        Lease(
+                            name=name, holder=self.holder, state=new.to_json(), expires_at=utcnow()
+                        )
+                    )
                 else:
                     current = BreakerState(**row.state) if row.state else BreakerState()
                     if expect is not None and (current.state, current.probe_holder) != (
@@ -93,10 +103,10 @@ class Breakers:
                     ):
                         return False
                     await s.execute(
-                        update(Lease).where(Lease.name == name).values(
-                            state=new.to_json(), holder=self.holder, expires_at=utcnow()
-                        )
-                    )  # fmt: skip
+                        update(Lease)
+                        .where(Lease.name == name)
+                        .values(state=new.to_json(), holder=self.holder, expires_at=utcnow())
+                    )
         except IntegrityError:
             return False
         self._cache[connection_id] = (time.monotonic() + self.cache_ttl, new)
@@ -116,11 +126,14 @@ class Breakers:
                 return Decision(False, remaining, reason="circuit open")
             fresh = await self.state(connection_id, fresh=True)
             if fresh.state != OPEN:
-                return await self.allow(connection_id) if fresh.state == CLOSED else Decision(
-                    False, 1.0, reason="half-open probe in progress"
-                )  # fmt: skip
-            probe = BreakerState(HALF_OPEN, fresh.failures, fresh.opened_at, fresh.paused_until,
-                                 self.holder)  # fmt: skip
+                return (
+                    await self.allow(connection_id)
+                    if fresh.state == CLOSED
+                    else Decision(False, 1.0, reason="half-open probe in progress")
+                )
+            probe = BreakerState(
+                HALF_OPEN, fresh.failures, fresh.opened_at, fresh.paused_until, self.holder
+            )
             if await self._write(connection_id, probe, expect=fresh):
                 return Decision(True, probe=True)
             return Decision(False, 1.0, reason="half-open probe taken by another worker")

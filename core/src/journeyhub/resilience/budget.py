@@ -160,9 +160,12 @@ class BusLedger:
                     self._kv = await js.key_value(self.bucket)
                 except BucketNotFoundError:
                     config = KeyValueConfig(
-                        bucket=self.bucket, history=1, ttl=KEY_TTL, storage=StorageType.FILE,
+                        bucket=self.bucket,
+                        history=1,
+                        ttl=KEY_TTL,
+                        storage=StorageType.FILE,
                         replicas=self.bus.replicas,
-                    )  # fmt: skip
+                    )
                     self.round_trips += 1
                     try:
                         self._kv = await js.create_key_value(config)
@@ -199,8 +202,15 @@ class BusLedger:
                     self._optimistic[key] = True
             now = self.clock()
             state = conform(state, interval, lanes, now, key=key)
-            grants = take(state.until, interval=interval, lanes=lanes, want=want, count=count,
-                          at=now + lead, avoid=avoid)  # fmt: skip
+            grants = take(
+                state.until,
+                interval=interval,
+                lanes=lanes,
+                want=want,
+                count=count,
+                at=now + lead,
+                avoid=avoid,
+            )
             if not grants:
                 return []
             until = list(state.until)

@@ -175,9 +175,14 @@ class SharedLimiter:
         began = time.monotonic()
         count = self.chunk() + (1 if cold else 0)
         grants = await self.ledger.reserve(
-            self.key, interval=self.interval, lanes=self.lanes, want=want, count=count,
-            lead=self._lead, avoid=stocked,
-        )  # fmt: skip
+            self.key,
+            interval=self.interval,
+            lanes=self.lanes,
+            want=want,
+            count=count,
+            lead=self._lead,
+            avoid=stocked,
+        )
         took = time.monotonic() - began
         self._lead = took if self.reservations == 0 else 0.8 * self._lead + 0.2 * took
         self.reservations += 1

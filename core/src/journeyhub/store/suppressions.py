@@ -18,6 +18,8 @@ def suppressed_among(conn: Connection, wanted: set[tuple[str, str]]) -> set[tupl
     """Which (tenant id, lower-case email) pairs of ``wanted`` are on the suppression list."""
     if not wanted:
         return set()
-    rows = conn.execute(_AMONG, {"tenants": sorted({t for t, _ in wanted}),
-                                 "emails": sorted({e for _, e in wanted})})  # fmt: skip
+    rows = conn.execute(
+        _AMONG,
+        {"tenants": sorted({t for t, _ in wanted}), "emails": sorted({e for _, e in wanted})},
+    )
     return {(tenant, email) for tenant, email in rows} & wanted

@@ -43,13 +43,15 @@ _KNOWN_BY_EMAIL = select(*_LINK_COLUMNS).where(
 # One IN list per column of the unique (connection, kind, vendor id) index, not a row-value IN:
 # SQLite answers a row-value IN by scanning the whole table. The caller keeps the exact keys.
 _PUSHED_FIELDS = select(
-    SYNC_LINKS.c.connection_id, SYNC_LINKS.c.kind, SYNC_LINKS.c.vendor_id,
+    SYNC_LINKS.c.connection_id,
+    SYNC_LINKS.c.kind,
+    SYNC_LINKS.c.vendor_id,
     SYNC_LINKS.c.pushed_fields,
 ).where(
     SYNC_LINKS.c.connection_id.in_(_CONNECTIONS),
     SYNC_LINKS.c.kind.in_(bindparam("kinds", expanding=True)),
     SYNC_LINKS.c.vendor_id.in_(bindparam("vendor_ids", expanding=True)),
-)  # fmt: skip
+)
 
 
 class SyncRepo:
@@ -131,12 +133,15 @@ class SyncRepo:
             latest[(connection_id, record.kind, record.vendor_id)] = record
         existing = {
             (row[0], row[1], row[2]): row[3]
-            for row in conn.execute(_PUSHED_FIELDS, {
-                "connections": sorted({key[0] for key in latest}),
-                "kinds": sorted({key[1] for key in latest}),
-                "vendor_ids": sorted({key[2] for key in latest}),
-            })
-        }  # fmt: skip
+            for row in conn.execute(
+                _PUSHED_FIELDS,
+                {
+                    "connections": sorted({key[0] for key in latest}),
+                    "kinds": sorted({key[1] for key in latest}),
+                    "vendor_ids": sorted({key[2] for key in latest}),
+                },
+            )
+        }
         rows = []
         for (connection_id, kind, vendor_id), record in latest.items():
             pushed = (

@@ -61,10 +61,11 @@ _CLAIM = (
             TASKS.c.held_by == bindparam("holder"),
         ),
     )
-    .values(held_by=bindparam("holder"), held_until=bindparam("until"),
-            attempts=TASKS.c.attempts + 1)
+    .values(
+        held_by=bindparam("holder"), held_until=bindparam("until"), attempts=TASKS.c.attempts + 1
+    )
     .returning(*STATE_COLUMNS)
-)  # fmt: skip
+)
 _UNCLAIM = (
     update(TASKS)
     .where(TASKS.c.task_id.in_(_IDS), TASKS.c.held_by == bindparam("holder"))
@@ -72,8 +73,13 @@ _UNCLAIM = (
 )
 _STATES = select(*STATE_COLUMNS).where(TASKS.c.task_id.in_(_IDS))
 _PENDING_AROUND = (
-    select(TASKS.c.connection_id, TASKS.c.order_key, TASKS.c.sequence, TASKS.c.task_id,
-           TASKS.c.held_until)
+    select(
+        TASKS.c.connection_id,
+        TASKS.c.order_key,
+        TASKS.c.sequence,
+        TASKS.c.task_id,
+        TASKS.c.held_until,
+    )
     .where(
         IS_PENDING,
         # An IN list per column, not a row-value IN: SQLite would scan every pending task.
@@ -82,7 +88,7 @@ _PENDING_AROUND = (
         or_(TASKS.c.sequence <= bindparam("upto"), TASKS.c.held_until > bindparam("now")),
     )
     .order_by(TASKS.c.sequence)
-)  # fmt: skip
+)
 _DEAD_AMONG = (
     select(TASKS.c.connection_id, TASKS.c.order_key)
     .where(
@@ -95,9 +101,10 @@ _DEAD_AMONG = (
 _FINISH = (
     update(TASKS)
     .where(TASKS.c.task_id.in_(_IDS))
-    .values(state=bindparam("new_state"), held_by=None, held_until=None,
-            finished_at=bindparam("now"))
-)  # fmt: skip
+    .values(
+        state=bindparam("new_state"), held_by=None, held_until=None, finished_at=bindparam("now")
+    )
+)
 _RETRY = (
     update(TASKS)
     .where(TASKS.c.task_id.in_(_IDS), TASKS.c.held_by == bindparam("holder"))
@@ -180,12 +187,15 @@ class TaskRepo:
         if not upto:
             return {}
         found: dict[OrderKey, list[Pending]] = defaultdict(list)
-        rows = conn.execute(_PENDING_AROUND, {
-            "connections": sorted({key[0] for key in upto}),
-            "order_keys": sorted({key[1] for key in upto}),
-            "upto": max(upto.values()),
-            "now": now,
-        })  # fmt: skip
+        rows = conn.execute(
+            _PENDING_AROUND,
+            {
+                "connections": sorted({key[0] for key in upto}),
+                "order_keys": sorted({key[1] for key in upto}),
+                "upto": max(upto.values()),
+                "now": now,
+            },
+        )
         for connection_id, order_key, sequence, task_id, held_until in rows:
             limit = upto.get((connection_id, order_key))
             held = held_until is not None and held_until > now
@@ -197,8 +207,13 @@ class TaskRepo:
         """The (connection, client) keys among ``keys`` that have a dead-lettered task."""
         if not keys:
             return set()
-        rows = conn.execute(_DEAD_AMONG, {"connections": sorted({k[0] for k in keys}),
-                                          "order_keys": sorted({k[1] for k in keys})})  # fmt: skip
+        rows = conn.execute(
+            _DEAD_AMONG,
+            {
+                "connections": sorted({k[0] for k in keys}),
+                "order_keys": sorted({k[1] for k in keys}),
+            },
+        )
         return {(connection_id, order_key) for connection_id, order_key in rows} & keys
 
     # --- outcomes ---------------------------------------------------------------------------------
@@ -219,8 +234,13 @@ class TaskRepo:
         failures counted afresh. A task delivered since (its dead letter replayed before) is
         left done: the replay finds it so and pushes nothing."""
         insert = self.store.insert(TASKS).values(pending_row(task, utcnow()))
-        reopened = {"state": PENDING, "failures": 0, "held_by": None, "held_until": None,
-                    "finished_at": None}  # fmt: skip
+        reopened = {
+            "state": PENDING,
+            "failures": 0,
+            "held_by": None,
+            "held_until": None,
+            "finished_at": None,
+        }
         conn.execute(
             insert.on_conflict_do_update(
                 index_elements=["task_id"], set_=reopened, where=TASKS.c.state == DEAD

@@ -142,9 +142,13 @@ class Harness:
         client, _ = client_of(task)
         known = self.known.get(client or "", Known())
         try:
-            result = await self.call("journeyhub_push", task=task,
-                                     idempotency_key=task.idempotency_key, suppressed=frozenset(),
-                                     known=Known(records=known.records, attempt=attempt))  # fmt: skip
+            result = await self.call(
+                "journeyhub_push",
+                task=task,
+                idempotency_key=task.idempotency_key,
+                suppressed=frozenset(),
+                known=Known(records=known.records, attempt=attempt),
+            )
         except ConnectorError as exc:
             self.known[client or ""] = known.learn(exc.records)
             raise

@@ -128,9 +128,13 @@ async def gateway(hub: Hub) -> AsyncIterator[Gateway]:
     # The app must run on the hub's loop: serve it as a task here, not in a thread.
     port = hub.settings.port
     config = uvicorn.Config(
-        create_app(hub), host="127.0.0.1", port=port, log_level="warning",
-        access_log=False, lifespan="off",
-    )  # fmt: skip
+        create_app(hub),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
     userver = uvicorn.Server(config)
     userver.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(userver.serve())

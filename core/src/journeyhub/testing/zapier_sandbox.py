@@ -119,8 +119,9 @@ class FakeZapier:
     @property
     def actions(self) -> list[dict[str, Any]]:
         """The envelopes the Zaps acted on: verified, first delivery of each id, in order."""
-        return [r.envelope for r in self.received if r.envelope and r.signature_ok
-                and not r.duplicate]  # fmt: skip
+        return [
+            r.envelope for r in self.received if r.envelope and r.signature_ok and not r.duplicate
+        ]
 
     @property
     def rejected(self) -> list[CaughtRequest]:
@@ -166,8 +167,10 @@ class FakeZapier:
     def _app(self) -> Litestar:
         fake = self
 
-        @post(["/hooks/catch/{account:int}/{token:str}", "/hooks/catch/{account:int}/{token:str}/"],
-              status_code=200)  # fmt: skip
+        @post(
+            ["/hooks/catch/{account:int}/{token:str}", "/hooks/catch/{account:int}/{token:str}/"],
+            status_code=200,
+        )
         async def catch(
             request: Request[Any, Any, Any], account: FromPath[int], token: FromPath[str]
         ) -> Response[Any]:
@@ -181,9 +184,13 @@ class FakeZapier:
                 return Response({"status": "error", "message": "hook not found"}, status_code=404)
             attempt = str(uuid.uuid4())
             return Response(
-                {"attempt": attempt, "id": str(uuid.uuid4()), "request_id": attempt,
-                 "status": "success"},
-            )  # fmt: skip
+                {
+                    "attempt": attempt,
+                    "id": str(uuid.uuid4()),
+                    "request_id": attempt,
+                    "status": "success",
+                },
+            )
 
         return Litestar([catch], debug=False)
 

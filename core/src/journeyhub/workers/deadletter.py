@@ -44,13 +44,30 @@ async def dead_letter(
         error=error,
         attempts=attempts,
     )
-    await announce(hub, msg, dead_id, connection_id=connection_id, vendor=vendor, stage=stage,
-                   error=error, attempts=attempts)  # fmt: skip
+    await announce(
+        hub,
+        msg,
+        dead_id,
+        connection_id=connection_id,
+        vendor=vendor,
+        stage=stage,
+        error=error,
+        attempts=attempts,
+    )
     return dead_id
 
 
-async def announce(hub: Hub, msg: Msg, dead_id: str, *, connection_id: str, vendor: str,
-                   stage: str, error: str, attempts: int) -> None:  # fmt: skip
+async def announce(
+    hub: Hub,
+    msg: Msg,
+    dead_id: str,
+    *,
+    connection_id: str,
+    vendor: str,
+    stage: str,
+    error: str,
+    attempts: int,
+) -> None:
     """A stored dead letter: a copy on ``jh.dlq.<connection>``, its message terminated on the
     bus (only now that it is stored), counted and logged."""
     try:

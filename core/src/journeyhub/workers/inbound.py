@@ -236,8 +236,9 @@ async def _publish(hub: Hub, plans: list[_Planned]) -> None:
     await settle_all(*(publish_chain(chain) for chain in chains.values()))
 
 
-async def emit_triggers(hub: Hub, connection: Connection, drafts: list[TriggerDraft],
-                        correlation_id: str | None = None) -> int:  # fmt: skip
+async def emit_triggers(
+    hub: Hub, connection: Connection, drafts: list[TriggerDraft], correlation_id: str | None = None
+) -> int:
     """Publish and record each draft as a trigger once; return how many were new. Raises
     when one could not be published or recorded (the others are kept: call it again)."""
     emission = Emission(connection, drafts, correlation_id)
@@ -286,9 +287,15 @@ async def handle_batch(hub: Hub, messages: list[Msg]) -> None:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             parts = msg.subject.split(".")
             await dead_letter(
-                hub, msg, tenant_id="-", connection_id=parts[-1], vendor=parts[-2],
-                stage="inbound", error=f"undecodable stored webhook: {exc}", attempts=attempt,
-            )  # fmt: skip
+                hub,
+                msg,
+                tenant_id="-",
+                connection_id=parts[-1],
+                vendor=parts[-2],
+                stage="inbound",
+                error=f"undecodable stored webhook: {exc}",
+                attempts=attempt,
+            )
             continue
         items.append(_Inbound(msg, webhook, attempt))
 
@@ -401,9 +408,15 @@ async def _retry_or_dead_letter(
     webhook = item.webhook
     if item.attempt >= hub.settings.max_deliver:
         await dead_letter(
-            hub, item.msg, tenant_id=webhook.tenant_id, connection_id=webhook.connection_id,
-            vendor=webhook.vendor, stage="inbound", error=error, attempts=item.attempt,
-        )  # fmt: skip
+            hub,
+            item.msg,
+            tenant_id=webhook.tenant_id,
+            connection_id=webhook.connection_id,
+            vendor=webhook.vendor,
+            stage="inbound",
+            error=error,
+            attempts=item.attempt,
+        )
     else:
         delay = backoff_delay(item.attempt) if delay is None else delay
         log.warning("webhook_failed_will_retry", error=error, attempt=item.attempt, retry_in=delay)
@@ -436,5 +449,6 @@ async def run(hub: Hub, stop: asyncio.Event) -> None:
     async def handle(messages: list[Msg]) -> None:
         await handle_batch(hub, messages)
 
-    await consume(hub, stop, durable="inbound-worker", stream_kind="inbound",
-                  handle_batch=handle, batch=BATCH)  # fmt: skip
+    await consume(
+        hub, stop, durable="inbound-worker", stream_kind="inbound", handle_batch=handle, batch=BATCH
+    )

@@ -77,17 +77,24 @@ class Job:
 
 def scope(task: DeliveryTask) -> Any:
     """Log lines about ``task`` carry its correlation id (the event's or webhook's)."""
-    return correlation_scope(task.correlation_id or task.id, task_id=task.id,
-                             connection_id=task.connection_id, vendor=task.vendor)  # fmt: skip
+    return correlation_scope(
+        task.correlation_id or task.id,
+        task_id=task.id,
+        connection_id=task.connection_id,
+        vendor=task.vendor,
+    )
 
 
 class PushWorker:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.holder = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.breakers = Breakers(hub.store, holder=self.holder,
-                                 threshold=hub.settings.breaker_threshold,
-                                 cooldown=hub.settings.breaker_cooldown_seconds)  # fmt: skip
+        self.breakers = Breakers(
+            hub.store,
+            holder=self.holder,
+            threshold=hub.settings.breaker_threshold,
+            cooldown=hub.settings.breaker_cooldown_seconds,
+        )
         # How long a task stays held by this process once taken, extended while it is pushed;
         # a task of a killed worker waits this long for its retry.
         hold_seconds = max(30.0, 2.0 * hub.settings.ack_wait_seconds)
@@ -136,9 +143,16 @@ class PushWorker:
             return msgspec.json.decode(msg.data, type=DeliveryTask)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             with correlation_scope((msg.headers or {}).get("Journeyhub-Correlation-Id")):
-                await dead_letter(self.hub, msg, tenant_id="-",
-                                  connection_id=msg.subject.rsplit(".", 1)[-1], vendor="-",
-                                  stage="push", error=f"undecodable task: {exc}", attempts=1)  # fmt: skip
+                await dead_letter(
+                    self.hub,
+                    msg,
+                    tenant_id="-",
+                    connection_id=msg.subject.rsplit(".", 1)[-1],
+                    vendor="-",
+                    stage="push",
+                    error=f"undecodable task: {exc}",
+                    attempts=1,
+                )
             return None
 
     async def map_fields(self, task: DeliveryTask) -> str | None:
@@ -214,9 +228,13 @@ class PushWorker:
             await self.take_slot(job, limited)
             async with self.semaphore:
                 started = time.perf_counter()
-                result = await self.call(job, "journeyhub_push", task=job.task,
-                                         idempotency_key=job.task.idempotency_key,
-                                         known=job.decision.known)  # fmt: skip
+                result = await self.call(
+                    job,
+                    "journeyhub_push",
+                    task=job.task,
+                    idempotency_key=job.task.idempotency_key,
+                    known=job.decision.known,
+                )
         except Exception as exc:
             await self.settle_failure(job, exc, time.perf_counter() - started)
             return None
@@ -243,8 +261,9 @@ class PushWorker:
         try:
             async with self.semaphore:
                 started = time.perf_counter()
-                results = await self.call(jobs[0], "journeyhub_push_batch", tasks=tasks,
-                                          idempotency_key=key, jobs=jobs)  # fmt: skip
+                results = await self.call(
+                    jobs[0], "journeyhub_push_batch", tasks=tasks, idempotency_key=key, jobs=jobs
+                )
             if len(results) != len(jobs):
                 raise PermanentError(
                     f"push_batch returned {len(results)} results for {len(jobs)} tasks"
@@ -285,18 +304,20 @@ class PushWorker:
         assert connection is not None
         suppressed = frozenset().union(*(j.decision.suppressed for j in jobs or [job]))
         credentials = await self.hub.auth.credentials(connection, decision.credentials)
-        arguments = dict(connection=connection, http=self.hub.http, suppressed=suppressed,
-                         **kwargs)  # fmt: skip
+        arguments = dict(connection=connection, http=self.hub.http, suppressed=suppressed, **kwargs)
         try:
-            return await self.hub.registry.call(connection.vendor, hook,
-                                                credentials=credentials, **arguments)  # fmt: skip
+            return await self.hub.registry.call(
+                connection.vendor, hook, credentials=credentials, **arguments
+            )
         except AuthExpired:
             if not self.hub.registry.implements(connection.vendor, "journeyhub_authenticate"):
                 raise
-            credentials = await self.hub.auth.credentials(connection, decision.credentials,
-                                                          refused=True)  # fmt: skip
-            return await self.hub.registry.call(connection.vendor, hook,
-                                                credentials=credentials, **arguments)  # fmt: skip
+            credentials = await self.hub.auth.credentials(
+                connection, decision.credentials, refused=True
+            )
+            return await self.hub.registry.call(
+                connection.vendor, hook, credentials=credentials, **arguments
+            )
 
     # --- outcomes ---------------------------------------------------------------------------------
 
@@ -305,11 +326,16 @@ class PushWorker:
         log scope: its lines carry the task's correlation id.)"""
         task, decision = job.task, job.decision
         status = "skipped" if result.status == "skipped" else "delivered"
-        outcome = Outcome(task=task, status=status, attempt=decision.attempt,
-                          vendor_status=result.vendor_status, latency_ms=elapsed * 1000,
-                          external_ids=result.external_ids or None,
-                          error=result.detail if status == "skipped" else None,
-                          records=list(result.records))  # fmt: skip
+        outcome = Outcome(
+            task=task,
+            status=status,
+            attempt=decision.attempt,
+            vendor_status=result.vendor_status,
+            latency_ms=elapsed * 1000,
+            external_ids=result.external_ids or None,
+            error=result.detail if status == "skipped" else None,
+            records=list(result.records),
+        )
         recorded, _ = await self.record(outcome)
         if not recorded:
             return False
@@ -321,10 +347,19 @@ class PushWorker:
             metrics.child(metrics.event_to_vendor_latency, task.vendor).observe(
                 time.time() - task.enqueued_at.timestamp()
             )
-        self.hub.registry.broadcast("journeyhub_delivery_finished", task=task, result=result,
-                                    error=None, attempt=decision.attempt)  # fmt: skip
-        log.info("delivered", status=status, latency_ms=round(elapsed * 1000, 1),
-                 external_ids=result.external_ids)  # fmt: skip
+        self.hub.registry.broadcast(
+            "journeyhub_delivery_finished",
+            task=task,
+            result=result,
+            error=None,
+            attempt=decision.attempt,
+        )
+        log.info(
+            "delivered",
+            status=status,
+            latency_ms=round(elapsed * 1000, 1),
+            external_ids=result.external_ids,
+        )
         return True
 
     async def settle_failure(self, job: Job, exc: BaseException, elapsed: float) -> None:
@@ -333,12 +368,20 @@ class PushWorker:
         task, decision = job.task, job.decision
         error = exc.message if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
         common: dict[str, Any] = dict(
-            task=task, attempt=decision.attempt, latency_ms=elapsed * 1000, error=error,
+            task=task,
+            attempt=decision.attempt,
+            latency_ms=elapsed * 1000,
+            error=error,
             vendor_status=exc.vendor_status if isinstance(exc, ConnectorError) else None,
             records=list(exc.records) if isinstance(exc, ConnectorError) else [],
-        )  # fmt: skip
-        self.hub.registry.broadcast("journeyhub_delivery_finished", task=task, result=None,
-                                    error=error, attempt=decision.attempt)  # fmt: skip
+        )
+        self.hub.registry.broadcast(
+            "journeyhub_delivery_finished",
+            task=task,
+            result=None,
+            error=error,
+            attempt=decision.attempt,
+        )
         if isinstance(exc, RateLimited):
             wait = exc.retry_after if exc.retry_after is not None else backoff_delay(1)
             recorded, _ = await self.record(Outcome(status="rate_limited", **common))
@@ -362,16 +405,27 @@ class PushWorker:
         failures = decision.failures + 1
         if permanent or failures >= self.hub.settings.max_deliver:
             reason = "permanent error" if permanent else f"{failures} failed attempts"
-            draft = DeadLetterDraft(subject=job.msg.subject, msg_id=message_id(job.msg),
-                                    payload=job.msg.data, error=f"{reason}: {error}",
-                                    attempts=failures)  # fmt: skip
+            draft = DeadLetterDraft(
+                subject=job.msg.subject,
+                msg_id=message_id(job.msg),
+                payload=job.msg.data,
+                error=f"{reason}: {error}",
+                attempts=failures,
+            )
             recorded, dead_id = await self.record(
                 Outcome(status="dead", dead_letter=draft, **common)
             )
             if recorded and dead_id is not None:
-                await announce(self.hub, job.msg, dead_id, connection_id=task.connection_id,
-                               vendor=task.vendor, stage="push", error=draft.error,
-                               attempts=failures)  # fmt: skip
+                await announce(
+                    self.hub,
+                    job.msg,
+                    dead_id,
+                    connection_id=task.connection_id,
+                    vendor=task.vendor,
+                    stage="push",
+                    error=draft.error,
+                    attempts=failures,
+                )
                 metrics.child(metrics.pushes, task.vendor, "dead").inc()
                 if not permanent:
                     await self.after_settled(self.breakers.failure(task.connection_id), "breaker")
@@ -385,8 +439,9 @@ class PushWorker:
         await job.msg.nak(delay=delay)
         await self.after_settled(self.breakers.failure(task.connection_id), "breaker")
         metrics.child(metrics.pushes, task.vendor, "retry").inc()
-        log.warning("push_failed_will_retry", error=error, failures=failures,
-                    retry_in=round(delay, 2))  # fmt: skip
+        log.warning(
+            "push_failed_will_retry", error=error, failures=failures, retry_in=round(delay, 2)
+        )
 
     @staticmethod
     async def after_settled(step: Awaitable[object], what: str) -> None:
@@ -412,8 +467,15 @@ async def run(hub: Hub, stop: asyncio.Event) -> None:
     worker = PushWorker(hub)
     holds = asyncio.create_task(worker.gate.keep_holds())
     try:
-        await consume(hub, stop, durable="push-worker", stream_kind="push",
-                      handle_batch=worker.handle_batch, batch=500, wait=0.5,
-                      concurrent_batches=4)  # fmt: skip
+        await consume(
+            hub,
+            stop,
+            durable="push-worker",
+            stream_kind="push",
+            handle_batch=worker.handle_batch,
+            batch=500,
+            wait=0.5,
+            concurrent_batches=4,
+        )
     finally:
         holds.cancel()

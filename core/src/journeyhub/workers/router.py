@@ -67,8 +67,9 @@ def tenant_of(subject: str) -> str:
     return subject.rsplit(".", 1)[-1]
 
 
-async def tasks_for_event(hub: Hub, tenant_id: str, event: JourneyEvent, sequence: int,
-                          correlation_id: str | None) -> list[DeliveryTask]:  # fmt: skip
+async def tasks_for_event(
+    hub: Hub, tenant_id: str, event: JourneyEvent, sequence: int, correlation_id: str | None
+) -> list[DeliveryTask]:
     now = utcnow()
     return [
         DeliveryTask(
@@ -88,8 +89,9 @@ async def tasks_for_event(hub: Hub, tenant_id: str, event: JourneyEvent, sequenc
     ]
 
 
-async def tasks_for_trigger(hub: Hub, trigger: Trigger, sequence: int,
-                            correlation_id: str | None) -> list[DeliveryTask]:  # fmt: skip
+async def tasks_for_trigger(
+    hub: Hub, trigger: Trigger, sequence: int, correlation_id: str | None
+) -> list[DeliveryTask]:
     now = utcnow()
     return [
         DeliveryTask(
@@ -145,9 +147,14 @@ class Router:
             renewing = asyncio.create_task(self.keep_lease(lost))
             try:
                 await self.wait_for_predecessor(self.stopping)
-                await consume(self.hub, self.stopping, durable=self.stream.durable,
-                              stream_kind=self.stream.kind, handle_batch=self.route_batch,
-                              batch=200)  # fmt: skip
+                await consume(
+                    self.hub,
+                    self.stopping,
+                    durable=self.stream.durable,
+                    stream_kind=self.stream.kind,
+                    handle_batch=self.route_batch,
+                    batch=200,
+                )
             except LeaseLost:
                 lost.set()
             finally:
@@ -186,8 +193,9 @@ class Router:
             return
         if info.num_ack_pending:
             wait = float(self.hub.settings.ack_wait_seconds) + 1.0
-            log.info("router_waits_for_predecessor", unacknowledged=info.num_ack_pending,
-                     seconds=wait)  # fmt: skip
+            log.info(
+                "router_waits_for_predecessor", unacknowledged=info.num_ack_pending, seconds=wait
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
 
@@ -214,8 +222,12 @@ class Router:
                         await found.msg.nak()
                     return
                 delay = backoff_delay(attempt, cap=10.0)
-                log.warning("route_failed_will_retry", error=repr(exc), retry_in=round(delay, 2),
-                            messages=len(routed))  # fmt: skip
+                log.warning(
+                    "route_failed_will_retry",
+                    error=repr(exc),
+                    retry_in=round(delay, 2),
+                    messages=len(routed),
+                )
                 await asyncio.sleep(delay)
                 attempt += 1
         for found in routed:
@@ -227,11 +239,16 @@ class Router:
         its tasks went to (none: no connection takes it). A line per message, at debug."""
         for found in routed:
             with correlation_scope(found.correlation_id, **found.about):
-                log.debug(f"{self.stream.stage}_routed",
-                          connections=[t.connection_id for t in found.tasks])  # fmt: skip
-        log.info("routed", stream=self.stream.kind,
-                 correlation_ids=[found.correlation_id for found in routed],
-                 connections=[[t.connection_id for t in found.tasks] for found in routed])  # fmt: skip
+                log.debug(
+                    f"{self.stream.stage}_routed",
+                    connections=[t.connection_id for t in found.tasks],
+                )
+        log.info(
+            "routed",
+            stream=self.stream.kind,
+            correlation_ids=[found.correlation_id for found in routed],
+            connections=[[t.connection_id for t in found.tasks] for found in routed],
+        )
 
     async def commit(self, tasks: list[DeliveryTask]) -> None:
         """Put the tasks in their clients' order, fenced by the lease: one transaction."""
@@ -262,19 +279,28 @@ class Router:
                 tasks = await tasks_for_event(
                     self.hub, tenant_of(msg.subject), event, sequence, correlation_id
                 )
-                return Routed(msg, tasks, correlation_id,
-                              {"event_id": event.id, "event_type": event.type})  # fmt: skip
+                return Routed(
+                    msg, tasks, correlation_id, {"event_id": event.id, "event_type": event.type}
+                )
             trigger = msgspec.json.decode(msg.data, type=Trigger)
             correlation_id = correlation_of(msg) or trigger.id
             tasks = await tasks_for_trigger(self.hub, trigger, sequence, correlation_id)
-            return Routed(msg, tasks, correlation_id,
-                          {"trigger_id": trigger.id, "trigger_type": trigger.type})  # fmt: skip
+            return Routed(
+                msg, tasks, correlation_id, {"trigger_id": trigger.id, "trigger_type": trigger.type}
+            )
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             # Only a direct NATS publisher can send this: the gateway validates.
             with correlation_scope(correlation_of(msg)):
-                await dead_letter(self.hub, msg, tenant_id=tenant_of(msg.subject),
-                                  connection_id="-", vendor="-", stage=self.stream.stage,
-                                  error=f"invalid {self.stream.stage}: {exc}", attempts=1)  # fmt: skip
+                await dead_letter(
+                    self.hub,
+                    msg,
+                    tenant_id=tenant_of(msg.subject),
+                    connection_id="-",
+                    vendor="-",
+                    stage=self.stream.stage,
+                    error=f"invalid {self.stream.stage}: {exc}",
+                    attempts=1,
+                )
             return None
 
 

@@ -100,10 +100,14 @@ class SyncWorker:
         try:
             credentials = await self.hub.auth.credentials(connection, credentials)
             new_state = await self.hub.registry.call(
-                connection.vendor, "journeyhub_maintain", connection=connection,
-                credentials=credentials, http=self.hub.http, webhook_url=url,
+                connection.vendor,
+                "journeyhub_maintain",
+                connection=connection,
+                credentials=credentials,
+                http=self.hub.http,
+                webhook_url=url,
                 state=await self.hub.store.leases.state(state_key),
-            )  # fmt: skip
+            )
         except ReauthRequired as exc:
             await self.hub.auth.mark_needs_reauth(connection, exc.message)
             return
@@ -182,15 +186,23 @@ class SyncWorker:
         credentials = await self.hub.auth.credentials(connection, credentials)
         try:
             return await self.hub.registry.call(
-                connection.vendor, "journeyhub_pull", connection=connection,
-                credentials=credentials, cursor=cursor, http=self.hub.http,
-            )  # fmt: skip
+                connection.vendor,
+                "journeyhub_pull",
+                connection=connection,
+                credentials=credentials,
+                cursor=cursor,
+                http=self.hub.http,
+            )
         except AuthExpired:
             credentials = await self.hub.auth.credentials(connection, credentials, refused=True)
             return await self.hub.registry.call(
-                connection.vendor, "journeyhub_pull", connection=connection,
-                credentials=credentials, cursor=cursor, http=self.hub.http,
-            )  # fmt: skip
+                connection.vendor,
+                "journeyhub_pull",
+                connection=connection,
+                credentials=credentials,
+                cursor=cursor,
+                http=self.hub.http,
+            )
 
     async def apply(
         self, connection: Connection, page: PullPage, correlation_id: str | None = None
@@ -231,24 +243,36 @@ class SyncWorker:
                 outcome.changes.clear()  # linked by a push without fields: this is the baseline
             for conflict in outcome.conflicts:
                 await self.hub.store.audit.record(
-                    tenant_id=connection.tenant_id, actor="sync", action="sync.conflict",
+                    tenant_id=connection.tenant_id,
+                    actor="sync",
+                    action="sync.conflict",
                     connection_id=connection.id,
                     before={"field": conflict.field, "hub": conflict.hub_value},
-                    after={"field": conflict.field, "vendor": conflict.vendor_value,
-                           "policy": policy, "winner": conflict.resolution,
-                           "record": f"{record.kind}:{record.vendor_id}"},
-                )  # fmt: skip
+                    after={
+                        "field": conflict.field,
+                        "vendor": conflict.vendor_value,
+                        "policy": policy,
+                        "winner": conflict.resolution,
+                        "record": f"{record.kind}:{record.vendor_id}",
+                    },
+                )
             outcome_drafts = outcome.drafts(record, fp)
             if link is not None and link.our_id:  # who it belongs to, as our push recorded
                 for draft in outcome_drafts:
                     draft.client_id = link.our_id
         email = record.fields.get("email")
         await store.link(
-            connection.id, record.kind, record.vendor_id, our_id=record.our_id,
-            email=email if isinstance(email, str) else None, fingerprint=fp,
-            fields=msgspec.to_builtins(record.fields), vendor_modified_at=record.modified_at,
-            deleted=record.deleted, clear_pushed=True,
-        )  # fmt: skip
+            connection.id,
+            record.kind,
+            record.vendor_id,
+            our_id=record.our_id,
+            email=email if isinstance(email, str) else None,
+            fingerprint=fp,
+            fields=msgspec.to_builtins(record.fields),
+            vendor_modified_at=record.modified_at,
+            deleted=record.deleted,
+            clear_pushed=True,
+        )
         return outcome_drafts
 
 

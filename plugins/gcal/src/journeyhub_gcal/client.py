@@ -166,9 +166,11 @@ class GcalClient:
     async def stop_channel(self, channel_id: str, resource_id: str) -> bool:
         """channels.stop; False when Google no longer knows the channel (404)."""
         answer = await self.request(
-            "POST", "/channels/stop", json={"id": channel_id, "resourceId": resource_id},
+            "POST",
+            "/channels/stop",
+            json={"id": channel_id, "resourceId": resource_id},
             allow=(404,),
-        )  # fmt: skip
+        )
         return answer.status != 404
 
 

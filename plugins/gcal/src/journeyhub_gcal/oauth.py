@@ -154,9 +154,10 @@ async def refresh_access_token(
         "access_token": token["access_token"],
         # No expiry given: assume Google's hour rather than "never".
         "expires_at": float(expires_at) if expires_at is not None else time.time() + 3600.0,
-        "refresh_token": new_refresh if isinstance(new_refresh, str) and new_refresh
+        "refresh_token": new_refresh
+        if isinstance(new_refresh, str) and new_refresh
         else refresh_token,
-    }  # fmt: skip
+    }
 
 
 async def authenticate(

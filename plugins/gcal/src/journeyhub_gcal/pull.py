@@ -154,9 +154,11 @@ async def events_page(
     page_token, sync_token = body.get("nextPageToken"), body.get("nextSyncToken")
     if isinstance(page_token, str) and page_token:
         following = Cursor(
-            sync_token=state.sync_token, page_token=page_token, time_min=state.time_min,
+            sync_token=state.sync_token,
+            page_token=page_token,
+            time_min=state.time_min,
             resync=resync,
-        )  # fmt: skip
+        )
         return PullPage(records=records, next_cursor=following.dump(), has_more=True)
     if isinstance(sync_token, str) and sync_token:
         done = Cursor(sync_token=sync_token, resync=resync)

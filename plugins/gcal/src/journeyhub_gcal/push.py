@@ -49,9 +49,13 @@ async def upsert(
 
 class Pusher:
     def __init__(
-        self, cal: GcalClient, config: GcalConfig, event: JourneyEvent, mapped: dict[str, Any],
+        self,
+        cal: GcalClient,
+        config: GcalConfig,
+        event: JourneyEvent,
+        mapped: dict[str, Any],
         key: str,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.cal = cal
         self.config = config
         self.event = event
@@ -118,9 +122,12 @@ class Pusher:
     async def outcome(self) -> PushResult:
         template, status = self.config.outcome(self.event.type)
         title = self.config.title(
-            template, summary=self.summary, client=self.client_name,
-            journey=self.event.journey_name or "", step="",
-        )  # fmt: skip
+            template,
+            summary=self.summary,
+            client=self.client_name,
+            journey=self.event.journey_name or "",
+            step="",
+        )
         body = self.wedding_body(title, status)
         event_id = ev.wedding_event_id(self.event.journey_instance_id)
         _, how = await upsert(self.cal, event_id, body)
@@ -166,14 +173,17 @@ class Pusher:
         journey = self.event.journey_name or "Journey"
         body: dict[str, Any] = {
             "summary": self.config.title(
-                "step_title_template", summary=self.summary, client=self.client_name,
-                journey=journey, step=step.name,
+                "step_title_template",
+                summary=self.summary,
+                client=self.client_name,
+                journey=journey,
+                step=step.name,
             ),
             "description": f"{journey}: {step.name}",
             "status": "confirmed",
             "start": times[0],
             "end": times[1],
-        }  # fmt: skip
+        }
         if isinstance(step.data.get("location"), str) and step.data["location"]:
             body["location"] = step.data["location"]
         # The step's own id keeps one event per step even if it completes twice.

@@ -63,14 +63,39 @@ CHANNEL_ID = re.compile(r"^[A-Za-z0-9\-_+/=]{1,64}$")
 MAX_RESULTS = 2500
 CHANNEL_TTL_DEFAULT = 7 * 24 * 3600  # ASSUMED: Google's default/maximum channel lifetime
 WRITABLE = {
-    "summary", "description", "location", "start", "end", "status", "extendedProperties",
-    "colorId", "transparency", "visibility", "reminders", "attendees", "recurrence", "source",
-    "guestsCanInviteOthers", "guestsCanModify", "guestsCanSeeOtherGuests", "anyoneCanAddSelf",
-    "endTimeUnspecified", "sequence", "attachments",
-}  # fmt: skip
+    "summary",
+    "description",
+    "location",
+    "start",
+    "end",
+    "status",
+    "extendedProperties",
+    "colorId",
+    "transparency",
+    "visibility",
+    "reminders",
+    "attendees",
+    "recurrence",
+    "source",
+    "guestsCanInviteOthers",
+    "guestsCanModify",
+    "guestsCanSeeOtherGuests",
+    "anyoneCanAddSelf",
+    "endTimeUnspecified",
+    "sequence",
+    "attachments",
+}
 # Parameters that events.list refuses with a syncToken (discovery document, syncToken).
-NOT_WITH_SYNC = ("iCalUID", "orderBy", "privateExtendedProperty", "q", "sharedExtendedProperty",
-                 "timeMin", "timeMax", "updatedMin")  # fmt: skip
+NOT_WITH_SYNC = (
+    "iCalUID",
+    "orderBy",
+    "privateExtendedProperty",
+    "q",
+    "sharedExtendedProperty",
+    "timeMin",
+    "timeMax",
+    "updatedMin",
+)
 
 
 def google_error(
@@ -95,13 +120,17 @@ def fail(
         headers["www-authenticate"] = (
             'Bearer realm="https://accounts.google.com/", error="invalid_token"'
         )
-    return Response(google_error(code, reason, message, domain, **extra), status_code=code,
-                    headers=headers)  # fmt: skip
+    return Response(
+        google_error(code, reason, message, domain, **extra), status_code=code, headers=headers
+    )
 
 
 def oauth_fail(code: int, error: str, description: str) -> Response[Any]:
-    return Response({"error": error, "error_description": description}, status_code=code,
-                    headers={"cache-control": "no-cache, no-store, max-age=0, must-revalidate"})  # fmt: skip
+    return Response(
+        {"error": error, "error_description": description},
+        status_code=code,
+        headers={"cache-control": "no-cache, no-store, max-age=0, must-revalidate"},
+    )
 
 
 def rfc3339(moment: datetime) -> str:
@@ -187,8 +216,12 @@ class GcalSandbox:
 
     def credentials(self, **overrides: Any) -> dict[str, Any]:
         """Connection credentials for this sandbox's OAuth client (no access token yet)."""
-        return {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "refresh_token": REFRESH_TOKEN, **overrides}  # fmt: skip
+        return {
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "refresh_token": REFRESH_TOKEN,
+            **overrides,
+        }
 
     def reset(self) -> None:
         with self._lock:
@@ -409,9 +442,14 @@ class GcalSandbox:
         except (aiohttp.ClientError, TimeoutError):
             status = None
         with self._lock:
-            self.notifications.append({"channel_id": channel_id, "state": state,
-                                       "number": headers["X-Goog-Message-Number"],
-                                       "status": status})  # fmt: skip
+            self.notifications.append(
+                {
+                    "channel_id": channel_id,
+                    "state": state,
+                    "number": headers["X-Goog-Message-Number"],
+                    "status": status,
+                }
+            )
         return status
 
     def _send_later(self, channel_id: str, state: str) -> None:
@@ -421,8 +459,11 @@ class GcalSandbox:
     def _changed(self, cal: str) -> None:
         now_ms = self.now() * 1000
         with self._lock:
-            watching = [c["id"] for c in self.channels.values()
-                        if c["calendar"] == cal and c["expiration"] > now_ms]  # fmt: skip
+            watching = [
+                c["id"]
+                for c in self.channels.values()
+                if c["calendar"] == cal and c["expiration"] > now_ms
+            ]
         for channel_id in watching:
             self._send_later(channel_id, "exists")
 
@@ -431,16 +472,28 @@ class GcalSandbox:
     def _authorize(self, request: Request[Any, Any, Any]) -> Response[Any] | None:
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
-            return fail(401, "required", "Request is missing required authentication credential. "
-                        "Expected OAuth 2 access token, login cookie or other valid authentication "
-                        "credential.", location="Authorization", locationType="header")  # fmt: skip
+            return fail(
+                401,
+                "required",
+                "Request is missing required authentication credential. "
+                "Expected OAuth 2 access token, login cookie or other valid authentication "
+                "credential.",
+                location="Authorization",
+                locationType="header",
+            )
         token = header[7:].strip()
         with self._lock:
             expiry = self.access_tokens.get(token)
         if expiry is None or expiry <= self.now():
-            return fail(401, "authError", "Request had invalid authentication credentials. "
-                        "Expected OAuth 2 access token, login cookie or other valid authentication "
-                        "credential.", location="Authorization", locationType="header")  # fmt: skip
+            return fail(
+                401,
+                "authError",
+                "Request had invalid authentication credentials. "
+                "Expected OAuth 2 access token, login cookie or other valid authentication "
+                "credential.",
+                location="Authorization",
+                locationType="header",
+            )
         if self.rate_limit is not None:
             moment = time.monotonic()
             with self._lock:
@@ -448,8 +501,12 @@ class GcalSandbox:
                 while hits and moment - hits[0] > 1.0:
                     hits.popleft()
                 if len(hits) >= self.rate_limit:
-                    return fail(self.rate_limit_status, "rateLimitExceeded", "Rate Limit Exceeded",
-                                "usageLimits")  # fmt: skip
+                    return fail(
+                        self.rate_limit_status,
+                        "rateLimitExceeded",
+                        "Rate Limit Exceeded",
+                        "usageLimits",
+                    )
                 hits.append(moment)
         return None
 
@@ -484,16 +541,19 @@ class GcalSandbox:
                 return fail(400, "required", f"Missing time zone definition for {key} time.")
             kinds.append("dateTime")
         if kinds[0] != kinds[1]:
-            return fail(400, "invalid",
-                        "Start and end times must either both be date or both be dateTime.")  # fmt: skip
+            return fail(
+                400, "invalid", "Start and end times must either both be date or both be dateTime."
+            )
         if starts_at(event["end"], self.time_zone) <= starts_at(event["start"], self.time_zone):
             return fail(400, "timeRangeEmpty", "The specified time range is empty.", "calendar")
         props = event.get("extendedProperties")
         if props is not None:
             for scope in ("private", "shared"):
                 values = props.get(scope) if isinstance(props, Mapping) else None
-                if values is not None and (not isinstance(values, Mapping) or not all(
-                        isinstance(v, str) for v in values.values())):  # fmt: skip
+                if values is not None and (
+                    not isinstance(values, Mapping)
+                    or not all(isinstance(v, str) for v in values.values())
+                ):
                     return fail(400, "invalid", f"Invalid value for: extendedProperties.{scope}")
         return None
 

@@ -106,8 +106,13 @@ def create_app(sb: GcalSandbox) -> Litestar:
             answer["refresh_token"] = sb.issue_refresh_token()
         with sb._lock:
             sb.refreshes += 1
-        return Response(answer, headers={"cache-control": "no-cache, no-store, max-age=0, "
-                                         "must-revalidate", "pragma": "no-cache"})  # fmt: skip
+        return Response(
+            answer,
+            headers={
+                "cache-control": "no-cache, no-store, max-age=0, must-revalidate",
+                "pragma": "no-cache",
+            },
+        )
 
     # --- calendars --------------------------------------------------------------------------------
 
@@ -119,10 +124,16 @@ def create_app(sb: GcalSandbox) -> Litestar:
         if isinstance(cal, Response):
             return cal
         info = sb.calendars[cal]
-        return Response({"kind": "calendar#calendar", "etag": '"sandbox"', "id": cal,
-                         "summary": info["summary"], "timeZone": info["timeZone"],
-                         "conferenceProperties": {"allowedConferenceSolutionTypes":
-                                                  ["hangoutsMeet"]}})  # fmt: skip
+        return Response(
+            {
+                "kind": "calendar#calendar",
+                "etag": '"sandbox"',
+                "id": cal,
+                "summary": info["summary"],
+                "timeZone": info["timeZone"],
+                "conferenceProperties": {"allowedConferenceSolutionTypes": ["hangoutsMeet"]},
+            }
+        )
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -154,8 +165,9 @@ def create_app(sb: GcalSandbox) -> Litestar:
         return Response(deepcopy(event))
 
     @get(PREFIX + "/calendars/{calendar_id:str}/events/{event_id:str}")
-    async def events_get(calendar_id: PathStr, event_id: PathStr,
-                         request: Request[Any, Any, Any]) -> Response[Any]:  # fmt: skip
+    async def events_get(
+        calendar_id: PathStr, event_id: PathStr, request: Request[Any, Any, Any]
+    ) -> Response[Any]:
         if (refused := sb._authorize(request)) is not None:
             return refused
         cal = calendar(calendar_id)
@@ -164,8 +176,9 @@ def create_app(sb: GcalSandbox) -> Litestar:
         found = sb.event(event_id, cal)
         return Response(found) if found else fail(404, "notFound", "Not Found")
 
-    async def _write(calendar_id: str, event_id: str, request: Request[Any, Any, Any],
-                     replace: bool) -> Response[Any]:  # fmt: skip
+    async def _write(
+        calendar_id: str, event_id: str, request: Request[Any, Any, Any], replace: bool
+    ) -> Response[Any]:
         if (refused := sb._authorize(request)) is not None:
             return refused
         cal = calendar(calendar_id)
@@ -195,18 +208,21 @@ def create_app(sb: GcalSandbox) -> Litestar:
         return Response(deepcopy(edited))
 
     @put(PREFIX + "/calendars/{calendar_id:str}/events/{event_id:str}")
-    async def events_update(calendar_id: PathStr, event_id: PathStr,
-                            request: Request[Any, Any, Any]) -> Response[Any]:  # fmt: skip
+    async def events_update(
+        calendar_id: PathStr, event_id: PathStr, request: Request[Any, Any, Any]
+    ) -> Response[Any]:
         return await _write(calendar_id, event_id, request, replace=True)
 
     @patch(PREFIX + "/calendars/{calendar_id:str}/events/{event_id:str}")
-    async def events_patch(calendar_id: PathStr, event_id: PathStr,
-                           request: Request[Any, Any, Any]) -> Response[Any]:  # fmt: skip
+    async def events_patch(
+        calendar_id: PathStr, event_id: PathStr, request: Request[Any, Any, Any]
+    ) -> Response[Any]:
         return await _write(calendar_id, event_id, request, replace=False)
 
     @delete(PREFIX + "/calendars/{calendar_id:str}/events/{event_id:str}", status_code=200)
-    async def events_delete(calendar_id: PathStr, event_id: PathStr,
-                            request: Request[Any, Any, Any]) -> Response[Any]:  # fmt: skip
+    async def events_delete(
+        calendar_id: PathStr, event_id: PathStr, request: Request[Any, Any, Any]
+    ) -> Response[Any]:
         if (refused := sb._authorize(request)) is not None:
             return refused
         cal = calendar(calendar_id)
@@ -241,27 +257,37 @@ def create_app(sb: GcalSandbox) -> Litestar:
         if sync_token is not None and (
             any(name in query for name in NOT_WITH_SYNC) or show_deleted is False
         ):
-            return fail(400, "syncTokenWithRequestRestrictions",
-                        "Sync token cannot be used with other request restrictions.")  # fmt: skip
+            return fail(
+                400,
+                "syncTokenWithRequestRestrictions",
+                "Sync token cannot be used with other request restrictions.",
+            )
         with sb._lock:
             if page_token is not None:
                 state = sb.pages.get(page_token)
                 if state is None or (state[0] == "sync" and sync_token not in sb.sync_tokens):
                     if sync_token is not None:
-                        return fail(410, "fullSyncRequired",
-                                    "Sync token is no longer valid, a full sync is required.",
-                                    "calendar")  # fmt: skip
+                        return fail(
+                            410,
+                            "fullSyncRequired",
+                            "Sync token is no longer valid, a full sync is required.",
+                            "calendar",
+                        )
                     return fail(400, "invalid", "Invalid page token value.")
                 _, ids, offset, at_version = state
             else:
                 if sync_token is not None:
                     known = sb.sync_tokens.get(sync_token)
                     if known is None or known[0] != cal:
-                        return fail(410, "fullSyncRequired",
-                                    "Sync token is no longer valid, a full sync is required.",
-                                    "calendar")  # fmt: skip
-                    changed = [(v, i) for (c, i), v in sb.versions.items()
-                               if c == cal and v > known[1]]  # fmt: skip
+                        return fail(
+                            410,
+                            "fullSyncRequired",
+                            "Sync token is no longer valid, a full sync is required.",
+                            "calendar",
+                        )
+                    changed = [
+                        (v, i) for (c, i), v in sb.versions.items() if c == cal and v > known[1]
+                    ]
                     ids = [i for _, i in sorted(changed)]
                 else:
                     filtered = _filter(sb, cal, query, show_deleted)
@@ -307,15 +333,19 @@ def create_app(sb: GcalSandbox) -> Litestar:
             return body
         channel_id, address = body.get("id"), body.get("address")
         if not isinstance(channel_id, str) or not CHANNEL_ID.match(channel_id):
-            return fail(400, "required" if not channel_id else "invalid",
-                        "Channel id must be a non-empty string of at most 64 characters.")  # fmt: skip
+            return fail(
+                400,
+                "required" if not channel_id else "invalid",
+                "Channel id must be a non-empty string of at most 64 characters.",
+            )
         if body.get("type") not in ("web_hook", "webhook"):
             return fail(400, "invalid", "Invalid value for: type")
         if not isinstance(address, str) or not address.startswith(("https://", "http://")):
             return fail(400, "required", "Required address")
         if sb.require_https and not address.startswith("https://"):
-            return fail(400, "push.webhookUrlNotHttps", f"WebHook callback must be HTTPS: {address}",
-                        "push")  # fmt: skip
+            return fail(
+                400, "push.webhookUrlNotHttps", f"WebHook callback must be HTTPS: {address}", "push"
+            )
         now_ms = int(sb.now() * 1000)
         longest = now_ms + CHANNEL_TTL_DEFAULT * 1000
         wanted: int | None = None
@@ -342,8 +372,13 @@ def create_app(sb: GcalSandbox) -> Litestar:
             }
             sb.channels[channel_id] = channel
         sb._send_later(channel_id, "sync")
-        answer = {"kind": "api#channel", "id": channel_id, "resourceId": channel["resourceId"],
-                  "resourceUri": channel["resourceUri"], "expiration": str(expiration)}  # fmt: skip
+        answer = {
+            "kind": "api#channel",
+            "id": channel_id,
+            "resourceId": channel["resourceId"],
+            "resourceUri": channel["resourceUri"],
+            "expiration": str(expiration),
+        }
         if channel["token"]:
             answer["token"] = channel["token"]
         return Response(answer)
@@ -359,17 +394,28 @@ def create_app(sb: GcalSandbox) -> Litestar:
         with sb._lock:
             channel = sb.channels.get(channel_id) if isinstance(channel_id, str) else None
             if channel is None or channel["resourceId"] != resource_id:
-                return fail(404, "notFound",
-                            f"Channel '{channel_id}' not found for project '{PROJECT}'")  # fmt: skip
+                return fail(
+                    404, "notFound", f"Channel '{channel_id}' not found for project '{PROJECT}'"
+                )
             del sb.channels[channel_id]
         return Response(b"", status_code=204)
 
     return Litestar(
-        route_handlers=[token, calendars_get, events_insert, events_get, events_update,
-                        events_patch, events_delete, events_list, events_watch, channels_stop],
+        route_handlers=[
+            token,
+            calendars_get,
+            events_insert,
+            events_get,
+            events_update,
+            events_patch,
+            events_delete,
+            events_list,
+            events_watch,
+            channels_stop,
+        ],
         before_request=before,
         openapi_config=None,
-    )  # fmt: skip
+    )
 
 
 def _filter(
@@ -386,8 +432,14 @@ def _filter(
                 return fail(400, "invalid", f"Bad Request: {name}")
             bounds[name] = moment
     if "timeMin" in bounds and "timeMax" in bounds and bounds["timeMax"] <= bounds["timeMin"]:
-        return fail(400, "timeRangeEmpty", "The specified time range is empty.", "calendar",
-                    location="timeMax", locationType="parameter")  # fmt: skip
+        return fail(
+            400,
+            "timeRangeEmpty",
+            "The specified time range is empty.",
+            "calendar",
+            location="timeMax",
+            locationType="parameter",
+        )
     include_deleted = bool(show_deleted) or "updatedMin" in bounds
     wanted_props = [p.partition("=") for p in query.getall("privateExtendedProperty", [])]
     text = (query.get("q") or "").casefold()
@@ -408,18 +460,28 @@ def _filter(
         private = (event.get("extendedProperties") or {}).get("private") or {}
         if any(private.get(key) != value for key, _, value in wanted_props):
             continue
-        if text and not any(text in str(event.get(f) or "").casefold()
-                            for f in ("summary", "description", "location")):  # fmt: skip
+        if text and not any(
+            text in str(event.get(f) or "").casefold()
+            for f in ("summary", "description", "location")
+        ):
             continue
         picked.append(event)
     if query.get("orderBy") == "updated":
         picked.sort(key=lambda e: str(e.get("updated")))
     elif query.get("orderBy") == "startTime":
         if _flag(query.get("singleEvents")) is not True:
-            return fail(400, "badRequest",
-                        "The requested ordering is not available for the particular query.")  # fmt: skip
-        picked.sort(key=lambda e: starts_at(e["start"], zone) if isinstance(e.get("start"), Mapping)
-                    else datetime.min.replace(tzinfo=UTC))  # fmt: skip
+            return fail(
+                400,
+                "badRequest",
+                "The requested ordering is not available for the particular query.",
+            )
+        picked.sort(
+            key=lambda e: (
+                starts_at(e["start"], zone)
+                if isinstance(e.get("start"), Mapping)
+                else datetime.min.replace(tzinfo=UTC)
+            )
+        )
     return [e["id"] for e in picked]
 
 
@@ -440,6 +502,11 @@ class LoseResponses:
 
         await self.inner(scope, receive, swallow)
         body = msgspec.json.encode(google_error(502, "backendError", "Bad Gateway"))
-        await send({"type": "http.response.start", "status": 502,
-                    "headers": [(b"content-type", b"application/json; charset=UTF-8")]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 502,
+                "headers": [(b"content-type", b"application/json; charset=UTF-8")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

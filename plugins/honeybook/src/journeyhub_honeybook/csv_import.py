@@ -45,9 +45,19 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 REQUIRED = ("date", "amount")
 # Statuses of money not received (yet); any other status (Paid, Completed, Refunded…) is.
 NOT_RECEIVED = frozenset(
-    {"pending", "processing", "failed", "canceled", "cancelled", "upcoming", "overdue",
-     "scheduled", "void", "declined"}
-)  # fmt: skip
+    {
+        "pending",
+        "processing",
+        "failed",
+        "canceled",
+        "cancelled",
+        "upcoming",
+        "overdue",
+        "scheduled",
+        "void",
+        "declined",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -109,8 +119,9 @@ def parse_payments_report(text: str, currency: str) -> list[TriggerDraft]:
     return drafts
 
 
-def _row_draft(row: dict[str, Any], layout: _Layout, default_currency: str, line: int,
-               seen: Counter[str]) -> TriggerDraft | None:  # fmt: skip
+def _row_draft(
+    row: dict[str, Any], layout: _Layout, default_currency: str, line: int, seen: Counter[str]
+) -> TriggerDraft | None:
     if None in row:  # more cells than headers
         raise ValueError(f"line {line}: {len(row[None])} more cells than the header has")
     get = layout.get
@@ -144,8 +155,15 @@ def _row_draft(row: dict[str, Any], layout: _Layout, default_currency: str, line
     else:
         # No id in the report: the row's content is its identity. The n-th of several identical
         # rows is told apart by its rank, which an overlapping re-export keeps.
-        parts = [paid_at.isoformat(), email or "", name or "", get(row, "project_name"),
-                 get(row, "invoice"), str(amount), get(row, "method")]  # fmt: skip
+        parts = [
+            paid_at.isoformat(),
+            email or "",
+            name or "",
+            get(row, "project_name"),
+            get(row, "invoice"),
+            str(amount),
+            get(row, "method"),
+        ]
         fingerprint = _fingerprint(parts)
         seen[fingerprint] += 1
         source_id = f"honeybook:csv:{fingerprint}:{seen[fingerprint]}"

@@ -134,8 +134,13 @@ async def journeyhub_check_connection(
             continue
         msg_id = stable_id("ping", connection.id, action, utcnow().isoformat())
         response = await send_action(
-            http, url, _secret(credentials), msg_id, "ping", {"for_action": action},
+            http,
+            url,
+            _secret(credentials),
+            msg_id,
+            "ping",
+            {"for_action": action},
             config.timeout_seconds,
-        )  # fmt: skip
+        )
         answers.append(f"{action}: Zapier answered {response.status_code}")
     return "; ".join(answers)

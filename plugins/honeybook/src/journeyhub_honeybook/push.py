@@ -29,8 +29,9 @@ def action_payloads(event: JourneyEvent, mapped: dict[str, Any]) -> dict[str, di
     full_name, email = client.get("full_name"), client.get("email")
     if not full_name or not email:
         # Both HoneyBook actions require them; a Zap run without them would only fail later.
-        raise PermanentError("HoneyBook needs the client's full name and email (client.name, "
-                             "client.email)")  # fmt: skip
+        raise PermanentError(
+            "HoneyBook needs the client's full name and email (client.name, client.email)"
+        )
     ours = {"journeyhub_client_id": event.client.id}
     return {
         "create_client": {
@@ -70,9 +71,15 @@ async def push(
     status = None
     for action, url in targets:  # in order: the client before its project
         response = await send_action(
-            http, url, secret, action_id(idempotency_key, action), action, payloads[action],
-            config.timeout_seconds, occurred_at=event.occurred_at,
-        )  # fmt: skip
+            http,
+            url,
+            secret,
+            action_id(idempotency_key, action),
+            action,
+            payloads[action],
+            config.timeout_seconds,
+            occurred_at=event.occurred_at,
+        )
         status = response.status_code
         run_ids[f"zapier_{action}"] = zapier_request_id(response) or ""
     skipped = [a for a in ACTIONS if not config.catch_hook_url(a)]

@@ -101,36 +101,85 @@ class HoneyBookSandbox:
 
     # what the trigger Zaps POST to journeyhub
     @staticmethod
-    def client_created(client_id: str = "hb_client_1", *, name: str = "Ada Lovelace",
-                       email: str = "ada@example.com", phone: str = "(555) 010-0100",
-                       created_at: str = "2026-03-01T12:00:00Z") -> dict[str, Any]:  # fmt: skip
-        return {"trigger": "client_created", "id": client_id, "client_name": name,
-                "client_email": email, "client_phone": phone, "created_at": created_at}  # fmt: skip
+    def client_created(
+        client_id: str = "hb_client_1",
+        *,
+        name: str = "Ada Lovelace",
+        email: str = "ada@example.com",
+        phone: str = "(555) 010-0100",
+        created_at: str = "2026-03-01T12:00:00Z",
+    ) -> dict[str, Any]:
+        return {
+            "trigger": "client_created",
+            "id": client_id,
+            "client_name": name,
+            "client_email": email,
+            "client_phone": phone,
+            "created_at": created_at,
+        }
 
     @staticmethod
-    def project_booked(project_id: str = "hb_project_1", *, project_name: str = "Ada & Charles",
-                       project_type: str = "Wedding", project_date: str = "09/12/2026",
-                       email: str = "ada@example.com", name: str = "Ada Lovelace",
-                       booked_at: str = "2026-03-02T09:30:00Z") -> dict[str, Any]:  # fmt: skip
-        return {"trigger": "project_booked", "id": project_id, "project_name": project_name,
-                "project_type": project_type, "project_date": project_date,
-                "client_email": email, "client_name": name, "booked_at": booked_at}  # fmt: skip
+    def project_booked(
+        project_id: str = "hb_project_1",
+        *,
+        project_name: str = "Ada & Charles",
+        project_type: str = "Wedding",
+        project_date: str = "09/12/2026",
+        email: str = "ada@example.com",
+        name: str = "Ada Lovelace",
+        booked_at: str = "2026-03-02T09:30:00Z",
+    ) -> dict[str, Any]:
+        return {
+            "trigger": "project_booked",
+            "id": project_id,
+            "project_name": project_name,
+            "project_type": project_type,
+            "project_date": project_date,
+            "client_email": email,
+            "client_name": name,
+            "booked_at": booked_at,
+        }
 
     @staticmethod
-    def payment_paid(payment_id: str = "hb_payment_1", *, amount: str = "$1,500.00",
-                     email: str = "ada@example.com", name: str = "Ada Lovelace",
-                     project_name: str = "Ada & Charles", invoice: str = "Invoice #1001",
-                     method: str = "Credit card",
-                     paid_at: str = "2026-03-03T15:00:00Z") -> dict[str, Any]:  # fmt: skip
-        return {"trigger": "payment_paid", "id": payment_id, "amount": amount,
-                "client_email": email, "client_name": name, "project_name": project_name,
-                "invoice": invoice, "payment_method": method, "paid_at": paid_at}  # fmt: skip
+    def payment_paid(
+        payment_id: str = "hb_payment_1",
+        *,
+        amount: str = "$1,500.00",
+        email: str = "ada@example.com",
+        name: str = "Ada Lovelace",
+        project_name: str = "Ada & Charles",
+        invoice: str = "Invoice #1001",
+        method: str = "Credit card",
+        paid_at: str = "2026-03-03T15:00:00Z",
+    ) -> dict[str, Any]:
+        return {
+            "trigger": "payment_paid",
+            "id": payment_id,
+            "amount": amount,
+            "client_email": email,
+            "client_name": name,
+            "project_name": project_name,
+            "invoice": invoice,
+            "payment_method": method,
+            "paid_at": paid_at,
+        }
 
-    async def send(self, http: httpx.AsyncClient, url: str, data: dict[str, Any], *,
-                   token: str | None = None, auth_in: Literal["header", "query"] = "header",
-                   payload_type: Literal["json", "form"] = "json") -> httpx.Response:  # fmt: skip
+    async def send(
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        data: dict[str, Any],
+        *,
+        token: str | None = None,
+        auth_in: Literal["header", "query"] = "header",
+        payload_type: Literal["json", "form"] = "json",
+    ) -> httpx.Response:
         """POST ``data`` as the Zap's Webhooks step does, with this sandbox's secret as token."""
         return await FakeZapier.post(
-            http, url, data, token=self.secret if token is None else token, auth_in=auth_in,
+            http,
+            url,
+            data,
+            token=self.secret if token is None else token,
+            auth_in=auth_in,
             payload_type=payload_type,
-        )  # fmt: skip
+        )

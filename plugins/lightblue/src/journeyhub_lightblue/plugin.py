@@ -62,8 +62,9 @@ async def journeyhub_push(
         kind = event.type if event is not None else task.kind
         return PushResult(status="skipped", detail=f"Light Blue takes no {kind}")
     config = load_config(connection)
-    lightblue = api.LightBlueClient(http, api_key(credentials), config.api_url,
-                                    config.timeout_seconds)  # fmt: skip
+    lightblue = api.LightBlueClient(
+        http, api_key(credentials), config.api_url, config.timeout_seconds
+    )
     mapped = task.mapped or apply_mappings(
         merge_defaults(DEFAULT_FIELD_MAPPINGS, connection.field_mappings), event
     )
@@ -71,13 +72,20 @@ async def journeyhub_push(
     ids = {"id": submission_id(event), "source": config.source}
     said = f"Light Blue answered {answer.code}" + (f": {answer.summary}" if answer.summary else "")
     if answer.code == api.OK:
-        return PushResult(vendor_status=answer.http_status, external_ids=ids,
-                          detail=f"{said} (in the studio's Inbox)")  # fmt: skip
+        return PushResult(
+            vendor_status=answer.http_status,
+            external_ids=ids,
+            detail=f"{said} (in the studio's Inbox)",
+        )
     if answer.code == api.DUPLICATE:
         # Light Blue already holds this ID from this Source: a retry or replay of a delivery
         # that succeeded; it is there once.
-        return PushResult(status="already_delivered", vendor_status=answer.http_status,
-                          external_ids=ids, detail=said)  # fmt: skip
+        return PushResult(
+            status="already_delivered",
+            vendor_status=answer.http_status,
+            external_ids=ids,
+            detail=said,
+        )
     if answer.code == api.BAD_PARAMETERS:
         raise PermanentError(
             f"{said} (bad parameters: no parameter Light Blue knows, or a wrong request type; "
@@ -102,8 +110,9 @@ async def journeyhub_check_connection(
 ) -> str:
     """Ask apiCheck.php about the key, as Light Blue's own plug-ins do; nothing is created."""
     config = load_config(connection)
-    lightblue = api.LightBlueClient(http, api_key(credentials), config.api_url,
-                                    config.timeout_seconds)  # fmt: skip
+    lightblue = api.LightBlueClient(
+        http, api_key(credentials), config.api_url, config.timeout_seconds
+    )
     answer = await lightblue.check()
     said = f"Light Blue answered {answer.code}" + (f": {answer.summary}" if answer.summary else "")
     if answer.code != api.OK:

@@ -36,26 +36,61 @@ BAD_KEY = -1  # ASSUMED: the code for an unknown key is not published
 
 # From the "Supported API parameters" page (the part that could be read) ...
 CONTACT_PARAMETERS = {
-    "Message", "ContactNameFull", "ContactNameFirst", "ContactNameLast", "ContactNameMaiden",
-    "ContactRole", "ContactTitle", "ContactDateOfBirth", "ContactSource", "ContactTag",
-    "ContactMailingList", "ContactEmail", "ContactPhoneHome", "ContactPhoneWork",
-    "ContactPhoneMobile", "ContactPhone", "ContactPhoneType", "ContactWebsite",
-}  # fmt: skip
+    "Message",
+    "ContactNameFull",
+    "ContactNameFirst",
+    "ContactNameLast",
+    "ContactNameMaiden",
+    "ContactRole",
+    "ContactTitle",
+    "ContactDateOfBirth",
+    "ContactSource",
+    "ContactTag",
+    "ContactMailingList",
+    "ContactEmail",
+    "ContactPhoneHome",
+    "ContactPhoneWork",
+    "ContactPhoneMobile",
+    "ContactPhone",
+    "ContactPhoneType",
+    "ContactWebsite",
+}
 # ... and from a Light Blue-generated web form that posts to api.php.
 FORM_PARAMETERS = {
-    "ContactCompanyName", "ContactAddress1", "ContactAddress2", "ContactAddress3",
-    "ContactAddressCity", "ContactAddressCounty", "ContactAddressPostCode",
-    "ContactAddressCountry", "ShootTitle", "ShootType", "ShootDate", "ShootTimeStart",
-    "ShootTimeEnd", "ShootLocation", "ShootReferralSource",
-}  # fmt: skip
+    "ContactCompanyName",
+    "ContactAddress1",
+    "ContactAddress2",
+    "ContactAddress3",
+    "ContactAddressCity",
+    "ContactAddressCounty",
+    "ContactAddressPostCode",
+    "ContactAddressCountry",
+    "ShootTitle",
+    "ShootType",
+    "ShootDate",
+    "ShootTimeStart",
+    "ShootTimeEnd",
+    "ShootLocation",
+    "ShootReferralSource",
+}
 # "Advanced API parameters" and the "Data types" page: they describe the request, not content.
 ADVANCED_PARAMETERS = {
-    "Source", "SourceAPIVersion", "ID", "Reference", "DateFormat", "DecimalSeparator",
-}  # fmt: skip
+    "Source",
+    "SourceAPIVersion",
+    "ID",
+    "Reference",
+    "DateFormat",
+    "DecimalSeparator",
+}
 DATE_PARAMETERS = {"ShootDate", "ContactDateOfBirth"}
 DATE_FORMATS = ("dd/mm/yyyy", "d/m/yyyy", "mm/dd/yyyy", "m/d/yyyy", "yyyy/mm/dd", "yyyy/m/d")
-_DATE_PIECES = {"dd": r"(?P<d>\d{2})", "d": r"(?P<d>\d{1,2})", "mm": r"(?P<m>\d{2})",
-                "m": r"(?P<m>\d{1,2})", "yyyy": r"(?P<y>\d{4})"}  # fmt: skip
+_DATE_PIECES = {
+    "dd": r"(?P<d>\d{2})",
+    "d": r"(?P<d>\d{1,2})",
+    "mm": r"(?P<m>\d{2})",
+    "m": r"(?P<m>\d{1,2})",
+    "yyyy": r"(?P<y>\d{4})",
+}
 
 
 def parse_date(value: str, fmt: str) -> date | None:

@@ -73,9 +73,12 @@ class ResendClient:
         if len(emails) > MAX_BATCH:
             raise ValueError(f"a Resend batch holds at most {MAX_BATCH} emails")
         return await self._request(
-            "POST", "/emails/batch", list(emails), idempotency_key=idempotency_key,
+            "POST",
+            "/emails/batch",
+            list(emails),
+            idempotency_key=idempotency_key,
             extra_headers={"x-batch-validation": "permissive"},
-        )  # fmt: skip
+        )
 
     async def list_domains(self) -> tuple[int, dict[str, Any]]:
         return await self._request("GET", "/domains", None)

@@ -199,9 +199,12 @@ class ResendSandbox:
 
     @staticmethod
     def signed(
-        event: dict[str, Any], secret: str, *, msg_id: str | None = None,
+        event: dict[str, Any],
+        secret: str,
+        *,
+        msg_id: str | None = None,
         timestamp: int | None = None,
-    ) -> tuple[bytes, dict[str, str]]:  # fmt: skip
+    ) -> tuple[bytes, dict[str, str]]:
         """The body and Svix headers Resend would send for ``event``."""
         body = json.dumps(event).encode()
         msg_id = msg_id or "msg_" + "".join(secrets.choice(_BASE62) for _ in range(27))
@@ -353,9 +356,10 @@ class ResendSandbox:
                 if self.clock() - at < IDEMPOTENCY_TTL:
                     if first_digest != digest:
                         return _error(
-                            409, "invalid_idempotent_request",
+                            409,
+                            "invalid_idempotent_request",
                             "Same idempotency key used with a different request payload.",
-                        )  # fmt: skip
+                        )
                     return answer  # a replay: the first answer, nothing sent
             if path == "/emails":
                 answer = self._create_one(payload)
@@ -375,17 +379,19 @@ class ResendSandbox:
         sender = email["from"]
         if not isinstance(sender, str) or not FROM_RE.match(sender.strip()):
             return _error(
-                422, "validation_error",
+                422,
+                "validation_error",
                 "Invalid `from` field. The email address needs to follow the "
                 "`email@example.com` or `Name <email@example.com>` format.",
-            )  # fmt: skip
+            )
         to = [email["to"]] if isinstance(email["to"], str) else email["to"]
         if not isinstance(to, list) or not all(isinstance(a, str) and valid_address(a) for a in to):
             return _error(
-                422, "validation_error",
+                422,
+                "validation_error",
                 "Invalid `to` field. The email address needs to follow the "
                 "`email@example.com` or `Name <email@example.com>` format.",
-            )  # fmt: skip
+            )
         if len(to) > MAX_TO:
             return _error(422, "validation_error", f"Too many recipients: at most {MAX_TO}.")
         if not any(email.get(k) for k in ("html", "text", "react", "template")):
@@ -397,9 +403,10 @@ class ResendSandbox:
                 and TAG_SAFE.match(str(tag.get("value", "_")))
             ):
                 return _error(
-                    422, "validation_error",
+                    422,
+                    "validation_error",
                     "Tags should only contain ASCII letters, numbers, underscores, or dashes.",
-                )  # fmt: skip
+                )
         if in_batch and (email.get("attachments") or email.get("scheduled_at")):
             return _error(
                 422,
@@ -409,10 +416,11 @@ class ResendSandbox:
         domain = _address_of(sender).rsplit("@", 1)[-1].lower()
         if domain not in self.domains:
             return _error(
-                403, "validation_error",
+                403,
+                "validation_error",
                 f"The {domain} domain is not verified. Please, add and verify your domain "
                 "on https://resend.com/domains",
-            )  # fmt: skip
+            )
         return None
 
     def _store(self, email: dict[str, Any]) -> str:

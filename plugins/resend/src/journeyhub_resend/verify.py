@@ -49,9 +49,13 @@ def verify(
             "bad_signature", "this connection has no webhook_secret to check with"
         )
     msg_id = signing.verify(
-        secrets, {k.lower(): v for k, v in headers.items()}, body,
-        now=now, tolerance=tolerance, prefix="svix",
-    )  # fmt: skip
+        secrets,
+        {k.lower(): v for k, v in headers.items()},
+        body,
+        now=now,
+        tolerance=tolerance,
+        prefix="svix",
+    )
     try:
         envelope = msgspec.json.decode(body, type=_Envelope)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -17,8 +17,13 @@ TRIGGERS: dict[str, str] = {
 VERSIONED = frozenset({"updated_contact", "contact_updated"})
 EVENT_TYPES: tuple[str, ...] = ("new_contact", "updated_contact")
 
-EMAIL = ("primary_email", "primary_e_mail_address", "primary_email_address", "email",
-         "email_address")  # fmt: skip
+EMAIL = (
+    "primary_email",
+    "primary_e_mail_address",
+    "primary_email_address",
+    "email",
+    "email_address",
+)
 PHONE = ("primary_phone", "primary_phone_number", "phone", "phone_number")
 
 

@@ -126,7 +126,12 @@ async def journeyhub_check_connection(
         return "inbound only: no catch hook configured for upsert_contact"
     msg_id = stable_id("ping", connection.id, ACTION, utcnow().isoformat())
     response = await send_action(
-        http, url, _secret(credentials), msg_id, "ping", {"for_action": ACTION},
+        http,
+        url,
+        _secret(credentials),
+        msg_id,
+        "ping",
+        {"for_action": ACTION},
         config.timeout_seconds,
-    )  # fmt: skip
+    )
     return f"upsert_contact: Zapier answered {response.status_code}"

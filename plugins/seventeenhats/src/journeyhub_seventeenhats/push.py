@@ -54,9 +54,15 @@ async def push(
     if url is None:
         raise PermanentError("no catch_hook_urls.upsert_contact is configured for this connection")
     response = await send_action(
-        http, url, secret, action_id(idempotency_key, ACTION), ACTION,
-        contact_payload(event, mapped), config.timeout_seconds, occurred_at=event.occurred_at,
-    )  # fmt: skip
+        http,
+        url,
+        secret,
+        action_id(idempotency_key, ACTION),
+        ACTION,
+        contact_payload(event, mapped),
+        config.timeout_seconds,
+        occurred_at=event.occurred_at,
+    )
     return PushResult(
         vendor_status=response.status_code,
         external_ids={"zapier_upsert_contact": zapier_request_id(response) or ""},

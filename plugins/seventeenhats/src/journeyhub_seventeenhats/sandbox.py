@@ -20,8 +20,15 @@ from journeyhub.testing.zapier_sandbox import CaughtRequest, FakeZapier
 from journeyhub_seventeenhats.config import ACTION
 
 SECRET = "whsec_" + "MTdoYXRzLXNhbmRib3gtc2VjcmV0LTAwMDE="  # sandbox only
-_CONTACT_FIELDS = ("first_name", "last_name", "type", "primary_email", "primary_phone", "notes",
-                   "is_company")  # fmt: skip
+_CONTACT_FIELDS = (
+    "first_name",
+    "last_name",
+    "type",
+    "primary_email",
+    "primary_phone",
+    "notes",
+    "is_company",
+)
 
 
 class SeventeenHatsSandbox:
@@ -103,27 +110,51 @@ class SeventeenHatsSandbox:
 
     # what the trigger Zaps POST to journeyhub
     @staticmethod
-    def new_contact(contact_id: str = "1001", *, first_name: str = "Ada",
-                    last_name: str = "Lovelace", email: str = "ada@example.com",
-                    phone: str = "555-0100", contact_type: str = "Lead") -> dict[str, Any]:  # fmt: skip
-        return {"trigger": "new_contact", "id": contact_id, "first_name": first_name,
-                "last_name": last_name, "primary_email": email, "primary_phone": phone,
-                "type": contact_type}  # fmt: skip
+    def new_contact(
+        contact_id: str = "1001",
+        *,
+        first_name: str = "Ada",
+        last_name: str = "Lovelace",
+        email: str = "ada@example.com",
+        phone: str = "555-0100",
+        contact_type: str = "Lead",
+    ) -> dict[str, Any]:
+        return {
+            "trigger": "new_contact",
+            "id": contact_id,
+            "first_name": first_name,
+            "last_name": last_name,
+            "primary_email": email,
+            "primary_phone": phone,
+            "type": contact_type,
+        }
 
     @staticmethod
-    def updated_contact(contact_id: str = "1001", *, updated_at: str | None = None,
-                        **fields: Any) -> dict[str, Any]:  # fmt: skip
+    def updated_contact(
+        contact_id: str = "1001", *, updated_at: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
         data = {**SeventeenHatsSandbox.new_contact(contact_id), **fields}
         data["trigger"] = "updated_contact"
         if updated_at is not None:
             data["updated_at"] = updated_at
         return data
 
-    async def send(self, http: httpx.AsyncClient, url: str, data: dict[str, Any], *,
-                   token: str | None = None, auth_in: Literal["header", "query"] = "header",
-                   payload_type: Literal["json", "form"] = "json") -> httpx.Response:  # fmt: skip
+    async def send(
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        data: dict[str, Any],
+        *,
+        token: str | None = None,
+        auth_in: Literal["header", "query"] = "header",
+        payload_type: Literal["json", "form"] = "json",
+    ) -> httpx.Response:
         """POST ``data`` as the Zap's Webhooks step does, with this sandbox's secret as token."""
         return await FakeZapier.post(
-            http, url, data, token=self.secret if token is None else token, auth_in=auth_in,
+            http,
+            url,
+            data,
+            token=self.secret if token is None else token,
+            auth_in=auth_in,
             payload_type=payload_type,
-        )  # fmt: skip
+        )

@@ -161,9 +161,13 @@ class StripeSandbox:
 
     # events
     def emit(
-        self, event_type: str, obj: dict[str, Any], *, created: int | None = None,
+        self,
+        event_type: str,
+        obj: dict[str, Any],
+        *,
+        created: int | None = None,
         livemode: bool = False,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Record that ``event_type`` happened to ``obj``; return the Stripe event."""
         event = {
             "id": new_id("evt"),
@@ -199,9 +203,12 @@ class StripeSandbox:
     # webhooks
     @staticmethod
     def signature_header(
-        payload: bytes, secrets: list[str], timestamp: int | None = None, *,
+        payload: bytes,
+        secrets: list[str],
+        timestamp: int | None = None,
+        *,
         v0_secret: str | None = None,
-    ) -> str:  # fmt: skip
+    ) -> str:
         """``Stripe-Signature`` for ``payload``: one ``v1`` per live secret (Stripe signs
         with every secret during a roll), plus the legacy ``v0`` in test mode."""
         t = _now() if timestamp is None else timestamp
@@ -213,9 +220,14 @@ class StripeSandbox:
         return ",".join(parts)
 
     async def deliver(
-        self, event: dict[str, Any], url: str, secrets: list[str], http: Poster[R],
-        *, timestamp: int | None = None,
-    ) -> R:  # fmt: skip
+        self,
+        event: dict[str, Any],
+        url: str,
+        secrets: list[str],
+        http: Poster[R],
+        *,
+        timestamp: int | None = None,
+    ) -> R:
         """POST ``event`` to ``url`` as Stripe's webhook sender does: pretty-printed UTF-8
         JSON, signed over the exact bytes sent, with ``http``; its answer as that client
         gives it."""
@@ -251,9 +263,13 @@ class StripeSandbox:
         return hmac.compare_digest(presented.encode(), self.api_key.encode()), presented
 
     def list_page(
-        self, *, limit: int, ending_before: str | None, starting_after: str | None,
+        self,
+        *,
+        limit: int,
+        ending_before: str | None,
+        starting_after: str | None,
         matches: Callable[[dict[str, Any]], bool],
-    ) -> tuple[list[dict[str, Any]], bool]:  # fmt: skip
+    ) -> tuple[list[dict[str, Any]], bool]:
         """Stripe's list semantics over events kept oldest first; pages are newest first."""
         with self._lock:
             events = self._events
@@ -350,9 +366,11 @@ def create_app(sandbox: StripeSandbox) -> Litestar:
         if refused is not None or matches is None:
             return refused or stripe_error(400, "Invalid type filter.", param="types")
         page, has_more = sandbox.list_page(
-            limit=limit, ending_before=ending_before, starting_after=starting_after,
+            limit=limit,
+            ending_before=ending_before,
+            starting_after=starting_after,
             matches=matches,
-        )  # fmt: skip
+        )
         return Response(
             {"object": "list", "data": page, "has_more": has_more, "url": "/v1/events"},
             headers={"request-id": new_id("req")},

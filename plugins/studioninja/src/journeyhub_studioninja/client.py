@@ -32,16 +32,20 @@ def classify(response: VendorResponse, what: str) -> ConnectorError:
     status = response.status_code
     message = f"Studio Ninja's enquiry form answered {status} to {what}"
     if status in (404, 410):
-        return PermanentError(message + " (no such form: check enquiry_form_url)",
-                              vendor_status=status)  # fmt: skip
+        return PermanentError(
+            message + " (no such form: check enquiry_form_url)", vendor_status=status
+        )
     if status in (400, 422):
-        return PermanentError(message + " (the form refused the fields: check the field "
-                              "mappings against the form's field names and required fields)",
-                              vendor_status=status)  # fmt: skip
+        return PermanentError(
+            message + " (the form refused the fields: check the field "
+            "mappings against the form's field names and required fields)",
+            vendor_status=status,
+        )
     if status in (401, 403):
         # A public form has no credentials to refresh: a 403 is a block (bot protection).
-        return PermanentError(message + " (refused: the form may require a captcha)",
-                              vendor_status=status)  # fmt: skip
+        return PermanentError(
+            message + " (refused: the form may require a captcha)", vendor_status=status
+        )
     if status in (408, 429) or status >= 500:
         # The kernel's reading: 429 waits its Retry-After, 408 and 5xx retry.
         return response.error(message)
@@ -63,9 +67,11 @@ class EnquiryForm:
         connection: the form may have taken it; the README says what that means)."""
         body: dict[str, Any] = {"json": fields} if self.encoding == "json" else {"data": fields}
         response = await self.http.post(
-            self.url, **body, timeout=self.timeout,
+            self.url,
+            **body,
+            timeout=self.timeout,
             headers={"accept": "text/html,application/json;q=0.9"},
-        )  # fmt: skip
+        )
         if response.status_code >= 400:
             raise classify(response, "an enquiry")
         return FormAnswer(response.status_code)

@@ -81,8 +81,13 @@ def shoot_record(item: dict[str, Any], config: StudioNinjaConfig) -> PulledRecor
         if base.deleted and not item.get("summary"):
             # Google only promises the id of a deleted event: it may have been one of ours.
             # Unknown to the kernel, it is a first sighting and triggers nothing.
-            return PulledRecord(vendor_id=base.vendor_id, kind=SHOOT_KIND, fields={},
-                                modified_at=base.modified_at, deleted=True)  # fmt: skip
+            return PulledRecord(
+                vendor_id=base.vendor_id,
+                kind=SHOOT_KIND,
+                fields={},
+                modified_at=base.modified_at,
+                deleted=True,
+            )
         return None
     fields: dict[str, Any] = {
         "entry_type": entry.entry_type,
@@ -96,8 +101,13 @@ def shoot_record(item: dict[str, Any], config: StudioNinjaConfig) -> PulledRecor
         "all_day": base.fields.get("all_day"),
         "location": base.fields.get("location"),
     }
-    return PulledRecord(vendor_id=base.vendor_id, kind=SHOOT_KIND, fields=fields,
-                        modified_at=base.modified_at, deleted=base.deleted)  # fmt: skip
+    return PulledRecord(
+        vendor_id=base.vendor_id,
+        kind=SHOOT_KIND,
+        fields=fields,
+        modified_at=base.modified_at,
+        deleted=base.deleted,
+    )
 
 
 def job_records(shoot: PulledRecord) -> list[PulledRecord]:

@@ -102,12 +102,16 @@ async def journeyhub_push(
     ids = {"enquiry": enquiry}
     state = LEDGER.begin(connection.id, enquiry)
     if state == SENT:
-        return PushResult(status="already_delivered", external_ids=ids,
-                          detail="this enquiry was already posted to the form")  # fmt: skip
+        return PushResult(
+            status="already_delivered",
+            external_ids=ids,
+            detail="this enquiry was already posted to the form",
+        )
     if state is not None:
         raise RetryableError("this enquiry is being posted by another delivery; retry later")
-    form = form_client.EnquiryForm(http, config.enquiry_form_url, config.enquiry_encoding,
-                                   config.timeout_seconds)  # fmt: skip
+    form = form_client.EnquiryForm(
+        http, config.enquiry_form_url, config.enquiry_encoding, config.timeout_seconds
+    )
     try:
         answer = await form.submit(fields)
     except BaseException:
@@ -135,7 +139,8 @@ async def journeyhub_check_connection(
     said = f"Google Calendar answered {cal.last_status}: calendar {name!r}"
     if config.enquiry_form_url is None:
         return said + "; no enquiry form configured (no push)"
-    form = form_client.EnquiryForm(http, config.enquiry_form_url, config.enquiry_encoding,
-                                   config.timeout_seconds)  # fmt: skip
+    form = form_client.EnquiryForm(
+        http, config.enquiry_form_url, config.enquiry_encoding, config.timeout_seconds
+    )
     page = await form.check()
     return said + f"; the enquiry form answered {page.status}"

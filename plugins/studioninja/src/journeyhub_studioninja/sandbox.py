@@ -33,8 +33,16 @@ from litestar.params import PathParameter
 COMPANY_ID = "0a800fc8-5a4d-1b0c-8000-5a4db0c0ffee"
 FORM_ID = "0a800fc8-5a4d-1b0c-8000-0000000f0a11"
 PathStr = Annotated[str, PathParameter()]
-FORM_FIELDS = ("first_name", "last_name", "email", "phone", "event_date", "location",
-               "job_type", "message")  # fmt: skip
+FORM_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "event_date",
+    "location",
+    "job_type",
+    "message",
+)
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,10 @@ class Submission:
 
 
 def _page(title: str, body: str, status: int = 200) -> Response[str]:
-    text = f"<!doctype html><html><head><title>{html.escape(title)}</title></head>" \
-           f"<body>{body}</body></html>"  # fmt: skip
+    text = (
+        f"<!doctype html><html><head><title>{html.escape(title)}</title></head>"
+        f"<body>{body}</body></html>"
+    )
     return Response(text, status_code=status, media_type="text/html")
 
 
@@ -107,8 +117,9 @@ class StudioNinjaFormSandbox:
         with self._lock:
             return list(self._submissions)
 
-    def receive(self, company_id: str, form_id: str, fields: dict[str, str], encoding: str
-                ) -> tuple[int, str]:  # fmt: skip
+    def receive(
+        self, company_id: str, form_id: str, fields: dict[str, str], encoding: str
+    ) -> tuple[int, str]:
         """The form's answer to one submission: (status, message)."""
         if (company_id, form_id) != (self.company_id, self.form_id):
             return 404, "This form does not exist."
@@ -123,8 +134,10 @@ class StudioNinjaFormSandbox:
 
 
 def create_form_app(sb: StudioNinjaFormSandbox) -> Litestar:
-    paths = ["/contactform/parser/{company_id:str}/{form_id:str}",
-             "/contactform/hosted/{company_id:str}/{form_id:str}"]  # fmt: skip
+    paths = [
+        "/contactform/parser/{company_id:str}/{form_id:str}",
+        "/contactform/hosted/{company_id:str}/{form_id:str}",
+    ]
 
     def count(key: str) -> None:
         with sb._lock:
@@ -138,15 +151,14 @@ def create_form_app(sb: StudioNinjaFormSandbox) -> Litestar:
         if (company_id, form_id) != (sb.company_id, sb.form_id):
             count("GET 404")
             return _page("Not found", "<p>This form does not exist.</p>", 404)
-        inputs = "".join(
-            f'<label>{name}<input name="{name}"></label>' for name in FORM_FIELDS
-        )  # fmt: skip
+        inputs = "".join(f'<label>{name}<input name="{name}"></label>' for name in FORM_FIELDS)
         count("GET 200")
         return _page("Contact", f'<form method="post">{inputs}<button>Send</button></form>')
 
     @post(paths, status_code=200)
-    async def form_submit(company_id: PathStr, form_id: PathStr, request: Request[Any, Any, Any]
-                          ) -> Response[str]:  # fmt: skip
+    async def form_submit(
+        company_id: PathStr, form_id: PathStr, request: Request[Any, Any, Any]
+    ) -> Response[str]:
         # The body first: a fault that delays the answer must still find a whole request.
         if "json" in request.headers.get("content-type", ""):
             try:
@@ -188,8 +200,9 @@ def label_of(entry_type: str, lead: bool) -> str:
 class StudioNinjaSandbox:
     """Studio Ninja as journeyhub sees it: a Google calendar it syncs into, and its form."""
 
-    def __init__(self, *, calendar_id: str = USER, required: tuple[str, ...] = ("first_name",
-                 "email")) -> None:  # fmt: skip
+    def __init__(
+        self, *, calendar_id: str = USER, required: tuple[str, ...] = ("first_name", "email")
+    ) -> None:
         self.calendar_id = calendar_id
         self.google = GcalSandbox()
         self.forms = StudioNinjaFormSandbox(required=required)
@@ -259,9 +272,13 @@ class StudioNinjaSandbox:
         if end is None:
             end = start + (timedelta(hours=1) if isinstance(start, datetime) else timedelta(days=1))
         return self.google.user_add(
-            self.calendar_id, summary=f"{label_of(entry_type, lead)}: {name}",
-            start=_when(start), end=_when(end), location=location, description=description,
-        )  # fmt: skip
+            self.calendar_id,
+            summary=f"{label_of(entry_type, lead)}: {name}",
+            start=_when(start),
+            end=_when(end),
+            location=location,
+            description=description,
+        )
 
     def book_lead(self, event_id: str) -> dict[str, Any]:
         """The lead is booked: the same event loses its "(LEAD)" (LEAD becomes SHOOT)."""
@@ -270,8 +287,9 @@ class StudioNinjaSandbox:
         title = str(event["summary"])
         if title.startswith("LEAD"):
             title = "SHOOT" + title.removeprefix("LEAD")
-        return self.google.user_edit(event_id, self.calendar_id,
-                                     summary=title.replace(" (LEAD)", "", 1))  # fmt: skip
+        return self.google.user_edit(
+            event_id, self.calendar_id, summary=title.replace(" (LEAD)", "", 1)
+        )
 
     def book_lead_as_new_event(self, event_id: str) -> dict[str, Any]:
         """The other way a sync could do it: delete the lead's event, write a new one."""
@@ -282,15 +300,16 @@ class StudioNinjaSandbox:
         if title.startswith("LEAD"):
             title = "SHOOT" + title.removeprefix("LEAD")
         fields = {k: event[k] for k in ("start", "end", "location", "description") if k in event}
-        return self.google.user_add(self.calendar_id, summary=title.replace(" (LEAD)", "", 1),
-                                    **fields)  # fmt: skip
+        return self.google.user_add(
+            self.calendar_id, summary=title.replace(" (LEAD)", "", 1), **fields
+        )
 
-    def move(self, event_id: str, start: date | datetime, end: date | datetime | None = None
-             ) -> dict[str, Any]:  # fmt: skip
+    def move(
+        self, event_id: str, start: date | datetime, end: date | datetime | None = None
+    ) -> dict[str, Any]:
         if end is None:
             end = start + (timedelta(hours=1) if isinstance(start, datetime) else timedelta(days=1))
-        return self.google.user_edit(event_id, self.calendar_id, start=_when(start),
-                                     end=_when(end))  # fmt: skip
+        return self.google.user_edit(event_id, self.calendar_id, start=_when(start), end=_when(end))
 
 
 __all__ = [

@@ -131,8 +131,11 @@ async def pull(
 ) -> PullPage:
     cursor = Cursor.load(raw_cursor)
     kind, mark, run = cursor.kind, cursor.marks.get(cursor.kind, Mark()), cursor.run
-    params: dict[str, Any] = {"page": cursor.page, "pageSize": page_size,
-                              "sortBy": api.SORT_MODIFIED_DESC}  # fmt: skip
+    params: dict[str, Any] = {
+        "page": cursor.page,
+        "pageSize": page_size,
+        "sortBy": api.SORT_MODIFIED_DESC,
+    }
     if kind == "contact":
         params["includeHidden"] = "true"  # hidden (deleted) contacts come back flagged
     else:

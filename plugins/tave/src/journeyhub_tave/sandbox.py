@@ -43,27 +43,88 @@ COMMON_READ_ONLY = {"links", "id", "created", "modified", "hidden"}
 RESOURCES: dict[str, dict[str, Any]] = {
     "address-book": {
         "type": "addressbook-collection",
-        "writable": {"kind", "firstName", "lastName", "email", "secondaryEmail", "cellPhone",
-                     "homePhone", "workPhone", "companyName", "mailingAddress", "address",
-                     "externalMappings", "customFields", "salutation", "anniversary",
-                     "birthdate", "brandId", "pinned", "previousClient", "privacyOptIn",
-                     "requireStrictPrivacy", "jobTitle", "maidenName", "url"},
-        "read_only": {"name", "accountBalance", "creditBalance", "totalCost", "totalRevenue",
-                      "anonymized", "customNumber", "notes"},
+        "writable": {
+            "kind",
+            "firstName",
+            "lastName",
+            "email",
+            "secondaryEmail",
+            "cellPhone",
+            "homePhone",
+            "workPhone",
+            "companyName",
+            "mailingAddress",
+            "address",
+            "externalMappings",
+            "customFields",
+            "salutation",
+            "anniversary",
+            "birthdate",
+            "brandId",
+            "pinned",
+            "previousClient",
+            "privacyOptIn",
+            "requireStrictPrivacy",
+            "jobTitle",
+            "maidenName",
+            "url",
+        },
+        "read_only": {
+            "name",
+            "accountBalance",
+            "creditBalance",
+            "totalCost",
+            "totalRevenue",
+            "anonymized",
+            "customNumber",
+            "notes",
+        },
         "required": ("kind",),
         "filters": ("email", "includeHidden"),
     },
     "job": {
         "type": "job-collection",
-        "writable": {"bookingDate", "brandId", "closed", "closedReasonId", "closedDate",
-                     "completedDate", "contactFormId", "customFields", "eventDate",
-                     "externalMappings", "fulfillmentDate", "guestCount", "inquiryDate",
-                     "jobTypeId", "leadConfidence", "leadDecisionExpectedByDate",
-                     "leadMaxBudget", "leadNotes", "leadRating", "leadSourceId", "leadStatusId",
-                     "name", "pinned", "stage", "webLead", "workflowId"},
-        "read_only": {"title", "jobTypeName", "leadStatusName", "leadStatusChangedAt",
-                      "accountBalance", "creditBalance", "totalCost", "totalProfit",
-                      "totalRevenue", "sample", "closedReasonName"},
+        "writable": {
+            "bookingDate",
+            "brandId",
+            "closed",
+            "closedReasonId",
+            "closedDate",
+            "completedDate",
+            "contactFormId",
+            "customFields",
+            "eventDate",
+            "externalMappings",
+            "fulfillmentDate",
+            "guestCount",
+            "inquiryDate",
+            "jobTypeId",
+            "leadConfidence",
+            "leadDecisionExpectedByDate",
+            "leadMaxBudget",
+            "leadNotes",
+            "leadRating",
+            "leadSourceId",
+            "leadStatusId",
+            "name",
+            "pinned",
+            "stage",
+            "webLead",
+            "workflowId",
+        },
+        "read_only": {
+            "title",
+            "jobTypeName",
+            "leadStatusName",
+            "leadStatusChangedAt",
+            "accountBalance",
+            "creditBalance",
+            "totalCost",
+            "totalProfit",
+            "totalRevenue",
+            "sample",
+            "closedReasonName",
+        },
         "required": (),
         "filters": ("externalMappingId", "includeClosed"),
     },
@@ -82,16 +143,28 @@ RESOURCES: dict[str, dict[str, Any]] = {
         "required": ("contactId", "jobId"),
         "filters": ("externalMappingId", "contactId", "jobId", "includeHidden"),
     },
-    "job-type": {"type": "jobtype-collection", "writable": {"name", "externalMappings"},
-                 "read_only": set(), "required": ("name",),
-                 "filters": ("externalMappingId", "includeHidden")},
-    "lead-status": {"type": "leadstatus-collection", "writable": {"name", "externalMappings"},
-                    "read_only": set(), "required": ("name",),
-                    "filters": ("externalMappingId", "includeHidden")},
-    "payment": {"type": "payment-collection",
-                "writable": {"jobId", "amount", "status", "memo", "received", "payerId"},
-                "read_only": {"refundedAmount"}, "required": ("jobId", "amount"), "filters": ()},
-}  # fmt: skip
+    "job-type": {
+        "type": "jobtype-collection",
+        "writable": {"name", "externalMappings"},
+        "read_only": set(),
+        "required": ("name",),
+        "filters": ("externalMappingId", "includeHidden"),
+    },
+    "lead-status": {
+        "type": "leadstatus-collection",
+        "writable": {"name", "externalMappings"},
+        "read_only": set(),
+        "required": ("name",),
+        "filters": ("externalMappingId", "includeHidden"),
+    },
+    "payment": {
+        "type": "payment-collection",
+        "writable": {"jobId", "amount", "status", "memo", "received", "payerId"},
+        "read_only": {"refundedAmount"},
+        "required": ("jobId", "amount"),
+        "filters": (),
+    },
+}
 SORTS = ("id", "modified", "created", "name")
 PathStr = Annotated[str, PathParameter()]
 
@@ -342,9 +415,17 @@ def _defaults(resource: str) -> dict[str, Any]:
     if resource == "address-book":
         return {"externalMappings": [], "email": None, "firstName": None, "lastName": None}
     if resource == "job":
-        return {"externalMappings": [], "stage": "lead", "closed": False, "eventDate": None,
-                "guestCount": None, "jobTypeId": None, "leadStatusId": None, "name": None,
-                "leadNotes": None}  # fmt: skip
+        return {
+            "externalMappings": [],
+            "stage": "lead",
+            "closed": False,
+            "eventDate": None,
+            "guestCount": None,
+            "jobTypeId": None,
+            "leadStatusId": None,
+            "name": None,
+            "leadNotes": None,
+        }
     if resource in ("note", "job-contact"):
         return {"externalMappings": []}
     if resource == "payment":
@@ -378,10 +459,12 @@ def _check_body(resource: str, body: Any, creating: bool) -> dict[str, Any] | Re
     for mapping in body.get("externalMappings") or []:
         ok = (
             isinstance(mapping, dict)
-            and isinstance(mapping.get("id"), str) and 1 <= len(mapping["id"]) <= 64
-            and isinstance(mapping.get("url"), str) and 12 <= len(mapping["url"]) <= 255
+            and isinstance(mapping.get("id"), str)
+            and 1 <= len(mapping["id"]) <= 64
+            and isinstance(mapping.get("url"), str)
+            and 12 <= len(mapping["url"]) <= 255
             and "://" in mapping["url"]
-        )  # fmt: skip
+        )
         if not ok:
             problems["externalMappings"] = ["each needs an id (1-64) and a url (12-255)"]
     if problems:
@@ -421,8 +504,12 @@ def _list(sb: TaveSandbox, resource: str, query: Any) -> Response[Any]:
     items.sort(key=lambda i: (str(i.get(field) or ""), i["id"]), reverse=direction == "desc")
     total = len(items)
     chunk = items[(page - 1) * size : page * size]
-    meta = {"currentPage": page, "totalPages": max(1, math.ceil(total / size)),
-            "totalItems": total, "rows": size}  # fmt: skip
+    meta = {
+        "currentPage": page,
+        "totalPages": max(1, math.ceil(total / size)),
+        "totalItems": total,
+        "rows": size,
+    }
     return Response({"type": spec["type"], "meta": meta, "items": deepcopy(chunk)})
 
 
@@ -436,10 +523,15 @@ def create_app(sb: TaveSandbox) -> Litestar:
             if fault.status is not None:
                 sb.faults.injected[fault.status] += 1
                 response = Response(
-                    fault.body or {"type": "unknown", "title": "Injected fault",
-                                   "detail": f"injected {fault.status}", "status": fault.status},
+                    fault.body
+                    or {
+                        "type": "unknown",
+                        "title": "Injected fault",
+                        "detail": f"injected {fault.status}",
+                        "status": fault.status,
+                    },
                     status_code=fault.status,
-                )  # fmt: skip
+                )
                 if fault.retry_after is not None:
                     response.headers["retry-after"] = f"{fault.retry_after:g}"
                 return response
@@ -478,8 +570,9 @@ def create_app(sb: TaveSandbox) -> Litestar:
     @get(PREFIX + "/{resource:str}/{record_id:str}", sync_to_thread=False)
     def read(resource: PathStr, record_id: PathStr) -> Response[Any]:
         if resource == "studio" and record_id == "me":
-            return Response({"id": "01h35ccwymj5ctckp8px1azhg6", "name": sb.studio_name,
-                             "currencyCode": "USD"})  # fmt: skip
+            return Response(
+                {"id": "01h35ccwymj5ctckp8px1azhg6", "name": sb.studio_name, "currencyCode": "USD"}
+            )
         if (missing := unknown(resource)) is not None:
             return missing
         record = sb.record(resource, record_id)
@@ -548,6 +641,11 @@ class _LoseResponses:
 
         await self.inner(scope, receive, swallow)
         body = b'{"type":"unknown","title":"Bad Gateway","detail":"lost","status":502}'
-        await send({"type": "http.response.start", "status": 502,
-                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 502,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

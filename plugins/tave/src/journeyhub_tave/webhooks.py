@@ -90,12 +90,15 @@ async def handle(
         pulled = contact_record(contact, maps)
         return [
             TriggerDraft(
-                type="client_updated", source_event_id=source,
-                occurred_at=parse_time(contact.get("created")), client_id=pulled.our_id,
-                client_email=pulled.fields.get("email"), vendor_record_id=pulled.vendor_id,
+                type="client_updated",
+                source_event_id=source,
+                occurred_at=parse_time(contact.get("created")),
+                client_id=pulled.our_id,
+                client_email=pulled.fields.get("email"),
+                vendor_record_id=pulled.vendor_id,
                 data={"contact_id": pulled.vendor_id, **pulled.fields},
             )
-        ]  # fmt: skip
+        ]
     if event == "job.created":
         job = await tave.get(api.JOBS, target)
         if job is None:
@@ -104,13 +107,19 @@ async def handle(
         client_id, email = await _client_of_job(tave, maps, pulled.vendor_id)
         return [
             TriggerDraft(
-                type="project_status_changed", source_event_id=source,
-                occurred_at=parse_time(job.get("created")), client_id=client_id,
-                client_email=email, vendor_record_id=pulled.vendor_id,
-                data={"job_id": pulled.vendor_id, "journey_instance_id": pulled.our_id,
-                      **pulled.fields},
+                type="project_status_changed",
+                source_event_id=source,
+                occurred_at=parse_time(job.get("created")),
+                client_id=client_id,
+                client_email=email,
+                vendor_record_id=pulled.vendor_id,
+                data={
+                    "job_id": pulled.vendor_id,
+                    "journey_instance_id": pulled.our_id,
+                    **pulled.fields,
+                },
             )
-        ]  # fmt: skip
+        ]
     if event == "payment.created":
         payment = await tave.get(api.PAYMENTS, target)
         if payment is None:
@@ -123,14 +132,21 @@ async def handle(
         client_id, email = await _client_of_job(tave, maps, payment.get("jobId"))
         return [
             TriggerDraft(
-                type=kind, source_event_id=source,  # type: ignore[arg-type]
-                occurred_at=parse_time(payment.get("created")), client_id=client_id,
-                client_email=email, vendor_record_id=payment.get("jobId"),
-                data={"payment_id": str(payment.get("id") or target),
-                      "amount": payment.get("amount"), "status": status,
-                      "job_id": payment.get("jobId"), "received": payment.get("received")},
+                type=kind,
+                source_event_id=source,  # type: ignore[arg-type]
+                occurred_at=parse_time(payment.get("created")),
+                client_id=client_id,
+                client_email=email,
+                vendor_record_id=payment.get("jobId"),
+                data={
+                    "payment_id": str(payment.get("id") or target),
+                    "amount": payment.get("amount"),
+                    "status": status,
+                    "job_id": payment.get("jobId"),
+                    "received": payment.get("received"),
+                },
             )
-        ]  # fmt: skip
+        ]
     if event == "order.booked":
         return []  # known; orders are left to the sync issue
     return None
