@@ -56,9 +56,9 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest_asyncio.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Any]:
-    """A fresh Chromium profile (a persistent context on an empty user-data dir)."""
+@pytest.fixture
+def chromium() -> Path:
+    """The Chromium binary; without it, skip (fail under ``CI=true``)."""
     if not CHROMIUM.exists():
         message = (
             f"{CHROMIUM} is missing: the dashboard tests drive a real headless Chromium; "
@@ -67,12 +67,18 @@ async def browser(tmp_path: Path) -> AsyncIterator[Any]:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest_asyncio.fixture
+async def browser(chromium: Path, tmp_path: Path) -> AsyncIterator[Any]:
+    """A fresh Chromium profile (a persistent context on an empty user-data dir)."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
+            executable_path=str(chromium),
             headless=True,
             args=CHROMIUM_ARGS,
             viewport={"width": 1440, "height": 900},

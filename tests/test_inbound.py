@@ -3,6 +3,7 @@ against the Stripe and Resend sandboxes' own webhook senders, over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -59,7 +60,7 @@ async def test_a_signed_stripe_payment_becomes_one_trigger(
 
     triggers = await eventually(lambda: hub.store.triggers.list(tenant.id))
     await eventually(lambda: watch_triggers.received)
-    time.sleep(0.5)  # give a wrong second trigger the time to show up
+    await asyncio.sleep(0.5)  # give a wrong second trigger the time to show up
     triggers = await hub.store.triggers.list(tenant.id)
     assert len(triggers) == 1 and len(watch_triggers.received) == 1
     trigger = watch_triggers.received[0]

@@ -271,7 +271,7 @@ def test_every_plugins_default_mappings_are_valid() -> None:
             pytest.fail(f"{name}'s default field mappings do not validate: {exc}")
 
 
-# --- signatures: helpers ----------------------------------------------------------------------------
+# --- signatures: helpers --------------------------------------------------------------------------
 
 secret_bytes = st.binary(min_size=1, max_size=48)
 msg_ids = st.text(
@@ -381,7 +381,7 @@ def _sign_standard(
     }
 
 
-# --- Resend (Svix) ------------------------------------------------------------------------------------
+# --- Resend (Svix) --------------------------------------------------------------------------------
 
 
 @PROPERTY_SETTINGS
@@ -422,7 +422,7 @@ def test_resend_a_correct_signature_verifies_and_one_bit_does_not(
         )
 
 
-# --- Stripe -------------------------------------------------------------------------------------------------
+# --- Stripe ---------------------------------------------------------------------------------------
 
 
 def stripe_connection() -> Connection:
@@ -477,7 +477,7 @@ def test_stripe_a_correct_signature_verifies_and_one_bit_does_not(
         verify_signature(moved, body, [secret], now=NOW, tolerance=TOLERANCE)
 
 
-# --- the built-in webhook connector -------------------------------------------------------------------------
+# --- the built-in webhook connector ---------------------------------------------------------------
 
 
 def webhook_connection() -> Connection:
@@ -558,7 +558,7 @@ def test_webhook_connector_a_correct_signature_or_token_verifies_and_one_bit_doe
             call(headers, flip_bit(body, offset))
 
 
-# --- the Zapier bridge ----------------------------------------------------------------------------------------
+# --- the Zapier bridge ----------------------------------------------------------------------------
 
 
 @PROPERTY_SETTINGS

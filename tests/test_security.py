@@ -361,7 +361,7 @@ async def test_a_tenant_neither_sees_nor_changes_another_tenants_records(world: 
     assert await world.hub.store.connections.get(world.b.connection["id"], world.b.keys.id)
 
 
-# --- replayed webhooks outside the tolerance -------------------------------------------------------
+# --- replayed webhooks outside the tolerance ------------------------------------------------------
 
 
 def stripe_headers(secret: str, body: bytes, timestamp: int) -> dict[str, str]:
@@ -421,7 +421,7 @@ async def test_a_webhook_replayed_outside_the_tolerance_is_refused_as_stale(
     assert secret not in stale.text
 
 
-# --- body limits ---------------------------------------------------------------------------------------
+# --- body limits ----------------------------------------------------------------------------------
 
 
 async def test_oversized_webhooks_get_413_declared_or_streamed(
@@ -474,7 +474,7 @@ async def test_an_oversized_events_body_gets_a_clean_413(
     assert answer.status_code == 202
 
 
-# --- per-tenant rate limit on /v1/events --------------------------------------------------------------
+# --- per-tenant rate limit on /v1/events ----------------------------------------------------------
 
 
 def test_the_token_bucket_counts_events_and_says_when_to_retry() -> None:

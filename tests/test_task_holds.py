@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import msgspec
+import pytest
 from journeyhub.delivery.outcomes import Outcome, Recorder
 from journeyhub.hub import Hub
 from journeyhub.model import Connection, DeliveryTask, JourneyEvent, utcnow
@@ -261,7 +262,11 @@ async def test_a_task_is_held_until_its_dead_letter_is_written(
                 tave.faults.plan(Fault(status=422))  # refused for good: dead at once
                 (msg,) = await stream.fetch()
                 pushing = asyncio.create_task(worker.handle_batch([msg]))
+                deadline = asyncio.get_running_loop().time() + 10
                 while not pushing.done() and await holder_of(hub, task.id) != worker.holder:
+                    if asyncio.get_running_loop().time() > deadline:
+                        pushing.cancel()
+                        pytest.fail(f"the worker did not take {task.id} within 10 s")
                     await asyncio.sleep(0)  # until the worker has the task
                 while not pushing.done():
                     if await claimed_by_another(hub, task.id):

@@ -183,7 +183,7 @@ def test_redact_url():
     )
 
 
-# --- config and credentials ------------------------------------------------------------------------
+# --- config and credentials -----------------------------------------------------------------------
 
 
 class AcmeConfig(zapier.ZapierConfig, kw_only=True):
@@ -215,7 +215,7 @@ def test_credentials_need_a_standard_webhooks_secret():
             msgspec.convert(bad, zapier.ZapierCredentials)
 
 
-# --- in ----------------------------------------------------------------------------------------------
+# --- in -------------------------------------------------------------------------------------------
 
 CREDS = {"secret": SECRET}
 JSON = {"content-type": "application/json"}
@@ -367,7 +367,7 @@ def test_parse_when(text, expected):
         assert parsed.utcoffset() is not None
 
 
-# --- end to end, through the real gateway, bus and workers (HoneyBook's use of the bridge) ----------
+# --- end to end, through the real gateway, bus and workers (HoneyBook's use of the bridge) --------
 
 
 async def test_a_zap_post_becomes_one_trigger_through_the_gateway(

@@ -151,7 +151,7 @@ class Studio:
     stripe_id: str = ""
 
 
-# --- the system under test -------------------------------------------------------------------------
+# --- the system under test ------------------------------------------------------------------------
 
 
 class Rig:
@@ -425,7 +425,7 @@ class Rig:
         raise RuntimeError(f"{process.kind} {process.index} would not start again")
 
 
-# --- sending -------------------------------------------------------------------------------------------
+# --- sending --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -534,7 +534,7 @@ async def send_webhooks(rig: Rig, count: int, deadline: float) -> tuple[SendStat
     return stats, ids
 
 
-# --- counting ---------------------------------------------------------------------------------------
+# --- counting -------------------------------------------------------------------------------------
 
 
 def task_id(rig: Rig, studio: int, event_id: str) -> str:

@@ -182,7 +182,7 @@ def py_spy_top(raw: str, root: str = "journeyhub/__main__.py", n: int = 40) -> l
     ]
 
 
-# --- the hub ----------------------------------------------------------------------------------------
+# --- the hub --------------------------------------------------------------------------------------
 
 
 class HubProcess:
@@ -360,7 +360,7 @@ def cost_delta(
     return {k: after.get(k, 0.0) - before.get(k, 0.0) - scrape.get(k, 0.0) for k in keys}
 
 
-# --- a sandbox in its own process --------------------------------------------------------------------
+# --- a sandbox in its own process -----------------------------------------------------------------
 
 
 class Recorder:

@@ -36,12 +36,16 @@ machine at a load average of 1.3 to 3.8):
 | high (400 calls/s at 2,000/s) | bus (NATS KV) | 0.090 requests | 79 us | 1.75 / 3.5 ms |
 | | store, SQLite | 0.041 transactions (0.124 with statements) | 163 us | 3.6 / 7.5 ms |
 | | store, PostgreSQL | 0.039 transactions (0.116) | 177 us | 5.1 / 9.8 ms |
-| high, beside 200 writes/s (SQLite / PostgreSQL) | bus | 0.093 / 0.086 | 88 / 36 us | 2.7 / 5.6, 2.8 / 6.0 ms |
-| | store, SQLite / PostgreSQL | 0.043 / 0.045 transactions | 118 / 84 us | 4.4 / 8.7, 6.0 / 17.2 ms |
+| high, beside 200 writes/s (SQLite) | bus | 0.093 | 88 us | 2.7 / 5.6 ms |
+| | store, SQLite | 0.043 transactions | 118 us | 4.4 / 8.7 ms |
+| high, beside 200 writes/s (PostgreSQL) | bus | 0.086 | 36 us | 2.8 / 6.0 ms |
+| | store, PostgreSQL | 0.045 transactions | 84 us | 6.0 / 17.2 ms |
 | trickle (3 x 133 calls/s, one at a time) | bus | 0.103 | 80 us | 2.1 / 4.3 ms |
-| | store, SQLite / PostgreSQL | 0.046 / 0.045 transactions | 181 / 178 us | 4.1 / 10.1, 4.9 / 7.5 ms |
+| | store, SQLite | 0.046 transactions | 181 us | 4.1 / 10.1 ms |
+| | store, PostgreSQL | 0.045 transactions | 178 us | 4.9 / 7.5 ms |
 | low (2/s, 3 workers) | bus | 2.36 | 1.2 ms | 1.9 / 3.6 ms |
-| | store, SQLite / PostgreSQL | 1.27 transactions (3.8) | 4.7 / 4.6 ms | 4.5 / 12.9, 8.8 / 37.9 ms |
+| | store, SQLite | 1.27 transactions (3.8) | 4.7 ms | 4.5 / 12.9 ms |
+| | store, PostgreSQL | 1.27 transactions (3.8) | 4.6 ms | 8.8 / 37.9 ms |
 
 Every run kept to the limit (most calls in any second: 2 of 2, at most 400 of 2,000). One
 reservation alone (one worker, nothing else running) is one NATS request: 0.36 ms p50, 182 us
@@ -301,7 +305,7 @@ async def one_run(
     return out
 
 
-# --- the rig ----------------------------------------------------------------------------------------
+# --- the rig --------------------------------------------------------------------------------------
 
 
 async def stores(settings: Settings, count: int) -> list[Store]:

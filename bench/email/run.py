@@ -332,7 +332,8 @@ async def run(args: argparse.Namespace) -> int:
         )
     if gaps:
         print(
-            f"  gaps between accepted calls: min {min(gaps):.3f} s, p50 {summary(gaps)['p50']:.3f} s, "
+            f"  gaps between accepted calls: min {min(gaps):.3f} s, "
+            f"p50 {summary(gaps)['p50']:.3f} s, "
             f"p95 {summary(gaps)['p95']:.3f} s, max {max(gaps):.3f} s, "
             f"sum above {1 / (SAFETY * args.limit):.3f} s: "
             f"{sum(max(0.0, g - 1 / (SAFETY * args.limit)) for g in gaps):.1f} s"
@@ -356,7 +357,8 @@ async def run(args: argparse.Namespace) -> int:
     hub_cpu = cpu_delta(cpu0, cpu2)
     print(
         f"hub CPU: {sum(cpu_delta(cpu0, cpu1).values()):.1f} s during ingest, "
-        f"{sum(hub_cpu.values()):.1f} s in all ({', '.join(f'{k} {v:.1f}' for k, v in hub_cpu.items())})"
+        f"{sum(hub_cpu.values()):.1f} s in all "
+        f"({', '.join(f'{k} {v:.1f}' for k, v in hub_cpu.items())})"
     )
     generator = (own2.user + own2.system) - (own0.user + own0.system)
     mine = sum(hub_cpu.values()) + sum(cpu_delta(sb0, sb2).values()) + generator

@@ -2,7 +2,8 @@
 
     uv run --frozen --with aiohttp --with pyreqwest --with rnet --with niquests \
         --with aiosonic --with curl-cffi --with httpx-aiohttp --with httpx2 \
-        python bench/http_client/run.py --in-flight 32 --json bench/http_client/results/in_flight_32.json
+        python bench/http_client/run.py --in-flight 32 \
+        --json bench/http_client/results/in_flight_32.json
     uv run --frozen --with aiohttp ... python bench/http_client/run.py --quick
 
 ``uv run --with`` puts the candidates in a throwaway overlay: the project's lock is untouched. A
@@ -264,7 +265,7 @@ def seed(api_base: str, key: str, n: int) -> tuple[list[str], list[tuple[str, st
     return contacts, jobs
 
 
-# --- the clients -----------------------------------------------------------------------------------
+# --- the clients ----------------------------------------------------------------------------------
 
 
 class CallFailed(Exception):
@@ -892,7 +893,7 @@ def installed(package: str) -> str | None:
         return None
 
 
-# --- one trial -------------------------------------------------------------------------------------
+# --- one trial ------------------------------------------------------------------------------------
 
 
 async def drive(
@@ -992,7 +993,7 @@ async def trial(
     return out
 
 
-# --- the probe: timeouts, failures, Retry-After -----------------------------------------------------
+# --- the probe: timeouts, failures, Retry-After ---------------------------------------------------
 
 
 async def _silent_server(mode: str) -> tuple[asyncio.Server, int]:
@@ -1086,7 +1087,7 @@ async def probe(make: Callable[[], Client]) -> dict[str, str]:
     return out
 
 
-# --- the report --------------------------------------------------------------------------------------
+# --- the report -----------------------------------------------------------------------------------
 
 
 def summarize(trials: list[Trial], baseline: str) -> list[dict[str, Any]]:
@@ -1165,7 +1166,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
-# --- main --------------------------------------------------------------------------------------------
+# --- main -----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -1217,7 +1218,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     print(f"load average at start: {os.getloadavg()}")
     print(
         f"plan: {len(plan.clients)} clients x in flight {levels} x {args.reps} rounds, "
-        f"{args.calls} timed calls (or {args.max_seconds:g} s) after {args.warmup} warm-up calls each"
+        f"{args.calls} timed calls (or {args.max_seconds:g} s) "
+        f"after {args.warmup} warm-up calls each"
     )
     report: dict[str, Any] = {
         "machine": machine(),
@@ -1262,7 +1264,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
                     print(
                         f"  [{time.perf_counter() - started:6.1f}s] in flight {in_flight:>3} "
                         f"round {round_no} {label:<28} {t.cpu_us:7.0f} µs/call "
-                        f"{t.rate:7.0f}/s  others {t.others_cpu_s / max(t.seconds, 1e-9) * 100:4.0f}% "
+                        f"{t.rate:7.0f}/s  "
+                        f"others {t.others_cpu_s / max(t.seconds, 1e-9) * 100:4.0f}% "
                         f"new conns {t.new_connections}"
                         f"{note}",
                         flush=True,

@@ -970,7 +970,8 @@ def report(results: dict[str, Any]) -> None:
             )
         for s in steps:
             print(
-                f"  at {s['rate']:,.0f}/s, worker per webhook: {_costs(s['worker_costs_per_webhook'])}"
+                f"  at {s['rate']:,.0f}/s, worker per webhook: "
+                f"{_costs(s['worker_costs_per_webhook'])}"
             )
     best = results["sustained_rate"]
     print(

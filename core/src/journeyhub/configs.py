@@ -1,4 +1,5 @@
-"""A connection's ``config`` decoded into its plugin's own Struct, once per version.
+"""A connection's ``config`` and credentials decoded into its plugin's own Structs; the config
+once per connection version.
 
 The connection cache hands the same ``Connection`` out for every task of a busy connection;
 decoding its config again for each push would repeat the same work. A change to the connection
@@ -7,6 +8,7 @@ moves its ``updated_at``, which is part of the key, so an edited config is decod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -36,3 +38,11 @@ def config_as(connection: Connection, schema: type[S]) -> S:
             _decoded.clear()
         _decoded[key] = value
     return value
+
+
+def credentials_as(credentials: Mapping[str, Any], schema: type[S], vendor: str) -> S:
+    """Decrypted credentials as ``schema``. The message names the field, never its value."""
+    try:
+        return msgspec.convert(credentials, schema)
+    except msgspec.ValidationError as exc:
+        raise PermanentError(f"invalid {vendor} connection credentials: {exc}") from None

@@ -9,6 +9,11 @@ registered under the connection's vendor name (see :mod:`journeyhub.plugins`). T
 implementations may be ``async def``. Observer hooks are broadcast to every plugin and must be
 cheap and synchronous; an exception in one is logged and does not stop the others.
 
+Every vendor hook may take ``config`` and ``creds``: the connection's config and credentials
+decoded once by the kernel into the connector's ``config_schema`` and ``credentials_schema``
+Structs (``None`` when the connector declares no schema). ``connection.config`` and
+``credentials`` stay the raw mappings.
+
 Every hook is documented in ``docs/hooks.md``; a test fails when one is not.
 """
 
@@ -63,7 +68,12 @@ def journeyhub_connector() -> ConnectorInfo:
 
 @hookspec
 def journeyhub_authenticate(
-    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp, refused: bool
+    connection: Connection,
+    config: Any,
+    creds: Any,
+    credentials: Mapping[str, Any],
+    http: VendorHttp,
+    refused: bool,
 ) -> Mapping[str, Any] | None:
     """Make sure the credentials can be used for the next vendor call.
 
@@ -80,6 +90,8 @@ def journeyhub_authenticate(
 def journeyhub_push(
     task: DeliveryTask,
     connection: Connection,
+    config: Any,
+    creds: Any,
     credentials: Mapping[str, Any],
     idempotency_key: str,
     http: VendorHttp,
@@ -112,6 +124,8 @@ def journeyhub_push(
 def journeyhub_push_batch(
     tasks: list[DeliveryTask],
     connection: Connection,
+    config: Any,
+    creds: Any,
     credentials: Mapping[str, Any],
     idempotency_key: str,
     http: VendorHttp,
@@ -130,6 +144,8 @@ def journeyhub_push_batch(
 @hookspec
 def journeyhub_pull(
     connection: Connection,
+    config: Any,
+    creds: Any,
     credentials: Mapping[str, Any],
     cursor: str | None,
     http: VendorHttp,
@@ -145,6 +161,8 @@ def journeyhub_pull(
 @hookspec
 def journeyhub_verify_webhook(
     connection: Connection,
+    config: Any,
+    creds: Any,
     credentials: Mapping[str, Any],
     headers: Mapping[str, str],
     body: bytes,
@@ -154,16 +172,18 @@ def journeyhub_verify_webhook(
     """Verify an inbound webhook's signature (or token) and name the vendor's event id.
 
     ``headers`` have lower-case names; ``query`` is the URL's query string (for senders that
-    can only put a token in the URL); ``now`` is the time to check timestamps against. Return a :class:`~journeyhub.model.WebhookReceipt`;
-    raise :class:`~journeyhub.errors.WebhookRejected` with ``reason`` ``bad_signature``,
-    ``stale`` or ``missing_signature`` otherwise. Called by the gateway before anything is
-    acknowledged; it must not call the vendor.
+    can only put a token in the URL); ``now`` is the time to check timestamps against. Return a
+    :class:`~journeyhub.model.WebhookReceipt`; raise :class:`~journeyhub.errors.WebhookRejected`
+    with ``reason`` ``bad_signature``, ``stale`` or ``missing_signature`` otherwise. Called by
+    the gateway before anything is acknowledged; it must not call the vendor.
     """
 
 
 @hookspec
 def journeyhub_handle_webhook(
     connection: Connection,
+    config: Any,
+    creds: Any,
     credentials: Mapping[str, Any],
     webhook: StoredWebhook,
     http: VendorHttp,
@@ -179,7 +199,7 @@ def journeyhub_handle_webhook(
 
 @hookspec
 def journeyhub_import_csv(
-    connection: Connection, credentials: Mapping[str, Any], text: str
+    connection: Connection, config: Any, creds: Any, credentials: Mapping[str, Any], text: str
 ) -> list[TriggerDraft]:
     """Turn an export file from the vendor (a CSV report) into trigger drafts.
 
@@ -193,6 +213,8 @@ def journeyhub_import_csv(
 @hookspec
 def journeyhub_maintain(
     connection: Connection,
+    config: Any,
+    creds: Any,
     credentials: Mapping[str, Any],
     http: VendorHttp,
     webhook_url: str,
@@ -208,7 +230,11 @@ def journeyhub_maintain(
 
 @hookspec
 def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
+    connection: Connection,
+    config: Any,
+    creds: Any,
+    credentials: Mapping[str, Any],
+    http: VendorHttp,
 ) -> str:
     """Make one cheap authenticated call to the vendor and return what it answered, in words.
 

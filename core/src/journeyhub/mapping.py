@@ -178,7 +178,7 @@ def merge_defaults(
     return [m for m in defaults if m.target not in own] + list(overrides)
 
 
-# --- validation --------------------------------------------------------------------------------------
+# --- validation -----------------------------------------------------------------------------------
 
 
 def validate_mappings(mappings: Sequence[FieldMapping]) -> None:

@@ -68,7 +68,8 @@ webhooks_received = Counter(
 )
 webhook_events_unknown = Counter(
     "journeyhub_webhook_events_unknown_total",
-    "Stored webhooks whose event type the connector does not know (acknowledged, not dead-lettered)",
+    "Stored webhooks whose event type the connector does not know (acknowledged, "
+    "not dead-lettered)",
     ["vendor", "event_type"],
 )
 triggers_emitted = Counter(

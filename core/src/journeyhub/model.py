@@ -305,7 +305,7 @@ class PushResult(msgspec.Struct, kw_only=True):
     records: list[SyncedRecord] = []
 
 
-# --- pull ------------------------------------------------------------------------------------------
+# --- pull -----------------------------------------------------------------------------------------
 
 
 class PulledRecord(msgspec.Struct, kw_only=True):
@@ -324,7 +324,7 @@ class PullPage(msgspec.Struct, kw_only=True):
     triggers: list[TriggerDraft] = []  # connectors whose pulled records are events (Stripe)
 
 
-# --- webhooks (in) ----------------------------------------------------------------------------------
+# --- webhooks (in) --------------------------------------------------------------------------------
 
 
 class WebhookReceipt(msgspec.Struct, kw_only=True):
@@ -348,7 +348,7 @@ class StoredWebhook(msgspec.Struct, kw_only=True):
     correlation_id: str | None = None
 
 
-# --- connector description ----------------------------------------------------------------------------
+# --- connector description ------------------------------------------------------------------------
 
 
 class RateLimit(msgspec.Struct, kw_only=True, frozen=True):

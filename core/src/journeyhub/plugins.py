@@ -20,6 +20,7 @@ import msgspec
 import pluggy
 
 from journeyhub import hookspecs
+from journeyhub.configs import config_as, credentials_as
 from journeyhub.errors import ConnectorNotFound
 from journeyhub.logs import get_logger
 from journeyhub.model import ConnectorInfo
@@ -120,6 +121,8 @@ class PluginRegistry:
             self._callers[(vendor, hook_name)] = caller
         if not caller.get_hookimpls():
             raise ConnectorNotFound(f"the {vendor!r} connector does not implement {hook_name}")
+        if "connection" in kwargs:
+            self._decode(vendor, hook_name, kwargs)
         results = caller(**kwargs)
         if not results:  # pluggy drops a None answer: that is the answer
             return None
@@ -127,6 +130,24 @@ class PluginRegistry:
         if inspect.isawaitable(result):
             result = await result
         return result
+
+    def _decode(self, vendor: str, hook_name: str, kwargs: dict[str, Any]) -> None:
+        """Fill ``config`` and ``creds`` for an implementation that takes them: the raw
+        mappings decoded into the connector's own Structs. Credentials are decoded on every
+        call (a refresh changes them); a config once per connection version."""
+        info = self.connectors[vendor].info
+        if "config" not in kwargs:
+            taken = info.config_schema is not None and self.takes(vendor, hook_name, "config")
+            kwargs["config"] = (
+                config_as(kwargs["connection"], info.config_schema) if taken else None
+            )
+        if "creds" not in kwargs:
+            taken = info.credentials_schema is not None and self.takes(vendor, hook_name, "creds")
+            kwargs["creds"] = (
+                credentials_as(kwargs.get("credentials") or {}, info.credentials_schema, vendor)
+                if taken
+                else None
+            )
 
     def broadcast(self, hook_name: str, **kwargs: Any) -> None:
         """Call an observer hook on every plugin; one failing observer does not stop the rest."""

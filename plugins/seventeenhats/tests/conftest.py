@@ -17,7 +17,7 @@ from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Known, Stor
 from journeyhub.plugins import PluginRegistry, get_plugin_manager
 from journeyhub.testing.sandbox import SandboxServer
 from journeyhub.vendor_http import VendorHttp
-from journeyhub_seventeenhats.config import DEFAULT_FIELD_MAPPINGS
+from journeyhub_seventeenhats.plugin import DEFAULT_FIELD_MAPPINGS
 from journeyhub_seventeenhats.sandbox import SeventeenHatsSandbox
 from litestar import Litestar, Request, Response, post
 

@@ -6,7 +6,7 @@ import msgspec
 import pytest
 from journeyhub.connectors.zapier import ZapierCredentials
 from journeyhub.mapping import apply_mappings, validate_mappings
-from journeyhub_seventeenhats.config import DEFAULT_FIELD_MAPPINGS, SeventeenHatsConfig
+from journeyhub_seventeenhats.plugin import DEFAULT_FIELD_MAPPINGS, SeventeenHatsConfig
 from journeyhub_seventeenhats.sandbox import SECRET
 
 

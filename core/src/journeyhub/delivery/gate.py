@@ -9,9 +9,9 @@ all tasks of a fetched batch at once, in one store transaction:
   message (the bus offering a terminated message again) is dropped.
 - **wait**, with a delay: an earlier task of the same client on the connection is unfinished,
   or a later one is being pushed (a replayed dead letter goes back before tasks already under
-  way; it waits for them): one task per client at a time, in order; another worker, or this process, is pushing the task; the connection's
-  breaker is open or a 429 pause holds it; it waits for re-authorisation; its plugin is not
-  installed in this process.
+  way; it waits for them): one task per client at a time, in order; another worker, or this
+  process, is pushing the task; the connection's breaker is open or a 429 pause holds it; it
+  waits for re-authorisation; its plugin is not installed in this process.
 - **ready**: this process now holds the task in the store (``held_by`` / ``held_until``,
   extended while it pushes, so a redelivery is not pushed by a second worker beside it), with
   its attempt number, its failures so far, and what the push needs: the vendor id map

@@ -107,7 +107,7 @@ class Scenario:
     def has(self, vendor: str) -> bool:
         return vendor in self.connections
 
-    # --- the steps ---------------------------------------------------------------------------------
+    # --- the steps --------------------------------------------------------------------------------
 
     def missing(self, step: Step) -> list[str]:
         """The connectors this step needs that are not connected."""
@@ -129,7 +129,7 @@ class Scenario:
             self.inject_fault(step.key)
         return await actions[step.key]()
 
-    # --- set-up ------------------------------------------------------------------------------------
+    # --- set-up -----------------------------------------------------------------------------------
 
     async def create_tenant(self) -> Tenant:
         store = self.hub.store
@@ -288,7 +288,7 @@ class Scenario:
             self.connections[spec["vendor"]] = answer.json()
         return list(self.connections)
 
-    # --- 1. enquiry ---------------------------------------------------------------------------------
+    # --- 1. enquiry -------------------------------------------------------------------------------
 
     async def enquiry(self) -> str:
         await self.send(self.event("enquiry", "journey_started"))
@@ -445,7 +445,7 @@ class Scenario:
             " → sync → wedding_date_changed"
         )
 
-    # --- 6. the calendar follows -------------------------------------------------------------------
+    # --- 6. the calendar follows ------------------------------------------------------------------
 
     async def calendar_updated(self) -> str:
         await self.send(self.event("moved", "client_updated", date=NEW_DATE))
@@ -464,7 +464,7 @@ class Scenario:
             )
         return f"calendar moved to {NEW_DATE} · our own echo: no trigger"
 
-    # --- 7. completed ------------------------------------------------------------------------------
+    # --- 7. completed -----------------------------------------------------------------------------
 
     async def completed(self) -> str:
         await self.send(self.event("completed", "journey_completed"))
@@ -598,7 +598,7 @@ class Scenario:
                 return False
         return True
 
-    # --- Google Calendar ----------------------------------------------------------------------------
+    # --- Google Calendar --------------------------------------------------------------------------
 
     def calendar_events(self, kind: str) -> list[dict[str, Any]]:
         gcal = self.boxes.get("gcal")
@@ -613,7 +613,7 @@ class Scenario:
     def wedding_event(self) -> dict[str, Any] | None:
         return next(iter(self.calendar_events("wedding")), None)
 
-    # --- a broken step, on request (--fail-step) ------------------------------------------------------
+    # --- a broken step, on request (--fail-step) --------------------------------------------------
 
     def inject_fault(self, step: str) -> None:
         """Make the system this step relies on refuse every call for good."""

@@ -247,7 +247,7 @@ class TaskRepo:
             )
         )
 
-    # --- on their own -------------------------------------------------------------------------------
+    # --- on their own -----------------------------------------------------------------------------
 
     async def extend(self, task_ids: list[str], holder: str, until: datetime) -> None:
         """Hold longer the tasks ``holder`` still holds (a push outlasting its hold). It takes

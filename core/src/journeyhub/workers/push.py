@@ -57,8 +57,9 @@ OUTCOME_UNKNOWN_WAIT = 5.0
 
 def outcome_unknown(exc: BaseException) -> bool:
     """True when the vendor may have carried the failed call out: the request was sent and
-    no answer came (the kernel's HTTP client says so, also under a connector's own error)."""
-    return isinstance(exc, OutcomeUnknown) or isinstance(exc.__cause__, OutcomeUnknown)
+    no answer came. Only the explicit ``OutcomeUnknown`` says so (the kernel's HTTP client and
+    ``journeyhub.kit.send`` raise it; a connector must let it through, not wrap it)."""
+    return isinstance(exc, OutcomeUnknown)
 
 
 @dataclass

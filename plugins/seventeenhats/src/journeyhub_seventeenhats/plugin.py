@@ -1,137 +1,126 @@
 """The ``seventeenhats`` connector: 17hats has no public API; its Zapier app covers contacts
 only, so contacts go both ways through the user's Zaps by way of the Zapier bridge.
 
-Out: ``journey_started`` / ``client_updated`` → one ``upsert_contact`` action (the Zap finds
-the contact by email, creating it if needed, and updates it). In: the New Contact and Updated
-Contact triggers, POSTed by Zaps → ``client_updated``.
+Out: ``journey_started`` / ``client_updated`` → one ``upsert_contact`` action: the Zap finds the
+contact by email ("Find Contact", create if not found), then updates it (README). The envelope
+id comes from the delivery's idempotency key, and an upsert by email is idempotent by nature,
+so even a Zap without a dedupe step makes one contact. In: the New Contact and Updated Contact
+triggers, POSTed by Zaps → ``client_updated``; field names are matched after normalisation and
+through aliases, so 17hats' own labels ("Primary E-mail Address") work too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-import httpx
-from journeyhub.connectors.zapier import (
-    ZapierCredentials,
-    parse_inbound,
-    send_action,
-    verify_zapier,
+from journeyhub.connectors.zapier import ZapierConfig, ZapierInbound, parse_when, pick
+from journeyhub.kit import FieldMapping, JourneyEvent, PermanentError, TriggerDraft, ZapierBridge
+
+ACTION = "upsert_contact"
+
+
+class SeventeenHatsConfig(ZapierConfig, kw_only=True):
+    ACTIONS: ClassVar[tuple[str, ...]] = (ACTION,)
+
+
+_NOTES = (
+    "{% if event.wedding and event.wedding.date %}Wedding: {{ event.wedding.date }}"
+    "{% set v = event.wedding.venue %}{% if v and v.name %} at {{ v.name }}{% endif %}"
+    "{% endif %}"
 )
-from journeyhub.errors import PermanentError, WebhookRejected
-from journeyhub.hookspecs import hookimpl
-from journeyhub.mapping import apply_mappings, merge_defaults
-from journeyhub.model import (
-    Connection,
-    ConnectorInfo,
-    DeliveryTask,
-    PushResult,
-    RateLimit,
-    StoredWebhook,
-    TriggerDraft,
-    WebhookReceipt,
-    stable_id,
-    utcnow,
+# Targets: "contact.*", the fields of the upsert_contact envelope (README: which 17hats field
+# each one fills in the Zap).
+DEFAULT_FIELD_MAPPINGS: tuple[FieldMapping, ...] = (
+    FieldMapping(source="client.name", target="contact.first_name", transform="first_name"),
+    FieldMapping(source="client.name", target="contact.last_name", transform="last_name"),
+    FieldMapping(source="client.email", target="contact.primary_email", transform="strip"),
+    FieldMapping(source="client.phone", target="contact.primary_phone", transform="strip"),
+    # 17hats requires a contact Type; "Client" is assumed to be one of its values.
+    FieldMapping(source="data.contact_type", target="contact.type", default="Client"),
+    FieldMapping(
+        source="wedding.date",
+        target="contact.notes",
+        transform="template",
+        options={"template": _NOTES},
+    ),
 )
 
-from journeyhub_seventeenhats import inbound
-from journeyhub_seventeenhats.config import (
-    ACTION,
-    DEFAULT_FIELD_MAPPINGS,
-    SeventeenHatsConfig,
-    load_config,
-)
-from journeyhub_seventeenhats.push import PUSH_EVENT_TYPES, push
 
-VENDOR = "seventeenhats"
-
-
-def _secret(credentials: Mapping[str, Any]) -> str:
-    secret = credentials.get("secret")
-    if not isinstance(secret, str) or not secret:
-        raise PermanentError("the seventeenhats connection has no secret")
-    return secret
-
-
-@hookimpl
-def journeyhub_connector() -> ConnectorInfo:
-    return ConnectorInfo(
-        vendor=VENDOR,
-        display_name="17hats (via Zapier)",
-        capabilities=frozenset({"push", "webhook"}),
-        auth_kind="shared_secret",
-        config_schema=SeventeenHatsConfig,
-        credentials_schema=ZapierCredentials,
-        # Zapier: about 30 requests/s per catch hook, 10,000 per 5 minutes per Zapier user
-        # (shared with the user's other Zaps); 5/s leaves room.
-        rate_limit=RateLimit(requests=5, per_seconds=1),
-        webhook_event_types=inbound.EVENT_TYPES,
-        push_event_types=PUSH_EVENT_TYPES,
-        default_field_mappings=DEFAULT_FIELD_MAPPINGS,
-        docs_url="https://zapier.com/apps/17hats/integrations",
-    )
+def payloads(event: JourneyEvent, mapped: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The envelope's ``data``. Every key is always present (null when unknown): Zapier offers
+    a field for mapping only once a sample carried it."""
+    contact = mapped.get("contact") or {}
+    email = contact.get("primary_email")
+    if not email:
+        raise PermanentError("17hats contacts are found by email: the client has none")
+    data = {
+        "journeyhub_client_id": event.client.id,
+        "is_company": False,
+        # 17hats requires a first name; an email-only client gets its email there.
+        "first_name": contact.get("first_name") or email,
+        "last_name": contact.get("last_name"),
+        "type": contact.get("type"),
+        "primary_email": email,
+        "primary_phone": contact.get("primary_phone"),
+        "notes": contact.get("notes"),
+        "event": event.type,
+    }
+    return {ACTION: data}
 
 
-@hookimpl
-async def journeyhub_push(
-    task: DeliveryTask,
-    connection: Connection,
-    credentials: Mapping[str, Any],
-    idempotency_key: str,
-    http: httpx.AsyncClient,
-) -> PushResult:
-    event = task.event
-    if event is None or event.type not in PUSH_EVENT_TYPES:
-        return PushResult(status="skipped", detail="only client changes are pushed to 17hats")
-    mapped = task.mapped or apply_mappings(
-        merge_defaults(DEFAULT_FIELD_MAPPINGS, connection.field_mappings), event
-    )
-    return await push(
-        http, load_config(connection), _secret(credentials), event, mapped, idempotency_key
-    )
+CHANGES = {
+    "new_contact": "created",
+    "contact_created": "created",
+    "updated_contact": "updated",
+    "contact_updated": "updated",
+}
+# Each update of one contact is its own event (the bridge adds its updated_at or a digest).
+VERSIONED = frozenset({"updated_contact", "contact_updated"})
+EMAIL = ("primary_email", "primary_e_mail_address", "primary_email_address", "email")
+PHONE = ("primary_phone", "primary_phone_number", "phone", "phone_number")
 
 
-@hookimpl
-def journeyhub_verify_webhook(
-    credentials: Mapping[str, Any],
-    headers: Mapping[str, str],
-    body: bytes,
-    query: Mapping[str, str],
-) -> WebhookReceipt:
-    return verify_zapier(credentials, headers, query, body, versioned=inbound.VERSIONED)
-
-
-@hookimpl
-def journeyhub_handle_webhook(webhook: StoredWebhook) -> list[TriggerDraft] | None:
-    try:
-        parsed = parse_inbound(
-            webhook.body,
-            webhook.headers.get("content-type", ""),
-            webhook.event_type,
-            versioned=inbound.VERSIONED,
+def drafts(inbound: ZapierInbound, config: SeventeenHatsConfig) -> list[TriggerDraft] | None:
+    change = CHANGES.get(inbound.trigger)
+    if change is None:
+        return None
+    f = inbound.fields
+    first, last = pick(f, "first_name"), pick(f, "last_name")
+    name = pick(f, "name", "full_name") or " ".join(p for p in (first, last) if p) or None
+    email = pick(f, *EMAIL, "email_address")
+    data = {
+        "change": change,
+        "seventeenhats_contact_id": inbound.record_id,
+        "name": name,
+        "first_name": first,
+        "last_name": last,
+        "email": email,
+        "phone": pick(f, *PHONE),
+        "contact_type": pick(f, "type", "contact_type"),
+        "company_name": pick(f, "company_name", "company"),
+    }
+    return [
+        TriggerDraft(
+            type="client_updated",
+            source_event_id=inbound.event_id,
+            occurred_at=parse_when(pick(f, "updated_at", "created_at", "occurred_at")),
+            client_id=pick(f, "journeyhub_client_id"),
+            client_email=email.lower() if email else None,
+            vendor_record_id=inbound.record_id,
+            data=data,
         )
-    except WebhookRejected as exc:  # verified at the gateway, so only a corrupted store
-        raise PermanentError(f"the stored 17hats webhook cannot be read: {exc}") from None
-    return inbound.drafts(parsed)
+    ]
 
 
-@hookimpl
-async def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: httpx.AsyncClient
-) -> str:
-    """Send a ``ping`` envelope to the catch hook (the Zap's Filter on ``action`` stops it)."""
-    config = load_config(connection)
-    url = config.catch_hook_url(ACTION)
-    if url is None:
-        return "inbound only: no catch hook configured for upsert_contact"
-    msg_id = stable_id("ping", connection.id, ACTION, utcnow().isoformat())
-    response = await send_action(
-        http,
-        url,
-        _secret(credentials),
-        msg_id,
-        "ping",
-        {"for_action": ACTION},
-        config.timeout_seconds,
-    )
-    return f"upsert_contact: Zapier answered {response.status_code}"
+plugin = ZapierBridge(
+    vendor="seventeenhats",
+    display_name="17hats (via Zapier)",
+    config_schema=SeventeenHatsConfig,
+    default_field_mappings=DEFAULT_FIELD_MAPPINGS,
+    push_event_types=("journey_started", "client_updated"),
+    payloads=payloads,
+    webhook_event_types=("new_contact", "updated_contact"),
+    drafts=drafts,
+    versioned=VERSIONED,
+    docs_url="https://zapier.com/apps/17hats/integrations",
+)

@@ -17,7 +17,7 @@ import httpx
 from journeyhub.testing.sandbox import Faults
 from journeyhub.testing.zapier_sandbox import CaughtRequest, FakeZapier
 
-from journeyhub_seventeenhats.config import ACTION
+from journeyhub_seventeenhats.plugin import ACTION
 
 SECRET = "whsec_" + "MTdoYXRzLXNhbmRib3gtc2VjcmV0LTAwMDE="  # sandbox only
 _CONTACT_FIELDS = (
