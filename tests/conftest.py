@@ -1,71 +1,54 @@
-"""Kernel and end-to-end tests. Infrastructure fixtures (nats_server, hub, gateway, tenant,
-workers) come from the ``journeyhub.testing.fixtures`` pytest plugin that the kernel ships;
-the vendor sandboxes come from the connector distributions."""
+"""The kernel's tests: ``unit/`` (no nats-server, no hub, no plugin: fast) and ``e2e/`` (a real
+nats-server, the hub, the gateway, vendor sandboxes). Each test gets the marker of its folder
+(``unit`` or ``e2e``) here; a test that needs the connector plugins installed is marked
+``plugins`` (by hand, or here when it uses a plugin sandbox fixture), so ``-m "not plugins"``
+runs what works with no plugin installed. This file imports no plugin.
+
+Infrastructure fixtures (nats_server, hub, gateway, tenant, workers) come from the
+``journeyhub.testing.fixtures`` pytest plugin that the kernel ships; the vendor sandboxes'
+fixtures are in ``e2e/conftest.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
-import nats
 import pytest
-import pytest_asyncio
-from journeyhub.hub import Hub
 from journeyhub.testing.fixtures import Gateway, TenantKeys
-from journeyhub_resend.sandbox import ResendSandbox
-from journeyhub_stripe.sandbox import StripeSandbox
-from journeyhub_tave.sandbox import TaveSandbox
+
+TESTS = Path(__file__).resolve().parent
+CONNECTORS = TESTS.parent / "plugins"
+FOLDER_MARKERS = ("unit", "e2e")
+# Fixtures (e2e/conftest.py) that start a plugin's sandbox: a test using one needs the plugins.
+PLUGIN_FIXTURES = frozenset({"tave_sandbox", "stripe_sandbox", "resend_sandbox"})
 
 
-@pytest.fixture(scope="session")
-def tave_sandbox() -> Iterator[TaveSandbox]:
-    with TaveSandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture(scope="session")
-def stripe_sandbox() -> Iterator[StripeSandbox]:
-    with StripeSandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture(scope="session")
-def resend_sandbox() -> Iterator[ResendSandbox]:
-    with ResendSandbox() as sandbox:
-        yield sandbox
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``unit`` or ``e2e`` from the test's folder; ``plugins`` for a test that uses a plugin
+    sandbox fixture, and for the connectors' own tests (``plugins/<vendor>/tests``)."""
+    for item in items:
+        path = Path(item.path).resolve()
+        if not path.is_relative_to(TESTS):
+            if path.is_relative_to(CONNECTORS):
+                item.add_marker(pytest.mark.plugins)
+            continue
+        folder = path.relative_to(TESTS).parts[0]
+        if folder in FOLDER_MARKERS:
+            item.add_marker(getattr(pytest.mark, folder))
+        if PLUGIN_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.plugins)
 
 
 async def create_connection(gateway: Gateway, tenant: TenantKeys, **body: Any) -> dict[str, Any]:
     answer = await gateway.client.post("/v1/connections", json=body, headers=tenant.headers())
     assert answer.status_code == 201, answer.text
     return answer.json()
-
-
-class TriggerWatch:
-    """Collects what arrives on ``jh.triggers.<tenant>`` (a plain NATS subscription)."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-
-    async def handler(self, msg: Any) -> None:
-        self.received.append(msgspec.json.decode(msg.data))
-
-
-@pytest_asyncio.fixture
-async def watch_triggers(hub: Hub, tenant: TenantKeys) -> AsyncIterator[TriggerWatch]:
-    watch = TriggerWatch()
-    nc = await nats.connect(hub.bus.url)
-    await nc.subscribe(hub.bus.subjects.triggers(tenant.id), cb=watch.handler)
-    await nc.flush()
-    yield watch
-    await nc.drain()
 
 
 def event(
@@ -144,7 +127,7 @@ def _install_secret_recorders() -> None:
     import functools
 
     from journeyhub import logs, secretbox, signing
-    from journeyhub.store.keys import TenantRepo
+    from journeyhub.store.tenants import TenantRepo
 
     if getattr(logs.SecretRegistry.add, "_records_secrets", False):
         return
@@ -195,25 +178,11 @@ def _install_secret_recorders() -> None:
 
 
 def _sandbox_secrets() -> set[str]:
-    from journeyhub_gcal import sandbox as gcal
-    from journeyhub_honeybook import sandbox as honeybook
-    from journeyhub_lightblue import sandbox as lightblue
-    from journeyhub_resend import sandbox as resend
-    from journeyhub_seventeenhats import sandbox as seventeenhats
-    from journeyhub_tave import sandbox as tave
+    """The installed sandboxes' own credentials, through the ``journeyhub.sandboxes`` entry
+    points (none when no plugin is installed)."""
+    from journeyhub.testing.sandbox import find_sandboxes
 
-    stripe_key = inspect.signature(StripeSandbox.__init__).parameters["api_key"].default
-    return {
-        tave.API_KEY,
-        lightblue.API_KEY,
-        resend.DEFAULT_API_KEY,
-        resend.SENDING_API_KEY,
-        gcal.CLIENT_SECRET,
-        gcal.REFRESH_TOKEN,
-        honeybook.SECRET,
-        seventeenhats.SECRET,
-        stripe_key,
-    }
+    return {secret for sandbox in find_sandboxes().sandboxes.values() for secret in sandbox.secrets}
 
 
 _install_secret_recorders()

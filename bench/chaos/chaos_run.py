@@ -1,5 +1,5 @@
 """The chaos run as a library (bench/chaos/run.py is its command line, and
-tests/test_chaos_short.py its short version): the disruptions (``monkey``), one whole run
+tests/e2e/test_chaos_short.py its short version): the disruptions (``monkey``), one whole run
 (``run``) and its report (``print_report``). See run.py for what a run does."""
 
 from __future__ import annotations

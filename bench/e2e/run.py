@@ -242,6 +242,7 @@ def hub_sender(client: LoadClient, key: str) -> Any:
 def direct_sender(http: Any, api_base: str, api_key: str) -> Any:
     """The Tave plugin's push hook, called directly: what the push worker would call, with the
     vendor id map kept here from each push's records as the hub keeps it in its store."""
+    from journeyhub.mapping import apply_mappings
     from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Known, stable_id
     from journeyhub_tave import plugin
 
@@ -253,7 +254,9 @@ def direct_sender(http: Any, api_base: str, api_key: str) -> Any:
         direction="outbound",
         config={"api_base": api_base},
     )
-    credentials = {"api_key": api_key}
+    # What the kernel decodes from the connection and its credentials before a push.
+    config = msgspec.convert(connection.config, plugin.TaveConfig)
+    creds = plugin.TaveCredentials(api_key=api_key)
     known: dict[str, Known] = {}  # client id -> its vendor id map
 
     async def send(group: list[Planned]) -> None:
@@ -268,13 +271,14 @@ def direct_sender(http: Any, api_base: str, api_key: str) -> Any:
                 order_key=event.client.id,
                 sequence=0,
                 event=event,
+                mapped=apply_mappings(plugin.DEFAULT_FIELD_MAPPINGS, event),  # as the router does
             )
             ev.sent = time.time()
             try:
                 result = await plugin.journeyhub_push(
                     task=task,
-                    connection=connection,
-                    credentials=credentials,
+                    config=config,
+                    creds=creds,
                     idempotency_key=task.idempotency_key,
                     http=http,
                     known=known.get(event.client.id, Known()),

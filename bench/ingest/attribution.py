@@ -12,7 +12,7 @@ Every variant gets distinct, freshly signed Stripe events, 32 requests in flight
   ladder (cumulative)         a plain ASGI app doing the gateway's work one layer at a time,
                               with the kernel's own pieces:
     + framing                 header dict, request id, log context, the JSON answer
-    + connection lookup       ``hub.connections.get`` (the in-process cache)
+    + connection lookup       ``hub.connection_cache.get`` (the in-process cache)
     + signature check         the Stripe plugin's ``journeyhub_verify_webhook`` via the registry
     + publish                 StoredWebhook encoded, JetStream publish, await the PubAck
     + metrics                 the webhooks counter
@@ -149,7 +149,7 @@ def ladder_app(hub: Any, depth: int) -> Any:
         body = message["body"]
         answer: dict[str, Any] = {"received": True, "duplicate": False, "event_id": "-"}
         if depth >= 2:
-            connection, credentials = await hub.connections.get(connection_id)
+            connection, credentials = await hub.connection_cache.get(connection_id)
         if depth >= 3:
             now = utcnow()
             receipt = await hub.registry.call(
@@ -317,7 +317,7 @@ async def _pieces(hub: Any, connection_id: str, whsec: str) -> list[tuple[str, f
     from journeyhub.model import StoredWebhook, utcnow
     from journeyhub_stripe.plugin import journeyhub_verify_webhook
 
-    entry = await hub.connections.get(connection_id)
+    entry = await hub.connection_cache.get(connection_id)
     assert entry is not None
     conn, creds = entry
     sample = signed_events(1, whsec)

@@ -77,7 +77,7 @@ async def stored_webhooks(hub: Any, connection: Any, count: int, customers: int)
     from journeyhub_stripe.sandbox import StripeSandbox
 
     template, event_id, intent_id = stripe_template()
-    secret = (await hub.connections.get(connection.id))[1]["webhook_secret"]
+    secret = (await hub.connection_cache.get(connection.id))[1]["webhook_secret"]
     customer = json.loads(template)["data"]["object"]["customer"]
     tag = secrets.token_hex(4)
     now = int(time.time())

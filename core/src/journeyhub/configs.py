@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 
@@ -19,7 +19,7 @@ from journeyhub.model import Connection
 
 S = TypeVar("S")
 MAX_ENTRIES = 10_000
-_decoded: dict[tuple[type, str, datetime], Any] = {}
+_decoded: dict[tuple[type, str, datetime | None], Any] = {}
 
 
 def config_as(connection: Connection, schema: type[S]) -> S:
@@ -28,7 +28,7 @@ def config_as(connection: Connection, schema: type[S]) -> S:
     naming the field. A connection never saved (``updated_at`` None) is not cached."""
     key = (schema, connection.id, connection.updated_at)
     if connection.updated_at is not None and key in _decoded:
-        return _decoded[key]  # type: ignore[no-any-return]
+        return cast(S, _decoded[key])
     try:
         value = msgspec.convert(connection.config, schema)
     except msgspec.ValidationError as exc:

@@ -45,10 +45,12 @@ class GroupCommit(Generic[T, R]):
             self._writer = asyncio.create_task(self._drain())
         # shield: a caller cancelled (its batch given up) must not cancel the others' write
         results = await asyncio.shield(asyncio.gather(*futures, return_exceptions=True))
+        done: list[R] = []
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return list(results)
+            done.append(result)
+        return done
 
     async def submit_one(self, item: T) -> R:
         return (await self.submit([item]))[0]

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """The hook contract between the kernel and connector plugins.
 
 Every hook name carries the ``journeyhub_`` prefix. Parameters are opt-in: an implementation may

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 from journeyhub.bus.embedded import EmbeddedNats
 from journeyhub.bus.jetstream import Bus
-from journeyhub.cache import ConnectionCache
+from journeyhub.connection_cache import ConnectionCache
 from journeyhub.logs import get_logger
 from journeyhub.plugins import PluginRegistry, get_plugin_manager
+from journeyhub.resilience.auth import Authenticator
 from journeyhub.secretbox import load_secret_box
 from journeyhub.settings import Settings
 from journeyhub.store.db import migrate
@@ -32,14 +32,12 @@ class Hub:
     bus: Bus
     http: VendorHttp
     embedded_nats: EmbeddedNats | None = None
-    connections: ConnectionCache = field(init=False)
-    auth: Any = field(init=False)
+    connection_cache: ConnectionCache = field(init=False)
+    auth: Authenticator = field(init=False)
     _closed: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
-        from journeyhub.resilience.auth import Authenticator
-
-        self.connections = ConnectionCache(self.store)
+        self.connection_cache = ConnectionCache(self.store)
         self.auth = Authenticator(self)
 
     @classmethod

@@ -11,7 +11,8 @@ Two kinds:
   live gauges dead (``mark_process_dead``, registered with ``atexit`` here).
 - **scrape-time metrics**, read from shared state when ``/metrics`` is scraped, so every process
   answers the same and nothing is double counted across processes: the backlog of each durable
-  JetStream consumer and the depth of the dead letters (``collect_live``).
+  JetStream consumer and the depth of the dead letters (``gateway.metrics_api.collect_live``,
+  passed to ``render``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import (
     REGISTRY,
@@ -31,13 +32,9 @@ from prometheus_client import (
     multiprocess,
     values,
 )
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from journeyhub.logs import get_logger
-
-if TYPE_CHECKING:
-    from journeyhub.hub import Hub
 
 log = get_logger(__name__)
 
@@ -170,63 +167,6 @@ class _Delegate:
 
     def collect(self) -> Iterable[Metric]:
         return self.registry.collect()
-
-
-async def collect_live(hub: Hub) -> list[Metric]:
-    """Metric families read from the bus and the store now (the same in every process)."""
-    from journeyhub.bus.jetstream import CONSUMERS
-
-    up = GaugeMetricFamily(
-        "journeyhub_scrape_source_up",
-        "1 when the source of the scrape-time metrics answered (bus, store)",
-        labels=["source"],
-    )
-    lag = GaugeMetricFamily(
-        "journeyhub_consumer_lag_messages",
-        "Messages a durable JetStream consumer has not finished: not yet delivered "
-        "(num_pending) plus delivered and not acknowledged (num_ack_pending)",
-        labels=["stream", "consumer"],
-    )
-    waiting = GaugeMetricFamily(
-        "journeyhub_consumer_pending_messages",
-        "Messages not yet delivered to a durable consumer (num_pending)",
-        labels=["stream", "consumer"],
-    )
-    unacked = GaugeMetricFamily(
-        "journeyhub_consumer_ack_pending_messages",
-        "Messages delivered to a durable consumer and not acknowledged yet, including those "
-        "waiting for a redelivery (num_ack_pending)",
-        labels=["stream", "consumer"],
-    )
-    families: list[Metric] = [up]
-    try:
-        for spec in CONSUMERS:
-            stream = hub.bus.subjects.stream(spec.stream_kind)
-            info = await hub.bus.js.consumer_info(stream, spec.durable, timeout=2.0)
-            pending, ack_pending = info.num_pending or 0, info.num_ack_pending or 0
-            lag.add_metric([stream, spec.durable], pending + ack_pending)
-            waiting.add_metric([stream, spec.durable], pending)
-            unacked.add_metric([stream, spec.durable], ack_pending)
-        families += [lag, waiting, unacked]
-        up.add_metric(["bus"], 1)
-    except Exception as exc:
-        log.warning("metrics_bus_unavailable", error=repr(exc))
-        up.add_metric(["bus"], 0)
-
-    depth = GaugeMetricFamily(
-        "journeyhub_dead_letters_pending",
-        "Dead letters not replayed yet, by vendor and stage",
-        labels=["vendor", "stage"],
-    )
-    try:
-        for vendor, stage, count in await hub.store.deliveries.dead_depth():
-            depth.add_metric([vendor, stage], count)
-        families.append(depth)
-        up.add_metric(["store"], 1)
-    except Exception as exc:
-        log.warning("metrics_store_unavailable", error=repr(exc))
-        up.add_metric(["store"], 0)
-    return families
 
 
 def render(extra: Iterable[Metric] = ()) -> bytes:

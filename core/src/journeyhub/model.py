@@ -286,9 +286,21 @@ class Known(msgspec.Struct, kw_only=True, frozen=True):
                 KnownRecord(
                     kind=kind,
                     vendor_id=vendor_id,
-                    ref=record.ref if record.ref is not None else before and before.ref,
-                    our_id=record.our_id if record.our_id is not None else before and before.our_id,
-                    email=record.email if record.email is not None else before and before.email,
+                    ref=record.ref if record.ref is not None else before.ref if before else None,
+                    our_id=(
+                        record.our_id
+                        if record.our_id is not None
+                        else before.our_id
+                        if before
+                        else None
+                    ),
+                    email=(
+                        record.email
+                        if record.email is not None
+                        else before.email
+                        if before
+                        else None
+                    ),
                     fields={**(before.fields if before else {}), **record.fields},
                 )
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
@@ -45,6 +45,9 @@ VENDOR_HOOKS = frozenset(
     }
 )
 
+# Hooks every plugin may observe: broadcast, synchronous.
+OBSERVER_HOOKS = frozenset({"journeyhub_delivery_finished", "journeyhub_trigger_emitted"})
+
 log = get_logger(__name__)
 
 
@@ -68,6 +71,7 @@ class PluginRegistry:
     pm: pluggy.PluginManager
     connectors: dict[str, LoadedConnector] = field(default_factory=dict)
     errors: list[LoadError] = field(default_factory=list)
+    observers: dict[str, str | None] = field(default_factory=dict)  # name -> version
     _callers: dict[tuple[str, str], Any] = field(default_factory=dict)
     _takes: dict[tuple[str, str, str], bool] = field(default_factory=dict)
 
@@ -137,41 +141,51 @@ class PluginRegistry:
         call (a refresh changes them); a config once per connection version."""
         info = self.connectors[vendor].info
         if "config" not in kwargs:
-            taken = info.config_schema is not None and self.takes(vendor, hook_name, "config")
-            kwargs["config"] = (
-                config_as(kwargs["connection"], info.config_schema) if taken else None
-            )
+            kwargs["config"] = None
+            schema: Any = info.config_schema
+            if schema is not None and self.takes(vendor, hook_name, "config"):
+                kwargs["config"] = config_as(kwargs["connection"], schema)
         if "creds" not in kwargs:
-            taken = info.credentials_schema is not None and self.takes(vendor, hook_name, "creds")
-            kwargs["creds"] = (
-                credentials_as(kwargs.get("credentials") or {}, info.credentials_schema, vendor)
-                if taken
-                else None
-            )
+            kwargs["creds"] = None
+            schema = info.credentials_schema
+            if schema is not None and self.takes(vendor, hook_name, "creds"):
+                kwargs["creds"] = credentials_as(kwargs.get("credentials") or {}, schema, vendor)
 
     def broadcast(self, hook_name: str, **kwargs: Any) -> None:
-        """Call an observer hook on every plugin; one failing observer does not stop the rest."""
+        """Call an observer hook on every plugin through pluggy (so hook tracing shows it),
+        one plugin at a time: one failing observer does not stop the rest."""
         for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            caller = self._callers.get((impl.plugin_name, hook_name))
+            if caller is None:
+                others = [p for p in self.pm.get_plugins() if p is not impl.plugin]
+                caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+                self._callers[(impl.plugin_name, hook_name)] = caller
             try:
-                impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
+                caller(**kwargs)
             except Exception as exc:  # an observer must never break delivery
                 log.warning(
                     "observer_failed", hook=hook_name, plugin=impl.plugin_name, error=repr(exc)
                 )
 
     def register(self, plugin: object, name: str, distribution: str | None = None) -> None:
-        """Register one connector plugin, validated against the specs; raise on mismatch."""
+        """Register one plugin, validated against the specs; raise on mismatch. A plugin that
+        implements ``journeyhub_connector`` is a connector; one that implements only observer
+        hooks is an observer."""
         self.pm.register(plugin, name=name)
         try:
             self.pm.check_pending()
-            info = _describe(self.pm, plugin, name)
+            _check_observers(self.pm, plugin)
+            info = _describe(self.pm, plugin, name) if _is_connector(plugin) else None
         except Exception:
             self.pm.unregister(plugin)
             raise
         version = _dist_version(distribution)
-        self.connectors[name] = LoadedConnector(
-            info=info, distribution=distribution, version=version
-        )
+        if info is None:
+            self.observers[name] = version
+        else:
+            self.connectors[name] = LoadedConnector(
+                info=info, distribution=distribution, version=version
+            )
         self._callers.clear()
         self._takes.clear()
 
@@ -180,6 +194,7 @@ class PluginRegistry:
         if plugin is not None:
             self.pm.unregister(plugin)
         self.connectors.pop(name, None)
+        self.observers.pop(name, None)
         self._callers.clear()
         self._takes.clear()
 
@@ -195,6 +210,34 @@ def _dist_version(distribution: str | None) -> str | None:
         return version(distribution)
     except PackageNotFoundError:
         return None
+
+
+def _is_connector(plugin: object) -> bool:
+    return getattr(plugin, "journeyhub_connector", None) is not None
+
+
+def _check_observers(pm: pluggy.PluginManager, plugin: object) -> None:
+    """Observer hooks are called synchronously on the worker's path: an ``async def`` one
+    would never run, so it is refused at load. A plugin that is no connector may implement
+    observer hooks only."""
+    connector = _is_connector(plugin)
+    callers = pm.get_hookcallers(plugin) or []
+    if not callers:
+        raise TypeError("it implements no journeyhub hook")
+    for caller in callers:
+        for impl in caller.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            if caller.name in OBSERVER_HOOKS and inspect.iscoroutinefunction(impl.function):
+                raise TypeError(
+                    f"{caller.name} is an observer hook: implement it with a plain def, not "
+                    "async def (observers are called synchronously and must be cheap)"
+                )
+            if not connector and caller.name not in OBSERVER_HOOKS:
+                raise TypeError(
+                    f"it implements {caller.name} but not journeyhub_connector: only a "
+                    "connector may implement vendor hooks"
+                )
 
 
 def _describe(pm: pluggy.PluginManager, plugin: object, name: str) -> ConnectorInfo:
@@ -267,7 +310,7 @@ def _load(registry: PluginRegistry, name: str, loader: Any, distribution: str | 
 
 
 def _trace_hooks(pm: pluggy.PluginManager) -> None:
-    def before(hook_name: str, hook_impls: list[Any], kwargs: dict[str, Any]) -> None:
+    def before(hook_name: str, hook_impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         log.info(
             "hook_call",
             hook=hook_name,
@@ -275,7 +318,9 @@ def _trace_hooks(pm: pluggy.PluginManager) -> None:
             args=sorted(kwargs),
         )
 
-    def after(outcome: Any, hook_name: str, hook_impls: list[Any], kwargs: dict[str, Any]) -> None:
+    def after(
+        outcome: Any, hook_name: str, hook_impls: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> None:
         exc = outcome.exception
         log.info("hook_return", hook=hook_name, error=repr(exc) if exc else None)
 

@@ -7,6 +7,8 @@ With no keys configured, a key file is generated under the data dir with mode 06
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ class SecretBox:
                     "(32 url-safe base64-encoded bytes; make one with `journeyhub keys generate`)"
                 ) from None
         self._fernet = MultiFernet(fernets)
+        self._first = keys[0].encode()
 
     def encrypt(self, data: dict[str, Any]) -> bytes:
         return self._fernet.encrypt(msgspec.json.encode(data))
@@ -49,6 +52,11 @@ class SecretBox:
         data = msgspec.json.decode(plain)
         secrets_registry.add(data)
         return data
+
+    def derive_key(self, purpose: str) -> bytes:
+        """32 bytes for one ``purpose`` (the dashboard's session cookies, its CSRF tokens),
+        derived from the first key: the same in every process, new after a rotation."""
+        return hmac.new(self._first, f"journeyhub:{purpose}".encode(), hashlib.sha256).digest()
 
     def rotate(self, token: bytes) -> bytes:
         """Re-encrypt with the first key (MultiFernet.rotate keeps the original timestamp)."""

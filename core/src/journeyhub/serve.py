@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from journeyhub.embedded_server import embedded_server
 from journeyhub.gateway.app import create_app
 from journeyhub.hub import Hub
 from journeyhub.logs import get_logger
@@ -42,7 +43,7 @@ def _uvicorn_server(hub: Hub) -> uvicorn.Server:
         lifespan="off",  # the Hub is started and stopped around the server
         timeout_graceful_shutdown=10,
     )
-    return uvicorn.Server(config)
+    return embedded_server(config)
 
 
 async def run(settings: Settings, *, gateway: bool = True, workers: bool = True) -> None:
@@ -60,8 +61,6 @@ async def run(settings: Settings, *, gateway: bool = True, workers: bool = True)
             tasks.append(asyncio.create_task(run_workers(hub, stop), name="workers"))
         if gateway:
             server = _uvicorn_server(hub)
-            # We own the signals: uvicorn must not replace our handlers.
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             tasks.append(asyncio.create_task(server.serve(), name="gateway"))
             log.info(
                 "gateway_listening",

@@ -13,7 +13,8 @@ import pytest
 from journeyhub.errors import PermanentError, WebhookRejected
 from journeyhub.model import StoredWebhook
 from journeyhub.testing.sandbox import SandboxServer
-from journeyhub_gcal import GcalConfig, needs_renewal, renew_watch, start_watch, stop_watch
+from journeyhub_gcal import GcalConfig
+from journeyhub_gcal.sync import needs_renewal, renew_watch, start_watch, stop_watch
 from litestar import Litestar, Request, post
 
 TOKEN = "chan-token-0123456789abcdef"  # the credentials fixture's channel_token

@@ -6,7 +6,7 @@ import msgspec
 import pytest
 from journeyhub.connectors.zapier import ZapierCredentials
 from journeyhub.mapping import validate_mappings
-from journeyhub_honeybook.config import DEFAULT_FIELD_MAPPINGS, HoneyBookConfig
+from journeyhub_honeybook.plugin import DEFAULT_FIELD_MAPPINGS, HoneyBookConfig
 from journeyhub_honeybook.sandbox import SECRET
 from journeyhub_honeybook.values import minor_units
 

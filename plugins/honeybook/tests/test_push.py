@@ -109,7 +109,7 @@ async def test_only_configured_actions_are_sent(sandbox, hook, new_event, new_ta
     assert [a["action"] for a in sandbox.actions] == ["create_client"]
     assert result.detail == "no catch hook for create_project: not sent"
     with pytest.raises(PermanentError, match="no catch_hook_urls"):
-        await hook("journeyhub_push", task=new_task(new_event()), connection=new_connection())
+        await hook("journeyhub_push", task=new_task(new_event()), connection=new_connection({}))
 
 
 async def test_a_client_without_email_is_a_permanent_error(sandbox, hook, new_event, new_task):
@@ -119,9 +119,12 @@ async def test_a_client_without_email_is_a_permanent_error(sandbox, hook, new_ev
     assert not sandbox.received
 
 
-async def test_connection_mappings_override_the_defaults(sandbox, hook, new_event, new_task):
+async def test_connection_mappings_override_the_defaults(
+    sandbox, hook, new_event, new_task, new_connection
+):
     own = [FieldMapping(source="data.kind", target="project.project_type", default="Portrait")]
-    await hook("journeyhub_push", task=new_task(new_event(), mappings=own))
+    mapped_by = new_connection(sandbox.config(), field_mappings=own)
+    await hook("journeyhub_push", task=new_task(new_event(), mapped_by))
     assert sandbox.actions[1]["data"]["project_type"] == "Portrait"
 
 

@@ -1,21 +1,20 @@
-"""Fixtures: one Light Blue sandbox for the session (emptied per test), the plugin loaded through
-the kernel's registry, and builders for events, delivery tasks and connections."""
+"""Fixtures: one Light Blue sandbox for the session (emptied per test); the registry, builders
+and ``call`` come from ``journeyhub.testing.connector``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from typing import Any
 
-import msgspec
 import pytest
-import pytest_asyncio
-from journeyhub.mapping import apply_mappings, merge_defaults
-from journeyhub.model import Connection, DeliveryTask, FieldMapping, JourneyEvent, Known
-from journeyhub.plugins import PluginRegistry, get_plugin_manager
-from journeyhub.vendor_http import VendorHttp
-from journeyhub_lightblue.config import DEFAULT_FIELD_MAPPINGS
+from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Known
+from journeyhub.testing.connector import SAMPLE_EVENT, make_event
 from journeyhub_lightblue.sandbox import LightBlueSandbox
+
+
+@pytest.fixture(scope="session")
+def connector_vendor() -> str:
+    return "lightblue"
 
 
 @pytest.fixture(scope="session")
@@ -30,95 +29,26 @@ def sandbox(sandbox_server: LightBlueSandbox) -> LightBlueSandbox:
     return sandbox_server
 
 
-@pytest.fixture(scope="session")
-def registry() -> PluginRegistry:
-    registry = get_plugin_manager(only=("lightblue",))
-    assert "lightblue" in registry.connectors, registry.errors
-    return registry
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[VendorHttp]:
-    async with VendorHttp() as client:
-        yield client
-
-
-def make_connection(
-    sandbox: LightBlueSandbox, field_mappings: list[FieldMapping] | None = None, **config: Any
-) -> Connection:
-    return Connection(
-        id="con_test",
-        tenant_id="ten_test",
-        vendor="lightblue",
-        name="t",
-        config={"api_url": sandbox.api_url, **config},
-        field_mappings=field_mappings or [],
-    )
-
-
-def make_event(event_type: str = "journey_started", **overrides: Any) -> JourneyEvent:
-    raw: dict[str, Any] = {
-        "id": f"evt_{event_type}",
-        "type": event_type,
-        "occurred_at": datetime(2026, 3, 1, 12, 0, tzinfo=UTC).isoformat(),
-        "journey_instance_id": "ji_001",
-        "journey_name": "Wedding onboarding",
-        "client": {
-            "id": "cl_001",
-            "name": "Ada King Lovelace",
-            "email": " ada@example.com ",
-            "phone": "+44 20 7946 0100",
-        },
-        "wedding": {
-            "date": "2026-06-20",
-            "venue": {"name": "Rose Barn", "address": "1 Lane, Bath"},
-            "guest_count": 120,
-        },
-        "data": {"notes": "Golden hour portraits, please."},
-    }
-    raw.update(overrides)
-    return msgspec.convert(raw, JourneyEvent)
-
-
-def make_task(
-    event: JourneyEvent, connection: Connection | None = None, task_id: str | None = None
-) -> DeliveryTask:
-    """A task as the router makes it: ``mapped`` from the defaults and the connection's own."""
-    own = connection.field_mappings if connection is not None else []
-    return DeliveryTask(
-        id=task_id or f"tsk_{event.id}",
-        tenant_id="ten_test",
-        connection_id="con_test",
-        vendor="lightblue",
-        kind="event",
-        order_key=event.client.id,
-        sequence=1,
-        event=event,
-        mapped=apply_mappings(merge_defaults(DEFAULT_FIELD_MAPPINGS, own), event),
-    )
-
-
-# Tests import nothing from here (importlib mode): the helpers come as fixtures.
-
-
 @pytest.fixture
 def new_event() -> Any:
-    return make_event
+    """The shared sample, with spaces around the email for the default ``strip`` to remove."""
+    client = {**SAMPLE_EVENT["client"], "email": " ada@example.com "}
+    return lambda event_type="journey_started", **overrides: make_event(
+        event_type, **{"client": client, **overrides}
+    )
 
 
 @pytest.fixture
-def new_task() -> Any:
-    return make_task
+def new_connection(new_connection: Any) -> Any:
+    """``new_connection(sandbox, field_mappings=None, **config)``: a connection to ``sandbox``."""
+    return lambda sandbox, field_mappings=None, **config: new_connection(
+        {"api_url": sandbox.api_url, **config}, field_mappings
+    )
 
 
 @pytest.fixture
-def new_connection() -> Any:
-    return make_connection
-
-
-@pytest.fixture
-def connection(sandbox: LightBlueSandbox) -> Connection:
-    return make_connection(sandbox)
+def connection(sandbox: LightBlueSandbox, new_connection: Any) -> Connection:
+    return new_connection(sandbox)
 
 
 @pytest.fixture
@@ -127,51 +57,35 @@ def credentials(sandbox: LightBlueSandbox) -> dict[str, str]:
 
 
 @pytest.fixture
-def push(
-    registry: PluginRegistry,
-    http: VendorHttp,
-    connection: Connection,
-    credentials: dict[str, str],
-) -> Any:
+def push(call: Any, new_task: Any, connection: Connection, credentials: dict[str, str]) -> Any:
     """``await push(event_or_task, connection=…, credentials=…)`` through the kernel registry."""
 
-    async def call(
+    async def run(
         item: JourneyEvent | DeliveryTask,
         connection: Connection = connection,
         credentials: dict[str, str] = credentials,
     ) -> Any:
-        task = item if isinstance(item, DeliveryTask) else make_task(item, connection)
-        return await registry.call(
-            "lightblue",
+        task = item if isinstance(item, DeliveryTask) else new_task(item, connection)
+        return await call(
             "journeyhub_push",
             task=task,
             connection=connection,
             credentials=credentials,
             idempotency_key=task.id,
-            http=http,
             suppressed=frozenset(),
             known=Known(),
         )
 
-    return call
+    return run
 
 
 @pytest.fixture
-def check(
-    registry: PluginRegistry,
-    http: VendorHttp,
-    connection: Connection,
-    credentials: dict[str, str],
-) -> Any:
-    async def call(
+def check(call: Any, connection: Connection, credentials: dict[str, str]) -> Any:
+    async def run(
         connection: Connection = connection, credentials: dict[str, str] = credentials
     ) -> Any:
-        return await registry.call(
-            "lightblue",
-            "journeyhub_check_connection",
-            connection=connection,
-            credentials=credentials,
-            http=http,
+        return await call(
+            "journeyhub_check_connection", connection=connection, credentials=credentials
         )
 
-    return call
+    return run

@@ -70,7 +70,8 @@ async def test_a_stored_config_that_no_longer_validates_fails_permanently(
 
 
 async def test_missing_credentials_fail_permanently(push, new_event, sandbox):
-    with pytest.raises(PermanentError, match="no Light Blue api_key"):
+    # The kernel decodes the credentials into LightBlueCredentials before the hook runs.
+    with pytest.raises(PermanentError, match=r"invalid lightblue connection credentials.*api_key"):
         await push(new_event(), credentials={})
 
 

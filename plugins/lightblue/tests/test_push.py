@@ -131,11 +131,14 @@ async def test_a_mapping_may_not_replace_the_dedupe_id(sandbox, push, new_event,
     assert sandbox.requests == []
 
 
-async def test_an_empty_mapped_is_computed_from_the_defaults(
+async def test_the_fields_pushed_are_the_tasks_mapped_which_the_kernel_computes(
     sandbox, push, new_event, new_task, connection
 ):
+    # The push worker always fills ``task.mapped`` from the defaults and the connection's own
+    # mappings (``new_task`` does as it does); the connector sends it as it is.
     task = new_task(new_event(), connection)
-    task.mapped = {}
+    assert task.mapped["ContactNameFirst"] == "Ada"
+    task.mapped = {**task.mapped, "ContactNameFirst": "Augusta"}
     await push(task)
 
-    assert sandbox.enquiries[0].fields["ContactNameFirst"] == "Ada"
+    assert sandbox.enquiries[0].fields["ContactNameFirst"] == "Augusta"

@@ -1,8 +1,8 @@
-"""Fixtures: one Resend sandbox over real HTTP for the session (reset before each test), the
-kernel's ``VendorHttp`` the hooks are given (``http``), a gateway stand-in that verifies
-webhooks with the plugin's hook and a plain client posting to it as Resend's sender
-(``webhook_sender``), and event/task factories that build ``task.mapped`` with the kernel's own
-mapping engine, as the push worker does."""
+"""Fixtures: one Resend sandbox over real HTTP for the session (reset before each test), a
+gateway stand-in that verifies webhooks with the plugin's hook through the kernel's registry and
+a plain client posting to it as Resend's sender (``webhook_sender``), and event/task builders.
+``registry``, ``http`` and ``new_task`` (``task.mapped`` built with the kernel's own mapping
+engine, as the push worker does) come from ``journeyhub.testing.connector``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import httpx
 import pytest
 import pytest_asyncio
 from journeyhub.errors import WebhookRejected
-from journeyhub.mapping import apply_mappings, merge_defaults
 from journeyhub.model import (
     Client,
     Connection,
@@ -26,10 +25,10 @@ from journeyhub.model import (
     Venue,
     Wedding,
 )
+from journeyhub.plugins import PluginRegistry
 from journeyhub.signing import new_secret
+from journeyhub.testing.connector import registry_for
 from journeyhub.testing.sandbox import SandboxServer
-from journeyhub.vendor_http import VendorHttp
-from journeyhub_resend import plugin
 from journeyhub_resend.sandbox import ResendSandbox
 from litestar import Litestar, Request, Response, post
 
@@ -58,7 +57,8 @@ def config(url: str, **overrides: Any) -> dict[str, Any]:
             "welcome": {
                 "subject": "Welcome, {{ couple }}!",
                 "html": WELCOME_HTML,
-                "text": "Dear {{ client.first_name }}, see you on {{ wedding.date | date('%d/%m/%Y') }}.",
+                "text": "Dear {{ client.first_name }}, see you on "
+                "{{ wedding.date | date('%d/%m/%Y') }}.",
             },
             "reminder": {
                 "subject": "{{ step.name }} for {{ client.first_name }}",
@@ -70,10 +70,16 @@ def config(url: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
+@pytest.fixture(scope="session")
+def connector_vendor() -> str:
+    return "resend"
+
+
 @pytest.fixture
-def make() -> SimpleNamespace:
-    """The factories, for tests that need another config or connection."""
-    return SimpleNamespace(config=config, event=make_event, task=make_task)
+def make(new_task: Callable[..., DeliveryTask]) -> SimpleNamespace:
+    """The factories, for tests that need another config or connection:
+    ``task(event, connection, task_id)``."""
+    return SimpleNamespace(config=config, event=make_event, task=new_task)
 
 
 @pytest.fixture(scope="session")
@@ -87,12 +93,6 @@ def sandbox(_sandbox: ResendSandbox) -> ResendSandbox:
     _sandbox.reset()
     _sandbox.rate_limit, _sandbox.per_seconds = 1000, 1.0
     return _sandbox
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[VendorHttp]:
-    async with VendorHttp(timeout=10) as client:
-        yield client
 
 
 @pytest_asyncio.fixture
@@ -146,26 +146,12 @@ def make_event(
     )
 
 
-def make_task(event: JourneyEvent, connection: Connection, task_id: str = "dt_1") -> DeliveryTask:
-    info = plugin.journeyhub_connector()
-    mappings = merge_defaults(info.default_field_mappings, connection.field_mappings)
-    return DeliveryTask(
-        id=task_id,
-        tenant_id=connection.tenant_id,
-        connection_id=connection.id,
-        vendor="resend",
-        kind="event",
-        order_key=event.client.id,
-        sequence=1,
-        event=event,
-        mapped=apply_mappings(mappings, event),
-    )
-
-
 @pytest.fixture
-def task_for(connection: Connection) -> Callable[..., DeliveryTask]:
+def task_for(
+    connection: Connection, new_task: Callable[..., DeliveryTask]
+) -> Callable[..., DeliveryTask]:
     def build(task_id: str = "dt_1", **event_args: Any) -> DeliveryTask:
-        return make_task(make_event(**event_args), connection, task_id)
+        return new_task(make_event(**event_args), connection, task_id)
 
     return build
 
@@ -173,7 +159,9 @@ def task_for(connection: Connection) -> Callable[..., DeliveryTask]:
 class Receiver:
     """Stands in for the kernel's gateway: verifies with the plugin's hook, stores the rest."""
 
-    def __init__(self, connection: Connection, credentials: dict[str, Any]) -> None:
+    def __init__(
+        self, registry: PluginRegistry, connection: Connection, credentials: dict[str, Any]
+    ) -> None:
         self.connection = connection
         self.credentials = credentials
         self.stored: list[StoredWebhook] = []
@@ -183,12 +171,15 @@ class Receiver:
             headers = {k.lower(): v for k, v in request.headers.items()}
             body = await request.body()
             try:
-                receipt = plugin.journeyhub_verify_webhook(
+                receipt = await registry.call(
+                    "resend",
+                    "journeyhub_verify_webhook",
                     connection=self.connection,
                     credentials=self.credentials,
                     headers=headers,
                     body=body,
                     now=datetime.now(UTC),
+                    query=dict(request.query_params),
                 )
             except WebhookRejected as exc:
                 return Response({"error": exc.reason}, status_code=401)
@@ -216,7 +207,7 @@ class Receiver:
 @pytest.fixture(scope="session")
 def _receiver() -> Iterator[Receiver]:
     placeholder = Connection(id="con_test", tenant_id="ten_test", vendor="resend", name="t")
-    gw = Receiver(placeholder, {})
+    gw = Receiver(registry_for("resend"), placeholder, {})
     gw.server.start()
     yield gw
     gw.server.stop()

@@ -15,25 +15,34 @@ from journeyhub.errors import (
     RetryableError,
     VendorUnreachable,
 )
-from journeyhub.model import Connection, FieldMapping, PushResult, Step
+from journeyhub.model import Connection, FieldMapping, Known, PushResult, Step
+from journeyhub.plugins import get_plugin_manager
 from journeyhub.testing.sandbox import Fault
-from journeyhub_resend import plugin
 from journeyhub_resend.sandbox import ResendSandbox
+
+REGISTRY = get_plugin_manager(only=("resend",))  # hooks called as the workers call them
+
+
+async def hook(name: str, **kwargs: Any) -> Any:
+    return await REGISTRY.call("resend", f"journeyhub_{name}", **kwargs)
 
 
 async def push(task, connection, credentials, http, suppressed=frozenset(), key=None) -> PushResult:
-    return await plugin.journeyhub_push(
+    return await hook(
+        "push",
         task=task,
         connection=connection,
         credentials=credentials,
         idempotency_key=key or task.id,
         http=http,
         suppressed=suppressed,
+        known=Known(),
     )
 
 
 async def push_batch(tasks, connection, credentials, http, key, suppressed=frozenset()):
-    return await plugin.journeyhub_push_batch(
+    return await hook(
+        "push_batch",
         tasks=tasks,
         connection=connection,
         credentials=credentials,
@@ -227,7 +236,8 @@ async def test_a_batch_keeps_skipped_and_failed_tasks_in_place(
 async def test_a_batch_email_resend_rejects_fails_alone(
     sandbox, connection, credentials, http, task_for, make
 ):
-    # An unverified sender domain is only known to Resend: the permissive batch reports it per email.
+    # An unverified sender domain is only known to Resend: the permissive batch reports it
+    # per email.
     other = _with_config(
         connection, config=make.config(sandbox.url, from_address="x@unverified.test")
     )
@@ -349,20 +359,21 @@ async def test_no_api_key_in_any_error_message(sandbox, connection, credentials,
 
 
 async def test_check_connection(sandbox, connection, credentials, http):
-    said = await plugin.journeyhub_check_connection(
-        connection=connection, credentials=credentials, http=http
-    )
+    said = await hook("check_connection", connection=connection, credentials=credentials, http=http)
     assert said == "Resend answered 200: 1 domain(s), 1 verified"
     sending_only = {
         "api_key": next(k for k, v in sandbox.api_keys.items() if v == "sending_access")
     }
-    said = await plugin.journeyhub_check_connection(
-        connection=connection, credentials=sending_only, http=http
+    said = await hook(
+        "check_connection", connection=connection, credentials=sending_only, http=http
     )
     assert "sending access only" in said
     with pytest.raises(ReauthRequired):
-        await plugin.journeyhub_check_connection(
-            connection=connection, credentials={"api_key": "re_nope_1234"}, http=http
+        await hook(
+            "check_connection",
+            connection=connection,
+            credentials={"api_key": "re_nope_1234"},
+            http=http,
         )
 
 
@@ -371,8 +382,8 @@ async def test_a_sandbox_with_two_domains(http, make):
         conn = Connection(
             id="c", tenant_id="t", vendor="resend", name="t", config=make.config(other.url)
         )
-        said = await plugin.journeyhub_check_connection(
-            connection=conn, credentials={"api_key": other.api_key}, http=http
+        said = await hook(
+            "check_connection", connection=conn, credentials={"api_key": other.api_key}, http=http
         )
     assert said.startswith("Resend answered 200: 2 domain(s)")
 

@@ -9,28 +9,36 @@ from typing import Any
 
 import httpx
 import pytest
+from journeyhub.configs import config_as
 from journeyhub.errors import WebhookRejected
-from journeyhub.model import Connection, StoredWebhook
+from journeyhub.model import Connection, Known, StoredWebhook
+from journeyhub.plugins import get_plugin_manager
 from journeyhub.signing import new_secret, signed_headers
 from journeyhub_resend import plugin
+from journeyhub_resend.config import ResendConfig
 from journeyhub_resend.sandbox import ResendSandbox
+
+REGISTRY = get_plugin_manager(only=("resend",))  # hooks called as the workers call them
 
 
 async def _sent_email(sandbox: ResendSandbox, connection, credentials, http, task) -> str:
-    result = await plugin.journeyhub_push(
+    result = await REGISTRY.call(
+        "resend",
+        "journeyhub_push",
         task=task,
         connection=connection,
         credentials=credentials,
         idempotency_key=task.id,
         http=http,
         suppressed=frozenset(),
+        known=Known(),
     )
     return result.external_ids["email_id"]
 
 
 def _verify(connection: Connection, credentials: dict[str, Any], headers, body, now=None):
     return plugin.journeyhub_verify_webhook(
-        connection=connection,
+        config=config_as(connection, ResendConfig),  # decoded as the kernel decodes it
         credentials=credentials,
         headers=headers,
         body=body,

@@ -1,7 +1,8 @@
-"""Fixtures for the Stripe connector tests: a fresh Stripe sandbox per test, the kernel's
-``VendorHttp`` the hooks are given (``http``), connections pointed at the sandbox, and a
-stand-in for the gateway that verifies webhooks over real HTTP the way the gateway calls the
-plugin, with a plain client posting to it as Stripe's sender (``webhook_sender``)."""
+"""Fixtures for the Stripe connector tests: a fresh Stripe sandbox per test, connections
+pointed at it, and a stand-in for the gateway that verifies webhooks over real HTTP the way
+the gateway calls the plugin, with a plain client posting to it as Stripe's sender
+(``webhook_sender``). ``http``, ``call`` and ``registry`` come from
+``journeyhub.testing.connector``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import pytest_asyncio
 from journeyhub.errors import WebhookRejected
 from journeyhub.model import Connection, StoredWebhook
 from journeyhub.testing.sandbox import SandboxServer
-from journeyhub.vendor_http import VendorHttp
 from journeyhub_stripe import plugin
 from journeyhub_stripe.sandbox import StripeSandbox
 from litestar import Litestar, Request, Response, post
@@ -25,16 +25,15 @@ SECRET = "whsec_currentSecret0123456789abcdefABCDEF"
 OLD_SECRET = "whsec_previousSecret0123456789abcdefABCD"
 
 
+@pytest.fixture(scope="session")
+def connector_vendor() -> str:
+    return "stripe"
+
+
 @pytest.fixture
 def sandbox() -> Iterator[StripeSandbox]:
     with StripeSandbox(api_key=API_KEY) as running:
         yield running
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[VendorHttp]:
-    async with VendorHttp(timeout=10) as client:
-        yield client
 
 
 @pytest_asyncio.fixture

@@ -36,32 +36,32 @@ FACTORIES = {
 }
 
 
-async def pull(kit, sandbox, http, cursor, **creds):
-    return await plugin.journeyhub_pull(
+async def pull(kit, sandbox, call, cursor, **creds):
+    return await call(
+        "journeyhub_pull",
         connection=kit.connection(sandbox.url),
         credentials=kit.credentials(**creds),
         cursor=cursor,
-        http=http,
     )
 
 
-async def test_first_sync_takes_the_newest_event_as_cursor_and_replays_nothing(kit, sandbox, http):
-    empty = await pull(kit, sandbox, http, None)
+async def test_first_sync_takes_the_newest_event_as_cursor_and_replays_nothing(kit, sandbox, call):
+    empty = await pull(kit, sandbox, call, None)
     assert (empty.next_cursor, empty.triggers, empty.has_more) == (None, [], False)
 
     sandbox.emit("invoice.paid", invoice())
     newest = sandbox.emit("payment_intent.succeeded", payment_intent())
     sandbox.emit("customer.created", {"id": "cus_1", "object": "customer"})  # not ours
-    page = await pull(kit, sandbox, http, None)
+    page = await pull(kit, sandbox, call, None)
     assert page.next_cursor == newest["id"]
     assert (page.triggers, page.records, page.has_more) == ([], [], False)
     query = sandbox.requests[-1].query
     assert ("limit", "1") in query
 
 
-async def test_250_events_are_walked_oldest_first_each_mapped_event_once(kit, sandbox, http):
+async def test_250_events_are_walked_oldest_first_each_mapped_event_once(kit, sandbox, call):
     baseline = sandbox.emit("invoice.paid", invoice())
-    cursor = (await pull(kit, sandbox, http, None)).next_cursor
+    cursor = (await pull(kit, sandbox, call, None)).next_cursor
     assert cursor == baseline["id"]
 
     emitted = []
@@ -72,7 +72,7 @@ async def test_250_events_are_walked_oldest_first_each_mapped_event_once(kit, sa
 
     seen, pages = [], []
     while True:
-        page = await pull(kit, sandbox, http, cursor)
+        page = await pull(kit, sandbox, call, cursor)
         pages.append(len(page.triggers))
         seen.extend(d.source_event_id for d in page.triggers)
         assert page.next_cursor == (page.triggers[-1].source_event_id if page.triggers else cursor)
@@ -82,10 +82,10 @@ async def test_250_events_are_walked_oldest_first_each_mapped_event_once(kit, sa
     assert seen == expected  # exactly once each, oldest first, unmapped types left out
     assert pages == [100, 100, len(expected) - 200]
 
-    again = await pull(kit, sandbox, http, cursor)  # nothing new: the cursor stays
+    again = await pull(kit, sandbox, call, cursor)  # nothing new: the cursor stays
     assert (again.triggers, again.next_cursor, again.has_more) == ([], cursor, False)
     later = sandbox.emit("charge.refunded", charge(amount_refunded=5))
-    resumed = await pull(kit, sandbox, http, cursor)
+    resumed = await pull(kit, sandbox, call, cursor)
     assert [d.source_event_id for d in resumed.triggers] == [later["id"]]
 
     request = sandbox.requests[-1]
@@ -94,88 +94,90 @@ async def test_250_events_are_walked_oldest_first_each_mapped_event_once(kit, sa
     assert sorted(v for k, v in request.query if k == "types[]") == sorted(EVENT_TYPES)
 
 
-async def test_pulled_event_gives_the_same_draft_as_its_webhook(kit, sandbox, http):
+async def test_pulled_event_gives_the_same_draft_as_its_webhook(kit, sandbox, call):
     cursor = sandbox.emit("invoice.paid", invoice())["id"]
     event = sandbox.emit("payment_intent.succeeded", payment_intent(receipt_email="x@example.com"))
-    [pulled] = (await pull(kit, sandbox, http, cursor)).triggers
+    [pulled] = (await pull(kit, sandbox, call, cursor)).triggers
     [pushed] = plugin.journeyhub_handle_webhook(
         webhook=kit.stored(json.dumps(event).encode(), event["id"], event["type"])
     )
     assert pulled == pushed
 
 
-async def test_429_is_rate_limited_with_retry_after(kit, sandbox, http):
+async def test_429_is_rate_limited_with_retry_after(kit, sandbox, call):
     cursor = sandbox.emit("invoice.paid", invoice())["id"]
     sandbox.faults.plan(Fault(status=429, retry_after=2))
     with pytest.raises(RateLimited) as exc:
-        await pull(kit, sandbox, http, cursor)
+        await pull(kit, sandbox, call, cursor)
     assert exc.value.retry_after == 2.0
     assert "rate_limit" in str(exc.value)  # Stripe's error code is kept
-    assert (await pull(kit, sandbox, http, cursor)).next_cursor == cursor  # then it recovers
+    assert (await pull(kit, sandbox, call, cursor)).next_cursor == cursor  # then it recovers
 
 
-async def test_500_is_retryable(kit, sandbox, http):
+async def test_500_is_retryable(kit, sandbox, call):
     cursor = sandbox.emit("invoice.paid", invoice())["id"]
     sandbox.faults.plan(Fault(status=500))
     with pytest.raises(RetryableError) as exc:
-        await pull(kit, sandbox, http, cursor)
+        await pull(kit, sandbox, call, cursor)
     assert type(exc.value) is RetryableError
     assert exc.value.vendor_status == 500
 
 
-async def test_timeout_is_retryable(kit, sandbox, http):
+async def test_timeout_is_retryable(kit, sandbox, call):
     sandbox.faults.plan(Fault(delay=1.0))
     with pytest.raises(OutcomeUnknown, match="timed out") as exc:
-        await plugin.journeyhub_pull(
+        await call(
+            "journeyhub_pull",
             connection=kit.connection(sandbox.url, timeout_seconds=0.2),
             credentials=kit.credentials(),
             cursor=None,
-            http=http,
         )
     assert isinstance(exc.value, RetryableError)
     assert kit.api_key not in str(exc.value)
 
 
-async def test_an_unreachable_api_is_retryable(kit, http):
+async def test_an_unreachable_api_is_retryable(kit, call):
     from journeyhub.bus.embedded import free_port
 
     with pytest.raises(VendorUnreachable) as exc:
-        await plugin.journeyhub_pull(
+        await call(
+            "journeyhub_pull",
             connection=kit.connection(f"http://127.0.0.1:{free_port()}"),
             credentials=kit.credentials(),
             cursor=None,
-            http=http,
         )
     assert isinstance(exc.value, RetryableError)
     assert kit.api_key not in str(exc.value)
 
 
-async def test_wrong_key_never_shows_the_key(kit, sandbox, http):
+async def test_wrong_key_never_shows_the_key(kit, sandbox, call):
     wrong = "sk_test_51WrongKeyWrongKeyWrongKey9876"
     with pytest.raises(AuthExpired) as exc:
-        await pull(kit, sandbox, http, None, api_key=wrong)
+        await pull(kit, sandbox, call, None, api_key=wrong)
     message = str(exc.value)
     assert exc.value.vendor_status == 401
     assert wrong not in message and "9876" not in message and kit.api_key not in message
     assert "Invalid API Key" not in message  # Stripe's text echoes the masked key: dropped
 
 
-async def test_a_cursor_stripe_no_longer_has_restarts_from_the_newest(kit, sandbox, http):
+async def test_a_cursor_stripe_no_longer_has_restarts_from_the_newest(kit, sandbox, call):
     newest = sandbox.emit("invoice.paid", invoice())
-    page = await pull(kit, sandbox, http, "evt_expiredLongAgo000000000")
+    page = await pull(kit, sandbox, call, "evt_expiredLongAgo000000000")
     assert (page.next_cursor, page.triggers) == (newest["id"], [])
 
 
-async def test_without_api_key_pull_is_a_quiet_no_op(kit, sandbox, http):
-    page = await pull(kit, sandbox, http, "evt_keep", api_key=None)
+async def test_without_api_key_pull_is_a_quiet_no_op(kit, sandbox, call):
+    page = await pull(kit, sandbox, call, "evt_keep", api_key=None)
     assert (page.next_cursor, page.triggers, page.has_more) == ("evt_keep", [], False)
     assert sandbox.requests == []
 
 
-async def test_check_connection(kit, sandbox, http):
+async def test_check_connection(kit, sandbox, call):
     async def check(**creds):
-        return await plugin.journeyhub_check_connection(
-            connection=kit.connection(sandbox.url), credentials=kit.credentials(**creds), http=http
+        return await call(
+            "journeyhub_check_connection",
+            connection=kit.connection(sandbox.url),
+            credentials=kit.credentials(**creds),
         )
 
     assert "none in the last 30 days" in await check()

@@ -7,10 +7,11 @@ import time
 
 import msgspec
 import pytest
+from journeyhub.configs import config_as
 from journeyhub.errors import PermanentError, ReauthRequired, RetryableError
 from journeyhub.testing.sandbox import Fault
-from journeyhub_gcal.config import GcalCredentials
-from journeyhub_studioninja.config import StudioNinjaConfig, load_config
+from journeyhub_gcal import GcalCredentials
+from journeyhub_studioninja.config import StudioNinjaConfig
 
 
 async def test_authenticate_refreshes_through_google_only_when_needed(hook, sandbox):
@@ -39,14 +40,16 @@ async def test_the_check_reads_the_calendar_and_the_form(hook, sandbox, new_conn
     )
     assert sandbox.forms.requests["GET 200"] == 1
     assert sandbox.submissions == []  # a check sends no enquiry
-    no_form = new_connection(sandbox, enquiry_form_url=None)
+    no_form = new_connection(sandbox.config(enquiry_form_url=None))
     assert (await hook("journeyhub_check_connection", connection=no_form)).endswith(
         "no enquiry form configured (no push)"
     )
-    gone = new_connection(sandbox, enquiry_form_url=sandbox.forms.url + "/contactform/parser/a/b")
+    gone = new_connection(
+        sandbox.config(enquiry_form_url=sandbox.forms.url + "/contactform/parser/a/b")
+    )
     with pytest.raises(PermanentError, match="no such form"):
         await hook("journeyhub_check_connection", connection=gone)
-    unknown = new_connection(sandbox, calendar_id="nobody@example.com")
+    unknown = new_connection(sandbox.config(calendar_id="nobody@example.com"))
     with pytest.raises(PermanentError) as missing:
         await hook("journeyhub_check_connection", connection=unknown)
     assert missing.value.vendor_status == 404
@@ -74,7 +77,8 @@ def test_the_config_schema_names_what_is_wrong(config, problem):
 
 
 def test_the_config_builds_gcal_settings_and_reuses_gcal_credentials(new_connection, sandbox):
-    config = load_config(new_connection(sandbox, page_size=7, time_zone="Europe/London"))
+    connection = new_connection(sandbox.config(page_size=7, time_zone="Europe/London"))
+    config = config_as(connection, StudioNinjaConfig)
     gcal = config.gcal()
     assert (gcal.calendar_id, gcal.page_size, gcal.time_zone) == (
         sandbox.calendar_id,

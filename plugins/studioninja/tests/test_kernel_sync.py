@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from journeyhub.hub import Hub
 from journeyhub.model import Connection
 from journeyhub.testing.fixtures import Gateway, TenantKeys
-from journeyhub.workers.sync import SyncWorker
+from journeyhub.workers.pull import SyncWorker
 
 DAY = date(2026, 6, 20)
 

@@ -7,8 +7,8 @@ import json
 from datetime import date, datetime, timedelta
 
 import pytest
+from journeyhub.change_detection import compare, trigger_type
 from journeyhub.errors import AuthExpired, PermanentError
-from journeyhub.sync.changes import compare, trigger_type
 
 DAY = date(2026, 6, 20)
 
@@ -82,7 +82,7 @@ async def test_paging_and_cursor_resume_through_gcal(pull, sandbox, new_connecti
     sandbox.google.user_add(
         summary="Lunch", start={"date": "2026-06-22"}, end={"date": "2026-06-23"}
     )
-    conn = new_connection(sandbox, page_size=2)
+    conn = new_connection(sandbox.config(page_size=2))
     records, pages, cursor = await pull_all(pull, connection=conn)
     assert [p.has_more for p in pages] == [True, True, False]  # 6 events, 2 a page
     assert [r.vendor_id for r in records if r.kind == "shoot"] == ids
@@ -178,9 +178,10 @@ async def test_title_patterns_and_job_ids_are_configurable(pull, sandbox, new_co
     )
     sandbox.add_entry("APPOINTMENT", "Consultation", DAY)
     conn = new_connection(
-        sandbox,
-        title_patterns={"SHOOT": r"(?i)^shoot\s*[-:]\s*(?P<name>.+)$", "APPOINTMENT": ""},
-        job_id_pattern=r"job #(\d+)",
+        sandbox.config(
+            title_patterns={"SHOOT": r"(?i)^shoot\s*[-:]\s*(?P<name>.+)$", "APPOINTMENT": ""},
+            job_id_pattern=r"job #(\d+)",
+        )
     )
     records, _, _ = await pull_all(pull, connection=conn)
     assert sorted(

@@ -51,13 +51,11 @@ async def test_field_names_encoding_and_reference_follow_the_connection(
     push, new_event, new_task, new_connection, sandbox
 ):
     conn = new_connection(
-        sandbox,
+        sandbox.config(enquiry_encoding="json", reference_field=None),
         field_mappings=[
             FieldMapping(source="client.name", target="first_name"),
             FieldMapping(source="wedding.date", target="event_date", transform="date:%d/%m/%Y"),
         ],
-        enquiry_encoding="json",
-        reference_field=None,
     )
     await push(new_task(new_event(), conn), connection=conn)
     (sent,) = sandbox.submissions
@@ -98,7 +96,7 @@ async def test_a_concurrent_repeat_is_retried_not_posted(push, new_event, sandbo
 
 
 async def test_a_timeout_is_retryable(push, new_event, new_task, new_connection, sandbox):
-    conn = new_connection(sandbox, timeout_seconds=0.3)
+    conn = new_connection(sandbox.config(timeout_seconds=0.3))
     sandbox.faults.plan(Fault(delay=1.0))
     # Sent, no answer in time: the form may have taken it (the kernel's OutcomeUnknown).
     with pytest.raises(OutcomeUnknown, match="timed out") as caught:
@@ -111,7 +109,9 @@ async def test_an_unreachable_form_is_retryable_and_nothing_was_sent(
     push, new_event, new_task, new_connection, sandbox
 ):
     # Nothing listens on port 9: the enquiry never left, so a retry cannot make a second lead.
-    down = new_connection(sandbox, enquiry_form_url="http://127.0.0.1:9/contactform/parser/a/b")
+    down = new_connection(
+        sandbox.config(enquiry_form_url="http://127.0.0.1:9/contactform/parser/a/b")
+    )
     with pytest.raises(VendorUnreachable) as caught:
         await push(new_task(new_event(), down), connection=down)
     assert isinstance(caught.value, RetryableError)
@@ -127,7 +127,9 @@ async def test_refusals_are_permanent(push, new_event, new_task, new_connection,
         await push(no_email)
     assert refused.value.vendor_status == 400
     # Refused, so not remembered as sent: fixed mappings may post it later.
-    gone = new_connection(sandbox, enquiry_form_url=sandbox.forms.url + "/contactform/parser/x/y")
+    gone = new_connection(
+        sandbox.config(enquiry_form_url=sandbox.forms.url + "/contactform/parser/x/y")
+    )
     with pytest.raises(PermanentError, match="no such form"):
         await push(new_task(new_event(), gone), connection=gone)
     assert sandbox.submissions == []
@@ -137,11 +139,12 @@ async def test_refusals_are_permanent(push, new_event, new_task, new_connection,
 async def test_a_connection_without_a_form_cannot_push(
     push, new_event, new_task, new_connection, sandbox
 ):
-    conn = new_connection(sandbox, enquiry_form_url=None)
+    conn = new_connection(sandbox.config(enquiry_form_url=None))
     with pytest.raises(PermanentError, match="enquiry_form_url"):
         await push(new_task(new_event(), conn), connection=conn)
     bad = new_connection(
-        sandbox, field_mappings=[FieldMapping(source="client.id", target="journeyhub_reference")]
+        sandbox.config(),
+        field_mappings=[FieldMapping(source="client.id", target="journeyhub_reference")],
     )
     with pytest.raises(PermanentError, match="reference_field"):
         await push(new_task(new_event(), bad), connection=bad)

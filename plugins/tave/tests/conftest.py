@@ -1,26 +1,36 @@
-"""Fixtures: one VSCO Workspace sandbox for the session (state reset per test), the plugin
-loaded through the kernel's registry, a stand-in for what the kernel keeps between pushes
-(``hub``), and helpers to build events and delivery tasks."""
+"""Fixtures: one VSCO Workspace sandbox for the session (state reset per test), a stand-in for
+what the kernel keeps between pushes (``hub``), and the kit's connector fixtures (``registry``,
+``http``, ``call``) with builders of this suite's own events, tasks and connections."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-import msgspec
 import pytest
-import pytest_asyncio
 from journeyhub.errors import ConnectorError
-from journeyhub.mapping import apply_mappings, merge_defaults
 from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Known, KnownRecord
-from journeyhub.plugins import PluginRegistry, get_plugin_manager
-from journeyhub.vendor_http import VendorHttp
-from journeyhub_tave.config import DEFAULT_FIELD_MAPPINGS
+from journeyhub.testing.connector import make_event
 from journeyhub_tave.sandbox import TaveSandbox
 
 WEBHOOK_TOKEN = "tok_0123456789abcdef"
+CLIENT = {
+    "id": "cl_001",
+    "name": "Ada Lovelace",
+    "email": "ada@example.com",
+    "phone": "+1 555 0100",
+}
+WEDDING = {
+    "date": "2026-06-20",
+    "venue": {"name": "Rose Barn", "address": "1 Lane"},
+    "guest_count": 120,
+}
+
+
+@pytest.fixture(scope="session")
+def connector_vendor() -> str:
+    return "tave"
 
 
 @pytest.fixture(scope="session")
@@ -37,74 +47,34 @@ def sandbox(sandbox_server: TaveSandbox) -> TaveSandbox:
     return sandbox_server
 
 
-@pytest.fixture(scope="session")
-def registry() -> PluginRegistry:
-    registry = get_plugin_manager(only=("tave",))
-    assert "tave" in registry.connectors, registry.errors
-    return registry
+@pytest.fixture
+def new_event() -> Any:
+    def build(event_type: str = "journey_started", **overrides: Any) -> JourneyEvent:
+        return make_event(event_type, **{"client": CLIENT, "wedding": WEDDING, **overrides})
 
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[VendorHttp]:
-    async with VendorHttp() as client:
-        yield client
+    return build
 
 
 @pytest.fixture
-def connection(sandbox: TaveSandbox) -> Connection:
-    return make_connection(sandbox)
+def new_task(new_task: Any) -> Any:
+    """``new_task(event, task_id=None)``."""
+    return lambda event, task_id=None: new_task(event, task_id=task_id)
+
+
+@pytest.fixture
+def new_connection(new_connection: Any) -> Any:
+    """``new_connection(sandbox, **config)``: a connection to the sandbox."""
+    return lambda sandbox, **config: new_connection({"api_base": sandbox.api_base, **config})
+
+
+@pytest.fixture
+def connection(sandbox: TaveSandbox, new_connection: Any) -> Connection:
+    return new_connection(sandbox)
 
 
 @pytest.fixture
 def credentials(sandbox: TaveSandbox) -> dict[str, str]:
     return {"api_key": sandbox.api_key, "webhook_token": WEBHOOK_TOKEN}
-
-
-def make_connection(sandbox: TaveSandbox, **config: Any) -> Connection:
-    return Connection(
-        id="con_test",
-        tenant_id="ten_test",
-        vendor="tave",
-        name="t",
-        config={"api_base": sandbox.api_base, **config},
-    )
-
-
-def make_event(event_type: str = "journey_started", **overrides: Any) -> JourneyEvent:
-    raw: dict[str, Any] = {
-        "id": f"evt_{event_type}",
-        "type": event_type,
-        "occurred_at": datetime(2026, 3, 1, 12, 0, tzinfo=UTC).isoformat(),
-        "journey_instance_id": "ji_001",
-        "journey_name": "Wedding onboarding",
-        "client": {
-            "id": "cl_001",
-            "name": "Ada Lovelace",
-            "email": "ada@example.com",
-            "phone": "+1 555 0100",
-        },
-        "wedding": {
-            "date": "2026-06-20",
-            "venue": {"name": "Rose Barn", "address": "1 Lane"},
-            "guest_count": 120,
-        },
-    }
-    raw.update(overrides)
-    return msgspec.convert(raw, JourneyEvent)
-
-
-def make_task(event: JourneyEvent, task_id: str | None = None) -> DeliveryTask:
-    return DeliveryTask(
-        id=task_id or f"tsk_{event.id}",
-        tenant_id="ten_test",
-        connection_id="con_test",
-        vendor="tave",
-        kind="event",
-        order_key=event.client.id,
-        sequence=1,
-        event=event,
-        mapped=apply_mappings(merge_defaults(DEFAULT_FIELD_MAPPINGS, []), event),
-    )
 
 
 class HubMemory:
@@ -162,28 +132,10 @@ def hub() -> HubMemory:
     return HubMemory()
 
 
-# Tests import nothing from here (importlib mode): the helpers come as fixtures.
-
-
-@pytest.fixture
-def new_event() -> Any:
-    return make_event
-
-
-@pytest.fixture
-def new_task() -> Any:
-    return make_task
-
-
-@pytest.fixture
-def new_connection() -> Any:
-    return make_connection
-
-
 @pytest.fixture
 def push(
-    registry: PluginRegistry,
-    http: VendorHttp,
+    call: Any,
+    new_task: Any,
     connection: Connection,
     credentials: dict[str, str],
     hub: HubMemory,
@@ -193,23 +145,21 @@ def push(
     the task's attempt counted as the kernel counts it (a task pushed again is attempt 2); the
     records the push returns or attaches to its failure are learnt either way."""
 
-    async def call(
+    async def pushed(
         item: JourneyEvent | DeliveryTask,
         connection: Connection = connection,
         credentials: dict[str, str] = credentials,
         known: Known | None = None,
     ) -> Any:
-        task = item if isinstance(item, DeliveryTask) else make_task(item)
+        task = item if isinstance(item, DeliveryTask) else new_task(item)
         assert task.event is not None
         try:
-            result = await registry.call(
-                "tave",
+            result = await call(
                 "journeyhub_push",
                 task=task,
                 connection=connection,
                 credentials=credentials,
                 idempotency_key=task.id,
-                http=http,
                 suppressed=frozenset(),
                 known=hub.known(task) if known is None else known,
             )
@@ -219,17 +169,14 @@ def push(
         hub.learn(task.event.client.id, result.records)
         return result
 
-    return call
+    return pushed
 
 
 @pytest.fixture
-def hook(
-    registry: PluginRegistry, http: VendorHttp, connection: Connection, credentials: dict[str, str]
-) -> Any:
+def hook(call: Any, connection: Connection, credentials: dict[str, str]) -> Any:
     """``await hook("journeyhub_pull", cursor=…)``: any vendor hook, defaults filled in."""
 
-    async def call(name: str, **kwargs: Any) -> Any:
-        defaults = {"connection": connection, "credentials": credentials, "http": http}
-        return await registry.call("tave", name, **{**defaults, **kwargs})
+    async def hooked(name: str, **kwargs: Any) -> Any:
+        return await call(name, **{"connection": connection, "credentials": credentials, **kwargs})
 
-    return call
+    return hooked

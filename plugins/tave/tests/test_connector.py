@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 from journeyhub.mapping import apply_mappings, validate_mappings
-from journeyhub_tave.client import Mappings, external_id
-from journeyhub_tave.config import DEFAULT_FIELD_MAPPINGS, TaveConfig, TaveCredentials
+from journeyhub_tave.client import external_id
+from journeyhub_tave.plugin import DEFAULT_FIELD_MAPPINGS, TaveConfig, TaveCredentials
 
 
 def test_connector_info(registry):
@@ -59,7 +59,7 @@ def test_credentials_schema():
 
 
 def test_long_ids_fit_an_external_mapping_and_come_back():
-    maps = Mappings("journeyhub", "https://journeyhub.invalid")
+    maps = TaveConfig()  # its external_service and external_link_base name our mappings
     long_id = "journey/" + "x" * 120
     mapping = maps.make("journey", long_id)
     assert len(mapping["id"]) <= 64 and mapping["id"] == external_id(long_id)

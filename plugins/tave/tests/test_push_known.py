@@ -13,12 +13,10 @@ from journeyhub.model import Connection, Known
 from journeyhub.testing.sandbox import Fault
 from journeyhub.vendor_http import VendorHttp
 from journeyhub_tave import client as api
-from journeyhub_tave.pull import contact_record, job_record
+from journeyhub_tave.client import read_record
 from journeyhub_tave.sandbox import PREFIX
 
-from .conftest import make_connection
-
-MAPS = api.Mappings("journeyhub", "https://journeyhub.invalid")
+MAPS = api.TaveConfig()  # how our ids are written into externalMappings
 RENAMED = {"id": "cl_001", "name": "Ada King", "email": "ada@example.com", "phone": "+1 555 0100"}
 
 
@@ -42,18 +40,18 @@ def late(sandbox: Any) -> AnswerTooLate:
 
 
 @pytest.fixture
-def connection(sandbox: Any) -> Connection:
-    return make_connection(sandbox, timeout_seconds=LATE_TIMEOUT)
+def connection(sandbox: Any, new_connection: Any) -> Connection:
+    return new_connection(sandbox, timeout_seconds=LATE_TIMEOUT)
 
 
 @pytest_asyncio.fixture
 async def warm(sandbox: Any, http: VendorHttp) -> None:
     """The studio's job types and lead statuses read once, as the 5-minute cache keeps them,
     so the counts below are the events' own calls."""
-    api._NAMES._data.clear()
+    api._NAMES.clear()
     tave = api.TaveClient(http, sandbox.api_key, sandbox.api_base)
-    await tave.find_by_name(api.JOB_TYPES, "Wedding")
-    await tave.find_by_name(api.LEAD_STATUSES, "Completed")
+    await tave.setting(api.JOB_TYPES, "Wedding", "job_type")
+    await tave.setting(api.LEAD_STATUSES, "Completed", "status_completed")
 
 
 def calls(sandbox: Any, before: Counter[str]) -> Counter[str]:
@@ -127,7 +125,7 @@ async def test_calls_per_event_on_a_first_attempt_with_what_the_hub_knows(
 async def test_the_bench_mix_costs_at_most_2_5_calls_per_event(sandbox, push, new_event, new_task):
     """50 % journey_started (new clients), 35 % step_completed, 15 % client_updated (name and
     wedding date), the studio settings read cold once."""
-    api._NAMES._data.clear()
+    api._NAMES.clear()
     before = Counter(sandbox.requests)
     events = []
     for n in range(10):
@@ -234,7 +232,7 @@ async def test_a_retry_that_finds_the_job_reports_the_contact_and_link_made_befo
     assert len(sandbox.contacts) == len(sandbox.jobs) == len(sandbox.job_contacts) == 1
 
 
-# --- what is reported ------------------------------------------------------------------------------
+# --- what is reported -----------------------------------------------------------------------------
 
 
 async def test_records_are_reported_in_the_pulls_fields_with_their_refs(
@@ -253,10 +251,10 @@ async def test_records_are_reported_in_the_pulls_fields_with_their_refs(
         "ada@example.com",
         None,
     )
-    assert c.fields == pulled(contact_record(contact, MAPS))
+    assert c.fields == pulled(read_record("contact", contact, MAPS))
     [j] = synced(started, "job")
     assert (j.vendor_id, j.our_id, j.ref) == (job["id"], "cl_001", "ji_001")
-    assert j.fields == pulled(job_record(job, MAPS))
+    assert j.fields == pulled(read_record("job", job, MAPS))
     [jc] = synced(started, "job_contact")
     assert (jc.vendor_id, jc.our_id, jc.ref) == (link["id"], "cl_001", "ji_001")
 
@@ -272,7 +270,7 @@ async def test_records_are_reported_in_the_pulls_fields_with_their_refs(
     changed = new_event("client_updated", client=RENAMED, wedding={"date": "2026-09-12"})
     updated = await push(changed)
     # Only what the PUTs wrote, as the next pull will read it (our own echo).
-    contact_now = pulled(contact_record(sandbox.contacts[0], MAPS))
+    contact_now = pulled(read_record("contact", sandbox.contacts[0], MAPS))
     [c] = synced(updated, "contact")
     assert c.fields == {
         k: contact_now[k] for k in ("first_name", "last_name", "name", "email", "phone")
@@ -282,7 +280,7 @@ async def test_records_are_reported_in_the_pulls_fields_with_their_refs(
     assert j.fields == {"wedding_date": "2026-09-12"}  # not the studio's guest count
 
 
-# --- retries -------------------------------------------------------------------------------------------
+# --- retries --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -325,7 +323,7 @@ async def test_a_step_note_that_timed_out_is_found_on_the_retry(
     assert retry.external_ids["note"] == sandbox.notes[0]["id"]
 
 
-# --- stale ids ----------------------------------------------------------------------------------------
+# --- stale ids ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("event_type", ["step_completed", "journey_completed"])
@@ -392,7 +390,7 @@ async def test_a_deleted_contact_named_by_a_new_link_is_made_again(sandbox, push
     assert sandbox.creates("job", "ji_002") == 1
 
 
-# --- failures ----------------------------------------------------------------------------------------
+# --- failures -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -410,7 +408,7 @@ async def test_a_failure_after_the_contact_was_made_carries_it(
     assert (record.kind, record.vendor_id, record.our_id) == ("contact", contact["id"], "cl_001")
     assert record.email == "ada@example.com"
     assert record.fields == {
-        k: v for k, v in contact_record(contact, MAPS).fields.items() if v is not None
+        k: v for k, v in read_record("contact", contact, MAPS).fields.items() if v is not None
     }
 
     # The retry knows the contact: it is not looked for, nor made again.

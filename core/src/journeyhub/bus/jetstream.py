@@ -154,7 +154,9 @@ class Bus:
         if not self.connected:
             raise BusUnavailable("not connected to NATS")
         try:
-            await self.nc.flush(timeout=timeout)  # type: ignore[union-attr]
+            assert self.nc is not None
+            # nats-py annotates int, but waits with asyncio.wait_for: a float is what it uses
+            await self.nc.flush(timeout=timeout)  # type: ignore[arg-type]
             await asyncio.wait_for(self.js.account_info(), timeout)
         except Exception as exc:
             raise BusUnavailable(f"NATS did not answer: {exc!r}") from exc
@@ -189,6 +191,7 @@ class Bus:
         """Create or update every stream and durable consumer; safe to run at every start."""
         for spec in STREAMS:
             config = self.stream_config(spec)
+            assert config.name is not None
             try:
                 info = await self.js.stream_info(config.name)
             except NotFoundError:
@@ -205,24 +208,24 @@ class Bus:
                 # JetStream moves a stream between 1 and N replicas in place (scale up or down).
                 await self.js.update_stream(config)
                 log.info("stream_updated", stream=config.name)
-        for spec in CONSUMERS:
-            stream = self.subjects.stream(spec.stream_kind)
-            config = self.consumer_config(spec)
+        for consumer in CONSUMERS:
+            stream = self.subjects.stream(consumer.stream_kind)
+            wanted = self.consumer_config(consumer)
             try:
-                info = await self.js.consumer_info(stream, spec.durable)
+                found = await self.js.consumer_info(stream, consumer.durable)
             except NotFoundError:
-                await self.js.add_consumer(stream, config)
-                log.info("consumer_created", stream=stream, durable=spec.durable)
+                await self.js.add_consumer(stream, wanted)
+                log.info("consumer_created", stream=stream, durable=consumer.durable)
                 continue
-            current = info.config
+            current = found.config
             if (
-                current.ack_wait != config.ack_wait
-                or current.max_ack_pending != config.max_ack_pending
-                or current.max_deliver != config.max_deliver
+                current.ack_wait != wanted.ack_wait
+                or current.max_ack_pending != wanted.max_ack_pending
+                or current.max_deliver != wanted.max_deliver
             ):
                 # add_consumer on an existing durable updates its mutable settings
-                await self.js.add_consumer(stream, config)
-                log.info("consumer_updated", stream=stream, durable=spec.durable)
+                await self.js.add_consumer(stream, wanted)
+                log.info("consumer_updated", stream=stream, durable=consumer.durable)
 
     # --- publishing ----------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from journeyhub.cli import (
+from journeyhub.cli.base import (
     DataDir,
     app,
     cli_actor,
@@ -27,8 +27,10 @@ app.add_typer(keys_app, name="keys")
 @tenants_app.command("add")
 def tenants_add(name: str, data_dir: DataDir = None) -> None:
     """Create a tenant and print its id."""
+    from journeyhub.services import tenants
+
     settings = settings_or_exit(data_dir=data_dir)
-    tenant_id = run_async(lambda: with_store(settings, lambda s: s.tenants.add(name)))
+    tenant_id = run_async(lambda: with_store(settings, lambda s: tenants.add_tenant(s, name)))
     print(tenant_id)
 
 
@@ -40,14 +42,16 @@ def keys_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create an API key and print it once: it is not stored, only its hash."""
+    from journeyhub.services import keys
+
     settings = settings_or_exit(data_dir=data_dir)
-    if role not in ("admin", "ingest", "read"):
+    if role not in keys.ROLES:
         err.print(f"[red]--role must be admin, ingest or read, not {role!r}[/red]")
         raise typer.Exit(2)
     try:
         key = run_async(
             lambda: with_store(
-                settings, lambda s: s.tenants.create_key(tenant, role, label, actor=cli_actor())
+                settings, lambda s: keys.create_key(s, tenant, role, label, actor=cli_actor())
             )
         )
     except LookupError as exc:
@@ -61,9 +65,11 @@ def keys_create(
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
     """Revoke an API key by its id (the part after ``jh_``)."""
+    from journeyhub.services import keys
+
     settings = settings_or_exit(data_dir=data_dir)
     actor = cli_actor()
-    if not run_async(lambda: with_store(settings, lambda s: s.tenants.revoke_key(key_id, actor))):
+    if not run_async(lambda: with_store(settings, lambda s: keys.revoke_key(s, key_id, actor))):
         err.print(f"[red]no active key {key_id!r}[/red]")
         raise typer.Exit(1)
     console.print(f"revoked {key_id}")
@@ -80,6 +86,8 @@ def keys_generate() -> None:
 @keys_app.command("rotate-secrets")
 def keys_rotate_secrets(data_dir: DataDir = None) -> None:
     """Re-encrypt every stored credential with the first key of JOURNEYHUB_SECRET_KEYS."""
+    from journeyhub.services import keys
+
     settings = settings_or_exit(data_dir=data_dir)
-    count = run_async(lambda: with_store(settings, lambda s: s.connections.rotate_credentials()))
+    count = run_async(lambda: with_store(settings, keys.rotate_secrets))
     console.print(f"re-encrypted the credentials of {count} connection(s)")

@@ -8,10 +8,9 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
-from litestar.exceptions import HTTPException
 from rich.table import Table
 
-from journeyhub.cli import (
+from journeyhub.cli.base import (
     DataDir,
     app,
     cli_actor,
@@ -60,8 +59,9 @@ def connections_add(
     data_dir: DataDir = None,
 ) -> None:
     """Create a connection; config and credentials are checked against the plugin's schemas."""
-    from journeyhub.gateway.connections_api import validate_connection
     from journeyhub.plugins import get_plugin_manager
+    from journeyhub.services.connections import create_connection, validate_connection
+    from journeyhub.services.errors import InvalidInput
 
     settings = settings_or_exit(data_dir=data_dir)
     registry = get_plugin_manager(only=settings.plugins)
@@ -70,34 +70,23 @@ def connections_add(
         raise typer.Exit(2)
     types = [t.strip() for t in (event_types or "").split(",") if t.strip()]
     secret = _json_option(credentials, "credentials")
-    try:
-        checked = validate_connection(
-            registry,
-            vendor=vendor,
-            direction=direction,
-            config=_json_option(config, "config"),
-            credentials=secret,
-            event_types=types,
-            field_mappings=[],
-        )
-    except HTTPException as exc:
-        err.print(f"[red]{exc.detail}[/red]")
+    values: dict[str, Any] = {
+        "vendor": vendor,
+        "direction": direction,
+        "config": _json_option(config, "config"),
+        "credentials": secret,
+        "event_types": types,
+        "field_mappings": [],
+    }
+    try:  # checked before the store is opened (and migrated)
+        validate_connection(registry, **values)
+    except InvalidInput as exc:
+        err.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from None
 
     async def create(store: Any) -> Any:
-        if not await store.tenants.exists(tenant):
-            raise LookupError(f"no tenant {tenant!r}")
-        return await store.connections.create(
-            tenant_id=tenant,
-            vendor=vendor,
-            name=name,
-            direction=direction,
-            enabled=True,
-            config=checked,
-            credentials=secret,
-            event_types=types,
-            field_mappings=[],
-            actor=cli_actor(),
+        return await create_connection(
+            store, registry, tenant_id=tenant, name=name, enabled=True, actor=cli_actor(), **values
         )
 
     try:
@@ -118,8 +107,10 @@ def connections_list(
     data_dir: DataDir = None,
 ) -> None:
     """Connections with their vendor, direction and status."""
+    from journeyhub.services.connections import list_connections
+
     settings = settings_or_exit(data_dir=data_dir)
-    rows = run_async(lambda: with_store(settings, lambda s: s.connections.list(tenant)))
+    rows = run_async(lambda: with_store(settings, lambda s: list_connections(s, tenant)))
     table = Table("id", "tenant", "vendor", "name", "direction", "enabled", "status")
     for c in rows:
         table.add_row(
@@ -131,30 +122,19 @@ def connections_list(
 @connections_app.command("test")
 def connections_test(connection_id: str, data_dir: DataDir = None) -> None:
     """Make one cheap call to the vendor with the stored credentials and show its answer."""
-    from journeyhub.errors import ConnectorError, ConnectorNotFound
     from journeyhub.plugins import get_plugin_manager
+    from journeyhub.services.connections import check_connection
     from journeyhub.vendor_http import VendorHttp
 
     settings = settings_or_exit(data_dir=data_dir)
     registry = get_plugin_manager(only=settings.plugins)
 
     async def check(store: Any) -> tuple[bool, str]:
-        found = await store.connections.get_with_credentials(connection_id)
-        if found is None:
-            return False, f"no connection {connection_id!r}"
-        connection, credentials = found
         async with VendorHttp(timeout=15) as http:
-            try:
-                answer = await registry.call(
-                    connection.vendor,
-                    "journeyhub_check_connection",
-                    connection=connection,
-                    credentials=credentials,
-                    http=http,
-                )
-            except (ConnectorError, ConnectorNotFound) as exc:
-                return False, str(exc)
-        return True, str(answer)
+            checked = await check_connection(store, registry, http, connection_id)
+        if checked is None:
+            return False, f"no connection {connection_id!r}"
+        return checked.ok, checked.answer
 
     ok, answer = run_async(lambda: with_store(settings, check))
     (console if ok else err).print(("[green]ok[/green] " if ok else "[red]failed[/red] ") + answer)
@@ -165,15 +145,16 @@ def connections_test(connection_id: str, data_dir: DataDir = None) -> None:
 @connections_app.command("sync")
 def connections_sync(connection_id: str, data_dir: DataDir = None) -> None:
     """Pull changes from the vendor now and show the result."""
-    from journeyhub.workers.sync import SyncWorker, can_pull
+    from journeyhub.services.connections import can_pull, get_connection
+    from journeyhub.workers.pull import SyncWorker
 
     settings = settings_or_exit(data_dir=data_dir)
 
     async def run(hub: Any) -> str:
-        connection = await hub.store.connections.get(connection_id)
+        connection = await get_connection(hub.store, connection_id)
         if connection is None:
             raise LookupError(f"no connection {connection_id!r}")
-        if not can_pull(hub, connection):
+        if not can_pull(hub.registry, connection):
             raise LookupError(f"{connection.vendor} connection {connection_id} cannot be pulled")
         with console.status("pulling…"):
             return await SyncWorker(hub).sync(connection)
@@ -196,26 +177,15 @@ def connections_import_csv(
 ) -> None:
     """Import a vendor's export (e.g. HoneyBook's payments CSV) as triggers; importing the same
     file again makes no new trigger."""
-    from journeyhub.workers.inbound import emit_triggers
+    from journeyhub.services.triggers import emit_triggers, read_csv_export
 
     settings = settings_or_exit(data_dir=data_dir)
     text = file.read_text(encoding="utf-8-sig")
 
     async def run(hub: Any) -> tuple[int, int]:
-        found = await hub.store.connections.get_with_credentials(connection_id)
-        if found is None:
-            raise LookupError(f"no connection {connection_id!r}")
-        connection, credentials = found
-        drafts = await hub.registry.call(
-            connection.vendor,
-            "journeyhub_import_csv",
-            connection=connection,
-            credentials=credentials,
-            text=text,
-        )
-        new = 0
+        connection, drafts = await read_csv_export(hub, connection_id, text)
         with console.status(f"importing {len(drafts)} rows…"):
-            new = await emit_triggers(hub, connection, list(drafts), f"import:{file.name}")
+            new = await emit_triggers(hub, connection, drafts, f"import:{file.name}")
         return len(drafts), new
 
     try:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from journeyhub.cli import app, console, err
+from journeyhub.cli.base import app, console, err
 
 
 @app.command()

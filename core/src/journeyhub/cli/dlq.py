@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from journeyhub.cli import (
+from journeyhub.cli.base import (
     DataDir,
     app,
     cli_actor,

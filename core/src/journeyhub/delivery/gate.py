@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from journeyhub.cache import Entry
+from journeyhub.connection_cache import Entry
 from journeyhub.hub import Hub
 from journeyhub.logs import get_logger
 from journeyhub.model import Connection, ConnectorInfo, DeliveryTask, Known, client_of, utcnow
@@ -177,7 +177,7 @@ class TaskGate:
         dropped: list[str] = []
         entries: dict[str, Entry] = {}
         for index, offer in enumerate(offers):
-            entry = await self.hub.connections.get(offer.task.connection_id)
+            entry = await self.hub.connection_cache.get(offer.task.connection_id)
             early = await self._connection_check(entry)
             if early is None:
                 asking.append(index)

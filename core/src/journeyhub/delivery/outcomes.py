@@ -16,12 +16,13 @@ from sqlalchemy import Connection
 
 from journeyhub.groupcommit import GroupCommit
 from journeyhub.model import DeliveryTask, SyncedRecord, utcnow
-from journeyhub.store.store import Store, new_id
-from journeyhub.store.tables import DeadLetter, Delivery
+from journeyhub.store.ids import new_id
+from journeyhub.store.store import Store
+from journeyhub.store.tables import DeadLetter, Delivery, table_of
 from journeyhub.store.tasks import DEAD, DONE
 
-INSERT_ATTEMPTS = Delivery.__table__.insert()
-INSERT_DEAD_LETTERS = DeadLetter.__table__.insert()
+INSERT_ATTEMPTS = table_of(Delivery).insert()
+INSERT_DEAD_LETTERS = table_of(DeadLetter).insert()
 FINISHED = {"delivered": DONE, "skipped": DONE, "dead": DEAD}
 COUNTED_FAILURE = "failed"  # a 429 or a wait for re-authorisation is not a failed attempt
 # Outcome writes follow each other no closer than this: under load, outcomes finishing a few

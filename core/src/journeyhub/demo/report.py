@@ -12,7 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from journeyhub.demo.sandboxes import VENDORS, label
+from journeyhub.demo.sandboxes import ENGINE
 from journeyhub.demo.scenario import Scenario
 
 _TAG = re.compile(r"<[^>]+>")
@@ -22,7 +22,9 @@ def _plain(markup: Any) -> str:
     return " ".join(html.unescape(_TAG.sub(" ", str(markup or ""))).split())
 
 
-SHORT = {"tave": "Tave", "honeybook": "HoneyBook", "seventeenhats": "17hats"}
+def _short(label: str) -> str:
+    """A label without its note: "Tave (VSCO Workspace)" → "Tave"."""
+    return label.split(" (", 1)[0]
 
 
 def _plural(count: int, word: str) -> str:
@@ -103,6 +105,8 @@ def _studioninja(sandbox: Any) -> list[str]:
     return lines
 
 
+# How the report reads what each sandbox of the story holds (through its vendor's own API); a
+# sandbox not named here is shown by its address.
 DESCRIBE = {
     "tave": _tave,
     "lightblue": _lightblue,
@@ -122,24 +126,26 @@ def systems_table(scenario: Scenario) -> Table:
     table.add_column("system", style="bold", no_wrap=True)
     table.add_column("what it holds now", overflow="fold")
     boxes = scenario.boxes
-    for vendor in VENDORS:
-        sandbox = boxes.get(vendor.key)
+    for vendor in boxes.listed():
+        name = boxes.label(vendor)
+        sandbox = boxes.get(vendor)
         if sandbox is None:
-            reason = boxes.skipped.get(vendor.key, "not running")
-            table.add_row(Text(vendor.label, style="dim"), Text(f"skipped: {reason}", style="dim"))
+            reason = boxes.skipped.get(vendor, "not running")
+            table.add_row(Text(name, style="dim"), Text(f"skipped: {reason}", style="dim"))
             continue
+        describe = DESCRIBE.get(vendor)
         try:
-            lines = DESCRIBE[vendor.key](sandbox)
+            lines = describe(sandbox) if describe else [f"sandbox at {boxes.vendors[vendor].url}"]
         except Exception as exc:  # a report line must not hide the rest of the report
             lines = [f"(could not read the sandbox: {type(exc).__name__})"]
-        table.add_row(vendor.label, "\n".join(lines) or Text("nothing", style="dim"))
+        table.add_row(name, "\n".join(lines) or Text("nothing", style="dim"))
     engine = boxes.engine
     if engine is not None:
         count = len(engine.triggers())
         line = f"{_plural(count, 'trigger')}, every signature verified"
         if engine.rejected:
             line += f"; {engine.rejected} refused (bad signature)"
-        table.add_row(label("webhook"), line)
+        table.add_row(boxes.label(ENGINE), line)
     return table
 
 
@@ -155,7 +161,7 @@ async def triggers_table(scenario: Scenario) -> Table:
         reached = engine is not None and engine.has(row.id)
         table.add_row(
             row.type,
-            SHORT.get(row.vendor, label(row.vendor)),
+            _short(scenario.label(row.vendor)),
             row.client_id or "-",
             Text("✓", style="green") if reached else Text("✗", style="red"),
         )

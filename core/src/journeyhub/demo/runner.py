@@ -17,7 +17,7 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TextIO
 
 import httpx
 from rich.console import Console
@@ -30,8 +30,8 @@ from rich.text import Text
 from journeyhub.demo import DemoOptions
 from journeyhub.demo import sandboxes as sandbox_set
 from journeyhub.demo.report import report
-from journeyhub.demo.sandboxes import Sandboxes, label
-from journeyhub.demo.scenario import STORY, STUDIO, Scenario, StepFailed
+from journeyhub.demo.sandboxes import Sandboxes
+from journeyhub.demo.scenario import CHOICES, STORY, STUDIO, Scenario, StepFailed
 from journeyhub.hub import Hub
 from journeyhub.plugins import PluginRegistry, get_plugin_manager
 from journeyhub.settings import Settings, load_settings
@@ -165,6 +165,7 @@ class HubRuntime:
     async def start(self, settings: Settings, registry: PluginRegistry) -> Hub:
         import uvicorn
 
+        from journeyhub.embedded_server import embedded_server
         from journeyhub.gateway.app import create_app
         from journeyhub.workers.runner import run_workers
 
@@ -180,10 +181,8 @@ class HubRuntime:
             log_config=None,
             timeout_graceful_shutdown=5,
         )
-        self.server = server = uvicorn.Server(config)
         # Ctrl-C belongs to the demo (it stops everything in order), not to uvicorn.
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self.server = server = embedded_server(config)
 
         async def serve() -> None:
             try:
@@ -209,7 +208,7 @@ class HubRuntime:
         self.stop_workers.set()
         if self.server is not None:
             self.server.should_exit = True
-        pending = [t for t in self.tasks if not t.done()]
+        pending = {t for t in self.tasks if not t.done()}
         if pending:
             _, pending = await asyncio.wait(pending, timeout=4)
         if pending and self.server is not None:
@@ -256,7 +255,7 @@ class LogFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.stream: IO[str] = path.open("a", encoding="utf-8")
+        self.stream: TextIO = path.open("a", encoding="utf-8")
         self.handler = logging.StreamHandler(self.stream)
         self.handler.setFormatter(
             logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -361,9 +360,9 @@ class Demo:
             return f"http://127.0.0.1:{port} · embedded NATS · SQLite"
 
         async def start_sandboxes() -> str:
-            self.boxes = await sandbox_set.start(registry, plugins)
+            self.boxes = await sandbox_set.start(registry, plugins, first=CHOICES)
             logs.route_stdlib()
-            names = [label(k) for k in self.boxes.running]
+            names = list(self.boxes.vendors)
             return f"{len(names)} vendors + the journey engine"
 
         async def connect() -> str:
@@ -395,9 +394,9 @@ class Demo:
             if title == "Start the sandboxes" and self.boxes is not None:
                 by_reason: dict[str, list[str]] = {}
                 for vendor, reason in self.boxes.skipped.items():
-                    by_reason.setdefault(reason, []).append(label(vendor))
-                for reason, names in by_reason.items():
-                    display.note(f"left out: {', '.join(names)} ({reason})")
+                    by_reason.setdefault(reason, []).append(self.boxes.label(vendor))
+                for reason, labels in by_reason.items():
+                    display.note(f"left out: {', '.join(labels)} ({reason})")
             if title == "Connect the tools" and self.scenario is not None:
                 for note in self.scenario.notes:
                     display.note(note)
@@ -407,7 +406,7 @@ class Demo:
         for index, (task, step) in enumerate(story):
             if missing := scenario.missing(step):
                 display.start(task)
-                names = ", ".join(label(v) for v in missing)
+                names = ", ".join(scenario.label(v) for v in missing)
                 display.finish(task, "skipped", f"skipped: no {names} connection")
                 continue
             scenario.on_wait = lambda what, task=task: display.waiting_for(task, what)

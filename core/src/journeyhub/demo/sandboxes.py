@@ -1,17 +1,17 @@
 """The demo's vendors: every installed connector's sandbox, and a small journey engine.
 
-Each plugin's sandbox is imported on its own, so a plugin that is not installed (or whose
-connector did not load) is left out with a note instead of stopping the demo. The journey
-engine is the receiving end of the built-in ``webhook`` connector: it verifies each request's
-Standard Webhooks signature with the ``standardwebhooks`` library, as a real engine would, and
-keeps the triggers it accepted.
+The sandboxes are found through the ``journeyhub.sandboxes`` entry points
+(:func:`journeyhub.testing.sandbox.find_sandboxes`): the kernel imports no plugin. A plugin that
+is not installed is not seen; one whose connector did not load, or whose sandbox did not, is
+left out with a note instead of stopping the demo. The journey engine is the receiving end of
+the built-in ``webhook`` connector: it verifies each request's Standard Webhooks signature with
+the ``standardwebhooks`` library, as a real engine would, and keeps the triggers it accepted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,37 +22,10 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from journeyhub import signing
 from journeyhub.plugins import PluginRegistry
-from journeyhub.testing.sandbox import SandboxServer
+from journeyhub.testing.sandbox import SandboxServer, VendorSandbox, find_sandboxes
 
-
-@dataclass(frozen=True)
-class Vendor:
-    key: str  # the connector's name
-    label: str  # what people call it
-    module: str  # where its sandbox lives
-    cls: str  # the sandbox class (else the module's only ``*Sandbox`` class, if it has one)
-
-
-VENDORS: tuple[Vendor, ...] = (
-    Vendor("tave", "Tave (VSCO Workspace)", "journeyhub_tave.sandbox", "TaveSandbox"),
-    Vendor("stripe", "Stripe", "journeyhub_stripe.sandbox", "StripeSandbox"),
-    Vendor("resend", "Resend", "journeyhub_resend.sandbox", "ResendSandbox"),
-    Vendor("gcal", "Google Calendar", "journeyhub_gcal.sandbox", "GcalSandbox"),
-    Vendor("lightblue", "Light Blue", "journeyhub_lightblue.sandbox", "LightBlueSandbox"),
-    Vendor("honeybook", "HoneyBook (Zapier)", "journeyhub_honeybook.sandbox", "HoneyBookSandbox"),
-    Vendor(
-        "seventeenhats",
-        "17hats (Zapier)",
-        "journeyhub_seventeenhats.sandbox",
-        "SeventeenHatsSandbox",
-    ),
-    Vendor("studioninja", "Studio Ninja", "journeyhub_studioninja.sandbox", "StudioNinjaSandbox"),
-)
-LABELS = {v.key: v.label for v in VENDORS} | {"webhook": "Journey engine"}
-
-
-def label(vendor: str) -> str:
-    return LABELS.get(vendor, vendor)
+ENGINE = "webhook"  # the journey engine's connector
+ENGINE_LABEL = "Journey engine"
 
 
 class JourneyEngine:
@@ -116,25 +89,38 @@ class JourneyEngine:
 class Sandboxes:
     """The running sandboxes by connector name, and what was left out and why."""
 
-    running: dict[str, Any] = field(default_factory=dict)
+    vendors: dict[str, VendorSandbox] = field(default_factory=dict)  # started
     engine: JourneyEngine | None = None
     skipped: dict[str, str] = field(default_factory=dict)  # connector → reason
+    labels: dict[str, str] = field(default_factory=dict)  # connector → what people call it
+    order: list[str] = field(default_factory=list)  # every connector seen, as the demo lists them
 
-    def get(self, vendor: str) -> Any | None:
-        return self.running.get(vendor)
+    def get(self, vendor: str) -> Any:
+        """The running sandbox of ``vendor`` (its vendor's own API), or None."""
+        found = self.vendors.get(vendor)
+        return None if found is None else found.sandbox
 
     def __contains__(self, vendor: str) -> bool:
-        return vendor in self.running
+        return vendor in self.vendors
+
+    def label(self, vendor: str) -> str:
+        if vendor == ENGINE:
+            return ENGINE_LABEL
+        return self.labels.get(vendor, vendor)
+
+    def listed(self) -> list[str]:
+        """Every connector seen, running or left out, in the demo's order."""
+        return [v for v in self.order if v in self.vendors or v in self.skipped]
 
     def urls(self) -> list[tuple[str, str]]:
-        out = [(label(k), str(getattr(s, "url", ""))) for k, s in self.running.items()]
+        out = [(self.label(k), v.url) for k, v in self.vendors.items()]
         if self.engine is not None:
-            out.append((label("webhook"), self.engine.url))
+            out.append((self.label(ENGINE), self.engine.url))
         return out
 
     async def stop(self) -> None:
         """Stop every server side by side (each waits for its thread)."""
-        parts: list[Any] = [*self.running.values()]
+        parts: list[Any] = [*self.vendors.values()]
         if self.engine is not None:
             parts.append(self.engine)
 
@@ -145,67 +131,56 @@ class Sandboxes:
         await asyncio.gather(*(asyncio.to_thread(stop_one, part) for part in parts))
 
 
-def _sandbox_class(module: Any, vendor: Vendor) -> type | None:
-    found = getattr(module, vendor.cls, None)
-    if isinstance(found, type):
-        return found
-    classes = [
-        value
-        for name, value in vars(module).items()
-        if name.endswith("Sandbox")
-        and isinstance(value, type)
-        and value.__module__ == module.__name__
-    ]
-    return classes[0] if len(classes) == 1 else None
-
-
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
 
+def ordered(names: Iterable[str], first: Iterable[str] = ()) -> list[str]:
+    """``names``: those in ``first`` in its order, then the others alphabetically."""
+    rank = {name: n for n, name in enumerate(first)}
+    return sorted(set(names), key=lambda name: (rank.get(name, len(rank)), name))
+
+
 def plan(
-    registry: PluginRegistry, wanted: Iterable[str] | None = None
-) -> tuple[dict[str, type], dict[str, str]]:
-    """Which sandboxes can run: {connector: sandbox class}, and {connector: why not}."""
-    classes: dict[str, type] = {}
-    skipped: dict[str, str] = {}
+    registry: PluginRegistry, wanted: Iterable[str] | None = None, first: Iterable[str] = ()
+) -> Sandboxes:
+    """Which sandboxes can run (not started yet), with every connector's label, and why the
+    others cannot; listed with the connectors in ``first`` first, in its order."""
+    found = find_sandboxes()
+    order = ordered({*found.sandboxes, *found.errors}, first)
+    boxes = Sandboxes(labels={k: s.label for k, s in found.sandboxes.items()}, order=order)
     errors = {e.name: e.reason for e in registry.errors}
     only = set(wanted) if wanted is not None else None
-    for vendor in VENDORS:
-        if only is not None and vendor.key not in only:
-            skipped[vendor.key] = "not in JOURNEYHUB_PLUGINS"
-            continue
-        if vendor.key not in registry.connectors:
-            reason = errors.get(vendor.key)
-            skipped[vendor.key] = (
-                f"connector failed to load: {_first_line(reason)}" if reason else "not installed"
+    for vendor in order:
+        if only is not None and vendor not in only:
+            boxes.skipped[vendor] = "not in JOURNEYHUB_PLUGINS"
+        elif vendor not in registry.connectors:
+            reason = errors.get(vendor)
+            boxes.skipped[vendor] = (
+                f"connector failed to load: {_first_line(reason)}" if reason else "no connector"
             )
-            continue
-        try:
-            module = importlib.import_module(vendor.module)
-        except ImportError as exc:
-            skipped[vendor.key] = f"no sandbox ({exc.name or vendor.module} not found)"
-            continue
-        cls = _sandbox_class(module, vendor)
-        if cls is None:
-            skipped[vendor.key] = f"{vendor.module} has no sandbox class"
-            continue
-        classes[vendor.key] = cls
-    return classes, skipped
+        elif vendor in found.errors:
+            boxes.skipped[vendor] = f"no sandbox ({_first_line(found.errors[vendor])})"
+        else:
+            boxes.vendors[vendor] = found.sandboxes[vendor]
+    return boxes
 
 
-async def start(registry: PluginRegistry, wanted: Iterable[str] | None = None) -> Sandboxes:
+async def start(
+    registry: PluginRegistry, wanted: Iterable[str] | None = None, first: Iterable[str] = ()
+) -> Sandboxes:
     """Start every sandbox that can run, and the journey engine, side by side."""
-    classes, skipped = plan(registry, wanted)
-    boxes = Sandboxes(skipped=skipped)
+    boxes = plan(registry, wanted, first)
+    ready = dict(boxes.vendors)
+    boxes.vendors.clear()
 
     def start_all() -> None:
         # One after the other in one thread: building the apps imports modules lazily, and
         # imports racing in several threads can see half-initialised modules.
         boxes.engine = JourneyEngine().start()
-        for key, cls in classes.items():
+        for key, sandbox in ready.items():
             try:
-                boxes.running[key] = cls().start()
+                boxes.vendors[key] = sandbox.start()
             except Exception as exc:
                 boxes.skipped[key] = f"sandbox failed to start: {type(exc).__name__}: {exc}"
 

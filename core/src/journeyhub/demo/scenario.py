@@ -20,9 +20,8 @@ from typing import Any
 
 import httpx
 
-from journeyhub import signing
 from journeyhub.demo import STEP_KEYS
-from journeyhub.demo.sandboxes import Sandboxes, label
+from journeyhub.demo.sandboxes import Sandboxes
 from journeyhub.hub import Hub
 from journeyhub.model import TRIGGER_TYPES
 from journeyhub.testing.sandbox import Fault
@@ -81,8 +80,6 @@ class Scenario:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     tenant: Tenant | None = None
     connections: dict[str, dict[str, Any]] = field(default_factory=dict)  # vendor → as created
-    resend_secret: str = field(default_factory=signing.new_secret)
-    stripe_secret: str = field(default_factory=signing.new_secret)
     emails_sent: list[dict[str, Any]] = field(default_factory=list)
     on_wait: Callable[[str], None] | None = None  # told what each wait is for
     notes: list[str] = field(default_factory=list)  # what was left out, for the terminal
@@ -106,6 +103,9 @@ class Scenario:
 
     def has(self, vendor: str) -> bool:
         return vendor in self.connections
+
+    def label(self, vendor: str) -> str:
+        return self.boxes.label(vendor)
 
     # --- the steps --------------------------------------------------------------------------------
 
@@ -140,119 +140,24 @@ class Scenario:
         return self.tenant
 
     def connection_specs(self) -> list[dict[str, Any]]:
-        """What the studio connects: each installed vendor's sandbox, and the journey engine."""
+        """What the studio connects: each running sandbox (its config and credentials, from
+        the plugin, with the studio's choices on top), and the journey engine."""
         b = self.boxes
-        couple_title = {
-            "transform": "template",
-            "options": {"template": "{{ event.data.couple }} wedding"},
-        }
-        slow = {"pull_interval_seconds": 3600}  # the demo syncs when the story says so
         specs: list[dict[str, Any]] = []
-        if (tave := b.get("tave")) is not None:
-            specs.append(
-                {
-                    "vendor": "tave",
-                    "name": "Studio CRM",
-                    "direction": "bidirectional",
-                    "config": {"api_base": tave.api_base, **slow},
-                    "credentials": {"api_key": tave.api_key},
-                    "field_mappings": [
-                        {"source": "data.couple", "target": "job.name", **couple_title}
-                    ],
-                }
-            )
-        if (stripe := b.get("stripe")) is not None:
-            specs.append(
-                {
-                    "vendor": "stripe",
-                    "name": "Payments",
-                    "direction": "inbound",
-                    "config": {"api_base": stripe.url, **slow},
-                    "credentials": {
-                        "webhook_secret": self.stripe_secret,
-                        "api_key": stripe.api_key,
-                    },
-                }
-            )
-        if (resend := b.get("resend")) is not None:
-            specs.append(
-                {
-                    "vendor": "resend",
-                    "name": "Client emails",
-                    "direction": "bidirectional",
-                    "config": {
-                        "from_address": f"{STUDIO} <hello@example.com>",
-                        "reply_to": "studio@example.com",
-                        "api_base": resend.url,
-                        "branding": {
-                            "vendor_name": STUDIO,
-                            "accent_color": "#b08d57",
-                            "signature": "Maya & the Golden Hour team",
-                        },
-                        "templates": TEMPLATES,
-                    },
-                    "credentials": {
-                        "api_key": resend.api_key,
-                        "webhook_secret": self.resend_secret,
-                    },
-                }
-            )
-        if (gcal := b.get("gcal")) is not None:
-            specs.append(
-                {
-                    "vendor": "gcal",
-                    "name": "Studio calendar",
-                    "direction": "bidirectional",
-                    "config": {**gcal.config(), "time_zone": "Europe/London", **slow},
-                    "credentials": gcal.credentials(),
-                    "field_mappings": [
-                        {"source": "data.couple", "target": "summary", **couple_title}
-                    ],
-                }
-            )
-        if (lightblue := b.get("lightblue")) is not None:
-            specs.append(
-                {
-                    "vendor": "lightblue",
-                    "name": "Light Blue inbox",
-                    "direction": "outbound",
-                    "config": {"api_url": lightblue.api_url, "source": "journeyhub-demo"},
-                    "credentials": {"api_key": lightblue.api_key},
-                    "field_mappings": [
-                        {"source": "data.couple", "target": "ShootTitle", **couple_title}
-                    ],
-                }
-            )
-        if (honeybook := b.get("honeybook")) is not None:
-            specs.append(
-                {
-                    "vendor": "honeybook",
-                    "name": "HoneyBook Zaps",
-                    "direction": "outbound",
-                    "config": honeybook.config(),
-                    "credentials": {"secret": honeybook.secret},
-                }
-            )
-        if (hats := b.get("seventeenhats")) is not None:
-            specs.append(
-                {
-                    "vendor": "seventeenhats",
-                    "name": "17hats Zap",
-                    "direction": "outbound",
-                    "config": hats.config(),
-                    "credentials": {"secret": hats.secret},
-                }
-            )
-        ninja = b.get("studioninja")
-        if ninja is not None and callable(getattr(ninja, "config", None)):
+        for vendor in b.listed():
+            sandbox = b.vendors.get(vendor)
+            if sandbox is None:
+                continue
+            choices = CHOICES.get(vendor, {})
             spec: dict[str, Any] = {
-                "vendor": "studioninja",
-                "name": "Studio Ninja",
-                "direction": "bidirectional",
-                "config": {**ninja.config(), **slow},
+                "vendor": vendor,
+                "name": choices.get("name", b.label(vendor)),
+                "config": {**sandbox.config(), **choices.get("config", {})},
+                "credentials": sandbox.credentials(),
             }
-            if callable(getattr(ninja, "credentials", None)):
-                spec["credentials"] = ninja.credentials()
+            for key in ("direction", "field_mappings"):
+                if key in choices:
+                    spec[key] = choices[key]
             specs.append(spec)
         if b.engine is not None:
             specs.append(
@@ -274,15 +179,16 @@ class Scenario:
         """Create every connection through the HTTP API; the vendors connected."""
         for spec in self.connection_specs():
             answer = await self.api.post("/v1/connections", json=spec, headers=self.admin())
-            if answer.status_code != 201 and spec["vendor"] in OPTIONAL:
+            vendor = spec["vendor"]
+            if answer.status_code != 201 and (vendor in OPTIONAL or vendor not in CHOICES):
                 self.notes.append(
-                    f"{label(spec['vendor'])}: left out (its connection was refused: "
+                    f"{self.label(vendor)}: left out (its connection was refused: "
                     f"{_detail(answer)})"
                 )
                 continue
             if answer.status_code != 201:
                 raise StepFailed(
-                    f"creating the {label(spec['vendor'])} connection was refused "
+                    f"creating the {self.label(vendor)} connection was refused "
                     f"({answer.status_code}): {_detail(answer)}"
                 )
             self.connections[spec["vendor"]] = answer.json()
@@ -294,29 +200,29 @@ class Scenario:
         await self.send(self.event("enquiry", "journey_started"))
         done: list[str] = []
         if self.has("tave"):
-            tave = self.boxes.running["tave"]
+            tave = self.boxes.get("tave")
             await self.until(
                 "a contact and a job in Tave",
                 lambda: tave.contacts and tave.jobs and tave.job_contacts,
             )
             done.append("Tave contact + job")
         if self.has("lightblue"):
-            lightblue = self.boxes.running["lightblue"]
+            lightblue = self.boxes.get("lightblue")
             await self.until("an enquiry in Light Blue", lambda: lightblue.enquiries)
             done.append("Light Blue enquiry")
         if self.has("honeybook"):
-            honeybook = self.boxes.running["honeybook"]
+            honeybook = self.boxes.get("honeybook")
             await self.until(
                 "a client and a project in HoneyBook",
                 lambda: honeybook.clients and honeybook.projects,
             )
             done.append("HoneyBook client + project")
         if self.has("seventeenhats"):
-            hats = self.boxes.running["seventeenhats"]
+            hats = self.boxes.get("seventeenhats")
             await self.until("a contact in 17hats", lambda: hats.contacts)
             done.append("17hats contact")
         if self.has("studioninja"):
-            ninja = self.boxes.running["studioninja"]
+            ninja = self.boxes.get("studioninja")
             await self.until("an enquiry through Studio Ninja's form", lambda: ninja.submissions)
             done.append("Studio Ninja enquiry")
         if self.has("gcal"):
@@ -353,7 +259,7 @@ class Scenario:
         await self.send(self.event("booked", "step_completed", step=step))
         done: list[str] = []
         if self.has("tave"):
-            tave = self.boxes.running["tave"]
+            tave = self.boxes.get("tave")
             await self.until("a note on the Tave job", lambda: tave.notes)
             done.append("note on the Tave job")
         if self.has("gcal"):
@@ -364,25 +270,20 @@ class Scenario:
     # --- 3. deposit -------------------------------------------------------------------------------
 
     async def deposit(self) -> str:
-        from journeyhub_stripe.sandbox import payment_intent
-
-        stripe = self.boxes.running["stripe"]
-        intent = payment_intent(
-            amount=DEPOSIT,
-            currency="gbp",
-            receipt_email=CLIENT_EMAIL,
-            metadata={"client_id": self.client_id, "journey_instance_id": self.journey_instance_id},
-            description=f"{COUPLE}: wedding photography deposit",
-        )
-        event = stripe.emit("payment_intent.succeeded", intent)
-        secret = "whsec_" + "d3Jvbmctc2VjcmV0" if self.fail_step == "deposit" else None
-        async with httpx.AsyncClient(timeout=10) as http:
-            answer = await stripe.deliver(
-                event,
-                self.connections["stripe"]["webhook_url"],
-                [secret or self.stripe_secret],
-                http,
-            )
+        stripe = self.boxes.vendors["stripe"]
+        payment = {
+            "amount": DEPOSIT,
+            "currency": "gbp",
+            "email": CLIENT_EMAIL,
+            "metadata": {
+                "client_id": self.client_id,
+                "journey_instance_id": self.journey_instance_id,
+            },
+            "description": f"{COUPLE}: wedding photography deposit",
+        }
+        wrong = "whsec_" + "d3Jvbmctc2VjcmV0" if self.fail_step == "deposit" else None
+        url = self.connections["stripe"]["webhook_url"]
+        answer = await stripe.webhook("payment_received", payment, url, secret=wrong)
         if answer.status_code != 200:
             raise StepFailed(
                 f"the hub answered Stripe's webhook {answer.status_code}: {_detail(answer)}"
@@ -394,7 +295,7 @@ class Scenario:
     # --- 4. emails --------------------------------------------------------------------------------
 
     async def emails(self) -> str:
-        resend = self.boxes.running["resend"]
+        resend = self.boxes.vendors["resend"]
         await self.send(
             [
                 self.event("welcome", "email_requested", data={"template": "welcome"}),
@@ -407,23 +308,20 @@ class Scenario:
         )
 
         def ours() -> list[dict[str, Any]]:
-            return [e for e in resend.emails if CLIENT_EMAIL in e["to"]]
+            return [e for e in resend.sandbox.emails if CLIENT_EMAIL in e["to"]]
 
         self.emails_sent = await self.until(
             "2 emails sent through Resend", lambda: len(ours()) >= 2 and ours()
         )
         url, opened = self.connections["resend"]["webhook_url"], self.emails_sent[0]
-        async with httpx.AsyncClient(timeout=10) as http:
-            for kind, emails in (("email.delivered", self.emails_sent), ("email.opened", [opened])):
-                for email in emails:
-                    answer = await resend.deliver(
-                        resend.emit(kind, email["id"]), url, self.resend_secret, http
+        for kind, emails in (("email_delivered", self.emails_sent), ("email_opened", [opened])):
+            for email in emails:
+                answer = await resend.webhook(kind, {"email_id": email["id"]}, url)
+                if answer.status_code != 200:
+                    raise StepFailed(
+                        f"the hub answered Resend's {kind} webhook "
+                        f"{answer.status_code}: {_detail(answer)}"
                     )
-                    if answer.status_code != 200:
-                        raise StepFailed(
-                            f"the hub answered Resend's {kind} webhook "
-                            f"{answer.status_code}: {_detail(answer)}"
-                        )
         await self.engine_got("email_delivered", count=len(self.emails_sent))
         await self.engine_got("email_opened")
         count = len(self.emails_sent)
@@ -432,7 +330,7 @@ class Scenario:
     # --- 5. the date moves in the CRM -----------------------------------------------------------
 
     async def date_moved(self) -> str:
-        tave = self.boxes.running["tave"]
+        tave = self.boxes.get("tave")
         job = next(iter(tave.jobs), None)
         if job is None:
             raise StepFailed("there is no job in Tave to edit")
@@ -470,7 +368,7 @@ class Scenario:
         await self.send(self.event("completed", "journey_completed"))
         done: list[str] = []
         if self.has("tave"):
-            tave = self.boxes.running["tave"]
+            tave = self.boxes.get("tave")
             await self.until(
                 "the Tave job's status to become Completed",
                 lambda: any(j.get("leadStatusName") == "Completed" for j in tave.jobs),
@@ -544,7 +442,7 @@ class Scenario:
         if new:
             first = new[-1]
             raise StepFailed(
-                f"{label(first.vendor)} gave up ({first.stage}, dead letter "
+                f"{self.label(first.vendor)} gave up ({first.stage}, dead letter "
                 f"{first.id}): {_short(first.error)}"
             )
 
@@ -554,7 +452,7 @@ class Scenario:
         if not failed:
             return None
         row = failed[0]
-        return f"{label(row.vendor)} {row.status}: {_short(row.error or '')}"
+        return f"{self.label(row.vendor)} {row.status}: {_short(row.error or '')}"
 
     async def engine_got(self, type_: str, count: int = 1) -> dict[str, Any]:
         engine = self.boxes.engine
@@ -578,17 +476,18 @@ class Scenario:
         answer = await self.api.post(f"/v1/connections/{connection_id}/sync", headers=self.admin())
         if answer.status_code != 202:
             raise StepFailed(
-                f"the {label(vendor)} sync was refused ({answer.status_code}): {_detail(answer)}"
+                f"the {self.label(vendor)} sync was refused "
+                f"({answer.status_code}): {_detail(answer)}"
             )
 
         async def ran() -> Any:
             cursor = await self.hub.store.sync.cursor(connection_id)
             return cursor if cursor is not None and cursor.updated_at != stamp else None
 
-        cursor = await self.until(f"the {label(vendor)} sync", ran)
+        cursor = await self.until(f"the {self.label(vendor)} sync", ran)
         result = cursor.last_result or ""
         if not result.startswith("ok"):
-            raise StepFailed(f"the {label(vendor)} sync {result}")
+            raise StepFailed(f"the {self.label(vendor)} sync {result}")
         return result
 
     async def settled(self) -> bool:
@@ -659,6 +558,54 @@ TEMPLATES = {
             "</p><p>{{ vendor.signature }}</p>"
         ),
     },
+}
+
+_COUPLE_TITLE = {
+    "transform": "template",
+    "options": {"template": "{{ event.data.couple }} wedding"},
+}
+_SLOW = {"pull_interval_seconds": 3600}  # the demo syncs when the story says so
+
+# What the studio chooses for each tool it connects, on top of the config and credentials its
+# sandbox gives (``journeyhub.sandboxes``); the report lists the tools in this order. A sandbox
+# not named here is connected with its own settings, and left out if that is refused.
+CHOICES: dict[str, dict[str, Any]] = {
+    "tave": {
+        "name": "Studio CRM",
+        "direction": "bidirectional",
+        "config": _SLOW,
+        "field_mappings": [{"source": "data.couple", "target": "job.name", **_COUPLE_TITLE}],
+    },
+    "stripe": {"name": "Payments", "direction": "inbound", "config": _SLOW},
+    "resend": {
+        "name": "Client emails",
+        "direction": "bidirectional",
+        "config": {
+            "from_address": f"{STUDIO} <hello@example.com>",
+            "reply_to": "studio@example.com",
+            "branding": {
+                "vendor_name": STUDIO,
+                "accent_color": "#b08d57",
+                "signature": "Maya & the Golden Hour team",
+            },
+            "templates": TEMPLATES,
+        },
+    },
+    "gcal": {
+        "name": "Studio calendar",
+        "direction": "bidirectional",
+        "config": {"time_zone": "Europe/London", **_SLOW},
+        "field_mappings": [{"source": "data.couple", "target": "summary", **_COUPLE_TITLE}],
+    },
+    "lightblue": {
+        "name": "Light Blue inbox",
+        "direction": "outbound",
+        "config": {"source": "journeyhub-demo"},
+        "field_mappings": [{"source": "data.couple", "target": "ShootTitle", **_COUPLE_TITLE}],
+    },
+    "honeybook": {"name": "HoneyBook Zaps", "direction": "outbound"},
+    "seventeenhats": {"name": "17hats Zap", "direction": "outbound"},
+    "studioninja": {"name": "Studio Ninja", "direction": "bidirectional", "config": _SLOW},
 }
 
 

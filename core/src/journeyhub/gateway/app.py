@@ -12,12 +12,12 @@ from litestar.di import Provide
 from litestar.middleware import ASGIMiddleware, DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, ControllerRouterHandler, Receive, Scope, Send
 
 from journeyhub import __version__
 from journeyhub.gateway.auth import BearerKeyMiddleware
 from journeyhub.gateway.connections_api import ConnectionsController
-from journeyhub.gateway.dashboard import DASHBOARD_PATHS, DashboardController, template_config
+from journeyhub.gateway.dashboard import DASHBOARD_PATHS, dashboard_handlers, template_config
 from journeyhub.gateway.docs import document_common_errors
 from journeyhub.gateway.errors import internal_error_handler
 from journeyhub.gateway.events_api import EventsController
@@ -32,7 +32,7 @@ from journeyhub.hub import Hub
 
 # Paths open without a key: probes, metrics, the schema, and vendors' webhooks (which are
 # authenticated by their own signatures).
-# The dashboard's pages authenticate with their own session cookie instead.
+# The dashboard's pages authenticate with their own session instead.
 PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema", "^/webhooks/", *DASHBOARD_PATHS]
 
 
@@ -47,7 +47,7 @@ class RequestIdMiddleware(ASGIMiddleware):
         structlog.contextvars.bind_contextvars(request_id=request_id, correlation_id=request_id)
         scope.setdefault("state", {})["request_id"] = request_id
 
-        async def send_with_id(message: dict) -> None:  # type: ignore[type-arg]
+        async def send_with_id(message: dict) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
@@ -56,7 +56,7 @@ class RequestIdMiddleware(ASGIMiddleware):
         await next_app(scope, receive, send_with_id)  # type: ignore[arg-type]
 
 
-def route_handlers() -> list[object]:
+def route_handlers() -> list[ControllerRouterHandler]:
     return [
         HealthController,
         MetricsController,
@@ -66,11 +66,10 @@ def route_handlers() -> list[object]:
         EventsController,
         OperationsController,
         WebhooksController,
-        DashboardController,
     ]
 
 
-def create_app(hub: Hub, extra_handlers: list[object] | None = None) -> Ingress:
+def create_app(hub: Hub, extra_handlers: list[ControllerRouterHandler] | None = None) -> Ingress:
     """The gateway's ASGI app: inbound webhooks and journey events on their own fast path
     (``gateway/ingress.py``), everything else through the Litestar application (``.app``)."""
 
@@ -78,7 +77,7 @@ def create_app(hub: Hub, extra_handlers: list[object] | None = None) -> Ingress:
         return state.hub
 
     config = AppConfig(
-        route_handlers=[*route_handlers(), *(extra_handlers or [])],
+        route_handlers=[*route_handlers(), *dashboard_handlers(hub), *(extra_handlers or [])],
         state=State({"hub": hub}),
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
         middleware=[

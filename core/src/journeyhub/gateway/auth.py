@@ -17,7 +17,8 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from journeyhub.gateway.answers import Answer, problem
-from journeyhub.store.keys import Principal
+from journeyhub.services.keys import authenticate
+from journeyhub.store.tenants import Principal
 
 GRANTS: dict[str, frozenset[str]] = {
     "admin": frozenset({"admin", "ingest", "read"}),
@@ -42,7 +43,7 @@ class KeyCache:
         hit = self._entries.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        principal = await hub.store.tenants.authenticate(presented)
+        principal = await authenticate(hub.store, presented)
         if principal is not None:
             if len(self._entries) >= self.size:
                 self._entries.clear()
@@ -54,7 +55,7 @@ def key_cache(state: Any) -> KeyCache:
     """The app's key cache, made on first use."""
     if "key_cache" not in state:
         state.key_cache = KeyCache()
-    return state.key_cache  # type: ignore[no-any-return]
+    return state.key_cache
 
 
 def role_problem(principal: Principal, role: str) -> Answer | None:

@@ -127,7 +127,7 @@ class OptionalBody(Operation):
     """An operation whose documented body may be left out (its fields all have defaults)."""
 
     def __post_init__(self) -> None:
-        if self.request_body is not None:
+        if isinstance(self.request_body, RequestBody):
             self.request_body.required = False
 
 

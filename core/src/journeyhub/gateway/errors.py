@@ -44,18 +44,6 @@ def decode_json(body: bytes, kind: type[T]) -> T:
         raise field_error(exc) from None
 
 
-def convert(value: Any, kind: type[T], where: str) -> T:
-    """Validate an already-decoded value (a plugin's config) and prefix the field path."""
-    try:
-        return msgspec.convert(value, kind, strict=True)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        match = _AT_PATH.search(text)
-        path = where + (match.group("path")[1:] if match else "")
-        message = _AT_PATH.sub("", text)
-        raise UnprocessableInput(f"{message} - at `{path}`", field=path) from None
-
-
 def internal_error_handler(request: Request, exc: Exception) -> Response[dict[str, Any]]:
     """An unexpected error: log it (scrubbed) and answer 500 without internals."""
     log.error("unhandled_error", path=request.url.path, error=secrets_registry.scrub(repr(exc)))

@@ -24,7 +24,7 @@ from journeyhub.gateway.limits import events_limiter, retry_after_header
 from journeyhub.hub import Hub
 from journeyhub.logs import child_correlation_id, correlation_scope, get_logger
 from journeyhub.model import JourneyEvent
-from journeyhub.store.keys import Principal
+from journeyhub.store.tenants import Principal
 
 log = get_logger(__name__)
 MAX_EVENTS = 500
@@ -138,4 +138,4 @@ class EventsController(Controller):
         request_id = request.scope.get("state", {}).get("request_id", "")
         result = await accept_events(hub, request.app.state, request.user, data, request_id)
         headers = {"retry-after": result.retry_after} if result.retry_after else None
-        return Response(result.content, status_code=result.status, headers=headers)  # type: ignore[arg-type]
+        return Response(result.content, status_code=result.status, headers=headers)

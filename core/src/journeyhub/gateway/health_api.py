@@ -15,7 +15,8 @@ from litestar.params import FromPath
 from journeyhub.gateway.auth import require
 from journeyhub.health import ConnectionHealth, connection_health, tenant_health
 from journeyhub.hub import Hub
-from journeyhub.store.keys import Principal
+from journeyhub.services.connections import get_connection
+from journeyhub.store.tenants import Principal
 
 
 class ConnectionHealthController(Controller):
@@ -40,7 +41,7 @@ class ConnectionHealthController(Controller):
     ) -> ConnectionHealth:
         """Breaker, re-authorisation, last sync, success rates, latency, backlog, dead letters."""
         principal: Principal = request.user
-        connection = await hub.store.connections.get(connection_id, principal.tenant_id)
+        connection = await get_connection(hub.store, connection_id, principal.tenant_id)
         if connection is None:
             raise NotFoundException("no such connection")
         return await connection_health(hub, connection)

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import msgspec
 import structlog
-from litestar.types import Receive, Scope, Send
+from litestar.types import HTTPResponseStartEvent, HTTPScope, Receive, Scope, Send
 
 from journeyhub.gateway import events_api, webhooks
 from journeyhub.gateway.answers import Answer, problem
@@ -54,7 +54,7 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes
         message = await receive()
         if message["type"] == "http.disconnect":
             raise Disconnected
-        chunk = message.get("body", b"")
+        chunk = cast(bytes, message.get("body", b""))
         size += len(chunk)
         if size > limit:
             return None
@@ -77,7 +77,7 @@ class Ingress:
         return getattr(self.app, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] == "http" and cast(HTTPScope, scope)["method"] == "POST":
             path = scope["path"]
             if path == EVENTS_PATH:
                 await self._serve(scope, receive, send, self._events, {})
@@ -111,7 +111,7 @@ class Ingress:
 
         async def answer(status: int, body: bytes, retry_after: str | None = None) -> None:
             nonlocal started
-            response_headers = [
+            response_headers: list[tuple[bytes, bytes]] = [
                 _JSON,
                 (b"content-length", str(len(body)).encode()),
                 (b"x-request-id", request_id.encode("latin-1")),
@@ -119,10 +119,13 @@ class Ingress:
             if retry_after is not None:
                 response_headers.append((b"retry-after", retry_after.encode()))
             started = True
-            await send(
-                {"type": "http.response.start", "status": status, "headers": response_headers}
-            )
-            await send({"type": "http.response.body", "body": body})
+            start: HTTPResponseStartEvent = {
+                "type": "http.response.start",
+                "status": status,
+                "headers": response_headers,
+            }
+            await send(start)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
 
         try:
             result = await route(scope, receive, headers, request_id, **bound)
@@ -178,7 +181,7 @@ class Ingress:
         if body is None:
             return problem(413, "Request Entity Too Large")
         try:
-            events = decode_json(body, EventsBody) if body else None
+            events = decode_json(body, cast(Any, EventsBody)) if body else None
         except UnprocessableInput as exc:
             return Answer(
                 exc.status_code,

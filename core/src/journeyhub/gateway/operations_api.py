@@ -17,7 +17,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from journeyhub.gateway.auth import require
 from journeyhub.gateway.docs import OptionalBody, StrictJSON, problems
 from journeyhub.hub import Hub
-from journeyhub.store.keys import Principal
+from journeyhub.store.tenants import Principal
 from journeyhub.workers.deadletter import replay
 
 # A time in a query: RFC 3339 with an offset, nothing else (Litestar's own conversion would

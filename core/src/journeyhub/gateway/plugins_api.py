@@ -28,9 +28,15 @@ class PluginError(msgspec.Struct):
     reason: str
 
 
+class ObserverView(msgspec.Struct):
+    name: str
+    version: str | None
+
+
 class PluginsView(msgspec.Struct):
     plugins: list[PluginView]
     errors: list[PluginError]
+    observers: list[ObserverView] = []
 
 
 def describe_plugins(registry: PluginRegistry) -> PluginsView:
@@ -52,7 +58,10 @@ def describe_plugins(registry: PluginRegistry) -> PluginsView:
             )
         )
     errors = [PluginError(e.name, e.reason) for e in registry.errors]
-    return PluginsView(plugins=views, errors=errors)
+    observers = [
+        ObserverView(name, version) for name, version in sorted(registry.observers.items())
+    ]
+    return PluginsView(plugins=views, errors=errors, observers=observers)
 
 
 class PluginsController(Controller):

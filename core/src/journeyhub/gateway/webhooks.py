@@ -75,7 +75,7 @@ async def accept(
         _count(vendor, "too_large")
         return problem(413, f"body larger than {hub.settings.webhook_max_bytes} bytes")
 
-    entry = await hub.connections.get(connection_id)
+    entry = await hub.connection_cache.get(connection_id)
     # Unknown, disabled, or another vendor's connection: the same 404, so nothing leaks.
     if entry is None or not entry[0].enabled or entry[0].vendor != vendor:
         _count(vendor, "not_found")
@@ -189,4 +189,4 @@ class WebhooksController(Controller):
             request_id=request.scope.get("state", {}).get("request_id"),
         )
         headers = {"retry-after": result.retry_after} if result.retry_after else None
-        return Response(result.content, status_code=result.status, headers=headers)  # type: ignore[arg-type]
+        return Response(result.content, status_code=result.status, headers=headers)

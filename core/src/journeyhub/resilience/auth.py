@@ -14,12 +14,14 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from journeyhub.errors import ReauthRequired
-from journeyhub.hub import Hub
 from journeyhub.logs import get_logger
 from journeyhub.model import Connection
+
+if TYPE_CHECKING:  # the hub makes its Authenticator: only the annotation refers back to it
+    from journeyhub.hub import Hub
 
 log = get_logger(__name__)
 LEASE_TTL = 30.0
@@ -83,7 +85,7 @@ class Authenticator:
                 if refreshed:
                     refreshed = dict(refreshed)
                     await self.hub.store.connections.set_credentials(connection.id, refreshed)
-                    self.hub.connections.invalidate(connection.id)
+                    self.hub.connection_cache.invalidate(connection.id)
                     log.info("credentials_refreshed", connection_id=connection.id)
                     return refreshed
                 return current
@@ -99,7 +101,7 @@ class Authenticator:
         if current is None or current.status == "needs_reauth":
             return
         await self.hub.store.connections.set_status(connection.id, "needs_reauth")
-        self.hub.connections.invalidate(connection.id, connection.tenant_id)
+        self.hub.connection_cache.invalidate(connection.id, connection.tenant_id)
         await self.hub.store.audit.record(
             tenant_id=connection.tenant_id,
             actor="system",

@@ -9,7 +9,7 @@ import msgspec
 from sqlalchemy import select
 
 from journeyhub.model import KERNEL_CONFIG_KEYS, Connection, FieldMapping, utcnow
-from journeyhub.store.store import new_id
+from journeyhub.store.ids import new_id
 from journeyhub.store.tables import ConnectionRow
 
 if TYPE_CHECKING:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, select
 
 from journeyhub.model import utcnow
-from journeyhub.store.store import new_id
+from journeyhub.store.ids import new_id
 from journeyhub.store.tables import DeadLetter, Delivery
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class DeliveryRepo:
         status: str | None = None,
         since: datetime | None = None,
         limit: int = 100,
-    ) -> list[Delivery]:
+    ) -> builtins.list[Delivery]:
         query = select(Delivery).where(Delivery.tenant_id == tenant_id)
         if connection_id:
             query = query.where(Delivery.connection_id == connection_id)
@@ -106,7 +107,7 @@ class DeliveryRepo:
         *,
         connection_id: str | None = None,
         limit: int = 20,
-    ) -> list[Delivery]:
+    ) -> builtins.list[Delivery]:
         """The tenant's newest attempts of any of ``statuses`` (the dashboard's failures)."""
         query = select(Delivery).where(
             Delivery.tenant_id == tenant_id, Delivery.status.in_(statuses)
@@ -118,7 +119,7 @@ class DeliveryRepo:
             return list((await s.execute(query)).scalars())
 
     async def last_attempts(
-        self, tenant_id: str, task_ids: list[str], statuses: tuple[str, ...] | None = None
+        self, tenant_id: str, task_ids: builtins.list[str], statuses: tuple[str, ...] | None = None
     ) -> dict[str, Delivery]:
         """The newest real attempt (not a replay marker) of each of these tasks of a tenant;
         only attempts of ``statuses`` when given."""
@@ -140,7 +141,7 @@ class DeliveryRepo:
 
     async def status_counts(
         self, connection_id: str, *, since: datetime, recent_since: datetime
-    ) -> list[StatusCount]:
+    ) -> builtins.list[StatusCount]:
         """Rows per status created since ``since``; ``recent`` counts those since
         ``recent_since`` (a later moment), ``last_at`` is the newest row of the status."""
         recent = func.sum(case((Delivery.created_at >= recent_since, 1), else_=0))
@@ -163,7 +164,7 @@ class DeliveryRepo:
 
     async def latencies_ms(
         self, connection_id: str, *, since: datetime, statuses: tuple[str, ...]
-    ) -> list[float]:
+    ) -> builtins.list[float]:
         """The recorded vendor-call latencies of these statuses since ``since``, ascending."""
         query = (
             select(Delivery.latency_ms)
@@ -176,7 +177,7 @@ class DeliveryRepo:
             .order_by(Delivery.latency_ms)
         )
         async with self.store.session() as s:
-            return [float(v) for v in (await s.execute(query)).scalars()]
+            return [float(v) for v in (await s.execute(query)).scalars() if v is not None]
 
     # --- dead letters ------------------------------------------------------------------------
 
@@ -243,7 +244,7 @@ class DeliveryRepo:
 
     async def list_dead(
         self, tenant_id: str, *, limit: int = 100, **filters: Any
-    ) -> list[DeadLetter]:
+    ) -> builtins.list[DeadLetter]:
         query = self._dead_query(tenant_id, **filters).order_by(DeadLetter.created_at.desc())
         async with self.store.session() as s:
             return list((await s.execute(query.limit(limit))).scalars())
@@ -253,7 +254,7 @@ class DeliveryRepo:
         async with self.store.session() as s:
             return int((await s.execute(query)).scalar_one())
 
-    async def dead_depth(self) -> list[tuple[str, str, int]]:
+    async def dead_depth(self) -> builtins.list[tuple[str, str, int]]:
         """Not yet replayed dead letters of every tenant, as (vendor, stage, count)."""
         query = (
             select(DeadLetter.vendor, DeadLetter.stage, func.count())

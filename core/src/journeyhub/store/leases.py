@@ -4,10 +4,10 @@ win in at most one process."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, CursorResult, bindparam, update
 from sqlalchemy.exc import IntegrityError
 
 from journeyhub.model import utcnow
@@ -45,7 +45,7 @@ class LeaseRepo:
                     .where(Lease.name == name, Lease.expires_at == row.expires_at)
                     .values(holder=holder, expires_at=until)
                 )
-                return result.rowcount == 1
+                return cast(CursorResult[Any], result).rowcount == 1
         except IntegrityError:  # another process inserted it first
             return False
 
@@ -72,12 +72,12 @@ class LeaseRepo:
             if row is not None:
                 row.expires_at = utcnow()
 
-    async def state(self, name: str) -> dict:  # type: ignore[type-arg]
+    async def state(self, name: str) -> dict[str, Any]:
         async with self.store.session() as s:
             row = await s.get(Lease, name)
             return dict(row.state or {}) if row is not None else {}
 
-    async def set_state(self, name: str, state: dict) -> None:  # type: ignore[type-arg]
+    async def set_state(self, name: str, state: dict[str, Any]) -> None:
         async with self.store.session() as s:
             row = await s.get(Lease, name)
             if row is None:
@@ -85,13 +85,13 @@ class LeaseRepo:
             else:
                 row.state = state
 
-    async def expires_at(self, name: str):  # type: ignore[no-untyped-def]
+    async def expires_at(self, name: str) -> datetime | None:
         async with self.store.session() as s:
             row = await s.get(Lease, name)
             return None if row is None or row.expires_at is None else _aware(row.expires_at)
 
 
-def _aware(moment):  # type: ignore[no-untyped-def]
+def _aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes for timezone-aware columns: they are UTC."""
     from datetime import UTC
 

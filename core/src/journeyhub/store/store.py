@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from journeyhub.secretbox import SecretBox
 from journeyhub.settings import Settings
+from journeyhub.store.audit import AuditRepo
+from journeyhub.store.connections import ConnectionRepo
 from journeyhub.store.db import create_engine, create_sync_engine, session_factory
+from journeyhub.store.deliveries import DeliveryRepo
+from journeyhub.store.leases import LeaseRepo
+from journeyhub.store.sync_state import SyncStateRepo
+from journeyhub.store.tasks import TaskRepo
+from journeyhub.store.tenants import TenantRepo
+from journeyhub.store.triggers import TriggerRepo
 
 T = TypeVar("T")
 # How long a transaction run on the event loop waits for SQLite's write lock before it goes to
@@ -25,21 +32,8 @@ T = TypeVar("T")
 QUICK_BUSY_MS = 20
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
-
-
 class Store:
     def __init__(self, settings: Settings, secret_box: SecretBox) -> None:
-        from journeyhub.store.audit import AuditRepo
-        from journeyhub.store.connections import ConnectionRepo
-        from journeyhub.store.deliveries import DeliveryRepo
-        from journeyhub.store.keys import TenantRepo
-        from journeyhub.store.leases import LeaseRepo
-        from journeyhub.store.sync import SyncRepo
-        from journeyhub.store.tasks import TaskRepo
-        from journeyhub.store.triggers import TriggerRepo
-
         self.settings = settings
         self.secret_box = secret_box
         self.engine = create_engine(settings)
@@ -52,7 +46,7 @@ class Store:
         self.connections = ConnectionRepo(self)
         self.deliveries = DeliveryRepo(self)
         self.triggers = TriggerRepo(self)
-        self.sync = SyncRepo(self)
+        self.sync = SyncStateRepo(self)
         self.audit = AuditRepo(self)
         self.leases = LeaseRepo(self)
         self.tasks = TaskRepo(self)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, bindparam, select
 
-from journeyhub.store.tables import Suppression
+from journeyhub.store.tables import Suppression, table_of
 
-SUPPRESSIONS = Suppression.__table__
+SUPPRESSIONS = table_of(Suppression)
 # An IN list per key column, not a row-value IN (which SQLite answers with a full scan).
 _AMONG = select(SUPPRESSIONS.c.tenant_id, SUPPRESSIONS.c.email).where(
     SUPPRESSIONS.c.tenant_id.in_(bindparam("tenants", expanding=True)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -265,3 +266,9 @@ class TaskRow(Base):
     held_until: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's ``Table``: what Core statements (insert, update) take. The ORM types
+    ``__table__`` as a plain ``FromClause``."""
+    return cast(Table, model.__table__)

@@ -12,15 +12,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 
 from journeyhub.model import DeliveryTask, utcnow
-from journeyhub.store.tables import TaskRow
+from journeyhub.store.tables import TaskRow, table_of
 
 if TYPE_CHECKING:
     from journeyhub.store.store import Store
 
-TASKS = TaskRow.__table__
+TASKS = table_of(TaskRow)
 PENDING, DONE, DEAD, DROPPED = "pending", "done", "dead", "dropped"
 # Written as a literal, not a bound parameter: only then can SQLite and PostgreSQL see that a
 # query's rows are all in the partial index of pending tasks.
@@ -49,7 +58,7 @@ STATE_COLUMNS = (
 
 # The gate's and the recorder's statements, built once: they run for every batch, and
 # building a statement anew costs more than SQLite takes to run it.
-_IDS = bindparam("ids", expanding=True)
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _CLAIM = (
     update(TASKS)
     .where(

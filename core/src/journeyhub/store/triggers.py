@@ -9,6 +9,7 @@ number of statements whatever the batch's size (up to the chunk sizes below).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,7 +18,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from journeyhub.model import Trigger, utcnow
-from journeyhub.store.tables import Suppression, SyncLink, TriggerRow
+from journeyhub.store.tables import Suppression, SyncLink, TriggerRow, table_of
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -97,7 +98,7 @@ class TriggerRepo:
         async with self.store.engine.begin() as conn:
             if triggers:
                 unique = list({t.id: t for t in triggers}.values())
-                table = TriggerRow.__table__
+                table = table_of(TriggerRow)
                 insert = (
                     self.store.insert(table)
                     .on_conflict_do_nothing(index_elements=[table.c.id])
@@ -109,7 +110,7 @@ class TriggerRepo:
                 recorded.update(result.scalars())
             rows = {(r.tenant_id, r.email.lower()): r for r in reversed(suppressions)}
             if rows:
-                table = Suppression.__table__
+                table = table_of(Suppression)
                 insert = self.store.insert(table).on_conflict_do_nothing(
                     index_elements=[table.c.tenant_id, table.c.email]
                 )
@@ -130,7 +131,7 @@ class TriggerRepo:
 
     async def list(
         self, tenant_id: str, *, connection_id: str | None = None, limit: int = 100
-    ) -> list[TriggerRow]:
+    ) -> builtins.list[TriggerRow]:
         query = select(TriggerRow).where(TriggerRow.tenant_id == tenant_id)
         if connection_id:
             query = query.where(TriggerRow.connection_id == connection_id)
@@ -158,7 +159,7 @@ class TriggerRepo:
         except IntegrityError:
             pass
 
-    async def suppressed(self, tenant_id: str, emails: list[str]) -> dict[str, str]:
+    async def suppressed(self, tenant_id: str, emails: builtins.list[str]) -> dict[str, str]:
         """The subset of ``emails`` that is suppressed, with the reason."""
         if not emails:
             return {}
@@ -213,8 +214,8 @@ async def _client_ids(
             )
             .order_by(SyncLink.id)
         )
-        by_vendor_id: dict[str, list[tuple[str, str]]] = {}
-        by_email: dict[str, list[tuple[str, str]]] = {}
+        by_vendor_id: dict[str, list[tuple[str, str | None]]] = {}
+        by_email: dict[str, list[tuple[str, str | None]]] = {}
         for connection_id, vendor_id, email, our_id in (await conn.execute(query)).all():
             by_vendor_id.setdefault(vendor_id, []).append((connection_id, our_id))
             if email:
@@ -230,5 +231,5 @@ async def _client_ids(
     return resolved
 
 
-def _first(links: Sequence[tuple[str, str]], allowed: set[str]) -> str | None:
+def _first(links: Sequence[tuple[str, str | None]], allowed: set[str]) -> str | None:
     return next((our_id for connection_id, our_id in links if connection_id in allowed), None)

@@ -62,11 +62,22 @@ def connector_vendor() -> str:
     )
 
 
-@pytest.fixture(scope="session")
-def registry(connector_vendor: str) -> PluginRegistry:
-    loaded = get_plugin_manager(only=(connector_vendor,))
-    assert connector_vendor in loaded.connectors, loaded.errors
+_registries: dict[str, PluginRegistry] = {}
+
+
+def registry_for(vendor: str) -> PluginRegistry:
+    """The registry with ``vendor``'s connector alone, loaded through its entry point once
+    per session (one pytest run holds several connectors' tests)."""
+    loaded = _registries.get(vendor)
+    if loaded is None:
+        loaded = _registries[vendor] = get_plugin_manager(only=(vendor,))
+    assert vendor in loaded.connectors, loaded.errors
     return loaded
+
+
+@pytest.fixture
+def registry(connector_vendor: str) -> PluginRegistry:
+    return registry_for(connector_vendor)
 
 
 @pytest_asyncio.fixture

@@ -41,6 +41,7 @@ supply for a capability the connector has fails with a message naming it. See
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -49,7 +50,6 @@ from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
-import httpx
 import msgspec
 import pytest
 import pytest_asyncio
@@ -60,6 +60,7 @@ from journeyhub import logs
 from journeyhub.errors import (
     AuthExpired,
     ConnectorError,
+    OutcomeUnknown,
     RateLimited,
     RetryableError,
     WebhookRejected,
@@ -84,7 +85,7 @@ from journeyhub.plugins import (
     get_plugin_manager,
 )
 from journeyhub.testing.sandbox import Fault, Faults, SandboxServer
-from journeyhub.vendor_http import VendorHttp
+from journeyhub.vendor_http import VendorHttp, VendorResponse
 
 CAPABILITY_HOOKS: dict[str, tuple[str, ...]] = {
     "push": ("journeyhub_push",),
@@ -104,6 +105,18 @@ class WebhookRequest:
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
+
+
+IMPATIENT_TIMEOUT = 0.25
+
+
+class ImpatientHttp(VendorHttp):
+    """The kernel's client with every call's timeout cut short, whatever the connector asks:
+    a sandbox answer delayed past it is a request sent and never answered."""
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        kwargs["timeout"] = IMPATIENT_TIMEOUT
+        return await super().request(method, url, **kwargs)
 
 
 @dataclass
@@ -197,7 +210,7 @@ class GatewayStandIn:
         self.harness, self.unexpected = harness, []
         return self
 
-    async def post(self, request: WebhookRequest) -> httpx.Response:
+    async def post(self, request: WebhookRequest) -> VendorResponse:
         assert self.harness is not None
         connection = self.harness.connection
         return await self.harness.http.post(
@@ -482,6 +495,35 @@ class ConnectorContract:
     async def _push(self, harness: Harness, n: int, attempt: int | None = None) -> Any:
         return await harness.push(
             self.sample_task(harness.sandbox, harness.connection, n), attempt=attempt
+        )
+
+    @pytest.mark.asyncio
+    async def test_an_answer_that_comes_too_late_is_outcome_unknown(
+        self, contract: Harness
+    ) -> None:
+        """The vendor takes the request but answers after the client gave up: the push raises
+        the kernel's ``OutcomeUnknown`` itself, not wrapped in another error (the push worker
+        reads only that class to wait and look up before creating again); and the retry,
+        once the vendor has finished, makes no second effect."""
+        self.require(contract, "push")
+        await contract.authenticate()
+        before = self.count_effects(contract.sandbox)
+        impatient = ImpatientHttp()
+        self.faults(contract.sandbox).plan(Fault(delay=IMPATIENT_TIMEOUT * 4))
+        contract.http, patient = impatient, contract.http
+        try:
+            with pytest.raises(OutcomeUnknown):
+                await self._push(contract, 1)
+        finally:
+            contract.http = patient
+            await impatient.aclose()
+        await asyncio.sleep(IMPATIENT_TIMEOUT * 5)  # the vendor finishes what it took
+        again = await self._push(contract, 1)
+        assert again.status in ("delivered", "already_delivered"), again
+        once = self.count_effects(contract.sandbox)
+        await self._push(contract, 1)
+        assert once > before and self.count_effects(contract.sandbox) == once, (
+            "the retry after an unknown outcome made a second effect"
         )
 
     @pytest.mark.asyncio

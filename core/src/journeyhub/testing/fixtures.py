@@ -17,6 +17,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -123,6 +124,7 @@ class Gateway:
 async def gateway(hub: Hub) -> AsyncIterator[Gateway]:
     import uvicorn
 
+    from journeyhub.embedded_server import embedded_server
     from journeyhub.gateway.app import create_app
 
     # The app must run on the hub's loop: serve it as a task here, not in a thread.
@@ -135,8 +137,7 @@ async def gateway(hub: Hub) -> AsyncIterator[Gateway]:
         access_log=False,
         lifespan="off",
     )
-    userver = uvicorn.Server(config)
-    userver.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    userver = embedded_server(config)
     task = asyncio.create_task(userver.serve())
     for _ in range(500):
         if userver.started:
@@ -163,7 +164,7 @@ async def workers(hub: Hub) -> AsyncIterator[asyncio.Event]:
         await asyncio.wait_for(task, 15)
 
 
-async def eventually(check, timeout: float = 10.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
     """Poll ``check`` (sync or async) until it returns a truthy value; fail after ``timeout``."""
     deadline = asyncio.get_running_loop().time() + timeout
     last = None

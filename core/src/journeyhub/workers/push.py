@@ -159,7 +159,7 @@ class PushWorker:
     async def map_fields(self, task: DeliveryTask) -> str | None:
         """Apply the connection's field mappings to an event (``task.mapped``); the error, if
         they fail (the task then goes to the dead letters once the gate lets it through)."""
-        entry = await self.hub.connections.get(task.connection_id)
+        entry = await self.hub.connection_cache.get(task.connection_id)
         loaded = self.hub.registry.connectors.get(task.vendor)
         if task.event is None or entry is None or loaded is None:
             return None

@@ -26,6 +26,7 @@ import contextlib
 import os
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 import msgspec
 from nats.aio.msg import Msg
@@ -84,7 +85,7 @@ async def tasks_for_event(
             correlation_id=correlation_id or event.id,
             enqueued_at=now,
         )
-        for connection in await hub.connections.for_tenant(tenant_id)
+        for connection in await hub.connection_cache.for_tenant(tenant_id)
         if accepts(hub, connection, event.type)
     ]
 
@@ -106,7 +107,7 @@ async def tasks_for_trigger(
             correlation_id=correlation_id or trigger.id,
             enqueued_at=now,
         )
-        for connection in await hub.connections.for_tenant(trigger.tenant_id)
+        for connection in await hub.connection_cache.for_tenant(trigger.tenant_id)
         if connection.id != trigger.connection_id and accepts(hub, connection, trigger.type)
     ]
 
@@ -325,7 +326,7 @@ class Either(asyncio.Event):
     def is_set(self) -> bool:
         return any(event.is_set() for event in self._events)
 
-    async def wait(self) -> bool:
+    async def wait(self) -> Literal[True]:
         waits = [asyncio.ensure_future(event.wait()) for event in self._events]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

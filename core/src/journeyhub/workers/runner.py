@@ -16,14 +16,14 @@ WorkerFactory = Callable[[Hub, asyncio.Event], Awaitable[None]]
 
 def worker_factories() -> dict[str, WorkerFactory]:
     """Every worker loop of the hub, by name."""
-    from journeyhub.workers import inbound, push, router, sync
+    from journeyhub.workers import inbound, pull, push, router
 
     return {
         "inbound": inbound.run,
         "router": router.run_events,
         "trigger-router": router.run_triggers,
         "push": push.run,
-        "sync": sync.run,
+        "sync": pull.run,
     }
 
 

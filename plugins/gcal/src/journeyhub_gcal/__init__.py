@@ -1,32 +1,138 @@
-"""journeyhub connector for Google Calendar.
+"""The ``gcal`` connector (this package is the plugin): Google Calendar API v3 with OAuth2.
 
-Other connectors that read or write a Google Calendar (Studio Ninja syncs its jobs into one)
-import these instead of copying them:
-
-- ``GcalConfig`` / ``GcalCredentials``: the settings and OAuth credentials schemas;
-- ``authenticate`` / ``refresh_access_token``: keep the access token fresh;
-- ``list_events_page`` / ``event_record``: one page of a calendar's events with sync tokens;
-- ``start_watch`` / ``stop_watch`` / ``renew_watch`` / ``needs_renewal`` / ``verify_notification``:
-  watch channels.
+Out: the wedding day and dated journey steps become calendar events with our own ids. In:
+``events.list`` with sync tokens, and watch-channel notifications that ask for a sync. Other
+connectors that read a Google Calendar (Studio Ninja) import the schemas, ``authenticate`` /
+``refresh_access_token``, ``GcalClient``, ``list_events_page`` and ``event_record`` from here.
 """
 
-from journeyhub_gcal.config import GcalConfig, GcalCredentials
-from journeyhub_gcal.oauth import authenticate, refresh_access_token
-from journeyhub_gcal.pull import Cursor, event_record, list_events_page
-from journeyhub_gcal.watch import needs_renewal, renew_watch, start_watch, stop_watch
-from journeyhub_gcal.watch import verify as verify_notification
+from __future__ import annotations
 
-__all__ = [
-    "Cursor",
-    "GcalConfig",
-    "GcalCredentials",
-    "authenticate",
-    "event_record",
-    "list_events_page",
-    "needs_renewal",
-    "refresh_access_token",
-    "renew_watch",
-    "start_watch",
-    "stop_watch",
-    "verify_notification",
-]
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from journeyhub.kit import (
+    ConnectorInfo,
+    DeliveryTask,
+    PullPage,
+    PushResult,
+    RateLimit,
+    StoredWebhook,
+    TriggerDraft,
+    VendorHttp,
+    WebhookReceipt,
+    hookimpl,
+)
+
+from journeyhub_gcal import sync
+from journeyhub_gcal.client import GcalClient, authenticate
+from journeyhub_gcal.client import refresh_access_token as refresh_access_token
+from journeyhub_gcal.config import DEFAULT_FIELD_MAPPINGS, GcalConfig, GcalCredentials
+from journeyhub_gcal.events import PUSH_EVENT_TYPES, Pusher
+from journeyhub_gcal.sync import event_record as event_record
+from journeyhub_gcal.sync import list_events_page
+
+WATCH_TTL_SECONDS = 7 * 24 * 3600  # Google caps web_hook channels at about a week
+WATCH_RENEW_MARGIN = 6 * 3600.0
+
+
+@hookimpl
+def journeyhub_connector() -> ConnectorInfo:
+    return ConnectorInfo(
+        vendor="gcal",
+        display_name="Google Calendar",
+        capabilities=frozenset({"push", "pull", "webhook"}),
+        auth_kind="oauth2",
+        config_schema=GcalConfig,
+        credentials_schema=GcalCredentials,
+        # Google's quota is 600 requests/min per user per project (10/s, sliding window). A
+        # push makes 1 call (patch) or 2 (patch 404, insert), so 5 pushes/s stays within it,
+        # leaving room for syncs of the same account.
+        rate_limit=RateLimit(requests=5),
+        webhook_event_types=sync.STATES,
+        push_event_types=PUSH_EVENT_TYPES,
+        default_field_mappings=DEFAULT_FIELD_MAPPINGS,
+        # Watch notifications ask for a sync as changes happen; the schedule is the safety net.
+        pull_interval_seconds=900.0,
+        sync_on_webhook=True,
+        docs_url="https://developers.google.com/calendar/api/v3/reference",
+    )
+
+
+# OAuth works on the raw credentials: it returns them whole with the new token, and a missing
+# refresh token must ask for a person (ReauthRequired), not fail as a bad schema.
+@hookimpl
+async def journeyhub_authenticate(
+    config: GcalConfig, credentials: Mapping[str, Any], http: VendorHttp, refused: bool
+) -> Mapping[str, Any] | None:
+    return await authenticate(http, config, credentials, refused)
+
+
+@hookimpl
+async def journeyhub_maintain(
+    config: GcalConfig,
+    creds: GcalCredentials,
+    http: VendorHttp,
+    webhook_url: str,
+    state: Mapping[str, Any],
+) -> Mapping[str, Any] | None:
+    """Keep a watch channel open on the calendar, renewed before it expires. Without a
+    channel_token, notifications are off and the schedule alone syncs."""
+    if not creds.channel_token:
+        return None
+    channel = state.get("channel")
+    expiration = channel.get("expiration") if isinstance(channel, Mapping) else None
+    if channel and not sync.needs_renewal(expiration, time.time(), WATCH_RENEW_MARGIN):
+        return None
+    fresh = await sync.renew_watch(
+        http, config, creds, webhook_url, channel, creds.channel_token, WATCH_TTL_SECONDS
+    )
+    return {"channel": fresh}
+
+
+@hookimpl
+async def journeyhub_push(
+    task: DeliveryTask,
+    config: GcalConfig,
+    creds: GcalCredentials,
+    idempotency_key: str,
+    http: VendorHttp,
+) -> PushResult:
+    if task.event is None:
+        return PushResult(status="skipped", detail="only journey events go to Google Calendar")
+    cal = GcalClient(http, config, creds)
+    return await Pusher(cal, task.event, task.mapped, idempotency_key).push()
+
+
+@hookimpl
+async def journeyhub_pull(
+    config: GcalConfig, creds: GcalCredentials, cursor: str | None, http: VendorHttp
+) -> PullPage:
+    return await list_events_page(http, config, creds, cursor)
+
+
+@hookimpl
+def journeyhub_verify_webhook(
+    credentials: Mapping[str, Any], headers: Mapping[str, str]
+) -> WebhookReceipt:
+    # The raw credentials: refuse, never fail. Google sends headers only, no body, no timestamp.
+    return sync.verify(credentials, headers)
+
+
+@hookimpl
+def journeyhub_handle_webhook(webhook: StoredWebhook) -> list[TriggerDraft] | None:
+    # Only "something changed": the kernel runs a sync, and the pulled records make triggers.
+    return [] if webhook.event_type in sync.STATES else None
+
+
+@hookimpl
+async def journeyhub_check_connection(
+    config: GcalConfig, credentials: Mapping[str, Any], http: VendorHttp
+) -> str:
+    # The check may get stored credentials with a stale token: refresh for this call only.
+    fresh = await authenticate(http, config, credentials) or credentials
+    cal = GcalClient(http, config, fresh)
+    calendar = await cal.calendar()
+    name = calendar.get("summary") or calendar.get("id")
+    return f"Google Calendar answered {cal.last_status}: calendar {name!r}"

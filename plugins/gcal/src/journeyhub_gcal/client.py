@@ -1,193 +1,202 @@
-"""A small client for the Google Calendar API v3 (the subset journeyhub uses).
+"""OAuth2 access tokens kept fresh, and the Calendar API v3 calls made with them (the subset
+journeyhub uses; calendar.v3 discovery document and guides, see the README).
 
-Checked against the API's discovery document (google-api-python-client,
-``discovery_cache/documents/calendar.v3.json``) and the Calendar guides (errors, sync, push,
-quota); see the README. Errors are Google's JSON shape ``{"error": {"code", "message",
-"errors": [{"domain", "reason", "message"}], "status"}}``.
+An access token lasts about an hour, a refresh token until it is revoked: then the token
+endpoint answers ``400 invalid_grant``, and only a person can fix that (``ReauthRequired``).
+The kernel serialises refreshes per connection. API errors are ``{"error": {"message",
+"errors": [{"reason", ...}], "status", ...}}``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from journeyhub.errors import (
+from journeyhub.kit import (
     AuthExpired,
     ConnectorError,
     PermanentError,
     RateLimited,
+    ReauthRequired,
     RetryableError,
+    VendorHttp,
+    VendorResponse,
 )
-from journeyhub.vendor_http import VendorHttp, VendorResponse
 
-from journeyhub_gcal import oauth
-from journeyhub_gcal.config import GcalConfig
+from journeyhub_gcal.config import GcalConfig, GcalCredentials
 
+REFRESH_MARGIN_SECONDS = 120.0  # refresh a token that would expire within this
+# Token endpoint errors (RFC 6749 §5.2) that a retry cannot fix, only a person.
+REAUTH_HINTS = {
+    "invalid_grant": "the refresh token was revoked or has expired",
+    "invalid_client": "the OAuth client id or secret is wrong or was deleted",
+    "unauthorized_client": "the OAuth client id or secret is wrong or was deleted",
+}
 # 403s that are quota, not permission (Calendar "Handle API errors" guide): wait and retry.
 RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
 # Google sends no Retry-After with these; its guide says "exponential backoff". The per-user
 # quota is counted per minute in a sliding window, so half a minute clears most of it.
 DEFAULT_RATE_BACKOFF_SECONDS = 30.0
 
-
-@dataclass(frozen=True)
-class GoogleError:
-    status: int
-    reason: str
-    message: str
+# Access tokens Google refused with a 401 before their expires_at (revoked, or a clock off):
+# the next authenticate refreshes them whatever their expiry says. Digests, never the tokens.
+_refused: set[str] = set()
 
 
-def google_error(response: VendorResponse) -> GoogleError:
-    """The status, first ``errors[].reason`` and message of a Google API error answer."""
-    reason, message = "", ""
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _json_object(response: VendorResponse) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        message = str(error.get("message") or "")[:300]
-        errors = error.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            reason = str(errors[0].get("reason") or "")
-        reason = reason or str(error.get("status") or "")
-    return GoogleError(response.status_code, reason, message)
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _token_error(response: VendorResponse, credentials: Mapping[str, Any]) -> ConnectorError:
+    body, status = _json_object(response), response.status_code
+    error: Any = body.get("error")
+    description: Any = body.get("error_description")
+    if isinstance(error, dict):  # some Google front ends answer in the API error shape
+        error, description = error.get("status"), error.get("message")
+    error = error if isinstance(error, str) else ""
+    description = description[:200] if isinstance(description, str) else ""
+    said = f"{error}: {description}" if description else error or "no error code"
+    message = f"Google token endpoint answered {status} ({said})"
+    for name in ("client_secret", "refresh_token", "access_token"):
+        secret = credentials.get(name)
+        if isinstance(secret, str) and len(secret) >= 4:
+            message = message.replace(secret, "***")
+    if error in REAUTH_HINTS:
+        hint = f"{REAUTH_HINTS[error]}; reconnect the Google account"
+        return ReauthRequired(f"{message}: {hint}", vendor_status=status)
+    if status in (408, 429) or status >= 500:
+        return response.error(message)  # the kernel's reading: 429 waits, 408 and 5xx retry
+    # Any other refusal (a 401 or a 409 included) is not fixed by refreshing again.
+    return PermanentError(message, vendor_status=status)
+
+
+async def refresh_access_token(
+    http: VendorHttp, config: GcalConfig, credentials: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Trade the refresh token for a new access token; return the whole new credentials. Google
+    may send a new refresh token (rotation); without one, the old one is kept."""
+    refresh_token = credentials.get("refresh_token")
+    client_id, client_secret = credentials.get("client_id"), credentials.get("client_secret")
+    if not (isinstance(refresh_token, str) and refresh_token):
+        raise ReauthRequired("the connection has no Google refresh_token: connect the account")
+    if not (isinstance(client_id, str) and client_id and isinstance(client_secret, str)):
+        raise ReauthRequired("the connection has no OAuth client_id/client_secret")
+    # The client credentials go in the form (client_secret_post). No answer raises
+    # VendorUnreachable or OutcomeUnknown as it is: they name the host, never the form.
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
+    response = await http.post(
+        config.token_url,
+        data={**form, "client_secret": client_secret},
+        headers={"accept": "application/json"},
+        timeout=config.timeout_seconds,
+    )
+    if response.status_code != 200:
+        raise _token_error(response, credentials)
+    payload = _json_object(response)
+    if not isinstance(payload.get("access_token"), str):
+        raise RetryableError("Google token endpoint answered 200 without an access_token")
+    lasts, rotated = payload.get("expires_in"), payload.get("refresh_token")
+    return {
+        **credentials,
+        "access_token": payload["access_token"],
+        # No expiry given: assume Google's hour rather than "never".
+        "expires_at": time.time() + (float(lasts) if isinstance(lasts, int | float) else 3600.0),
+        "refresh_token": rotated if isinstance(rotated, str) and rotated else refresh_token,
+    }
+
+
+async def authenticate(
+    http: VendorHttp, config: GcalConfig, credentials: Mapping[str, Any], refused: bool = False
+) -> dict[str, Any] | None:
+    """New credentials when the access token is missing, expires within 120 s or was refused
+    (now, or by an earlier 401); ``None`` when it is still good."""
+    token, expires_at = credentials.get("access_token"), credentials.get("expires_at")
+    if not refused and isinstance(token, str) and token and isinstance(expires_at, int | float):
+        left = float(expires_at) - time.time()
+        if left >= REFRESH_MARGIN_SECONDS and _digest(token) not in _refused:
+            return None
+    return await refresh_access_token(http, config, credentials)
 
 
 def classify(response: VendorResponse, where: str) -> ConnectorError:
-    """The kernel error for a Google API error answer (never containing a credential).
-
-    Google's own rules first (a quota 403 waits, another 403 is permission); the rest is the
-    kernel's reading of the status (401 refreshes, 408/409/5xx retry, other 4xx permanent)."""
-    err = google_error(response)
-    said = f"{err.reason}: {err.message}" if err.reason else err.message
-    message = f"Google Calendar answered {err.status} to {where}" + (f" ({said})" if said else "")
-    if err.status == 429 or (err.status == 403 and err.reason in RATE_REASONS):
+    """The kernel error for a Google API error answer: Google's own rules first (a quota 403
+    waits, another 403 is permission), then the kernel's reading of the status."""
+    error = _json_object(response).get("error")
+    error = error if isinstance(error, dict) else {}
+    errors = error.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    reason = str(first.get("reason") or error.get("status") or "")
+    said = str(error.get("message") or "")[:300]
+    said = f"{reason}: {said}" if reason else said
+    status = response.status_code
+    message = f"Google Calendar answered {status} to {where}" + (f" ({said})" if said else "")
+    if status == 429 or (status == 403 and reason in RATE_REASONS):
         wait = response.retry_after()
-        return RateLimited(
-            message,
-            retry_after=DEFAULT_RATE_BACKOFF_SECONDS if wait is None else wait,
-            vendor_status=err.status,
-        )
-    if err.status == 403:
-        return PermanentError(
-            message + " (the Google account needs write access to this calendar)",
-            vendor_status=403,
-        )
+        backoff = DEFAULT_RATE_BACKOFF_SECONDS if wait is None else wait
+        return RateLimited(message, retry_after=backoff, vendor_status=status)
+    if status == 403:
+        hint = " (the Google account needs write access to this calendar)"
+        return PermanentError(message + hint, vendor_status=403)
     return response.error(message)
 
 
-@dataclass
-class Answer:
-    status: int
-    body: Any
-
-
 class GcalClient:
-    """One connection's calls, authenticated with its current access token."""
+    """One connection's calls, with its current access token (raw or decoded credentials)."""
 
     def __init__(
-        self, http: VendorHttp, config: GcalConfig, credentials: Mapping[str, Any]
+        self, http: VendorHttp, config: GcalConfig, creds: Mapping[str, Any] | GcalCredentials
     ) -> None:
-        token = credentials.get("access_token")
+        token = creds.get("access_token") if isinstance(creds, Mapping) else creds.access_token
         if not isinstance(token, str) or not token:
             # The kernel authenticates before push/pull; AuthExpired makes it refresh and retry.
             raise AuthExpired("no Google access token yet: refresh first")
-        self.http = http
-        self.config = config
-        self._token = token
+        self.http, self.config, self._token = http, config, token
         self.last_status: int | None = None
+        self.calendar_path = f"/calendars/{quote(config.calendar_id, safe='')}"
+        self.events_path = f"{self.calendar_path}/events"
 
-    @property
-    def calendar_path(self) -> str:
-        return f"/calendars/{quote(self.config.calendar_id, safe='')}"
+    def event_path(self, event_id: str) -> str:
+        return f"{self.events_path}/{quote(event_id, safe='')}"
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-        allow: tuple[int, ...] = (),
-    ) -> Answer:
-        """Call the API; a status in ``allow`` is returned, not raised. No answer raises the
-        kernel's ``VendorUnreachable`` or ``OutcomeUnknown`` as it is."""
-        where = f"{method} {path}"
+    async def call(
+        self, method: str, path: str, *, allow: tuple[int, ...] = (), **request: Any
+    ) -> tuple[int, Any]:
+        """``(status, JSON body or None)``; an error status in ``allow`` is returned, any other
+        raised. No answer raises the kernel's ``VendorUnreachable`` or ``OutcomeUnknown``."""
         response = await self.http.request(
             method,
             self.config.api_base.rstrip("/") + path,
-            params=params,
-            json=json,
             headers={"authorization": f"Bearer {self._token}", "accept": "application/json"},
             timeout=self.config.timeout_seconds,
+            **request,
         )
-        self.last_status = response.status_code
-        if response.status_code in allow:
-            return Answer(response.status_code, _json(response))
-        if response.status_code >= 300:
-            if response.status_code == 401:
-                oauth.mark_refused(self._token)
-            raise classify(response, where)
-        return Answer(response.status_code, _json(response))
-
-    # --- resources ------------------------------------------------------------------------------
+        status = self.last_status = response.status_code
+        if status >= 300 and status not in allow:
+            if status == 401:
+                if len(_refused) > 10_000:  # a bound, not a cache policy: stale ones are harmless
+                    _refused.clear()
+                _refused.add(_digest(self._token))
+            raise classify(response, f"{method} {path}")
+        if status >= 300 or status == 204 or not response.content:
+            return status, None  # an allowed error status: its body is only detail
+        try:
+            return status, response.json()
+        except ValueError:
+            raise RetryableError(f"Google Calendar answered {status} with non-JSON") from None
 
     async def calendar(self) -> dict[str, Any]:
-        return _object(await self.request("GET", self.calendar_path), "calendars.get")
-
-    def event_path(self, event_id: str) -> str:
-        return f"{self.calendar_path}/events/{quote(event_id, safe='')}"
-
-    async def patch_event(self, event_id: str, body: Mapping[str, Any]) -> Answer:
-        """events.patch; 404 (no such event) and 410 (gone for good) come back as answers."""
-        return await self.request("PATCH", self.event_path(event_id), json=body, allow=(404, 410))
-
-    async def insert_event(self, body: Mapping[str, Any]) -> Answer:
-        """events.insert; 409 (the id exists, maybe as a deleted event) comes back as an answer."""
-        return await self.request("POST", f"{self.calendar_path}/events", json=body, allow=(409,))
-
-    async def get_event(self, event_id: str) -> dict[str, Any] | None:
-        answer = await self.request("GET", self.event_path(event_id), allow=(404,))
-        return None if answer.status == 404 else _object(answer, "events.get")
-
-    async def list_events(self, params: Mapping[str, str]) -> Answer:
-        """events.list; 410 (the sync token expired) comes back as an answer."""
-        return await self.request(
-            "GET", f"{self.calendar_path}/events", params=params, allow=(410,)
-        )
-
-    async def watch(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        answer = await self.request("POST", f"{self.calendar_path}/events/watch", json=body)
-        return _object(answer, "events.watch")
-
-    async def stop_channel(self, channel_id: str, resource_id: str) -> bool:
-        """channels.stop; False when Google no longer knows the channel (404)."""
-        answer = await self.request(
-            "POST",
-            "/channels/stop",
-            json={"id": channel_id, "resourceId": resource_id},
-            allow=(404,),
-        )
-        return answer.status != 404
-
-
-def _json(response: VendorResponse) -> Any:
-    if response.status_code == 204 or not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError as exc:
-        if response.status_code >= 300:  # an allowed error status: its body is only detail
-            return None
-        raise RetryableError(
-            f"Google Calendar answered {response.status_code} with non-JSON"
-        ) from exc
-
-
-def _object(answer: Answer, what: str) -> dict[str, Any]:
-    if not isinstance(answer.body, dict):
-        raise RetryableError(f"Google Calendar answered {what} without a JSON object")
-    return answer.body
+        _, body = await self.call("GET", self.calendar_path)
+        if not isinstance(body, dict):
+            raise RetryableError("Google Calendar answered calendars.get without a JSON object")
+        return body

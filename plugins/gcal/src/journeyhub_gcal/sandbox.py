@@ -585,3 +585,16 @@ def starts_at(value: Mapping[str, Any], calendar_zone: str) -> datetime:
         return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(calendar_zone))
     moment = parse_dt(str(value.get("dateTime")), value.get("timeZone") or calendar_zone)
     return moment or datetime.min.replace(tzinfo=UTC)
+
+
+def demo() -> Any:
+    """Entry point ``journeyhub.sandboxes``: this sandbox as ``journeyhub demo`` runs it."""
+    from journeyhub.testing.sandbox import SandboxDemo
+
+    return SandboxDemo(
+        "Google Calendar",
+        GcalSandbox,
+        config=lambda sb: sb.config(),
+        credentials=lambda sb: sb.credentials(),
+        secrets=(CLIENT_SECRET, REFRESH_TOKEN),
+    )

@@ -14,11 +14,10 @@ import csv
 import hashlib
 import io
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from journeyhub.connectors.zapier import normalize, parse_when
-from journeyhub.model import TriggerDraft
+from journeyhub.kit import TriggerDraft
 
 from journeyhub_honeybook.inbound import payment_source_id
 from journeyhub_honeybook.values import minor_units, optional_minor_units
@@ -42,7 +41,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "status": ("status", "payment_status"),
     "currency": ("currency",),
 }
-REQUIRED = ("date", "amount")
+ADJUSTMENTS = ("gratuity", "discount", "refunded")  # amounts beside the payment's, if readable
 # Statuses of money not received (yet); any other status (Paid, Completed, Refunded…) is.
 NOT_RECEIVED = frozenset(
     {
@@ -60,25 +59,17 @@ NOT_RECEIVED = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class _Layout:
-    columns: dict[str, str]  # field -> the header as written in the file
-
-    def get(self, row: dict[str, str], field: str) -> str:
-        header = self.columns.get(field)
-        return (row.get(header) or "").strip() if header else ""
-
-
-def _layout(headers: list[str]) -> _Layout:
+def _columns(headers: list[str]) -> dict[str, str]:
+    """Each field's header as written in the file; ``ValueError`` when a needed one is missing."""
     by_name: dict[str, str] = {}
     for header in headers:
         by_name.setdefault(normalize(header), header)
-    columns: dict[str, str] = {}
-    for field, aliases in COLUMNS.items():
-        found = next((by_name[a] for a in aliases if a in by_name), None)
-        if found is not None:
-            columns[field] = found
-    for field in REQUIRED:
+    columns = {
+        field: next(by_name[a] for a in aliases if a in by_name)
+        for field, aliases in COLUMNS.items()
+        if any(a in by_name for a in aliases)
+    }
+    for field in ("date", "amount"):
         if field not in columns:
             raise ValueError(
                 f"line 1: the payments report has no {field} column "
@@ -86,11 +77,7 @@ def _layout(headers: list[str]) -> _Layout:
             )
     if "client_email" not in columns and "client_name" not in columns:
         raise ValueError("line 1: the payments report has no client email or client name column")
-    return _Layout(columns)
-
-
-def _fingerprint(parts: list[str]) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    return columns
 
 
 def parse_payments_report(text: str, currency: str) -> list[TriggerDraft]:
@@ -103,68 +90,56 @@ def parse_payments_report(text: str, currency: str) -> list[TriggerDraft]:
         raise ValueError(f"line 1: not a CSV file: {exc}") from None
     if not headers:
         return []
-    layout = _layout(list(headers))
-    drafts: list[TriggerDraft] = []
+    columns = _columns(list(headers))
     seen: Counter[str] = Counter()
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise ValueError(f"line {reader.line_num}: {exc}") from None
-        draft = _row_draft(row, layout, currency, reader.line_num, seen)
-        if draft is not None:
-            drafts.append(draft)
-    return drafts
+    try:
+        rows = [_row_draft(row, columns, currency, reader.line_num, seen) for row in reader]
+    except csv.Error as exc:
+        raise ValueError(f"line {reader.line_num}: {exc}") from None
+    return [draft for draft in rows if draft is not None]
 
 
 def _row_draft(
-    row: dict[str, Any], layout: _Layout, default_currency: str, line: int, seen: Counter[str]
+    row: dict[str | None, Any],
+    columns: dict[str, str],
+    default_currency: str,
+    line: int,
+    seen: Counter[str],
 ) -> TriggerDraft | None:
     if None in row:  # more cells than headers
         raise ValueError(f"line {line}: {len(row[None])} more cells than the header has")
-    get = layout.get
-    if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+    # Every field, "" when the report has no such column (no header is None: checked above).
+    cell = {field: (row.get(columns.get(field)) or "").strip() for field in COLUMNS}
+    filled = [value.strip() for value in row.values() if value and value.strip()]
+    if not filled:
         return None  # a blank line
-    first_cell = next((v.strip() for v in row.values() if isinstance(v, str) and v.strip()), "")
-    if first_cell.lower().startswith("total") and parse_when(get(row, "date")) is None:
+    if filled[0].lower().startswith("total") and parse_when(cell["date"]) is None:
         return None  # a totals line under the payments (assumed: the format is not documented)
-    status = normalize(get(row, "status"))
-    if status in NOT_RECEIVED:
+    if normalize(cell["status"]) in NOT_RECEIVED:
         return None
-    currency = (get(row, "currency") or default_currency).upper()
-    amount_text = get(row, "amount")
+
+    def bad(field: str, what: str) -> ValueError:
+        return ValueError(f"line {line}: {columns[field]} {cell[field]!r} is not {what}")
+
+    currency = (cell["currency"] or default_currency).upper()
     try:
-        amount = minor_units(amount_text, currency)
+        amount = minor_units(cell["amount"], currency)
     except ValueError:
-        column = layout.columns["amount"]
-        raise ValueError(f"line {line}: {column} {amount_text!r} is not an amount") from None
-    date_text = get(row, "date")
-    paid_at = parse_when(date_text)
+        raise bad("amount", "an amount") from None
+    paid_at = parse_when(cell["date"])
     if paid_at is None:
-        column = layout.columns["date"]
-        raise ValueError(f"line {line}: {column} {date_text!r} is not a date") from None
-    email = get(row, "client_email").lower() or None
-    name = get(row, "client_name") or None
+        raise bad("date", "a date")
+    email, name = cell["client_email"].lower() or None, cell["client_name"] or None
     if email is None and name is None:
         raise ValueError(f"line {line}: the row names no client (no email and no name)")
-    payment_id = get(row, "payment_id")
-    if payment_id:
-        source_id = payment_source_id(payment_id)
+    if cell["payment_id"]:
+        source_id = payment_source_id(cell["payment_id"])
     else:
         # No id in the report: the row's content is its identity. The n-th of several identical
         # rows is told apart by its rank, which an overlapping re-export keeps.
-        parts = [
-            paid_at.isoformat(),
-            email or "",
-            name or "",
-            get(row, "project_name"),
-            get(row, "invoice"),
-            str(amount),
-            get(row, "method"),
-        ]
-        fingerprint = _fingerprint(parts)
+        parts = [paid_at.isoformat(), email or "", name or "", cell["project_name"]]
+        parts += [cell["invoice"], str(amount), cell["method"]]
+        fingerprint = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
         seen[fingerprint] += 1
         source_id = f"honeybook:csv:{fingerprint}:{seen[fingerprint]}"
     return TriggerDraft(
@@ -175,18 +150,14 @@ def _row_draft(
         data={
             "amount": amount,
             "currency": currency,
-            "amount_display": amount_text,
-            "gratuity": optional_minor_units(get(row, "gratuity"), currency),
-            "discount": optional_minor_units(get(row, "discount"), currency),
-            "refunded": optional_minor_units(get(row, "refunded"), currency),
-            "honeybook_payment_id": payment_id or None,
-            "invoice": get(row, "invoice") or None,
-            "payment_method": get(row, "method") or None,
-            "project_name": get(row, "project_name") or None,
-            "project_type": get(row, "project_type") or None,
-            "project_date": get(row, "project_date") or None,
+            "amount_display": cell["amount"],
+            **{k: optional_minor_units(cell[k], currency) for k in ADJUSTMENTS},
+            "honeybook_payment_id": cell["payment_id"] or None,
+            "invoice": cell["invoice"] or None,
+            "payment_method": cell["method"] or None,
+            **{k: cell[k] or None for k in ("project_name", "project_type", "project_date")},
             "client_name": name,
-            "status": get(row, "status") or None,
+            "status": cell["status"] or None,
             "source": "csv",
         },
     )

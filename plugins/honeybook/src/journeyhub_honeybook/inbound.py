@@ -7,12 +7,16 @@ by hand with HoneyBook's own labels ("Client Email", "Amount") works as well.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from journeyhub.connectors.zapier import ZapierInbound, parse_when, pick
-from journeyhub.model import TriggerDraft
+from journeyhub.kit import TriggerDraft
+from journeyhub.model import TriggerType
 
-from journeyhub_honeybook.values import minor_units
+from journeyhub_honeybook.values import optional_minor_units
+
+if TYPE_CHECKING:
+    from journeyhub_honeybook.plugin import HoneyBookConfig
 
 # The trigger names a Zap may send (normalised), by the HoneyBook trigger they stand for.
 TRIGGERS: dict[str, str] = {
@@ -30,15 +34,10 @@ EMAIL = ("client_email", "email", "client_email_address", "email_address", "cust
 NAME = ("client_name", "client_full_name", "full_name", "name", "customer_name")
 PHONE = ("client_phone", "phone_number", "phone", "client_phone_number")
 PROJECT = ("project_name", "project_title", "project")
-PROJECT_ID = ("project_id",)
-PROJECT_TYPE = ("project_type", "event_type")
-PROJECT_DATE = ("project_date", "event_date")
-LOCATION = ("project_location", "location", "venue")
 AMOUNT = ("amount", "amount_paid", "payment_amount", "total_paid", "total")
 INVOICE = ("invoice", "invoice_number", "invoice_id", "invoice_name")
-METHOD = ("payment_method", "method")
+PAID_AT = ("paid_at", "payment_date", "date_paid", "paid_on")
 CLIENT_ID = ("honeybook_client_id", "hb_client_id")  # HoneyBook's id of the client
-OUR_CLIENT_ID = ("journeyhub_client_id",)
 
 
 def payment_source_id(payment_id: str) -> str:
@@ -56,82 +55,60 @@ def _date(fields: dict[str, Any], *names: str) -> str | None:
     return moment.isoformat() if ":" in text else moment.date().isoformat()
 
 
-def _client(fields: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "client_name": pick(fields, *NAME),
-        "client_email": pick(fields, *EMAIL),
-        "client_phone": pick(fields, *PHONE),
-    }
-
-
-def drafts(inbound: ZapierInbound, currency: str) -> list[TriggerDraft] | None:
+def drafts(inbound: ZapierInbound, config: HoneyBookConfig) -> list[TriggerDraft] | None:
     """The drafts for one Zap POST; ``None`` for a trigger this connector does not know."""
-    kind = TRIGGERS.get(inbound.trigger)
-    if kind is None:
+    trigger = TRIGGERS.get(inbound.trigger)
+    if trigger is None:
         return None
-    f = inbound.fields
-    email = pick(f, *EMAIL)
-    common: dict[str, Any] = {
-        "client_email": email.lower() if email else None,
-        "client_id": pick(f, *OUR_CLIENT_ID),
+    f, record_id, source_id = inbound.fields, inbound.record_id, inbound.event_id
+    client = {
+        "client_name": pick(f, *NAME),
+        "client_email": pick(f, *EMAIL),
+        "client_phone": pick(f, *PHONE),
     }
-    if kind == "client_created":
-        return [
-            TriggerDraft(
-                type="client_updated",
-                source_event_id=inbound.event_id,
-                occurred_at=parse_when(pick(f, "created_at", "occurred_at")),
-                vendor_record_id=inbound.record_id,
-                data={**_client(f), "change": "created", "honeybook_client_id": inbound.record_id},
-                **common,
-            )
-        ]
-    if kind == "project_booked":
-        return [
-            TriggerDraft(
-                type="project_status_changed",
-                source_event_id=inbound.event_id,
-                occurred_at=parse_when(pick(f, "booked_at", "booking_date", "occurred_at")),
-                vendor_record_id=pick(f, *CLIENT_ID),
-                data={
-                    "status": "booked",
-                    "honeybook_project_id": inbound.record_id or pick(f, *PROJECT_ID),
-                    "project_name": pick(f, *PROJECT),
-                    "project_type": pick(f, *PROJECT_TYPE),
-                    "project_date": _date(f, *PROJECT_DATE),
-                    "project_location": pick(f, *LOCATION),
-                    **_client(f),
-                },
-                **common,
-            )
-        ]
-    currency = (pick(f, "currency") or currency).upper()
-    amount_text = pick(f, *AMOUNT)
-    try:
-        amount = minor_units(amount_text, currency) if amount_text else None
-    except ValueError:
-        amount = None  # kept as sent in amount_display: a Zap mapping to fix, not a lost payment
+    vendor_record_id = pick(f, *CLIENT_ID)
+    kind: TriggerType
+    when: tuple[str, ...]
+    if trigger == "client_created":
+        kind, when, vendor_record_id = "client_updated", ("created_at",), record_id
+        data = {**client, "change": "created", "honeybook_client_id": record_id}
+    elif trigger == "project_booked":
+        kind, when = "project_status_changed", ("booked_at", "booking_date")
+        data = {
+            "status": "booked",
+            "honeybook_project_id": record_id or pick(f, "project_id"),
+            "project_name": pick(f, *PROJECT),
+            "project_type": pick(f, "project_type", "event_type"),
+            "project_date": _date(f, "project_date", "event_date"),
+            "project_location": pick(f, "project_location", "location", "venue"),
+            **client,
+        }
+    else:
+        kind, when = "payment_received", PAID_AT
+        source_id = payment_source_id(record_id) if record_id else source_id
+        currency = (pick(f, "currency") or config.currency).upper()
+        amount_text = pick(f, *AMOUNT)
+        data = {
+            # None when unreadable, kept as sent in amount_display: a Zap mapping to fix
+            "amount": optional_minor_units(amount_text, currency),
+            "currency": currency,
+            "amount_display": amount_text,
+            "honeybook_payment_id": record_id,
+            "invoice": pick(f, *INVOICE),
+            "payment_method": pick(f, "payment_method", "method"),
+            "project_name": pick(f, *PROJECT),
+            "client_name": client["client_name"],
+            "source": "zapier",
+        }
+    email = client["client_email"]
     return [
         TriggerDraft(
-            type="payment_received",
-            source_event_id=(
-                payment_source_id(inbound.record_id) if inbound.record_id else inbound.event_id
-            ),
-            occurred_at=parse_when(
-                pick(f, "paid_at", "payment_date", "date_paid", "paid_on", "occurred_at")
-            ),
-            vendor_record_id=pick(f, *CLIENT_ID),
-            data={
-                "amount": amount,
-                "currency": currency,
-                "amount_display": amount_text,
-                "honeybook_payment_id": inbound.record_id,
-                "invoice": pick(f, *INVOICE),
-                "payment_method": pick(f, *METHOD),
-                "project_name": pick(f, *PROJECT),
-                "client_name": pick(f, *NAME),
-                "source": "zapier",
-            },
-            **common,
+            type=kind,
+            source_event_id=source_id,
+            occurred_at=parse_when(pick(f, *when, "occurred_at")),
+            client_id=pick(f, "journeyhub_client_id"),
+            client_email=email.lower() if email else None,
+            vendor_record_id=vendor_record_id,
+            data=data,
         )
     ]

@@ -18,7 +18,7 @@ import httpx
 from journeyhub.testing.sandbox import Faults
 from journeyhub.testing.zapier_sandbox import CaughtRequest, FakeZapier
 
-from journeyhub_honeybook.config import ACTIONS
+from journeyhub_honeybook.plugin import ACTIONS
 
 SECRET = "whsec_" + "aG9uZXlib29rLXNhbmRib3gtc2VjcmV0LTAx"  # sandbox only
 
@@ -183,3 +183,16 @@ class HoneyBookSandbox:
             auth_in=auth_in,
             payload_type=payload_type,
         )
+
+
+def demo() -> Any:
+    """Entry point ``journeyhub.sandboxes``: this sandbox as ``journeyhub demo`` runs it."""
+    from journeyhub.testing.sandbox import SandboxDemo
+
+    return SandboxDemo(
+        "HoneyBook (Zapier)",
+        HoneyBookSandbox,
+        config=lambda sb: sb.config(),
+        credentials=lambda sb: {"secret": sb.secret},
+        secrets=(SECRET,),
+    )

@@ -2,43 +2,36 @@
 
 Light Blue's only API is inbound: a form POST to ``api.php`` that drops a "contact form"
 message into the studio's Inbox, answered by a status code. There is no read API, so the
-connector pushes only (no pull, no webhooks).
+connector pushes only (no pull, no webhooks), and its form key needs no ``authenticate``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from journeyhub.errors import PermanentError
-from journeyhub.hookspecs import hookimpl
-from journeyhub.mapping import apply_mappings, merge_defaults
-from journeyhub.model import Connection, ConnectorInfo, DeliveryTask, PushResult, RateLimit
-from journeyhub.vendor_http import VendorHttp
+from journeyhub.kit import ConnectorInfo, DeliveryTask, PushResult, RateLimit, VendorHttp, hookimpl
 
 from journeyhub_lightblue import client as api
 from journeyhub_lightblue.config import (
     DEFAULT_FIELD_MAPPINGS,
     LightBlueConfig,
     LightBlueCredentials,
-    api_key,
-    load_config,
 )
-from journeyhub_lightblue.enquiry import PUSH_EVENT_TYPES, form_fields, submission_id
 
-VENDOR = "lightblue"
+# journey_started: a new enquiry. client_updated: the client's new details, which the studio
+# applies to the existing contact from the Inbox. Other events mean nothing to a studio inbox.
+PUSH_EVENT_TYPES = ("journey_started", "client_updated")
 
 
 @hookimpl
 def journeyhub_connector() -> ConnectorInfo:
     return ConnectorInfo(
-        vendor=VENDOR,
+        vendor="lightblue",
         display_name="Light Blue",
         capabilities=frozenset({"push"}),
         auth_kind="form_key",
         config_schema=LightBlueConfig,
         credentials_schema=LightBlueCredentials,
-        rate_limit=RateLimit(requests=api.RATE_LIMIT_PER_SECOND),  # none published
+        # ASSUMED: no quota is published; a studio's web form sends a few enquiries a day.
+        rate_limit=RateLimit(requests=1.0),
         push_event_types=PUSH_EVENT_TYPES,
         default_field_mappings=DEFAULT_FIELD_MAPPINGS,
         docs_url="https://www.lightbluesoftware.com/api/",
@@ -46,80 +39,45 @@ def journeyhub_connector() -> ConnectorInfo:
 
 
 @hookimpl
-def journeyhub_authenticate() -> None:
-    return None  # a form key: nothing to refresh
-
-
-@hookimpl
 async def journeyhub_push(
-    task: DeliveryTask,
-    connection: Connection,
-    credentials: Mapping[str, Any],
-    http: VendorHttp,
+    task: DeliveryTask, config: LightBlueConfig, creds: LightBlueCredentials, http: VendorHttp
 ) -> PushResult:
     event = task.event
     if event is None or event.type not in PUSH_EVENT_TYPES:
         kind = event.type if event is not None else task.kind
         return PushResult(status="skipped", detail=f"Light Blue takes no {kind}")
-    config = load_config(connection)
-    lightblue = api.LightBlueClient(
-        http, api_key(credentials), config.api_url, config.timeout_seconds
-    )
-    mapped = task.mapped or apply_mappings(
-        merge_defaults(DEFAULT_FIELD_MAPPINGS, connection.field_mappings), event
-    )
-    answer = await lightblue.submit(form_fields(event, mapped, config))
-    ids = {"id": submission_id(event), "source": config.source}
-    said = f"Light Blue answered {answer.code}" + (f": {answer.summary}" if answer.summary else "")
-    if answer.code == api.OK:
-        return PushResult(
-            vendor_status=answer.http_status,
-            external_ids=ids,
-            detail=f"{said} (in the studio's Inbox)",
-        )
-    if answer.code == api.DUPLICATE:
-        # Light Blue already holds this ID from this Source: a retry or replay of a delivery
-        # that succeeded; it is there once.
-        return PushResult(
-            status="already_delivered",
-            vendor_status=answer.http_status,
-            external_ids=ids,
-            detail=said,
-        )
+    fields = api.enquiry(event, task.mapped, config)
+    answer = await api.submit(http, config, creds.api_key, fields)
     if answer.code == api.BAD_PARAMETERS:
-        raise PermanentError(
-            f"{said} (bad parameters: no parameter Light Blue knows, or a wrong request type; "
-            "check the connection's field mappings)",
-            vendor_status=answer.http_status,
+        raise answer.refused(
+            "bad parameters: no parameter Light Blue knows, or a wrong request type; "
+            "check the connection's field mappings"
         )
-    if answer.code == api.HTTPS_REQUIRED:
-        raise PermanentError(
-            f"configuration error: api_url must be https ({said})",
-            vendor_status=answer.http_status,
+    if answer.code not in (api.OK, api.DUPLICATE):
+        raise answer.refused(
+            "check the API key on the My Account page and the subscription to Light Blue's "
+            "online services"
         )
-    raise PermanentError(
-        f"{said} (check the API key on the My Account page and the subscription to "
-        "Light Blue's online services)",
+    # -4: Light Blue already holds this ID from this Source, so this is a retry or replay of a
+    # delivery that succeeded; the enquiry is there once.
+    stored = answer.code == api.OK
+    return PushResult(
+        status="delivered" if stored else "already_delivered",
         vendor_status=answer.http_status,
+        external_ids={"id": fields[api.ID], "source": config.source},
+        detail=f"{answer} (in the studio's Inbox)" if stored else str(answer),
     )
 
 
 @hookimpl
 async def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
+    config: LightBlueConfig, creds: LightBlueCredentials, http: VendorHttp
 ) -> str:
     """Ask apiCheck.php about the key, as Light Blue's own plug-ins do; nothing is created."""
-    config = load_config(connection)
-    lightblue = api.LightBlueClient(
-        http, api_key(credentials), config.api_url, config.timeout_seconds
-    )
-    answer = await lightblue.check()
-    said = f"Light Blue answered {answer.code}" + (f": {answer.summary}" if answer.summary else "")
+    answer = await api.check(http, config, creds.api_key)
     if answer.code != api.OK:
-        if answer.code == api.HTTPS_REQUIRED:
-            raise PermanentError(f"configuration error: api_url must be https ({said})")
-        raise PermanentError(f"{said} (the API key was refused)", vendor_status=answer.http_status)
+        raise answer.refused("the API key was refused")
     return (
-        f"{said}. The key is valid; enquiries go to the studio's Inbox "
+        f"{answer}. The key is valid; enquiries go to the studio's Inbox "
         f"(Source {config.source!r}). Light Blue has no read API, so nothing can be listed."
     )

@@ -291,3 +291,16 @@ def create_app(sandbox: LightBlueSandbox) -> Litestar:
 
 
 __all__ = ["API_KEY", "Call", "Enquiry", "LightBlueSandbox", "create_app", "parse_date"]
+
+
+def demo() -> Any:
+    """Entry point ``journeyhub.sandboxes``: this sandbox as ``journeyhub demo`` runs it."""
+    from journeyhub.testing.sandbox import SandboxDemo
+
+    return SandboxDemo(
+        "Light Blue",
+        LightBlueSandbox,
+        config=lambda sb: {"api_url": sb.api_url},
+        credentials=lambda sb: {"api_key": sb.api_key},
+        secrets=(API_KEY,),
+    )

@@ -1,30 +1,71 @@
-"""From a delivery task to the JSON body of one Resend email, or to the reason not to send it.
+"""From a delivery task to the JSON body of one Resend email, or the reason not to send one.
 
-Decisions made here, before any HTTP call:
-- which events are emails (``email_requested``; ``step_completed`` of an ``email`` step);
-- who receives it (``mapped.to``, else the client's email) and whether the suppression list
-  leaves anyone to send to;
-- which template, rendered with what context.
-Everything is a pure function of the task and the connection's config, so a retry composes the
-same body: Resend answers a repeated idempotency key with a different body by a 409.
+A pure function of the task and the config, so a retry composes the same body: Resend answers
+a repeated idempotency key with another body by a 409.
 """
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any
 
-from journeyhub.errors import PermanentError
-from journeyhub.model import DeliveryTask, JourneyEvent, PushResult
+from journeyhub.kit import DeliveryTask, JourneyEvent, PermanentError, PushResult
+from journeyhub.model import Venue, Wedding
+from msgspec.structs import asdict
 
 from journeyhub_resend.config import ResendConfig, valid_address
-from journeyhub_resend.tags import email_tags
-from journeyhub_resend.templates import RenderError, long_date, parse_date, render
+from journeyhub_resend.templates import long_date, parse_date, render
 
 MAX_RECIPIENTS = 50  # Resend's limit on ``to``
+# Resend tags take ASCII letters, digits, ``_`` and ``-``, at most 256 characters, and come back
+# in the email's webhook events. A lossy clean-up of a client id would hand the journey engine
+# the wrong client, so one that is not tag-safe travels base32-encoded under another name.
+TAG_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+CLIENT_TAG = "client_id"
+CLIENT_TAG_B32 = "client_id_b32"
+TASK_TAG = "jh_task"
 
 
-def _skipped(detail: str) -> PushResult:
-    return PushResult(status="skipped", detail=detail)
+def compose(
+    task: DeliveryTask, config: ResendConfig, suppressed: frozenset[str]
+) -> dict[str, Any] | PushResult:
+    """The Resend email body for ``task``, or a skipped PushResult; raise PermanentError."""
+    event, mapped = task.event, task.mapped
+    if task.kind != "event" or event is None:
+        return _skipped("the resend connector sends emails for journey events only")
+    step_type = event.step.type if event.step is not None else "none"
+    if event.type == "step_completed" and step_type != "email":
+        return _skipped(f"step_completed of a {step_type!r} step is not an email step")
+    if event.type not in ("email_requested", "step_completed"):
+        return _skipped(f"{event.type} events send no email")
+    to = _addresses(mapped.get("to"), "to") or _addresses(event.client.email, "client.email")
+    if not to:
+        raise PermanentError("no recipient: neither mapped 'to' nor client.email is set")
+    cc, bcc = _addresses(mapped.get("cc"), "cc"), _addresses(mapped.get("bcc"), "bcc")
+    to, cc, bcc = ([a for a in found if a.lower() not in suppressed] for found in (to, cc, bcc))
+    if not to:
+        return _skipped("suppressed: no recipient left after the suppression list")
+    if len(to) > MAX_RECIPIENTS:
+        raise PermanentError(f"Resend accepts at most {MAX_RECIPIENTS} 'to' recipients")
+
+    label, sources = _sources(event, config)
+    context = _context(task, config)
+    subject = render(sources["subject"] or "", context, html=False, where=f"{label} subject")
+    html = render(sources["html"] or "", context, html=True, where=f"{label} html")
+    text = sources["text"] and render(sources["text"], context, html=False, where=f"{label} text")
+    subject = " ".join(subject.split())  # a header: no line breaks
+    if not subject:
+        raise PermanentError(f"{label} rendered an empty subject")
+    reply_to = _addresses(mapped.get("reply_to") or config.reply_to, "reply_to")
+    tags = _tags(event.client.id, task.id)
+    email = {"from": config.from_address, "to": to, "subject": subject, "html": html, "tags": tags}
+    optional = {"text": text, "cc": cc, "bcc": bcc, "reply_to": reply_to}
+    return email | {key: value for key, value in optional.items() if value}
+
+
+def _skipped(why: str) -> PushResult:
+    return PushResult(status="skipped", detail=why)
 
 
 def _addresses(value: Any, field: str) -> list[str]:
@@ -35,69 +76,9 @@ def _addresses(value: Any, field: str) -> list[str]:
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise PermanentError(f"mapped {field} must be an email address or a list of them")
     out = [i.strip() for i in items if i.strip()]
-    for address in out:
-        if not valid_address(address):
-            raise PermanentError(f"mapped {field} holds a value that is not an email address")
+    if not all(valid_address(address) for address in out):
+        raise PermanentError(f"mapped {field} holds a value that is not an email address")
     return out
-
-
-def is_email_event(event: JourneyEvent) -> str | None:
-    """None when ``event`` asks for an email, else why it does not."""
-    if event.type == "email_requested":
-        return None
-    if event.type == "step_completed":
-        if event.step is not None and event.step.type == "email":
-            return None
-        kind = event.step.type if event.step is not None else "none"
-        return f"step_completed of a {kind!r} step is not an email step"
-    return f"{event.type} events send no email"
-
-
-def build_context(task: DeliveryTask, config: ResendConfig) -> dict[str, Any]:
-    """What templates see. Mapped values win, so a connection's mappings can reshape them."""
-    event = task.event
-    assert event is not None
-    mapped = task.mapped
-    name = mapped.get("client_name") or event.client.name
-    first_name = mapped.get("first_name") or (name.split()[0] if name else None)
-    wedding = event.wedding
-    venue = wedding.venue if wedding is not None else None
-    date = parse_date(wedding.date if wedding is not None else None)
-    branding = {
-        "vendor_name": config.branding.vendor_name,
-        "logo_url": config.branding.logo_url,
-        "accent_color": config.branding.accent_color,
-        "signature": config.branding.signature,
-    }
-    step = event.step
-    return {
-        "client": {
-            "id": event.client.id,
-            "name": name,
-            "first_name": first_name,
-            "email": event.client.email,
-        },
-        "couple": mapped.get("couple") or event.data.get("couple") or name,
-        "wedding": {
-            "date": date,
-            "date_iso": date.isoformat() if date else None,
-            "date_long": long_date(date),
-            "venue": {
-                "name": mapped.get("venue") or (venue.name if venue else None),
-                "address": venue.address if venue else None,
-            },
-            "guest_count": wedding.guest_count if wedding is not None else None,
-        },
-        "vendor": branding,
-        "step": (
-            {"id": step.id, "name": step.name, "type": step.type, "data": step.data}
-            if step is not None
-            else {}
-        ),
-        "journey": {"name": event.journey_name, "instance_id": event.journey_instance_id},
-        "data": event.data,
-        "mapped": mapped,
-    }
 
 
 def _sources(event: JourneyEvent, config: ResendConfig) -> tuple[str, dict[str, str | None]]:
@@ -111,12 +92,9 @@ def _sources(event: JourneyEvent, config: ResendConfig) -> tuple[str, dict[str, 
     if name is not None:
         if not isinstance(name, str) or name not in config.templates:
             known = ", ".join(sorted(config.templates)) or "none"
-            raise PermanentError(
-                f"unknown template {name!r}: this connection's templates are: {known}"
-            )
-        template = config.templates[name]
-        base = {"subject": template.subject, "html": template.html, "text": template.text}
-        return f"template {name!r}", {p: inline[p] or base[p] for p in base}
+            raise PermanentError(f"unknown template {name!r}: this connection has {known}")
+        base = asdict(config.templates[name])
+        return f"template {name!r}", {part: inline[part] or base[part] for part in base}
     if not (inline["subject"] and inline["html"]):
         raise PermanentError(
             "no template named in data.template or step.data.template, "
@@ -125,63 +103,43 @@ def _sources(event: JourneyEvent, config: ResendConfig) -> tuple[str, dict[str, 
     return "the inline email", inline
 
 
-def compose(
-    task: DeliveryTask, config: ResendConfig, suppressed: frozenset[str]
-) -> dict[str, Any] | PushResult:
-    """The Resend email body for ``task``, or a skipped PushResult; raise PermanentError."""
-    event = task.event
-    if task.kind != "event" or event is None:
-        return _skipped("the resend connector sends emails for journey events only")
-    if reason := is_email_event(event):
-        return _skipped(reason)
-
-    mapped = task.mapped
-    to = _addresses(mapped.get("to"), "to") or _addresses(event.client.email, "client.email")
-    if not to:
-        raise PermanentError("no recipient: neither mapped 'to' nor client.email is set")
-    cc, bcc = _addresses(mapped.get("cc"), "cc"), _addresses(mapped.get("bcc"), "bcc")
-
-    def allowed(addresses: list[str]) -> list[str]:
-        return [a for a in addresses if a.lower() not in suppressed]
-
-    to, cc, bcc = allowed(to), allowed(cc), allowed(bcc)
-    if not to:
-        return _skipped("suppressed: no recipient left after the suppression list")
-    if len(to) > MAX_RECIPIENTS:
-        raise PermanentError(f"Resend accepts at most {MAX_RECIPIENTS} 'to' recipients")
-
-    label, sources = _sources(event, config)
-    context = build_context(task, config)
-    try:
-        subject = render(sources["subject"] or "", context, html=False, where=f"{label} subject")
-        html = render(sources["html"] or "", context, html=True, where=f"{label} html")
-        text = (
-            render(sources["text"], context, html=False, where=f"{label} text")
-            if sources["text"]
-            else None
-        )
-    except RenderError as exc:
-        raise PermanentError(str(exc)) from None
-    subject = " ".join(subject.split())  # a header: no line breaks
-    if not subject:
-        raise PermanentError(f"{label} rendered an empty subject")
-
-    email: dict[str, Any] = {
-        "from": config.from_address,
-        "to": to,
-        "subject": subject,
-        "html": html,
-        "tags": email_tags(event.client.id, task.id),
+def _context(task: DeliveryTask, config: ResendConfig) -> dict[str, Any]:
+    """What templates see. Mapped values win, so a connection's mappings can reshape them."""
+    event, mapped = task.event, task.mapped
+    assert event is not None
+    name = mapped.get("client_name") or event.client.name
+    wedding = event.wedding or Wedding()
+    venue = wedding.venue or Venue()
+    date = parse_date(wedding.date)
+    return {
+        "client": {
+            "id": event.client.id,
+            "name": name,
+            "first_name": mapped.get("first_name") or (name.split()[0] if name else None),
+            "email": event.client.email,
+        },
+        "couple": mapped.get("couple") or event.data.get("couple") or name,
+        "wedding": {
+            "date": date,
+            "date_iso": date.isoformat() if date else None,
+            "date_long": long_date(date),
+            "venue": {"name": mapped.get("venue") or venue.name, "address": venue.address},
+            "guest_count": wedding.guest_count,
+        },
+        "vendor": asdict(config.branding),
+        "step": asdict(event.step) if event.step is not None else {},
+        "journey": {"name": event.journey_name, "instance_id": event.journey_instance_id},
+        "data": event.data,
+        "mapped": mapped,
     }
-    if text:
-        email["text"] = text
-    if cc:
-        email["cc"] = cc
-    if bcc:
-        email["bcc"] = bcc
-    reply_to = _addresses(mapped.get("reply_to"), "reply_to") or (
-        [config.reply_to] if config.reply_to else []
-    )
-    if reply_to:
-        email["reply_to"] = reply_to
-    return email
+
+
+def _tags(client_id: str | None, task_id: str) -> list[dict[str, str]]:
+    # The task id only traces the email, so a lossy clean-up is enough for it.
+    tags = [{"name": TASK_TAG, "value": re.sub(r"[^A-Za-z0-9_-]", "_", task_id)[:256] or "_"}]
+    encoded = base64.b32encode((client_id or "").encode()).decode().rstrip("=")
+    if client_id and TAG_SAFE.match(client_id):
+        tags.insert(0, {"name": CLIENT_TAG, "value": client_id})
+    elif client_id and len(encoded) <= 256:  # else the kernel finds the client by its email
+        tags.insert(0, {"name": CLIENT_TAG_B32, "value": encoded})
+    return tags

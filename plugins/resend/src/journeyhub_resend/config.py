@@ -1,10 +1,6 @@
-"""The connection's config and credentials schemas.
-
-The kernel validates a connection's ``config``/``credentials`` against these when it is saved;
-a ``ValueError`` raised in ``__post_init__`` becomes a 422 naming the field, so a template with a
-syntax error is refused at configuration time instead of dead-lettering every email later.
-Messages never repeat a credential's value.
-"""
+"""The connection's config and credentials schemas. A ``ValueError`` in ``__post_init__`` is a
+422 naming the field when a connection is saved: a template with a syntax error is refused then,
+not by dead-lettering every email later. Messages never repeat a credential's value."""
 
 from __future__ import annotations
 
@@ -12,6 +8,7 @@ import re
 
 import msgspec
 from journeyhub import signing
+from journeyhub.kit import Config, check_timeout, check_url
 
 from journeyhub_resend.templates import compile_check
 
@@ -22,21 +19,15 @@ FROM_RE = re.compile(rf"^(?:{_ADDRESS}|[^<>]*<\s*{_ADDRESS}\s*>)$")
 
 
 def valid_secret(secret: object) -> bool:
-    """A usable Svix secret. (``journeyhub.signing.valid_secret`` lets the library's
-    ``EmptyWebhookSecretError`` escape for ``"whsec_"``, hence the wider net.)"""
-    if not isinstance(secret, str) or not secret.startswith("whsec_"):
-        return False
-    try:
-        return signing.valid_secret(secret)
-    except Exception:
-        return False
+    """A usable Svix signing secret: ``whsec_<base64>``."""
+    return isinstance(secret, str) and secret.startswith("whsec_") and signing.valid_secret(secret)
 
 
 def valid_address(value: str) -> bool:
     return bool(ADDRESS_RE.match(value.strip()))
 
 
-class Branding(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class Branding(Config):
     """The wedding vendor's own look, available to templates as ``vendor``."""
 
     vendor_name: str | None = None
@@ -45,7 +36,7 @@ class Branding(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     signature: str | None = None  # plain text, e.g. "Anna & the Lumière team"
 
 
-class EmailTemplate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class EmailTemplate(Config):
     """Jinja2 sources. ``html`` is autoescaped; ``subject`` and ``text`` are not."""
 
     subject: str
@@ -53,7 +44,7 @@ class EmailTemplate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     text: str | None = None
 
 
-class ResendConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class ResendConfig(Config):
     from_address: str
     api_base: str = "https://api.resend.com"
     reply_to: str | None = None
@@ -67,23 +58,19 @@ class ResendConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("from_address must be 'addr@domain' or 'Name <addr@domain>'")
         if self.reply_to is not None and not valid_address(self.reply_to):
             raise ValueError("reply_to must be an email address")
-        if not self.api_base.startswith(("http://", "https://")):
-            raise ValueError("api_base must start with http:// or https://")
+        check_url("api_base", self.api_base)
         self.api_base = self.api_base.rstrip("/")
-        if not 0 < self.tolerance_seconds <= 3600:
-            raise ValueError("tolerance_seconds must be in (0, 3600]")
-        if not 0 < self.timeout_seconds <= 120:
-            raise ValueError("timeout_seconds must be in (0, 120]")
+        check_timeout("tolerance_seconds", self.tolerance_seconds, 3600)
+        check_timeout("timeout_seconds", self.timeout_seconds, 120)
         for name, template in self.templates.items():
             if not name.strip():
                 raise ValueError("template names must not be empty")
-            for part in ("subject", "html", "text"):
-                source = getattr(template, part)
+            for part, source in msgspec.structs.asdict(template).items():
                 if source is not None and (problem := compile_check(source, html=part == "html")):
                     raise ValueError(f"templates.{name}.{part} does not compile: {problem}")
 
 
-class ResendCredentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class ResendCredentials(Config):
     api_key: str  # "re_…"; sending access is enough to push
     webhook_secret: str | None = None  # the endpoint's Svix signing secret, "whsec_…"
     previous_webhook_secrets: list[str] = []  # still accepted during a rotation
@@ -91,14 +78,13 @@ class ResendCredentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     def __post_init__(self) -> None:
         if not self.api_key.startswith("re_") or len(self.api_key) < 8:
             raise ValueError("api_key must be a Resend API key (it starts with 're_')")
-        secrets = [self.webhook_secret] if self.webhook_secret is not None else []
-        for index, secret in enumerate([*secrets, *self.previous_webhook_secrets]):
-            if not valid_secret(secret):
-                where = "webhook_secret" if index < len(secrets) else "previous_webhook_secrets"
-                raise ValueError(f"{where} must be a Svix signing secret: whsec_<base64>")
+        if self.webhook_secret is not None and not valid_secret(self.webhook_secret):
+            raise ValueError("webhook_secret must be a Svix signing secret: whsec_<base64>")
+        if not all(valid_secret(secret) for secret in self.previous_webhook_secrets):
+            raise ValueError("previous_webhook_secrets must hold Svix secrets: whsec_<base64>")
 
     @property
     def webhook_secrets(self) -> list[str]:
         """Current secret first, then the ones being rotated out."""
         current = [self.webhook_secret] if self.webhook_secret else []
-        return current + list(self.previous_webhook_secrets)
+        return current + self.previous_webhook_secrets

@@ -1,38 +1,43 @@
 """The Resend connector: transactional emails out, email events in.
 
 Out: ``email_requested`` events and completed ``email`` steps become emails rendered from the
-connection's templates and sent with ``POST /emails`` (or ``/emails/batch`` for bursts), the
-task id as ``Idempotency-Key``. In: Svix-signed ``email.*`` webhooks become ``email_*`` triggers.
+connection's templates, sent with ``POST /emails`` (``/emails/batch`` for bursts) under the
+delivery's ``Idempotency-Key``: a retry after no answer is replayed by Resend, not sent twice.
+In: Svix-signed ``email.*`` webhooks become ``email_*`` triggers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from hashlib import sha256
 from typing import Any
 
-from journeyhub.configs import config_as
-from journeyhub.errors import PermanentError
-from journeyhub.hookspecs import hookimpl
-from journeyhub.model import (
-    Connection,
+from journeyhub.kit import (
+    ConnectorError,
     ConnectorInfo,
     DeliveryTask,
     FieldMapping,
+    PermanentError,
     PushResult,
     RateLimit,
+    RateLimited,
+    ReauthRequired,
+    RetryableError,
     StoredWebhook,
     TriggerDraft,
+    VendorHttp,
+    VendorResponse,
     WebhookReceipt,
+    hookimpl,
 )
-from journeyhub.vendor_http import VendorHttp
+from journeyhub.vendor_http import retry_after
 
-from journeyhub_resend import inbound, outbound, verify
-from journeyhub_resend.client import MAX_BATCH, ResendClient
+from journeyhub_resend import inbound, verify
+from journeyhub_resend.compose import compose
 from journeyhub_resend.config import ResendConfig, ResendCredentials
 
-VENDOR = "resend"
-
+MAX_BATCH = 100  # Resend's limit for POST /emails/batch
 DEFAULT_FIELD_MAPPINGS = (
     FieldMapping(source="client.email", target="to"),
     FieldMapping(source="client.name", target="client_name"),
@@ -43,30 +48,21 @@ DEFAULT_FIELD_MAPPINGS = (
 )
 
 
-def _config(connection: Connection) -> ResendConfig:
-    return config_as(connection, ResendConfig)
-
-
-def _client(config: ResendConfig, credentials: Mapping[str, Any], http: VendorHttp) -> ResendClient:
-    api_key = credentials.get("api_key")
-    if not isinstance(api_key, str) or not api_key:
-        raise PermanentError("this resend connection has no api_key")
-    return ResendClient(
-        http, api_base=config.api_base, api_key=api_key, timeout=config.timeout_seconds
-    )
+class RestrictedKey(PermanentError):
+    """A sending-only key used on another endpoint: refreshing cannot help an API key."""
 
 
 @hookimpl
 def journeyhub_connector() -> ConnectorInfo:
     return ConnectorInfo(
-        vendor=VENDOR,
+        vendor="resend",
         display_name="Resend",
         capabilities=frozenset({"push", "webhook"}),
         auth_kind="bearer",
         config_schema=ResendConfig,
         credentials_schema=ResendCredentials,
         rate_limit=RateLimit(requests=2, per_seconds=1),  # Resend's default per team
-        webhook_event_types=inbound.WEBHOOK_EVENT_TYPES,
+        webhook_event_types=tuple(inbound.TRIGGERS),
         push_event_types=("email_requested", "step_completed"),
         default_field_mappings=DEFAULT_FIELD_MAPPINGS,
         max_batch=MAX_BATCH,
@@ -77,45 +73,70 @@ def journeyhub_connector() -> ConnectorInfo:
 @hookimpl
 async def journeyhub_push(
     task: DeliveryTask,
-    connection: Connection,
-    credentials: Mapping[str, Any],
+    config: ResendConfig,
+    creds: ResendCredentials,
     idempotency_key: str,
     http: VendorHttp,
     suppressed: frozenset[str],
 ) -> PushResult:
-    config = _config(connection)
-    return await outbound.push_one(
-        task, config, lambda: _client(config, credentials, http), idempotency_key, suppressed
-    )
+    email = compose(task, config, suppressed)
+    if isinstance(email, PushResult):
+        return email
+    result = _sent(*await _call(http, config, creds, "/emails", email, key=idempotency_key))
+    if isinstance(result, PermanentError):
+        raise result
+    return result
 
 
 @hookimpl
 async def journeyhub_push_batch(
     tasks: list[DeliveryTask],
-    connection: Connection,
-    credentials: Mapping[str, Any],
+    config: ResendConfig,
+    creds: ResendCredentials,
     idempotency_key: str,
     http: VendorHttp,
     suppressed: frozenset[str],
 ) -> list[PushResult | Exception]:
-    config = _config(connection)
-    return await outbound.push_many(
-        tasks, config, lambda: _client(config, credentials, http), idempotency_key, suppressed
-    )
+    """Every task's result at its position: tasks skipped or failing on their own never reach
+    Resend, and an email Resend rejects in the permissive batch fails alone; only a failure of
+    the whole call raises. The kernel sends at most ``max_batch`` tasks: one call."""
+    results: list[PushResult | Exception | dict[str, Any]] = []
+    for task in tasks:
+        try:
+            results.append(compose(task, config, suppressed))
+        except ConnectorError as exc:  # this task's own problem: the others still go
+            results.append(exc)
+    emails = [email for email in results if isinstance(email, dict)]
+    if emails:
+        path = "/emails/batch"
+        status, body = await _call(http, config, creds, path, emails, key=idempotency_key)
+        # ``data`` lists the created emails in order, less those named by index in ``errors``.
+        failed = {
+            e["index"]: str(e.get("message", "rejected"))[:300]
+            for e in body.get("errors") or []
+            if isinstance(e, dict) and isinstance(e.get("index"), int)
+        }
+        created = iter(body.get("data") or [])
+        answers = iter(
+            PermanentError(f"Resend rejected this email: {failed[index]}", vendor_status=422)
+            if index in failed
+            else _sent(status, next(created, None))
+            for index in range(len(emails))
+        )
+        results = [next(answers) if isinstance(r, dict) else r for r in results]
+    return results  # type: ignore[return-value]  # every email replaced by its result
 
 
 @hookimpl
 def journeyhub_verify_webhook(
-    connection: Connection,
+    config: ResendConfig,
     credentials: Mapping[str, Any],
     headers: Mapping[str, str],
     body: bytes,
     now: datetime,
 ) -> WebhookReceipt:
-    tolerance = connection.config.get("tolerance_seconds", 300.0)
-    if not isinstance(tolerance, int | float) or tolerance <= 0:
-        tolerance = 300.0
-    return verify.verify(credentials, headers, body, now=now, tolerance=float(tolerance))
+    # ``credentials``, not ``creds``: verify refuses, never fails, whatever is stored.
+    return verify.verify(credentials, headers, body, now=now, tolerance=config.tolerance_seconds)
 
 
 @hookimpl
@@ -125,15 +146,71 @@ def journeyhub_handle_webhook(webhook: StoredWebhook) -> list[TriggerDraft] | No
 
 @hookimpl
 async def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
+    config: ResendConfig, creds: ResendCredentials, http: VendorHttp
 ) -> str:
-    config = _config(connection)
     try:
-        status, body = await _client(config, credentials, http).list_domains()
-    except PermanentError as exc:
-        if getattr(exc, "vendor_error", None) == "restricted_api_key":
-            return "Resend accepted the API key (sending access only: it cannot list domains)"
-        raise
+        status, body = await _call(http, config, creds, "/domains")
+    except RestrictedKey:
+        return "Resend accepted the API key (sending access only: it cannot list domains)"
     domains = body.get("data") or []
     verified = sum(1 for d in domains if isinstance(d, dict) and d.get("status") == "verified")
     return f"Resend answered {status}: {len(domains)} domain(s), {verified} verified"
+
+
+async def _call(
+    http: VendorHttp,
+    config: ResendConfig,
+    creds: ResendCredentials,
+    path: str,
+    body: Any = None,
+    key: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` (GET without one); (status, JSON object) of a success."""
+    headers = {"authorization": f"Bearer {creds.api_key}", "accept": "application/json"}
+    if key is not None:  # Resend takes 1 to 256 characters (else a 400): a longer one is hashed
+        hashed = "jh-" + sha256(key.encode()).hexdigest()
+        headers["idempotency-key"] = key if 0 < len(key) <= 256 else hashed
+    if path == "/emails/batch":  # permissive: a bad email fails alone, not its batch
+        headers["x-batch-validation"] = "permissive"
+    method = "GET" if body is None else "POST"
+    url, timeout = config.api_base + path, config.timeout_seconds
+    response = await http.request(method, url, json=body, headers=headers, timeout=timeout)
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    status, answer = response.status_code, answer if isinstance(answer, dict) else None
+    said = f"Resend {method} {path} answered {status}"
+    if not response.is_success:
+        raise _error(said, response, answer or {}, creds.api_key)
+    if answer is None:  # sent or not, we cannot tell: the same key replays it
+        raise RetryableError(f"{said} without a JSON object", vendor_status=status)
+    return status, answer
+
+
+def _error(said: str, response: VendorResponse, body: dict[str, Any], key: str) -> ConnectorError:
+    """Resend's errors are ``{"statusCode", "name", "message"}``; ``name`` tells apart those
+    sharing a status: 403 ``invalid_api_key`` needs a person to fix the key, 403
+    ``validation_error`` (an unverified domain) is a bad email. The key is scrubbed from the
+    message, whatever the server echoes."""
+    status, name = response.status_code, str(body.get("name", ""))
+    detail = str(body.get("message", ""))[:300]
+    said += (f" {name}" if name else "") + (f": {detail}" if detail else "")
+    said = said.replace(key, "re_***")
+    if status == 429:  # Resend also says when its window resets, in seconds
+        wait = response.retry_after()
+        reset = retry_after(response.headers.get("ratelimit-reset"))
+        return RateLimited(said, retry_after=reset if wait is None else wait)
+    if (status, name) in ((401, "missing_api_key"), (403, "invalid_api_key")):
+        return ReauthRequired(said, vendor_status=status)
+    if status == 401:  # restricted_api_key: a sending-only key used on another endpoint
+        kind = RestrictedKey if name == "restricted_api_key" else PermanentError
+        return kind(said, vendor_status=status)
+    return response.error(said)
+
+
+def _sent(status: int, answer: Any) -> PushResult | PermanentError:
+    email_id = answer.get("id") if isinstance(answer, dict) else None
+    if not isinstance(email_id, str):
+        return PermanentError("Resend accepted the email but answered no id")
+    return PushResult(vendor_status=status, external_ids={"email_id": email_id})

@@ -45,8 +45,8 @@ from journeyhub.testing.sandbox import Faults, SandboxServer
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
 
+from journeyhub_resend.compose import TAG_SAFE, TASK_TAG
 from journeyhub_resend.config import FROM_RE, valid_address
-from journeyhub_resend.tags import TAG_SAFE, TASK_TAG
 
 DEFAULT_API_KEY = "re_sandbox_full_0123456789"
 SENDING_API_KEY = "re_sandbox_send_0123456789"
@@ -526,4 +526,26 @@ def create_app(sandbox: ResendSandbox) -> Litestar:
         exception_handlers={NotFoundException: not_found, MethodNotAllowedException: not_found},
         openapi_config=None,
         debug=False,
+    )
+
+
+def demo() -> Any:
+    """Entry point ``journeyhub.sandboxes``: this sandbox as ``journeyhub demo`` runs it (its
+    ``email_<event>`` webhooks are Resend's signed ``email.<event>`` for ``data["email_id"]``)."""
+    from journeyhub.testing.sandbox import SandboxDemo
+
+    def sender(event_type: str) -> Any:
+        async def send(sb: ResendSandbox, data: Any, url: str, secret: str, http: Any) -> Any:
+            return await sb.deliver(sb.emit(event_type, data["email_id"]), url, secret, http)
+
+        return send
+
+    events = ("delivered", "opened", "clicked", "bounced", "complained", "failed", "suppressed")
+    return SandboxDemo(
+        "Resend",
+        ResendSandbox,
+        config=lambda sb: {"api_base": sb.url},
+        credentials=lambda sb: {"api_key": sb.api_key},
+        webhooks={f"email_{e}": sender(f"email.{e}") for e in events},
+        secrets=(DEFAULT_API_KEY, SENDING_API_KEY),
     )

@@ -1,10 +1,8 @@
 """Verifying Resend webhooks at the gateway, before anything is acknowledged.
 
-Resend signs webhooks with Svix: ``svix-id``, ``svix-timestamp`` and ``svix-signature``
-(``v1,<base64>`` items separated by spaces), an HMAC-SHA256 of ``id.timestamp.body`` keyed with
-the base64 part of the endpoint's ``whsec_…`` secret. Every current and previous secret is tried,
-so a rotation loses nothing. Garbage of any kind is a :class:`WebhookRejected`, never another
-exception (that would be a 500).
+Resend signs with Svix (``svix-id``, ``svix-timestamp``, ``svix-signature``: an HMAC-SHA256 of
+``id.timestamp.body`` keyed with the endpoint's ``whsec_…`` secret). Every current and previous
+secret is tried, so a rotation loses nothing. Garbage is a ``WebhookRejected``, never a 500.
 """
 
 from __future__ import annotations
@@ -15,24 +13,13 @@ from typing import Any
 
 import msgspec
 from journeyhub import signing
-from journeyhub.errors import WebhookRejected
-from journeyhub.model import WebhookReceipt
+from journeyhub.kit import WebhookReceipt, WebhookRejected
 
 from journeyhub_resend.config import valid_secret
 
 
 class _Envelope(msgspec.Struct):
     type: str
-
-
-def webhook_secrets(credentials: Mapping[str, Any]) -> list[str]:
-    """Current secret first, then the ones being rotated out; unusable ones are left out."""
-    previous = credentials.get("previous_webhook_secrets")
-    candidates = [
-        credentials.get("webhook_secret"),
-        *(previous if isinstance(previous, list) else []),
-    ]
-    return [s for s in candidates if valid_secret(s)]
 
 
 def verify(
@@ -43,19 +30,14 @@ def verify(
     now: datetime,
     tolerance: float,
 ) -> WebhookReceipt:
-    secrets = webhook_secrets(credentials)
+    # The raw mapping, not decoded credentials: a bad stored secret is refused, never a failure.
+    previous = credentials.get("previous_webhook_secrets")
+    rotated = previous if isinstance(previous, list) else []
+    secrets = [s for s in [credentials.get("webhook_secret"), *rotated] if valid_secret(s)]
     if not secrets:
-        raise WebhookRejected(
-            "bad_signature", "this connection has no webhook_secret to check with"
-        )
-    msg_id = signing.verify(
-        secrets,
-        {k.lower(): v for k, v in headers.items()},
-        body,
-        now=now,
-        tolerance=tolerance,
-        prefix="svix",
-    )
+        raise WebhookRejected("bad_signature", "this connection has no webhook_secret")
+    lower = {k.lower(): v for k, v in headers.items()}
+    msg_id = signing.verify(secrets, lower, body, now=now, tolerance=tolerance, prefix="svix")
     try:
         envelope = msgspec.json.decode(body, type=_Envelope)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

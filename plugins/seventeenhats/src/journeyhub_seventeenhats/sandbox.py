@@ -158,3 +158,16 @@ class SeventeenHatsSandbox:
             auth_in=auth_in,
             payload_type=payload_type,
         )
+
+
+def demo() -> Any:
+    """Entry point ``journeyhub.sandboxes``: this sandbox as ``journeyhub demo`` runs it."""
+    from journeyhub.testing.sandbox import SandboxDemo
+
+    return SandboxDemo(
+        "17hats (Zapier)",
+        SeventeenHatsSandbox,
+        config=lambda sb: sb.config(),
+        credentials=lambda sb: {"secret": sb.secret},
+        secrets=(SECRET,),
+    )

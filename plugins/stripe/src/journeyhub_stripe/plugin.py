@@ -1,78 +1,53 @@
-"""The Stripe connector: inbound only (payments originate at Stripe).
-
-Webhooks are the main channel; ``pull`` is a catch-up of events a webhook missed, walked
-through ``GET /v1/events`` from the newest event already seen. Both go through
-:func:`~journeyhub_stripe.mapping.drafts_for_event`, so one Stripe event makes one trigger
-whichever way it arrives.
-"""
+"""The Stripe connector: inbound only (payments originate at Stripe). Webhooks are the main
+channel; ``pull`` catches up with the events a webhook missed through ``GET /v1/events``. Both
+map with :func:`~journeyhub_stripe.mapping.drafts_for_event`: one Stripe event, one trigger."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 import msgspec
-from journeyhub.errors import PermanentError
-from journeyhub.hookspecs import hookimpl
-from journeyhub.logs import get_logger
-from journeyhub.model import (
+from journeyhub.configs import config_as
+from journeyhub.kit import (
     Connection,
     ConnectorInfo,
+    PermanentError,
     PullPage,
     RateLimit,
+    RetryableError,
     StoredWebhook,
     TriggerDraft,
+    VendorHttp,
     WebhookReceipt,
+    hookimpl,
 )
-from journeyhub.vendor_http import VendorHttp
+from journeyhub.logs import get_logger
 
-from journeyhub_stripe.client import CursorGone, StripeClient
-from journeyhub_stripe.mapping import EVENT_TYPES, drafts_for_event
+from journeyhub_stripe.mapping import EVENT_TYPES, drafts_for_event, occurred_at
 from journeyhub_stripe.schemas import StripeConfig, StripeCredentials
 from journeyhub_stripe.verify import HEADER, parse_event, verify_signature
 
-VENDOR = "stripe"
 PAGE_SIZE = 100  # Stripe's maximum page
+_OURS = [("types[]", event_type) for event_type in EVENT_TYPES]  # the event types we map
+_KEY_SHAPED = re.compile(r"\b(sk|rk|pk)_(live|test)_[A-Za-z0-9*]+")
 log = get_logger(__name__)
-
-
-def _config(connection: Connection) -> StripeConfig:
-    return msgspec.convert(connection.config, StripeConfig)
-
-
-def _client(
-    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
-) -> StripeClient | None:
-    api_key = credentials.get("api_key")
-    if not api_key:
-        return None
-    config = _config(connection)
-    return StripeClient(http, config.api_base, api_key, config.timeout_seconds)
-
-
-def _webhook_secrets(credentials: Mapping[str, Any]) -> list[str]:
-    # Read leniently: the gateway must answer 401, never 500, whatever is stored.
-    previous = credentials.get("previous_webhook_secrets") or []
-    candidates = [
-        credentials.get("webhook_secret"),
-        *(previous if isinstance(previous, list) else []),
-    ]
-    return [s for s in candidates if isinstance(s, str) and s]
 
 
 @hookimpl
 def journeyhub_connector() -> ConnectorInfo:
     return ConnectorInfo(
-        vendor=VENDOR,
+        vendor="stripe",
         display_name="Stripe",
         capabilities=frozenset({"webhook", "pull"}),
         auth_kind="api_key",
         config_schema=StripeConfig,
         credentials_schema=StripeCredentials,
-        # Stripe allows 100 read requests/s per account in live mode and 25/s in test mode,
-        # shared with the account's own integration: 25/s fits both modes and leaves most
-        # of a live account's budget to its owner. A catch-up needs a few calls at most.
+        # Stripe allows 100 reads/s per account live and 25/s in test mode, shared with the
+        # account's own integration: 25/s fits both and leaves a live account most of its budget.
         rate_limit=RateLimit(requests=25, per_seconds=1),
         webhook_event_types=EVENT_TYPES,
         pull_interval_seconds=300,
@@ -93,90 +68,104 @@ def journeyhub_verify_webhook(
     body: bytes,
     now: datetime,
 ) -> WebhookReceipt:
-    verify_signature(
-        headers.get(HEADER),
-        body,
-        _webhook_secrets(credentials),
-        now=now,
-        tolerance=_config(connection).tolerance_seconds,
-    )
+    # The raw credentials, not ``creds``: verification must refuse, never fail, whatever is
+    # stored. The connection, not ``config``: benchmarks and tests call this hook directly.
+    tolerance = config_as(connection, StripeConfig).tolerance_seconds
+    previous = credentials.get("previous_webhook_secrets")
+    found = [credentials.get("webhook_secret"), *(previous if isinstance(previous, list) else [])]
+    secrets = [secret for secret in found if isinstance(secret, str) and secret]
+    verify_signature(headers.get(HEADER), body, secrets, now=now, tolerance=tolerance)
     event = parse_event(body)
-    return WebhookReceipt(event_id=event["id"], event_type=event["type"])
+    return WebhookReceipt(event_id=event.id, event_type=event.type)
 
 
 @hookimpl
 def journeyhub_handle_webhook(webhook: StoredWebhook) -> list[TriggerDraft] | None:
     try:
-        event = msgspec.json.decode(webhook.body)
-    except msgspec.DecodeError:
-        raise PermanentError("the stored Stripe webhook body is not JSON") from None
-    if not isinstance(event, dict):
-        raise PermanentError("the stored Stripe webhook body is not a JSON object")
+        event = msgspec.json.decode(webhook.body, type=dict[str, Any])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise PermanentError("the stored Stripe webhook body is not a JSON object") from None
     return drafts_for_event(event)
 
 
-async def _newest_event_id(client: StripeClient) -> str | None:
-    page = await client.list_events(limit=1, types=EVENT_TYPES)
-    return next((e["id"] for e in page["data"] if isinstance(e, dict) and "id" in e), None)
+class CursorGone(PermanentError):
+    """Stripe no longer knows the cursor event (events are kept 30 days)."""
+
+
+async def _events(
+    http: VendorHttp, config: StripeConfig, api_key: str, *query: tuple[str, Any]
+) -> tuple[list[dict[str, Any]], bool]:
+    """``GET /v1/events``, newest first (with ``ending_before``, the events just newer than that
+    one): the events listed, and whether more follow."""
+    response = await http.get(
+        f"{config.api_base}/v1/events",
+        params=query,
+        headers={"authorization": f"Bearer {api_key}"},
+        timeout=config.timeout_seconds,
+    )
+    try:
+        body = msgspec.json.decode(response.content, type=dict[str, Any])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        body = {}
+    if response.is_success and isinstance(body.get("data"), list):
+        events = [e for e in body["data"] if isinstance(e, dict) and isinstance(e.get("id"), str)]
+        return events, bool(body.get("has_more"))
+    if response.is_success:
+        raise RetryableError("Stripe answered with a body that is not an event list")
+    error = body["error"] if isinstance(body.get("error"), dict) else {}
+    said = [f"{f}={error[f]}" for f in ("type", "code", "param") if isinstance(error.get(f), str)]
+    # Stripe's 401/403 messages echo a masked form of the refused key (sk_test_****abcd), so
+    # they are never passed on, and other messages lose anything key-shaped.
+    if response.status_code in (401, 403):
+        said.append("(the API key was refused or cannot read Events)")
+    elif isinstance(message := error.get("message"), str):
+        said.append(_KEY_SHAPED.sub("[redacted]", message.replace(api_key, "[redacted]")))
+    text = f"Stripe answered {response.status_code}" + (": " + " ".join(said) if said else "")
+    if error.get("code") == "resource_missing" and error.get("param") == "ending_before":
+        raise CursorGone(text, vendor_status=response.status_code)
+    raise response.error(text)
 
 
 @hookimpl
 async def journeyhub_pull(
     connection: Connection,
-    credentials: Mapping[str, Any],
+    config: StripeConfig,
+    creds: StripeCredentials,
     cursor: str | None,
     http: VendorHttp,
 ) -> PullPage:
-    """One page of events newer than ``cursor`` (the newest event already processed).
-
-    Without a cursor nothing is replayed: the newest event becomes the cursor, so catch-up
-    covers what happens from the first sync on (webhooks cover the live flow).
-    """
-    client = _client(connection, credentials, http)
-    if client is None:  # webhooks only: nothing to catch up with
+    """Events newer than ``cursor`` (the newest one processed), oldest first. Without a cursor,
+    the newest event becomes it: catch-up starts at the first sync (webhooks carry the rest)."""
+    if creds.api_key is None:  # webhooks only: nothing to catch up with
         return PullPage(next_cursor=cursor)
-    if cursor is None:
-        return PullPage(next_cursor=await _newest_event_id(client))
-    try:
-        page = await client.list_events(ending_before=cursor, limit=PAGE_SIZE, types=EVENT_TYPES)
-    except CursorGone:
-        # Stripe keeps events 30 days (or the key now reads another account): what lies
-        # before the newest event cannot be fetched any more, so start again from it.
-        log.warning("stripe_cursor_gone", connection_id=connection.id, cursor=cursor)
-        return PullPage(next_cursor=await _newest_event_id(client))
-    events = [e for e in page["data"] if isinstance(e, dict) and isinstance(e.get("id"), str)]
-    triggers: list[TriggerDraft] = []
-    for event in reversed(events):  # Stripe lists newest first; triggers go oldest first
-        triggers.extend(drafts_for_event(event) or [])
-    return PullPage(
-        triggers=triggers,
-        next_cursor=events[0]["id"] if events else cursor,
-        has_more=bool(page.get("has_more")) and bool(events),
-    )
+    events = partial(_events, http, config, creds.api_key)
+    if cursor is not None:
+        try:
+            listed, more = await events(("limit", PAGE_SIZE), ("ending_before", cursor), *_OURS)
+        except CursorGone:
+            # Stripe keeps events 30 days (or the key now reads another account): what lies
+            # before the newest event cannot be fetched any more, so start again from it.
+            log.warning("stripe_cursor_gone", connection_id=connection.id, cursor=cursor)
+        else:
+            triggers = [d for event in reversed(listed) for d in drafts_for_event(event) or []]
+            newest = listed[0]["id"] if listed else cursor
+            return PullPage(triggers=triggers, next_cursor=newest, has_more=more and bool(listed))
+    listed, _ = await events(("limit", 1), *_OURS)
+    return PullPage(next_cursor=listed[0]["id"] if listed else None)
 
 
 @hookimpl
 async def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
+    config: StripeConfig, creds: StripeCredentials, http: VendorHttp
 ) -> str:
-    client = _client(connection, credentials, http)
-    if client is None:
+    if creds.api_key is None:
         return "No API key: only webhooks are configured (catch-up of missed events is off)."
-    page = await client.list_events(limit=1)
-    mode = "live" if "_live_" in str(credentials.get("api_key")) else "test"
-    newest = next((e for e in page["data"] if isinstance(e, dict)), None)
-    if newest is None:
-        return (
-            f"Stripe answered 200: the key can read Events ({mode} mode); none in the last 30 days."
-        )
-    created = newest.get("created")
-    when = (
-        datetime.fromtimestamp(created, UTC).isoformat(timespec="seconds")
-        if isinstance(created, int)
-        else "an unknown time"
-    )
-    more = " and older ones" if page.get("has_more") else ""
-    return (
-        f"Stripe answered 200: the key can read Events ({mode} mode); newest {newest.get('id')} "
-        f"({newest.get('type')}) at {when}{more}."
-    )
+    listed, more = await _events(http, config, creds.api_key, ("limit", 1))
+    mode = "live" if "_live_" in creds.api_key else "test"
+    said = f"Stripe answered 200: the key can read Events ({mode} mode)"
+    if not listed:
+        return f"{said}; none in the last 30 days."
+    created = occurred_at(listed[0].get("created"))
+    when = created.isoformat(timespec="seconds") if created else "an unknown time"
+    newest = f"{listed[0]['id']} ({listed[0].get('type')}) at {when}"
+    return f"{said}; newest {newest}{' and older ones' if more else ''}."

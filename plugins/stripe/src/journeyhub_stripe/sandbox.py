@@ -41,8 +41,14 @@ WEBHOOK_USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 MAX_TYPES = 20  # Stripe: "an array of up to 20 strings"
 _ALPHABET = string.ascii_letters + string.digits
 
-R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
+
+class Answered(Protocol):
+    @property
+    def status_code(self) -> int: ...
+
+
+R = TypeVar("R", bound=Answered)
+R_co = TypeVar("R_co", bound=Answered, covariant=True)
 
 
 class Poster(Protocol[R_co]):
@@ -169,7 +175,7 @@ class StripeSandbox:
         livemode: bool = False,
     ) -> dict[str, Any]:
         """Record that ``event_type`` happened to ``obj``; return the Stripe event."""
-        event = {
+        event: dict[str, Any] = {
             "id": new_id("evt"),
             "object": "event",
             "api_version": API_VERSION,
@@ -609,3 +615,30 @@ __all__ = [
     "refund",
     "stripe_error",
 ]
+
+
+def demo() -> Any:
+    """Entry point ``journeyhub.sandboxes``: this sandbox as ``journeyhub demo`` runs it (its
+    ``payment_received`` webhook is a signed ``payment_intent.succeeded`` event)."""
+    import inspect
+
+    from journeyhub.testing.sandbox import SandboxDemo
+
+    async def paid(sb: StripeSandbox, data: Any, url: str, secret: str, http: Any) -> Any:
+        intent = payment_intent(
+            data["amount"],
+            data.get("currency", "usd"),
+            receipt_email=data.get("email"),
+            metadata=data.get("metadata"),
+            description=data.get("description"),
+        )
+        return await sb.deliver(sb.emit("payment_intent.succeeded", intent), url, [secret], http)
+
+    return SandboxDemo(
+        "Stripe",
+        StripeSandbox,
+        config=lambda sb: {"api_base": sb.url},
+        credentials=lambda sb: {"api_key": sb.api_key},
+        webhooks={"payment_received": paid},
+        secrets=(inspect.signature(StripeSandbox).parameters["api_key"].default,),
+    )

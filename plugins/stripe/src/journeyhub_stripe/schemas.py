@@ -1,55 +1,36 @@
-"""The Stripe connection's config and credentials, validated when a connection is saved.
-
-A ``ValueError`` raised in ``__post_init__`` becomes a 422 naming the field, so messages say
-what is wrong without ever repeating the value (it may be a secret).
-"""
+"""The Stripe connection's config and credentials. A refusal names the field, never the value
+(it may be a secret)."""
 
 from __future__ import annotations
 
-import msgspec
+from typing import Annotated
 
-SECRET_KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
+from journeyhub.kit import Config, check_url
+from msgspec import Meta
+
+# An endpoint's signing secret from the Dashboard, used whole as the HMAC key.
+WebhookSecret = Annotated[str, Meta(pattern="^whsec_.")]
 
 
-class StripeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class StripeConfig(Config):
     api_base: str = "https://api.stripe.com"
     # How far the Stripe-Signature timestamp may be from our clock. Stripe's libraries use
     # 300 s; a longer window widens the replay window, a shorter one rejects clock skew.
-    tolerance_seconds: int = 300
-    timeout_seconds: float = 10.0
+    tolerance_seconds: Annotated[int, Meta(ge=1, le=3600)] = 300
+    timeout_seconds: Annotated[float, Meta(gt=0, le=60)] = 10.0
 
     def __post_init__(self) -> None:
-        if not self.api_base.startswith(("https://", "http://")):
-            raise ValueError("api_base must start with https:// (or http:// for a sandbox)")
+        check_url("api_base", self.api_base)
         self.api_base = self.api_base.rstrip("/")
-        if not 1 <= self.tolerance_seconds <= 3600:
-            raise ValueError("tolerance_seconds must be between 1 and 3600")
-        if not 0 < self.timeout_seconds <= 60:
-            raise ValueError("timeout_seconds must be in (0, 60]")
 
 
-def _is_webhook_secret(value: str) -> bool:
-    return value.startswith("whsec_") and len(value) > len("whsec_")
-
-
-class StripeCredentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    # The endpoint's signing secret from the Dashboard ("whsec_…"), used whole as the HMAC key.
-    webhook_secret: str
+class StripeCredentials(Config):
+    webhook_secret: WebhookSecret
     # Secrets still accepted while Stripe rolls the endpoint's secret (it signs with both).
-    previous_webhook_secrets: list[str] = []
-    # Only for catch-up (pull) and the connection test: a restricted key with Events read.
-    api_key: str | None = None
-
-    def __post_init__(self) -> None:
-        if not _is_webhook_secret(self.webhook_secret):
-            raise ValueError("webhook_secret must be the endpoint's signing secret: whsec_…")
-        if not all(_is_webhook_secret(s) for s in self.previous_webhook_secrets):
-            raise ValueError("previous_webhook_secrets must each be a signing secret: whsec_…")
-        if self.api_key is not None:
-            if self.api_key.startswith("pk_"):
-                raise ValueError("api_key is a publishable key; use a secret or restricted key")
-            if not self.api_key.startswith(SECRET_KEY_PREFIXES):
-                raise ValueError("api_key must be a Stripe secret (sk_…) or restricted (rk_…) key")
+    previous_webhook_secrets: list[WebhookSecret] = []
+    # Only for catch-up (pull) and the connection test: a secret (sk_) or, better, restricted
+    # (rk_) key with Events read; never a publishable key (pk_).
+    api_key: Annotated[str, Meta(pattern="^[sr]k_(live|test)_")] | None = None
 
     @property
     def webhook_secrets(self) -> list[str]:

@@ -1,6 +1,6 @@
-"""The connection's config schema (the Google Calendar settings it needs, by composition with
-``GcalConfig``), the title patterns of Studio Ninja's calendar entries, and the default field
-mappings of the enquiry form."""
+"""The connection's config schema (with the Google Calendar settings it hands to
+``journeyhub_gcal`` as a ``GcalConfig``), the title patterns of Studio Ninja's calendar entries,
+and the default field mappings of the enquiry form."""
 
 from __future__ import annotations
 
@@ -9,26 +9,14 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
-import msgspec
-from journeyhub.configs import config_as
-from journeyhub.model import Connection, FieldMapping
-from journeyhub_gcal import GcalConfig, GcalCredentials
-from journeyhub_gcal.config import API_BASE, TOKEN_URL
+from journeyhub.kit import Config, FieldMapping
+from journeyhub_gcal import GcalConfig
 
 # The labels Studio Ninja gives its calendar entries (help centre, "Getting started with the
 # Calendar"), most specific first: the first that matches a title wins.
-LABELS = (
-    "MAIN SHOOT (LEAD)",
-    "MAIN SHOOT",
-    "APPOINTMENT (LEAD)",
-    "APPOINTMENT",
-    "SHOOT",
-    "LEAD",
-)
+LABELS = ("MAIN SHOOT (LEAD)", "MAIN SHOOT", "APPOINTMENT (LEAD)", "APPOINTMENT", "SHOOT", "LEAD")
+GOOGLE = GcalConfig()  # Google's own endpoints and gcal's defaults
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
-
-# The credentials are Google's: Studio Ninja has no API of its own.
-StudioNinjaCredentials = GcalCredentials
 
 
 def default_pattern(label: str) -> str:
@@ -46,15 +34,18 @@ def default_pattern(label: str) -> str:
 def compile_patterns(overrides: tuple[tuple[str, str], ...]) -> tuple[tuple[str, re.Pattern], ...]:
     """``(label, pattern)`` in matching order; an override of ``""`` turns a label off."""
     own = dict(overrides)
-    compiled = []
-    for label in LABELS:
-        source = own.get(label, default_pattern(label))
-        if source:
-            compiled.append((label, re.compile(source, re.DOTALL)))
-    return tuple(compiled)
+    sources = ((label, own.get(label, default_pattern(label))) for label in LABELS)
+    return tuple((label, re.compile(source, re.DOTALL)) for label, source in sources if source)
 
 
-class StudioNinjaConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+def _compile(name: str, source: str) -> re.Pattern:
+    try:
+        return re.compile(source)
+    except re.error as exc:
+        raise ValueError(f"{name} does not compile: {exc}") from None
+
+
+class StudioNinjaConfig(Config):
     # The Google calendar Studio Ninja syncs its jobs into (Settings > Integrate calendar >
     # Calendar ID in Google Calendar), e.g. "primary" or "abc123@group.calendar.google.com".
     calendar_id: str
@@ -71,8 +62,8 @@ class StudioNinjaConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     # title. Unset: a job is known by the name in its title.
     job_id_pattern: str | None = None
     # Google Calendar settings, as in the gcal connector.
-    api_base: str = API_BASE
-    token_url: str = TOKEN_URL
+    api_base: str = GOOGLE.api_base
+    token_url: str = GOOGLE.token_url
     time_zone: str = "UTC"
     sync_window_days: int = 365
     page_size: int = 250
@@ -82,45 +73,27 @@ class StudioNinjaConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
         self.gcal()  # GcalConfig checks its own fields and names the bad one
         if self.enquiry_form_url is not None:
             parts = urlsplit(self.enquiry_form_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError("enquiry_form_url must be an https:// URL")
-            if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+            local = parts.scheme == "http" and parts.hostname in _LOOPBACK
+            if not parts.hostname or not (parts.scheme == "https" or local):
                 raise ValueError("enquiry_form_url must be https (http only for a local sandbox)")
         for label, source in self.title_patterns.items():
             if label not in LABELS:
                 raise ValueError(f"title_patterns: unknown label {label!r} (known: {LABELS})")
-            try:
-                re.compile(source)
-            except re.error as exc:
-                raise ValueError(f"title_patterns[{label!r}] does not compile: {exc}") from None
-        if self.job_id_pattern is not None:
-            try:
-                found = re.compile(self.job_id_pattern)
-            except re.error as exc:
-                raise ValueError(f"job_id_pattern does not compile: {exc}") from None
-            if found.groups < 1:
-                raise ValueError("job_id_pattern needs a group that captures the job id")
+            _compile(f"title_patterns[{label!r}]", source)
+        job_id = self.job_id_pattern
+        if job_id is not None and _compile("job_id_pattern", job_id).groups < 1:
+            raise ValueError("job_id_pattern needs a group that captures the job id")
         if self.reference_field is not None and not self.reference_field.strip():
             raise ValueError("reference_field must be a field name, or null for none")
 
     def gcal(self) -> GcalConfig:
-        """The Google Calendar side of this connection, for journeyhub_gcal's functions."""
-        return GcalConfig(
-            api_base=self.api_base,
-            token_url=self.token_url,
-            calendar_id=self.calendar_id,
-            time_zone=self.time_zone,
-            sync_window_days=self.sync_window_days,
-            page_size=self.page_size,
-            timeout_seconds=self.timeout_seconds,
-        )
+        """The Google Calendar side of this connection (the fields it shares with
+        ``GcalConfig``), for journeyhub_gcal's functions."""
+        shared = set(GcalConfig.__struct_fields__) & set(self.__struct_fields__)
+        return GcalConfig(**{name: getattr(self, name) for name in shared})
 
     def patterns(self) -> tuple[tuple[str, re.Pattern], ...]:
         return compile_patterns(tuple(sorted(self.title_patterns.items())))
-
-
-def load_config(connection: Connection) -> StudioNinjaConfig:
-    return config_as(connection, StudioNinjaConfig)
 
 
 _VENUE = (
@@ -144,10 +117,7 @@ DEFAULT_FIELD_MAPPINGS: tuple[FieldMapping, ...] = (
         options={"template": _VENUE},
     ),
     FieldMapping(
-        source="client.id",
-        target="job_type",
-        transform="template",
-        options={"template": "Wedding"},
+        source="client.id", target="job_type", transform="template", options={"template": "Wedding"}
     ),
     FieldMapping(source="data.message", target="message"),
 )

@@ -321,3 +321,15 @@ __all__ = [
     "create_form_app",
     "label_of",
 ]
+
+
+def demo() -> Any:
+    """Entry point ``journeyhub.sandboxes``: this sandbox as ``journeyhub demo`` runs it."""
+    from journeyhub.testing.sandbox import SandboxDemo
+
+    return SandboxDemo(
+        "Studio Ninja",
+        StudioNinjaSandbox,
+        config=lambda sb: sb.config(),
+        credentials=lambda sb: sb.credentials(),
+    )

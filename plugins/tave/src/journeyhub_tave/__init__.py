@@ -1,1 +1,0 @@
-"""journeyhub connector for tave."""

@@ -1,124 +1,261 @@
-"""The ``tave`` connector: VSCO Workspace (formerly Táve) REST API v2.
-
-Out: journey events become an address-book contact, a wedding job linked to it, notes on the
-job and its lead status. In: REST hook pings (re-fetched from the API) and a pull of contacts
-and jobs by ``modified desc``.
-"""
+"""The ``tave`` connector: VSCO Workspace (formerly Táve). Out: journey events become a contact,
+a wedding job linked to it, notes on the job and its lead status. In: REST hook pings (the record
+re-read from the API) and a pull of contacts and jobs by ``modified desc``."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Any
 
-from journeyhub.errors import PermanentError
-from journeyhub.hookspecs import hookimpl
-from journeyhub.model import (
-    Connection,
-    ConnectorInfo,
-    DeliveryTask,
-    Known,
-    PullPage,
-    PushResult,
-    RateLimit,
-    StoredWebhook,
-    TriggerDraft,
-    WebhookReceipt,
-)
-from journeyhub.vendor_http import VendorHttp
+import msgspec
+from journeyhub import kit
 
 from journeyhub_tave import client as api
-from journeyhub_tave import pull as pulling
-from journeyhub_tave import push as pushing
-from journeyhub_tave import webhooks
-from journeyhub_tave.config import (
-    DEFAULT_FIELD_MAPPINGS,
-    TaveConfig,
-    TaveCredentials,
-    load_config,
-    mapped_fields,
+from journeyhub_tave.client import TaveConfig, TaveCredentials
+from journeyhub_tave.push import PUSH_EVENT_TYPES, Pusher
+
+_VENUE = (
+    "{% set v = event.wedding.venue if event.wedding else none %}{% if v and v.name %}Venue: "
+    "{{ v.name }}{% if v.address %}, {{ v.address }}{% endif %}{% endif %}"
+)
+# Targets are VSCO Workspace field names under "contact." (a Person) and "job." (a Job). A Job
+# has no venue field: the venue goes into the job's lead notes.
+DEFAULT_FIELD_MAPPINGS = tuple(
+    kit.FieldMapping(source=source, target=target, transform=transform, options=options)
+    for source, target, transform, options in (
+        ("client.name", "contact.firstName", "first_name", {}),
+        ("client.name", "contact.lastName", "last_name", {}),
+        ("client.email", "contact.email", "strip", {}),
+        ("client.phone", "contact.cellPhone.formatted", "strip", {}),
+        ("wedding.date", "job.eventDate", "date:%Y-%m-%d", {}),
+        ("wedding.guest_count", "job.guestCount", "int", {}),
+        ("client.name", "job.name", "template", {"template": "{{ event.client.name }} wedding"}),
+        ("wedding.venue.name", "job.leadNotes", "template", {"template": _VENUE}),
+    )
 )
 
-VENDOR = "tave"
+
+def _client(config: TaveConfig, creds: TaveCredentials, http: kit.VendorHttp) -> api.TaveClient:
+    return api.TaveClient(http, creds.api_key, config.api_base, config.timeout_seconds)
 
 
-def _client(
-    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
-) -> tuple[api.TaveClient, TaveConfig]:
-    config = load_config(connection)
-    key = credentials.get("api_key")
-    if not isinstance(key, str) or not key:
-        raise PermanentError("the connection has no VSCO Workspace api_key")
-    return api.TaveClient(http, key, config.api_base, config.timeout_seconds), config
-
-
-@hookimpl
-def journeyhub_connector() -> ConnectorInfo:
-    return ConnectorInfo(
-        vendor=VENDOR,
+@kit.hookimpl
+def journeyhub_connector() -> kit.ConnectorInfo:
+    return kit.ConnectorInfo(
+        vendor="tave",
         display_name="Tave (VSCO Workspace)",
         capabilities=frozenset({"push", "pull", "webhook"}),
         auth_kind="api_key",
         config_schema=TaveConfig,
         credentials_schema=TaveCredentials,
-        rate_limit=RateLimit(requests=api.RATE_LIMIT_PER_SECOND),  # unverified: none published
-        webhook_event_types=api.HOOK_EVENTS,
-        push_event_types=pushing.PUSH_EVENT_TYPES,
+        # ASSUMED: no quota is published, but the API answers 429 with a Retry-After.
+        rate_limit=kit.RateLimit(requests=5.0),
+        webhook_event_types=HOOK_EVENTS,
+        push_event_types=PUSH_EVENT_TYPES,
         default_field_mappings=DEFAULT_FIELD_MAPPINGS,
-        pull_interval_seconds=300.0,
         docs_url="https://workspace.vsco.co/api",
     )
 
 
-@hookimpl
+@kit.hookimpl
 async def journeyhub_push(
-    task: DeliveryTask,
-    connection: Connection,
-    credentials: Mapping[str, Any],
+    task: kit.DeliveryTask,
+    config: TaveConfig,
+    creds: TaveCredentials,
     idempotency_key: str,
-    http: VendorHttp,
-    known: Known,
-) -> PushResult:
+    http: kit.VendorHttp,
+    known: kit.Known,
+) -> kit.PushResult:
     if task.event is None:
-        return PushResult(status="skipped", detail="only journey events are pushed to Tave")
-    tave, config = _client(connection, credentials, http)
-    mapped = mapped_fields(task.event, task.mapped, connection)
-    return await pushing.push(tave, config, task.event, mapped, idempotency_key, known)
+        return kit.PushResult(status="skipped", detail="only journey events are pushed to Tave")
+    return await Pusher(_client(config, creds, http), config, task, idempotency_key, known).push()
 
 
-@hookimpl
+# Deleted records come back flagged: hidden contacts, closed jobs (jobs have no includeHidden).
+SHOW = {"contact": {"includeHidden": "true"}, "job": {"includeClosed": "true"}}
+CLIENT_KINDS = {"person", "company"}  # employees and locations are not the studio's clients
+
+
+class Mark(msgspec.Struct, kw_only=True):
+    at: str | None = None
+    ids: list[str] = []
+
+
+class Run(Mark, kw_only=True):
+    total: int | None = None
+
+
+class Cursor(msgspec.Struct, kw_only=True):
+    v: int = 1
+    kind: str = "contact"
+    page: int = 1
+    marks: dict[str, Mark] = {}  # the watermark of the last finished run, by kind
+    run: Run = msgspec.field(default_factory=Run)  # the run in progress
+
+    def then(self, records: list[Any], more: bool = True, **changes: Any) -> kit.PullPage:
+        following = msgspec.json.encode(msgspec.structs.replace(self, **changes)).decode()
+        return kit.PullPage(records=records, next_cursor=following, has_more=more)
+
+
+@kit.hookimpl
 async def journeyhub_pull(
-    connection: Connection,
-    credentials: Mapping[str, Any],
-    cursor: str | None,
-    http: VendorHttp,
-) -> PullPage:
-    tave, config = _client(connection, credentials, http)
-    return await pulling.pull(tave, config.mappings, cursor, config.page_size)
+    config: TaveConfig, creds: TaveCredentials, cursor: str | None, http: kit.VendorHttp
+) -> kit.PullPage:
+    """Contacts and jobs changed since the last sync. The API cannot filter by time, so a run
+    walks each collection, newest ``modified`` first, down to the last run's newest (``marks``);
+    the same cursor asks for the same page. A record changed mid-run jumps to page 1, already
+    read, and is newer than this run's top (``run``): the next run gets it. Records deleted
+    mid-run shift the pages up: the drop in ``meta.totalItems`` restarts the walk."""
+    try:
+        state = msgspec.json.decode(cursor, type=Cursor) if cursor else Cursor()
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise kit.PermanentError(f"unreadable Tave pull cursor: {exc}") from None
+    if state.kind not in api.PATHS or state.page < 1:
+        raise kit.PermanentError("unreadable Tave pull cursor: bad kind or page")
+    kind, mark, run = state.kind, state.marks.get(state.kind, Mark()), state.run
+    params = {"page": state.page, **api.NEWEST, "pageSize": config.page_size, **SHOW[kind]}
+    items, meta = await _client(config, creds, http).page(api.PATHS[kind], **params)
+    total = meta.get("totalItems") if isinstance(meta.get("totalItems"), int) else None
+    if state.page > 1 and run.total is not None and total is not None and total < run.total:
+        return state.then([], page=1, run=Run())  # records vanished, pages moved up: walk again
+    watermark, records, reached = api.parse_time(mark.at), [], False
+    top, top_ids = api.parse_time(run.at), list(run.ids)
+    for item in items:
+        modified = api.parse_time(item.get("modified"))
+        if not item.get("id") or modified is None:
+            continue
+        if watermark is not None and modified < watermark:
+            reached = True  # everything further down is older still
+            break
+        record_id = str(item["id"])
+        if top is None or modified > top:
+            top, top_ids = modified, [record_id]
+        elif modified == top and record_id not in top_ids:
+            top_ids.append(record_id)
+        # Records stamped in the watermark's own second are read again: the API's times have
+        # one-second resolution, so an edit made in the second of the last sync looks the same
+        # by time alone. The kernel compares fingerprints, so re-reading them emits nothing.
+        if kind == "job" or item.get("kind") in CLIENT_KINDS:
+            records.append(api.read_record(kind, item, config))
+    at = top.astimezone(UTC).isoformat().replace("+00:00", "Z") if top else None
+    run = Run(at=at, ids=top_ids, total=total)
+    last_page = int(meta.get("totalPages") or 0) <= state.page or len(items) < config.page_size
+    if not reached and not last_page:
+        return state.then(records, page=state.page + 1, run=run)
+    # This collection is done: its new watermark is the newest record this run saw.
+    marks = dict(state.marks)
+    if run.at is not None:
+        ids = run.ids + [i for i in mark.ids if i not in run.ids] if run.at == mark.at else run.ids
+        marks[kind] = Mark(at=run.at, ids=ids)
+    after = "job" if kind == "contact" else "contact"  # the jobs end the run
+    return state.then(records, kind == "contact", kind=after, page=1, marks=marks, run=Run())
 
 
-@hookimpl
+# REST hooks are unsigned pings naming a record: the gateway takes one only with the
+# connection's token in the hook URL (?token=), and the record is read from the API, not the ping.
+HOOK_EVENTS = ("contact.created", "job.created", "order.booked", "payment.created")
+READ = {"contact.created": api.CONTACTS, "job.created": api.JOBS, "payment.created": api.PAYMENTS}
+# Scheduled ("future") and in-flight ("pending") payments have not been received yet.
+PAYMENT_TRIGGERS: dict[str, Any] = {"posted": "payment_received", "failed": "payment_failed"}
+
+
+def parse_ping(body: bytes, query: Mapping[str, str | None]) -> tuple[str, str | None]:
+    """``(targetId, event)`` from a ping; ``WebhookRejected("bad_body")`` for anything else."""
+    try:
+        ping = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise kit.WebhookRejected("bad_body", "the body is not JSON") from None
+    if not isinstance(ping, dict):
+        raise kit.WebhookRejected("bad_body", "the body is not a JSON object")
+    target = ping.get("targetId")  # the only field the docs promise in a ping
+    if isinstance(target, int) and not isinstance(target, bool):
+        target = str(target)
+    if not isinstance(target, str) or not 0 < len(target) <= 64:
+        raise kit.WebhookRejected("bad_body", "no targetId in the ping")
+    # ASSUMED: where a ping names its event; else ?event= in the hook URL.
+    event = next((ping[f] for f in ("event", "type") if isinstance(ping.get(f), str)), None)
+    event = event or query.get("event")
+    if event is not None and event not in HOOK_EVENTS:
+        raise kit.WebhookRejected("bad_body", "unknown event name")
+    return target, event
+
+
+@kit.hookimpl
 def journeyhub_verify_webhook(
     credentials: Mapping[str, Any], body: bytes, query: Mapping[str, str]
-) -> WebhookReceipt:
-    return webhooks.verify(credentials, body, query)
+) -> kit.WebhookReceipt:
+    if not (token := query.get("token")):
+        raise kit.WebhookRejected("missing_signature", "the hook URL has no ?token=")
+    expected = credentials.get("webhook_token")
+    if not isinstance(expected, str) or not expected or not isinstance(token, str):
+        raise kit.WebhookRejected("bad_token", "this connection has no webhook_token")
+    # surrogatepass: a garbage query string must be rejected, not crash the encoder.
+    given, expected = (t.encode("utf-8", "surrogatepass") for t in (token, expected))
+    if not hmac.compare_digest(given, expected):
+        raise kit.WebhookRejected("bad_token", "the token does not match this connection")
+    target, event = parse_ping(body, query)
+    # Each hook fires once per record it names ("created", "booked"): event + record is the
+    # natural dedupe key for a redelivered ping.
+    return kit.WebhookReceipt(event_id=f"{event or 'unknown'}:{target}", event_type=event)
 
 
-@hookimpl
+@kit.hookimpl
 async def journeyhub_handle_webhook(
-    connection: Connection,
-    credentials: Mapping[str, Any],
-    webhook: StoredWebhook,
-    http: VendorHttp,
-) -> list[TriggerDraft] | None:
-    tave, config = _client(connection, credentials, http)
-    return await webhooks.handle(tave, config.mappings, webhook)
+    config: TaveConfig, creds: TaveCredentials, webhook: kit.StoredWebhook, http: kit.VendorHttp
+) -> list[kit.TriggerDraft] | None:
+    tave = _client(config, creds, http)
+    target, event = parse_ping(webhook.body, {"event": webhook.event_type or None})
+    if event not in READ:
+        return [] if event == "order.booked" else None  # orders are left to the sync issue
+    if (record := await tave.get(READ[event], target)) is None:
+        return []  # deleted since the ping: nothing left to tell
+    kind: Any  # the trigger's type
+    if event == "contact.created":
+        pulled = api.read_record("contact", record, config)
+        kind, record_id = "client_updated", pulled.vendor_id
+        data = {"contact_id": record_id, **pulled.fields}
+        client = pulled.our_id, pulled.fields.get("email")
+    elif event == "job.created":
+        pulled = api.read_record("job", record, config)
+        kind, record_id = "project_status_changed", pulled.vendor_id
+        data = {"job_id": record_id, **pulled.fields}
+    elif (kind := PAYMENT_TRIGGERS.get(str(record.get("status")))) is None:
+        return []
+    else:
+        record_id = record.get("jobId")
+        data = {k: record.get(k) for k in ("amount", "status", "received")}
+        data |= {"payment_id": str(record.get("id") or target), "job_id": record_id}
+    if event != "contact.created":
+        client = await _client_of_job(tave, config, record_id)
+    return [
+        kit.TriggerDraft(
+            type=kind,
+            source_event_id=webhook.event_id,
+            occurred_at=api.parse_time(record.get("created")),
+            client_id=client[0],
+            client_email=client[1],
+            vendor_record_id=record_id,
+            data=data,
+        )
+    ]
 
 
-@hookimpl
+async def _client_of_job(tave: api.TaveClient, config: TaveConfig, job_id: Any) -> tuple[Any, Any]:
+    links, _ = await tave.page(api.JOB_CONTACTS, jobId=job_id) if job_id else ([], {})
+    links.sort(key=lambda link: not link.get("client"))
+    for link in links:
+        if (cid := link.get("contactId")) and (contact := await tave.get(api.CONTACTS, str(cid))):
+            return config.ours(contact, "client"), contact.get("email")
+    return None, None
+
+
+@kit.hookimpl
 async def journeyhub_check_connection(
-    connection: Connection, credentials: Mapping[str, Any], http: VendorHttp
+    config: TaveConfig, creds: TaveCredentials, http: kit.VendorHttp
 ) -> str:
-    tave, _ = _client(connection, credentials, http)
-    studio = await tave.request("GET", api.STUDIO)
+    tave = _client(config, creds, http)
+    studio = await tave.request("GET", "/studio/me")  # the cheap authenticated call
     name = studio.get("name") if isinstance(studio, dict) else None
     return f"VSCO Workspace answered {tave.last_status}: studio {name!r}"

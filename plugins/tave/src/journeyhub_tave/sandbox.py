@@ -209,7 +209,7 @@ class TaveSandbox:
         self.app = _LoseResponses(create_app(self), self)
         self.server = SandboxServer(self.app, port=port)
 
-    # --- lifecycle ---------------------------------------------------------------------------------
+    # --- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> TaveSandbox:
         self.server.start()
@@ -248,7 +248,7 @@ class TaveSandbox:
         for name in ("New", "Completed", "Paused", "Failed"):
             self._insert("lead-status", {"name": name}, record_id=_seed_id("lead-status", name))
 
-    # --- time ----------------------------------------------------------------------------------------
+    # --- time -------------------------------------------------------------------------------------
 
     def now(self) -> datetime:
         moment = self._frozen or datetime.now(UTC)
@@ -264,7 +264,7 @@ class TaveSandbox:
     def unfreeze(self) -> None:
         self._frozen = None
 
-    # --- inspection ------------------------------------------------------------------------------------
+    # --- inspection -------------------------------------------------------------------------------
 
     def _all(self, resource: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -310,7 +310,7 @@ class TaveSandbox:
         with self._lock:
             self._late.append((method.upper(), PREFIX + path, seconds))
 
-    # --- acting as the studio's user --------------------------------------------------------------------
+    # --- acting as the studio's user --------------------------------------------------------------
 
     def vendor_create(self, resource: str, **fields: Any) -> dict[str, Any]:
         return deepcopy(self._insert(resource, fields))
@@ -333,7 +333,7 @@ class TaveSandbox:
             "payment", jobId=job_id, amount=amount, status=status, received=None
         )
 
-    # --- storage -----------------------------------------------------------------------------------------
+    # --- storage ----------------------------------------------------------------------------------
 
     def _insert(
         self, resource: str, fields: dict[str, Any], record_id: str | None = None
@@ -649,3 +649,16 @@ class _LoseResponses:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def demo() -> Any:
+    """Entry point ``journeyhub.sandboxes``: this sandbox as ``journeyhub demo`` runs it."""
+    from journeyhub.testing.sandbox import SandboxDemo
+
+    return SandboxDemo(
+        "Tave (VSCO Workspace)",
+        TaveSandbox,
+        config=lambda sb: {"api_base": sb.api_base},
+        credentials=lambda sb: {"api_key": sb.api_key},
+        secrets=(API_KEY,),
+    )

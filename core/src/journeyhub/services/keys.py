@@ -1,0 +1,35 @@
+"""Keys: a tenant's API keys (``jh_<key id>_<secret>``, shown once, only a hash stored), and the
+secret keys that encrypt credentials at rest.
+
+The API's Bearer middleware and the dashboard's sign-in authenticate here; ``journeyhub keys
+create|revoke|rotate-secrets`` create, revoke and rotate.
+"""
+
+from __future__ import annotations
+
+from journeyhub.store.store import Store
+from journeyhub.store.tenants import ROLES, Principal
+
+__all__ = ["ROLES", "authenticate", "create_key", "revoke_key", "rotate_secrets"]
+
+
+async def authenticate(store: Store, presented: str) -> Principal | None:
+    """Who a presented key is (tenant, role, key id); None for an unknown or revoked key."""
+    return await store.tenants.authenticate(presented)
+
+
+async def create_key(store: Store, tenant_id: str, role: str, label: str | None, actor: str) -> str:
+    """A new key for the tenant, returned once (audited). Raises ``ValueError`` for a role
+    not in :data:`ROLES`, ``LookupError`` when there is no such tenant."""
+    return await store.tenants.create_key(tenant_id, role, label, actor=actor)
+
+
+async def revoke_key(store: Store, key_id: str, actor: str) -> bool:
+    """Revoke a key by its id (audited); False when no active key has it."""
+    return await store.tenants.revoke_key(key_id, actor)
+
+
+async def rotate_secrets(store: Store) -> int:
+    """Re-encrypt every stored credential with the first of ``JOURNEYHUB_SECRET_KEYS``; how
+    many connections had credentials."""
+    return await store.connections.rotate_credentials()

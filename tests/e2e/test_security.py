@@ -1,0 +1,560 @@
+"""Security: tenant isolation on every /v1 route, stale (replayed) webhooks, body limits, and the
+per-tenant rate limit on /v1/events, over real HTTP against the session's hub.
+
+The isolation matrix is driven by the served OpenAPI document: every /v1 operation in it must
+have an entry in ``MATRIX`` (a new route fails the test until it gets one), and every entry must
+still exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from journeyhub import signing
+from journeyhub.gateway.app import create_app
+from journeyhub.gateway.limits import TokenBuckets, retry_after_header
+from journeyhub.hub import Hub
+from journeyhub.model import Trigger, stable_id
+from journeyhub.settings import Settings, SettingsError, load_settings
+from journeyhub.testing.fixtures import Gateway, TenantKeys, make_tenant
+
+from ..conftest import create_connection, event
+
+# --- two tenants, each with a connection, a delivery, a dead letter, a trigger, audit entries ---
+
+
+@dataclass
+class Side:
+    keys: TenantKeys
+    connection: dict[str, Any]
+    delivery_task: str
+    dead_letter: str
+    trigger: str
+    key_ids: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> set[str]:
+        """Strings that only this tenant's records contain."""
+        return {
+            self.keys.id,
+            self.connection["id"],
+            self.delivery_task,
+            self.dead_letter,
+            self.trigger,
+            *(f"key:{k}" for k in self.key_ids),
+        }
+
+
+@dataclass
+class World:
+    hub: Hub
+    gateway: Gateway
+    a: Side  # the caller
+    b: Side  # the other tenant, whose records the caller must never see or touch
+
+    async def as_a(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.gateway.client.request(
+            method, path, headers=self.a.keys.headers(), **kwargs
+        )
+
+    async def as_b(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.gateway.client.request(
+            method, path, headers=self.b.keys.headers(), **kwargs
+        )
+
+    def assert_nothing_of_b(self, answer: httpx.Response) -> None:
+        text = answer.text
+        leaked = sorted(i for i in self.b.ids if i in text)
+        assert not leaked, f"{answer.request.method} {answer.request.url.path} shows {leaked}"
+        body = answer.json()
+        rows = body if isinstance(body, list) else []
+        for row in rows:
+            if isinstance(row, dict) and "tenant_id" in row:
+                assert row["tenant_id"] == self.a.keys.id
+
+
+async def make_side(hub: Hub, gateway: Gateway, name: str) -> Side:
+    keys = await make_tenant(hub, name)
+    connection = await create_connection(
+        gateway,
+        keys,
+        vendor="webhook",
+        name=f"{name} engine",
+        direction="bidirectional",
+        config={"url": "http://127.0.0.1:9/hooks"},
+        credentials={"secret": signing.new_secret()},
+    )
+    tag = secrets.token_hex(6)
+    task_id = f"task_{name}_{tag}"
+    await hub.store.deliveries.record_attempt(
+        task_id=task_id,
+        tenant_id=keys.id,
+        connection_id=connection["id"],
+        vendor="webhook",
+        source_id=f"src_{name}_{tag}",
+        attempt=1,
+        status="failed",
+        error="a test failure",
+    )
+    dead = await hub.store.deliveries.dead_letter(
+        tenant_id=keys.id,
+        connection_id=connection["id"],
+        vendor="webhook",
+        stage="push",
+        subject=hub.bus.subjects.push(connection["id"]),
+        msg_id=f"dead_{name}_{tag}",
+        payload=json.dumps({"note": f"dead letter of {name}"}).encode(),
+        error="a test error",
+        attempts=4,
+    )
+    trigger = Trigger(
+        id=stable_id("trg", name, tag),
+        type="payment_received",
+        tenant_id=keys.id,
+        connection_id=connection["id"],
+        vendor="webhook",
+        occurred_at=datetime.now(UTC),
+        source_event_id=f"evt_{name}_{tag}",
+        client_id=f"cl_{name}",
+    )
+    assert await hub.store.triggers.record(trigger)
+    key_ids = [k.split("_")[1] for k in (keys.admin_key, keys.ingest_key, keys.read_key)]
+    side = Side(keys, connection, task_id, dead, trigger.id, key_ids)
+    audit = await hub.store.audit.list(keys.id)
+    assert {e.action for e in audit} >= {"connection.created", "key.created"}, audit
+    return side
+
+
+@pytest.fixture
+async def world(hub: Hub, gateway: Gateway) -> World:
+    return World(
+        hub, gateway, await make_side(hub, gateway, "alpha"), await make_side(hub, gateway, "beta")
+    )
+
+
+# --- the matrix: one check per /v1 operation -----------------------------------------------------
+
+Check = Callable[[World], Awaitable[None]]
+
+
+async def b_untouched(w: World) -> None:
+    """B's records are as they were: connection, dead letter (not replayed)."""
+    mine = await w.as_b("GET", f"/v1/connections/{w.b.connection['id']}")
+    assert mine.status_code == 200 and mine.json()["name"] == "beta engine"
+    assert mine.json()["enabled"] is True
+    dead = await w.hub.store.deliveries.get_dead(w.b.dead_letter, w.b.keys.id)
+    assert dead is not None and dead.replayed_at is None and dead.replay_count == 0
+
+
+async def list_route(w: World, path: str, *, own: str | None, filter_by_b: bool = True) -> None:
+    """A's list shows A's rows (``own`` among them) and nothing of B's; filtering on B's
+    connection gives nothing."""
+    answer = await w.as_a("GET", path)
+    assert answer.status_code == 200, answer.text
+    w.assert_nothing_of_b(answer)
+    if own is not None:
+        assert own in answer.text, f"{path} does not list the caller's own {own}"
+    if filter_by_b:
+        filtered = await w.as_a("GET", path, params={"connection_id": w.b.connection["id"]})
+        assert filtered.status_code == 200 and filtered.json() == [], filtered.text
+
+
+async def record_route(w: World, method: str, template: str, **kwargs: Any) -> None:
+    """On B's record: 404 (not 403), the same answer as a record that does not exist, and
+    B's records unchanged."""
+    path = template.format(connection_id=w.b.connection["id"], dead_letter_id=w.b.dead_letter)
+    foreign = await w.as_a(method, path, **kwargs)
+    assert foreign.status_code == 404, f"{method} {template}: {foreign.status_code} {foreign.text}"
+    w.assert_nothing_of_b(foreign)
+    missing = template.format(connection_id="con_does_not_exist", dead_letter_id="dlq_nope")
+    unknown = await w.as_a(method, missing, **kwargs)
+    assert unknown.status_code == 404 and unknown.json()["detail"] == foreign.json()["detail"]
+    await b_untouched(w)
+
+
+async def own_record_works(
+    w: World, method: str, template: str, ok: set[int], **kwargs: Any
+) -> None:
+    """The same call on A's own record is not a 404: the 404 above is isolation, not a bug."""
+    path = template.format(connection_id=w.a.connection["id"], dead_letter_id=w.a.dead_letter)
+    answer = await w.as_a(method, path, **kwargs)
+    assert answer.status_code in ok, f"{method} {template} on own record: {answer.text}"
+
+
+async def check_plugins(w: World) -> None:
+    answer = await w.as_a("GET", "/v1/plugins")
+    assert answer.status_code == 200
+    w.assert_nothing_of_b(answer)
+
+
+async def check_list_connections(w: World) -> None:
+    await list_route(w, "/v1/connections", own=w.a.connection["id"], filter_by_b=False)
+
+
+async def check_create_connection(w: World) -> None:
+    body = {
+        "vendor": "webhook",
+        "name": "sneaky",
+        "direction": "inbound",
+        "credentials": {"secret": signing.new_secret()},
+    }
+    # A cannot name another tenant: the body has no tenant field, and an unknown field is refused.
+    refused = await w.as_a("POST", "/v1/connections", json={**body, "tenant_id": w.b.keys.id})
+    assert refused.status_code == 422
+    created = await w.as_a("POST", "/v1/connections", json=body)
+    assert created.status_code == 201 and created.json()["tenant_id"] == w.a.keys.id
+    listed = await w.as_b("GET", "/v1/connections")
+    assert created.json()["id"] not in listed.text
+
+
+async def check_get_connection(w: World) -> None:
+    await record_route(w, "GET", "/v1/connections/{connection_id}")
+    await own_record_works(w, "GET", "/v1/connections/{connection_id}", {200})
+
+
+async def check_patch_connection(w: World) -> None:
+    await record_route(
+        w, "PATCH", "/v1/connections/{connection_id}", json={"name": "taken over", "enabled": False}
+    )
+    await own_record_works(
+        w, "PATCH", "/v1/connections/{connection_id}", {200}, json={"name": "alpha engine"}
+    )
+
+
+async def check_delete_connection(w: World) -> None:
+    await record_route(w, "DELETE", "/v1/connections/{connection_id}")
+
+
+async def check_test_connection(w: World) -> None:
+    await record_route(w, "POST", "/v1/connections/{connection_id}/test")
+
+
+async def check_sync_connection(w: World) -> None:
+    await record_route(w, "POST", "/v1/connections/{connection_id}/sync")
+    # the webhook connector cannot be pulled: a 422 about the connection, not a 404
+    await own_record_works(w, "POST", "/v1/connections/{connection_id}/sync", {422})
+
+
+async def check_connection_health(w: World) -> None:
+    await record_route(w, "GET", "/v1/connections/{connection_id}/health")
+    await own_record_works(w, "GET", "/v1/connections/{connection_id}/health", {200})
+
+
+async def check_all_connections_health(w: World) -> None:
+    await list_route(w, "/v1/connections/health", own=w.a.connection["id"], filter_by_b=False)
+
+
+async def check_send_events(w: World) -> None:
+    nc = await nats.connect(w.hub.bus.url)
+    seen: list[bytes] = []
+
+    async def on_message(msg: Any) -> None:
+        seen.append(msg.data)
+
+    try:
+        await nc.subscribe(w.hub.bus.subjects.events(w.b.keys.id), cb=on_message)
+        await nc.flush()
+        answer = await w.gateway.client.post(
+            "/v1/events",
+            json=event(f"iso-{secrets.token_hex(4)}"),
+            headers=w.a.keys.headers("ingest"),
+        )
+        assert answer.status_code == 202, answer.text
+        await asyncio.sleep(0.3)
+        assert seen == [], "an event of A's reached B's subject"
+    finally:
+        await nc.drain()
+
+
+async def check_deliveries(w: World) -> None:
+    await list_route(w, "/v1/deliveries", own=w.a.delivery_task)
+
+
+async def check_dead_letters(w: World) -> None:
+    await list_route(w, "/v1/dlq", own=w.a.dead_letter)
+
+
+async def check_replay_dead_letter(w: World) -> None:
+    await record_route(w, "POST", "/v1/dlq/{dead_letter_id}/replay")
+
+
+async def check_replay_dead_letters(w: World) -> None:
+    filtered = await w.as_a("POST", "/v1/dlq/replay", json={"connection_id": w.b.connection["id"]})
+    assert filtered.status_code == 202 and filtered.json() == {"replayed": []}
+    everything = await w.as_a("POST", "/v1/dlq/replay")
+    assert everything.status_code == 202, everything.text
+    assert everything.json()["replayed"] == [w.a.dead_letter]  # A's own, and only A's
+    await b_untouched(w)
+
+
+async def check_triggers(w: World) -> None:
+    await list_route(w, "/v1/triggers", own=w.a.trigger)
+
+
+async def check_audit(w: World) -> None:
+    await list_route(w, "/v1/audit", own=f"key:{w.a.key_ids[0]}", filter_by_b=False)
+    filtered = await w.as_a("GET", "/v1/audit", params={"connection_id": w.b.connection["id"]})
+    assert filtered.status_code == 200 and filtered.json() == []
+    b_actions = await w.as_b("GET", "/v1/audit")
+    assert w.b.connection["id"] in b_actions.text  # B's entries exist; A just cannot see them
+
+
+MATRIX: dict[tuple[str, str], Check] = {
+    ("GET", "/v1/plugins"): check_plugins,
+    ("GET", "/v1/connections"): check_list_connections,
+    ("POST", "/v1/connections"): check_create_connection,
+    ("GET", "/v1/connections/{connection_id}"): check_get_connection,
+    ("PATCH", "/v1/connections/{connection_id}"): check_patch_connection,
+    ("DELETE", "/v1/connections/{connection_id}"): check_delete_connection,
+    ("POST", "/v1/connections/{connection_id}/test"): check_test_connection,
+    ("POST", "/v1/connections/{connection_id}/sync"): check_sync_connection,
+    ("GET", "/v1/connections/{connection_id}/health"): check_connection_health,
+    ("GET", "/v1/connections/health"): check_all_connections_health,
+    ("POST", "/v1/events"): check_send_events,
+    ("GET", "/v1/deliveries"): check_deliveries,
+    ("GET", "/v1/dlq"): check_dead_letters,
+    ("POST", "/v1/dlq/replay"): check_replay_dead_letters,
+    ("POST", "/v1/dlq/{dead_letter_id}/replay"): check_replay_dead_letter,
+    ("GET", "/v1/triggers"): check_triggers,
+    ("GET", "/v1/audit"): check_audit,
+}
+
+
+async def served_v1_operations(gateway: Gateway) -> set[tuple[str, str]]:
+    schema = (await gateway.client.get("/schema/openapi.json")).json()
+    return {
+        (method.upper(), path)
+        for path, item in schema["paths"].items()
+        if path.startswith("/v1/") or path == "/v1"
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+
+
+async def test_every_v1_route_is_in_the_isolation_matrix(gateway: Gateway) -> None:
+    served = await served_v1_operations(gateway)
+    missing = sorted(served - MATRIX.keys())
+    assert not missing, f"routes without a tenant-isolation check in MATRIX: {missing}"
+    gone = sorted(MATRIX.keys() - served)
+    assert not gone, f"MATRIX has entries for routes that are not served any more: {gone}"
+
+
+async def test_a_tenant_neither_sees_nor_changes_another_tenants_records(world: World) -> None:
+    served = await served_v1_operations(world.gateway)
+    # the delete goes last: the other checks need A's and B's records
+    order = sorted(served & MATRIX.keys(), key=lambda op: op[0] == "DELETE")
+    for operation in order:
+        await MATRIX[operation](world)
+    # and nothing of B's changed through all of it
+    await b_untouched(world)
+    assert await world.hub.store.connections.get(world.b.connection["id"], world.b.keys.id)
+
+
+# --- replayed webhooks outside the tolerance ------------------------------------------------------
+
+
+def stripe_headers(secret: str, body: bytes, timestamp: int) -> dict[str, str]:
+    from journeyhub_stripe.verify import compute_signature
+
+    return {
+        "stripe-signature": f"t={timestamp},v1={compute_signature(secret, timestamp, body)}",
+        "content-type": "application/json",
+    }
+
+
+@pytest.mark.plugins  # Stripe and Resend connections
+@pytest.mark.parametrize("vendor", ["stripe", "resend", "webhook"])
+# 330 s: past the 300 s tolerance by more than a loaded machine takes to send the request
+@pytest.mark.parametrize("offset", [-330, -3600, 330, 3600])
+async def test_a_webhook_replayed_outside_the_tolerance_is_refused_as_stale(
+    gateway: Gateway, tenant: TenantKeys, vendor: str, offset: int
+) -> None:
+    secret = signing.new_secret()
+    config: dict[str, Any] = {}
+    if vendor == "stripe":
+        body = json.dumps(
+            {
+                "id": f"evt_{secrets.token_hex(6)}",
+                "type": "invoice.paid",
+                "data": {"object": {"id": "in_1", "object": "invoice"}},
+            }
+        ).encode()
+        credentials: dict[str, Any] = {"webhook_secret": secret}
+        sign = lambda ts: stripe_headers(secret, body, ts)  # noqa: E731
+    elif vendor == "resend":
+        body = json.dumps({"type": "email.opened", "data": {"email_id": "e_1"}}).encode()
+        credentials = {"api_key": "re_security_0123456789", "webhook_secret": secret}
+        config = {"from_address": "Studio <hello@example.com>"}
+        msg_id = f"msg_{secrets.token_hex(6)}"
+        sign = lambda ts: signing.signed_headers(secret, msg_id, body, prefix="svix", timestamp=ts)  # noqa: E731
+    else:
+        body = json.dumps({"id": f"t_{secrets.token_hex(6)}", "type": "payment_received"}).encode()
+        credentials = {"secret": secret}
+        msg_id = f"msg_{secrets.token_hex(6)}"
+        sign = lambda ts: signing.signed_headers(secret, msg_id, body, timestamp=ts)  # noqa: E731
+    connection = await create_connection(
+        gateway,
+        tenant,
+        vendor=vendor,
+        name=f"{vendor} in",
+        direction="inbound",
+        config=config,
+        credentials=credentials,
+    )
+    url = f"/webhooks/{vendor}/{connection['id']}"
+    now = int(time.time())
+    fresh = await gateway.client.post(url, content=body, headers=sign(now))
+    assert fresh.status_code == 200, fresh.text
+    again = await gateway.client.post(url, content=body, headers=sign(now))
+    assert again.status_code == 200 and again.json()["duplicate"] is True  # not processed twice
+    stale = await gateway.client.post(url, content=body, headers=sign(now + offset))
+    assert stale.status_code == 401, stale.text
+    assert stale.json()["reason"] == "stale"
+    assert secret not in stale.text
+
+
+# --- body limits ----------------------------------------------------------------------------------
+
+
+async def test_oversized_webhooks_get_413_declared_or_streamed(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub
+) -> None:
+    connection = await create_connection(
+        gateway,
+        tenant,
+        vendor="webhook",
+        name="big",
+        direction="inbound",
+        credentials={"secret": signing.new_secret()},
+    )
+    url = f"/webhooks/webhook/{connection['id']}"
+    limit = hub.settings.webhook_max_bytes
+    declared = await gateway.client.post(url, content=b"{" + b" " * limit + b"}")
+    assert declared.status_code == 413 and declared.json()["status_code"] == 413
+
+    async def chunks():  # no content-length: the limit holds on the bytes read
+        for _ in range(limit // 65536 + 2):
+            yield b" " * 65536
+
+    streamed = await gateway.client.post(url, content=chunks())
+    assert streamed.status_code == 413
+    assert (await gateway.client.post(url, content=b"{}")).status_code == 401  # below: checked
+
+
+async def test_an_oversized_events_body_gets_a_clean_413(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub
+) -> None:
+    limit = hub.settings.webhook_max_bytes * 8  # the app's request body limit
+    padding = "x" * (limit + 1024)
+    body = json.dumps(event("big-1", data={"padding": padding})).encode()
+    answer = await gateway.client.post(
+        "/v1/events",
+        content=body,
+        headers={**tenant.headers("ingest"), "content-type": "application/json"},
+    )
+    assert answer.status_code == 413, answer.text[:300]
+    assert answer.json()["status_code"] == 413
+    big_connection = await gateway.client.post(
+        "/v1/connections",
+        content=body,
+        headers={**tenant.headers(), "content-type": "application/json"},
+    )
+    assert big_connection.status_code == 413
+    # just under the limit is not refused for its size
+    ok = json.dumps(event("big-2", data={"padding": "x" * 1000})).encode()
+    answer = await gateway.client.post("/v1/events", content=ok, headers=tenant.headers("ingest"))
+    assert answer.status_code == 202
+
+
+# --- per-tenant rate limit on /v1/events ----------------------------------------------------------
+
+
+def test_the_token_bucket_counts_events_and_says_when_to_retry() -> None:
+    now = [100.0]
+    buckets = TokenBuckets(rate=5, burst=10, clock=lambda: now[0])
+    assert buckets.take("a", 10) == 0.0
+    assert buckets.take("a", 1) == pytest.approx(0.2)  # refused: nothing taken
+    assert buckets.take("b", 10) == 0.0  # each tenant has its own bucket
+    now[0] += 0.2
+    assert buckets.take("a", 1) == 0.0
+    assert buckets.take("a", 3) == pytest.approx(0.6)
+    now[0] += 100
+    assert buckets.take("a", 10) == 0.0  # refilled, but never above the burst
+    assert buckets.take("a", 1) > 0
+    with pytest.raises(ValueError):
+        buckets.take("a", 11)
+    assert retry_after_header(0.01) == "1" and retry_after_header(2.1) == "3"
+
+
+def test_the_events_rate_settings() -> None:
+    settings = load_settings(
+        {"JOURNEYHUB_EVENTS_RATE_PER_SECOND": "5", "JOURNEYHUB_EVENTS_BURST": "50"}
+    )
+    assert settings.events_rate_per_second == 5 and settings.events_burst == 50
+    defaults = load_settings({})
+    assert defaults.events_rate_per_second == 1000 and defaults.events_burst >= 500
+    with pytest.raises(SettingsError, match="JOURNEYHUB_EVENTS_RATE_PER_SECOND"):
+        load_settings({"JOURNEYHUB_EVENTS_RATE_PER_SECOND": "fast"})
+
+
+async def test_events_over_a_tenants_rate_get_429_with_retry_after_and_nothing_is_stored(
+    hub_settings: Settings,
+) -> None:
+    fields = {f: getattr(hub_settings, f) for f in hub_settings.__struct_fields__}
+    settings = Settings(**{**fields, "events_rate_per_second": 5, "events_burst": 10})
+    own_hub = await Hub.start(settings, run_migrations=False)
+    nc = await nats.connect(own_hub.bus.url)
+    try:
+        first = await make_tenant(own_hub, "busy")
+        second = await make_tenant(own_hub, "quiet")
+        stored: list[bytes] = []
+
+        async def on_message(msg: Any) -> None:
+            stored.append(msg.data)
+
+        await nc.subscribe(own_hub.bus.subjects.events(first.id), cb=on_message)
+        await nc.flush()
+        transport = httpx.ASGITransport(app=create_app(own_hub))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+
+            async def send(keys: TenantKeys, ids: list[str]) -> httpx.Response:
+                body = [event(i) for i in ids]
+                return await client.post("/v1/events", json=body, headers=keys.headers("ingest"))
+
+            tag = secrets.token_hex(4)
+            full = await send(first, [f"{tag}-{i}" for i in range(10)])  # the whole burst
+            assert full.status_code == 202, full.text
+            await asyncio.sleep(0.2)
+            assert len(stored) == 10
+            over = await send(first, [f"{tag}-over-{i}" for i in range(3)])
+            assert over.status_code == 429, over.text
+            retry_after = int(over.headers["retry-after"])
+            assert 1 <= retry_after <= 2
+            assert "events/s" in over.json()["detail"]
+            await asyncio.sleep(0.3)
+            assert len(stored) == 10  # nothing of the refused request was published
+            # another tenant has its own bucket
+            assert (await send(second, [f"{tag}-q-{i}" for i in range(10)])).status_code == 202
+            # a batch larger than the burst can never pass: 422, not a 429 to retry forever
+            too_big = await send(second, [f"{tag}-big-{i}" for i in range(11)])
+            assert (
+                too_big.status_code == 422 and "JOURNEYHUB_EVENTS_BURST" in too_big.json()["detail"]
+            )
+            await asyncio.sleep(retry_after)
+            again = await send(first, [f"{tag}-over-{i}" for i in range(3)])
+            assert again.status_code == 202, again.text
+            await asyncio.sleep(0.2)
+            assert len(stored) == 13
+    finally:
+        await nc.drain()
+        await own_hub.close()
