@@ -1,27 +1,30 @@
-"""Fixtures: one 17hats sandbox (fake Zapier) per session, reset per test; the plugin loaded
-through the kernel's registry; a stand-in for the gateway that verifies the Zaps' POSTs over
-real HTTP the way the gateway calls the plugin; builders for events and tasks."""
+"""Fixtures: one 17hats sandbox (fake Zapier) per session, reset per test; a stand-in for the
+gateway that verifies the Zaps' POSTs over real HTTP the way the gateway calls the plugin.
+``registry``, ``http``, ``new_connection``, ``new_task`` and ``call`` come from
+``journeyhub.testing.connector``; ``new_event`` and ``hook`` are local: these tests use their
+own sample event and call hooks with the sandbox's connection by default."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import pytest
-import pytest_asyncio
 from journeyhub.errors import WebhookRejected
-from journeyhub.mapping import apply_mappings, merge_defaults
-from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Known, StoredWebhook
-from journeyhub.plugins import PluginRegistry, get_plugin_manager
+from journeyhub.model import Connection, JourneyEvent, Known, StoredWebhook
+from journeyhub.plugins import PluginRegistry
 from journeyhub.testing.sandbox import SandboxServer
-from journeyhub.vendor_http import VendorHttp
-from journeyhub_seventeenhats.plugin import DEFAULT_FIELD_MAPPINGS
 from journeyhub_seventeenhats.sandbox import SeventeenHatsSandbox
 from litestar import Litestar, Request, Response, post
 
 VENDOR = "seventeenhats"
+
+
+@pytest.fixture(scope="session")
+def connector_vendor() -> str:
+    return VENDOR
 
 
 @pytest.fixture(scope="session")
@@ -36,32 +39,9 @@ def sandbox(sandbox_server: SeventeenHatsSandbox) -> SeventeenHatsSandbox:
     return sandbox_server
 
 
-@pytest.fixture(scope="session")
-def registry() -> PluginRegistry:
-    registry = get_plugin_manager(only=(VENDOR,))
-    assert VENDOR in registry.connectors, registry.errors
-    return registry
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[VendorHttp]:
-    async with VendorHttp() as client:
-        yield client
-
-
-def make_connection(config: dict[str, Any] | None = None, **extra: Any) -> Connection:
-    return Connection(
-        id="con_test",
-        tenant_id="ten_test",
-        vendor=VENDOR,
-        name="t",
-        config={**(config or {}), **extra},
-    )
-
-
 @pytest.fixture
-def connection(sandbox: SeventeenHatsSandbox) -> Connection:
-    return make_connection(sandbox.config())
+def connection(sandbox: SeventeenHatsSandbox, new_connection: Any) -> Connection:
+    return new_connection(sandbox.config())
 
 
 @pytest.fixture
@@ -92,20 +72,6 @@ def make_event(event_type: str = "journey_started", **overrides: Any) -> Journey
     return msgspec.convert(raw, JourneyEvent)
 
 
-def make_task(event: JourneyEvent, task_id: str = "dlv_001", mappings: Any = ()) -> DeliveryTask:
-    return DeliveryTask(
-        id=task_id,
-        tenant_id="ten_test",
-        connection_id="con_test",
-        vendor=VENDOR,
-        kind="event",
-        order_key=event.client.id,
-        sequence=1,
-        event=event,
-        mapped=apply_mappings(merge_defaults(DEFAULT_FIELD_MAPPINGS, list(mappings)), event),
-    )
-
-
 def stored(
     body: bytes, event_type: str | None, content_type: str = "application/json"
 ) -> StoredWebhook:
@@ -127,42 +93,32 @@ def new_event() -> Any:
 
 
 @pytest.fixture
-def new_task() -> Any:
-    return make_task
-
-
-@pytest.fixture
-def new_connection() -> Any:
-    return make_connection
-
-
-@pytest.fixture
 def new_stored() -> Any:
     return stored
 
 
 @pytest.fixture
-def hook(
-    registry: PluginRegistry, http: VendorHttp, connection: Connection, credentials: dict[str, str]
-) -> Any:
+def hook(call: Any, connection: Connection, credentials: dict[str, str]) -> Any:
     """``await hook("journeyhub_push", task=…)``: any vendor hook, defaults filled in."""
 
-    async def call(name: str, **kwargs: Any) -> Any:
-        defaults = {"connection": connection, "credentials": credentials, "http": http}
+    async def run(name: str, **kwargs: Any) -> Any:
+        defaults = {"connection": connection, "credentials": credentials}
         if name == "journeyhub_push":
             defaults.update(
                 idempotency_key=kwargs["task"].id, suppressed=frozenset(), known=Known()
             )
-        return await registry.call(VENDOR, name, **{**defaults, **kwargs})
+        return await call(name, **{**defaults, **kwargs})
 
-    return call
+    return run
 
 
 class GatewayStub:
     """Answers the Zaps' POSTs like the gateway: 200 with the receipt, or 401 with the reason;
     and keeps what it accepted, as the gateway stores it, for the inbound worker's hook."""
 
-    def __init__(self, registry: PluginRegistry, credentials: dict[str, str]) -> None:
+    def __init__(
+        self, registry: PluginRegistry, connection: Connection, credentials: dict[str, str]
+    ) -> None:
         self.accepted: list[StoredWebhook] = []
 
         @post(f"/webhooks/{VENDOR}/con_test", status_code=200)
@@ -173,7 +129,7 @@ class GatewayStub:
                 receipt = await registry.call(
                     VENDOR,
                     "journeyhub_verify_webhook",
-                    connection=make_connection(),
+                    connection=connection,
                     credentials=credentials,
                     headers=headers,
                     body=body,
@@ -204,7 +160,9 @@ class GatewayStub:
 
 
 @pytest.fixture
-def gateway(registry: PluginRegistry, credentials: dict[str, str]) -> Iterator[GatewayStub]:
-    stub = GatewayStub(registry, credentials)
+def gateway(
+    registry: PluginRegistry, connection: Connection, credentials: dict[str, str]
+) -> Iterator[GatewayStub]:
+    stub = GatewayStub(registry, connection, credentials)
     with stub.server:
         yield stub

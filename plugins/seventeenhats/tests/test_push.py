@@ -76,7 +76,7 @@ async def test_no_email_no_hook_and_other_events(
     with pytest.raises(PermanentError, match="by email"):
         await hook("journeyhub_push", task=new_task(new_event(client={"id": "c", "name": "X"})))
     with pytest.raises(PermanentError, match="upsert_contact"):
-        await hook("journeyhub_push", task=new_task(new_event()), connection=new_connection())
+        await hook("journeyhub_push", task=new_task(new_event()), connection=new_connection({}))
     step = new_event("journey_completed")
     assert (await hook("journeyhub_push", task=new_task(step))).status == "skipped"
     assert not sandbox.received
@@ -92,4 +92,6 @@ async def test_an_email_only_client_gets_its_email_as_first_name(
 async def test_check_connection_pings_the_catch_hook(sandbox, hook, new_connection):
     assert await hook("journeyhub_check_connection") == "upsert_contact: Zapier answered 200"
     assert sandbox.actions[0]["action"] == "ping" and not sandbox.contacts
-    assert "inbound only" in await hook("journeyhub_check_connection", connection=new_connection())
+    assert "inbound only" in await hook(
+        "journeyhub_check_connection", connection=new_connection({})
+    )

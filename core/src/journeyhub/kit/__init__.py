@@ -8,6 +8,7 @@
 - :func:`send`: one vendor call with its answer classified (timeouts, Retry-After, the
   vendor's message, ``OutcomeUnknown`` when the request went out and no answer came).
 - :class:`ZapierBridge`: a connector for a vendor reached through Zapier, from its field list.
+- :mod:`journeyhub.kit.records`: writing by vendor id with the hub's id map (``known``).
 - Tests: ``journeyhub.testing.connector`` (fixtures, loaded by pytest for every connector) and
   ``journeyhub.testing.contract.ConnectorContract`` (the suite every connector passes).
 """
@@ -43,6 +44,7 @@ from journeyhub.model import (
     StoredWebhook,
     SyncedRecord,
     TriggerDraft,
+    TriggerType,
     WebhookReceipt,
 )
 from journeyhub.vendor_http import VendorHttp, VendorResponse
@@ -85,6 +87,7 @@ __all__ = [
     "StoredWebhook",
     "SyncedRecord",
     "TriggerDraft",
+    "TriggerType",
     "VendorHttp",
     "VendorResponse",
     "VendorUnreachable",

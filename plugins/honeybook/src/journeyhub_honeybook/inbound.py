@@ -1,8 +1,7 @@
 """HoneyBook's Zapier triggers, as the user's Zaps POST them to journeyhub → trigger drafts.
 
-A Zap is "HoneyBook trigger → Webhooks by Zapier POST" with the fields documented in the
-README. Field names are matched after normalisation and through a few aliases, so a Zap set up
-by hand with HoneyBook's own labels ("Client Email", "Amount") works as well.
+A Zap is "HoneyBook trigger → Webhooks by Zapier POST" with the README's fields, matched after
+normalisation and through aliases: HoneyBook's own labels ("Client Email", "Amount") work too.
 """
 
 from __future__ import annotations
@@ -10,8 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from journeyhub.connectors.zapier import ZapierInbound, parse_when, pick
-from journeyhub.kit import TriggerDraft
-from journeyhub.model import TriggerType
+from journeyhub.kit import TriggerDraft, TriggerType
 
 from journeyhub_honeybook.values import optional_minor_units
 
