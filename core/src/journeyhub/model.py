@@ -23,11 +23,24 @@ EventType = Literal[
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 
+# The events that carry the client's and the wedding's fields as the journey engine means them.
+# Every other event carries a snapshot taken when its journey step ran, which may be older than a
+# change made at a vendor since; a connector writes those fields only for these events, and lets
+# other events add their own records (a note, a status, a timeline entry).
+FIELD_SETTING_EVENTS: frozenset[str] = frozenset({"journey_started", "client_updated"})
+
+
+def sets_client_fields(event: JourneyEvent) -> bool:
+    """Whether ``event`` may change a client's or a wedding's fields at a vendor."""
+    return event.type in FIELD_SETTING_EVENTS
+
+
 TriggerType = Literal[
     "payment_received",
     "payment_failed",
     "invoice_paid",
     "refund_issued",
+    "payment_disputed",
     "email_delivered",
     "email_opened",
     "email_clicked",
@@ -70,6 +83,7 @@ class Client(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     name: str | None = None
     email: str | None = None
     phone: str | None = None
+    language: str | None = None  # a BCP 47 tag ("fr", "de-CH"): the couple's messages and formats
 
 
 class Venue(msgspec.Struct, kw_only=True):

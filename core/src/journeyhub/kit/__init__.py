@@ -46,6 +46,7 @@ from journeyhub.model import (
     TriggerDraft,
     TriggerType,
     WebhookReceipt,
+    sets_client_fields,
 )
 from journeyhub.vendor_http import VendorHttp, VendorResponse
 
@@ -98,5 +99,6 @@ __all__ = [
     "check_url",
     "hookimpl",
     "send",
+    "sets_client_fields",
     "vendor_message",
 ]
