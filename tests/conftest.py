@@ -88,8 +88,9 @@ async def settle(seconds: float = 0.3) -> None:
 # At the end of the session (``pytest_sessionfinish``, after the session fixtures are torn
 # down) the file is searched for every credential the suite used: each value any
 # ``SecretRegistry`` was given (every decrypted credential), each API key minted, each webhook
-# secret made by ``signing.new_secret``, each Fernet key, and the sandboxes' own keys. A hit
-# adds a failed report (so the closing line says "1 failed") and makes the exit status 1.
+# secret made by ``signing.new_secret`` and token by ``signing.new_token``, each Fernet key,
+# and the sandboxes' own keys. A hit adds a failed report (so the closing line says "1 failed")
+# and makes the exit status 1.
 #
 # Proven by hand once (2026-11-24): this file copied beside a test file holding
 #     def test_fine(): print("nothing secret here", file=sys.stderr)
@@ -146,13 +147,14 @@ def _install_secret_recorders() -> None:
         _remember(key)
         return key
 
-    new_secret = signing.new_secret
+    def recorded(make: Any) -> Any:
+        @functools.wraps(make)
+        def make_recorded() -> str:
+            secret = make()
+            _remember(secret)
+            return secret
 
-    @functools.wraps(new_secret)
-    def new_secret_recorded() -> str:
-        secret = new_secret()
-        _remember(secret)
-        return secret
+        return make_recorded
 
     box_init = secretbox.SecretBox.__init__
 
@@ -164,7 +166,8 @@ def _install_secret_recorders() -> None:
     add._records_secrets = True  # type: ignore[attr-defined]
     logs.SecretRegistry.add = add  # type: ignore[method-assign]
     TenantRepo.create_key = create_key_recorded  # type: ignore[method-assign]
-    signing.new_secret = new_secret_recorded
+    signing.new_secret = recorded(signing.new_secret)
+    signing.new_token = recorded(signing.new_token)
     secretbox.SecretBox.__init__ = box_init_recorded  # type: ignore[method-assign]
 
     # structlog writes through logs._CurrentStderr: tee it (covers runs without capture).

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -696,6 +698,13 @@ async def trigger_stream_counts(rig: Rig, timeout: float = 60.0) -> Counter[tupl
     return seen
 
 
+def note_ref(note: dict[str, Any]) -> str | None:
+    """Our id of a Tave note: the task id in its ``journeyhub ref [<id>]`` line (the published
+    Note schema has no externalMappings), as an external id."""
+    found = re.search(r"journeyhub ref \[([^\]]+)\]", str(note.get("contentHtml") or ""))
+    return external_id(html.unescape(found.group(1))) if found else None
+
+
 def notes_out_of_order(
     notes: list[dict[str, Any]], tasks: list[Any], dead_tasks: set[str]
 ) -> list[str]:
@@ -705,8 +714,8 @@ def notes_out_of_order(
     client's later tasks go on) and comes back when replayed, so it is not compared."""
     made_at = {}  # task id -> position of its note in the sandbox's creation order
     for position, note in enumerate(notes):
-        for mapping in note.get("externalMappings") or []:
-            made_at.setdefault(mapping["id"], position)
+        if (ref := note_ref(note)) is not None:
+            made_at.setdefault(ref, position)
     by_client: dict[str, list[tuple[int, int, str]]] = {}
     for task_id_, order_key, sequence in tasks:
         position = made_at.get(external_id(task_id_))
@@ -740,7 +749,9 @@ async def count(rig: Rig, plan: Plan, webhook_ids: dict[str, int]) -> dict[str, 
                 out[mapping["id"]] = record
         return out
 
-    contacts, jobs, notes = by_ext("address-book"), by_ext("job"), by_ext("note")
+    contacts, jobs = by_ext("address-book"), by_ext("job")
+    note_refs = Counter(ref for note in store["note"] if (ref := note_ref(note)) is not None)
+    notes = set(note_refs)
     links = Counter((r.get("jobId"), r.get("contactId")) for r in store["job-contact"])
     lost_events: list[str] = []
     for event_id, (_studio, client) in plan.started.items():
@@ -752,7 +763,7 @@ async def count(rig: Rig, plan: Plan, webhook_ids: dict[str, int]) -> dict[str, 
             lost_events.append(event_id)
     duplicate_creates = {
         f"{res}:{ext}": n for (res, ext), n in creates.items() if ext is not None and n > 1
-    }
+    } | {f"note:{ref}": n for ref, n in note_refs.items() if n > 1}
     duplicate_links = {f"{job}/{contact}": n for (job, contact), n in links.items() if n > 1}
 
     stripe_ids = {s.stripe_id: s.index for s in rig.studios}

@@ -195,7 +195,6 @@ def build_ops(api_base: str, contacts: list[str], jobs: list[tuple[str, str]]) -
                     "jobId": job,
                     "contactId": contact,
                     "date": "2026-11-24",
-                    "externalMappings": [_mapping("note", f"nt_01J9ZK7Z4A9B6C{tag}DE2FG3HJ")],
                 },
             ),
             (

@@ -1,17 +1,34 @@
 """``journeyhub demo`` as a newcomer runs it: a subprocess with no terminal and no stdin, on
 the embedded defaults. It must play the whole story, report what reached each system, and leave
-no nats-server behind; a broken step must fail the run and name the step."""
+no nats-server behind; a broken step must fail the run and name the step. And, run in this
+process, it must end with one wedding date in every system that can be updated, as read from
+the systems' own sandboxes."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import structlog
+from journeyhub import signing
 from journeyhub.bus.embedded import free_port
+from journeyhub.demo import DemoOptions
+from journeyhub.demo.engine import Journey, JourneyEngine
+from journeyhub.demo.runner import Demo
+from journeyhub.demo.scenario import NEW_DATE, WEDDING_DATE, Scenario
+from rich.console import Console
+from standardwebhooks.webhooks import Webhook
 
 SYSTEMS = (
     "Tave (VSCO Workspace)",
@@ -30,7 +47,7 @@ STEPS = (
     "Deposit paid",
     "Emails",
     "Date moved in the CRM",
-    "Calendar updated",
+    "The date follows",
     "Journey completed",
 )
 
@@ -92,6 +109,9 @@ def test_the_demo_plays_the_wedding_journey_end_to_end(tmp_path: Path) -> None:
         assert re.search(rf"^\s+{trigger}\s+\S+.*✓\s*$", triggers, re.MULTILINE), trigger
     assert "Dead letters: 0" in out
     assert "Dashboard: http://127.0.0.1:" in out
+    dates = " ".join(report.split("Wedding date", 1)[1].split("Triggers emitted")[0].split())
+    assert f"One wedding date, {NEW_DATE}, in every system that can be updated." in dates
+    assert "HoneyBook (Zapier) 2027-06-12 the project's date; cannot be updated" in dates
 
 
 @pytest.mark.plugins
@@ -125,3 +145,151 @@ def test_without_a_vendor_the_demo_still_plays_what_it_can(tmp_path: Path) -> No
     report = out.split("What reached each system", 1)[1]
     assert "Journey engine" in report
     assert "Dead letters: 0" in out
+
+
+# --- the final state of every system, read from its sandbox -------------------------------------
+
+
+def _wedding_day(event: dict[str, Any]) -> str:
+    start = event.get("start") or {}
+    return start.get("date") or (start.get("dateTime") or "")[:10]
+
+
+def final_state(scenario: Scenario) -> dict[str, Any]:
+    """What each system holds, read through its sandbox's own records (not the report)."""
+    boxes = scenario.boxes
+    tave, gcal = boxes.get("tave"), boxes.get("gcal")
+    lightblue, hats = boxes.get("lightblue"), boxes.get("seventeenhats")
+    honeybook, ninja = boxes.get("honeybook"), boxes.get("studioninja")
+    engine = boxes.engine
+    assert engine is not None
+    journey = engine.journey(scenario.client_id)
+    assert journey is not None
+    weddings = [
+        e
+        for e in gcal.events()
+        if (e.get("extendedProperties") or {}).get("private", {}).get("journeyhub_kind")
+        == "wedding"
+        and e.get("status") != "cancelled"
+    ]
+    return {
+        "engine": journey.wedding["date"],
+        "engine sent": {e["type"]: e["wedding"]["date"] for e in engine.sent},
+        "tave": [job["eventDate"] for job in tave.jobs],
+        "gcal": [_wedding_day(e) for e in weddings],
+        "lightblue": [e.fields.get("ShootDate") for e in lightblue.enquiries],
+        "seventeenhats": [c.get("notes") for c in hats.contacts.values()],
+        "honeybook": [p.get("project_date") for p in honeybook.projects],
+        "studioninja": [s.fields.get("event_date") for s in ninja.submissions],
+    }
+
+
+class InspectedDemo(Demo):
+    """The demo, with every system's final state read before the sandboxes stop."""
+
+    final: dict[str, Any] | None = None
+
+    async def shutdown(self) -> None:
+        if self.scenario is not None and self.succeeded:
+            self.final = final_state(self.scenario)
+        await super().shutdown()
+
+
+@pytest.fixture
+def demo_logging() -> Iterator[None]:
+    """The demo sends structlog and the servers' loggers to its log file: put them back."""
+    saved = structlog.get_config()
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access", "litestar", "httpx")
+    loggers = {name: logging.getLogger(name) for name in names}
+    before = {name: (list(lg.handlers), lg.propagate) for name, lg in loggers.items()}
+    yield
+    structlog.configure(**saved)
+    for name, logger in loggers.items():
+        logger.handlers, logger.propagate = before[name]
+
+
+@pytest.mark.plugins
+@pytest.mark.timeout(200)
+async def test_the_demo_ends_with_one_wedding_date_everywhere_it_can(
+    tmp_path: Path, demo_logging: None
+) -> None:
+    out = io.StringIO()
+    options = DemoOptions(data_dir=tmp_path / "demo", port=free_port())
+    demo = InspectedDemo(options, Console(file=out, width=120))
+    code = await demo.run()
+    assert code == 0, out.getvalue()
+    final = demo.final
+    assert final is not None
+    assert final["engine"] == NEW_DATE
+    # Every event the engine sent after it learnt of the move carries the new date.
+    assert final["engine sent"]["client_updated"] == NEW_DATE
+    assert final["engine sent"]["journey_completed"] == NEW_DATE
+    assert final["tave"] == [NEW_DATE]
+    assert final["gcal"] == [NEW_DATE]
+    # Light Blue's Inbox: the enquiry, then the update the studio applies (dd/mm/yyyy).
+    assert final["lightblue"] == ["12/06/2027", "19/06/2027"]
+    [notes] = final["seventeenhats"]
+    assert NEW_DATE in notes and WEDDING_DATE not in notes
+    # Create-only systems keep the first date; the report says so (the test above).
+    assert final["honeybook"] == [WEDDING_DATE]
+    assert final["studioninja"] == [WEDDING_DATE]
+
+
+# --- the journey engine on its own ---------------------------------------------------------------
+
+
+def _signed(secret: str, msg_id: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(payload).encode()
+    when = datetime.now(UTC)
+    signature = Webhook(secret).sign(msg_id, when, body.decode())
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+    return body, headers
+
+
+@pytest.mark.parametrize("shape", ["standard webhooks", "bare trigger"])
+async def test_the_engine_applies_a_new_wedding_date_and_queues_one_update(shape: str) -> None:
+    """A ``wedding_date_changed`` trigger, in the Standard Webhooks shape the webhook connector
+    sends or as a bare trigger, moves the engine's wedding; a redelivery (same webhook-id)
+    changes nothing more, and events built afterwards carry the new date."""
+    engine = JourneyEngine().start()
+    try:
+        client = {"id": "cl_1", "name": "Ada Lovelace", "email": "ada@example.com"}
+        engine.begin(Journey("ji_1", "Wedding", client, {"date": WEDDING_DATE}))
+        trigger = {
+            "id": "trg_1",
+            "type": "wedding_date_changed",
+            "source_event_id": "sync:job:1",
+            "client_id": "cl_1",
+            "occurred_at": "2027-01-02T10:00:00Z",
+            "data": {"changes": {"wedding_date": {"old": WEDDING_DATE, "new": NEW_DATE}}},
+        }
+        payload = trigger
+        if shape == "standard webhooks":
+            payload = {
+                "type": trigger["type"],
+                "timestamp": trigger["occurred_at"],
+                "kind": "trigger",
+                "data": trigger,
+            }
+        body, headers = _signed(engine.secret, "msg_1", payload)
+        async with httpx.AsyncClient() as http:
+            for _ in range(2):  # the second is a retry
+                answer = await http.post(engine.url, content=body, headers=headers)
+                assert answer.status_code == 200
+            forged = _signed(signing.new_secret(), "msg_2", payload)  # another secret
+            refused = await http.post(engine.url, content=forged[0], headers=forged[1])
+        assert refused.status_code == 401
+        assert [t["id"] for t in engine.triggers("wedding_date_changed")] == ["trg_1"]
+        journey = engine.journey("cl_1")
+        assert journey is not None and journey.wedding["date"] == NEW_DATE
+        [update] = engine.pending
+        assert update["type"] == "client_updated" and update["wedding"]["date"] == NEW_DATE
+        later = engine.event("cl_1", "ev_done", "journey_completed")
+        assert later["wedding"]["date"] == NEW_DATE and later["client"] == client
+    finally:
+        engine.stop()

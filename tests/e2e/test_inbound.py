@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -283,8 +284,16 @@ async def test_triggers_reach_a_journey_engine_signed_per_standard_webhooks(
             ).status_code == 200
         await eventually(lambda: received, timeout=20)
     assert len(received) == 1
+    # The Standard Webhooks payload: the trigger as data, its type and when it occurred around it
     payload = received[0]["payload"]
-    assert payload["type"] == "payment_received" and payload["client_id"] == "cl_engine"
+    assert set(payload) == {"type", "timestamp", "kind", "data"}, payload
+    trigger = payload["data"]
+    assert payload["type"] == trigger["type"] == "payment_received"
+    assert payload["kind"] == "trigger" and trigger["client_id"] == "cl_engine"
+    assert payload["timestamp"].endswith("Z")
+    assert datetime.fromisoformat(payload["timestamp"]) == datetime.fromisoformat(
+        trigger["occurred_at"]
+    )
     # The push worker records the delivery after the engine's answer: wait for that row.
     await eventually(lambda: hub.store.deliveries.list(tenant.id, status="delivered"))
     attempts = await hub.store.deliveries.list(tenant.id)

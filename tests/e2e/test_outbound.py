@@ -468,3 +468,70 @@ async def test_a_write_whose_answer_was_lost_is_found_by_the_retry(
     assert len(tave.jobs) == 1 and tave.creates("job") == 1
     assert len(tave.contacts) == 1 and len(tave.job_contacts) == 1
     assert any(call.startswith("GET /api/v2/job") for call in tave.requests)  # the lookup
+
+
+# --- an endpoint that says it is gone -------------------------------------------------------------
+
+
+async def test_410_gone_disables_the_connection_audits_it_and_shows_in_its_health(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub
+) -> None:
+    """A journey engine answering 410 Gone gets no retry and nothing more: the connection is
+    disabled (status ``gone``), the change audited, its health says so; re-enabled by a
+    person, it delivers again."""
+    from journeyhub import signing
+    from journeyhub.testing.sandbox import SandboxServer
+    from litestar import Litestar, Request, Response, post
+    from standardwebhooks.webhooks import Webhook
+
+    secret = signing.new_secret()
+    received: list[str] = []
+    state = {"gone": True}
+
+    @post("/hooks", status_code=200)
+    async def engine(request: Request) -> Response[Any]:
+        payload = Webhook(secret).verify(await request.body(), dict(request.headers))
+        received.append(payload["data"]["id"])
+        return Response({}, status_code=410 if state["gone"] else 200)
+
+    app = Litestar([engine], signature_namespace={"Response": Response})
+    with SandboxServer(app) as server:
+        connection = await create_connection(
+            gateway,
+            tenant,
+            vendor="webhook",
+            name="journey engine",
+            direction="outbound",
+            config={"url": f"{server.url}/hooks"},
+            credentials={"secret": secret},
+            event_types=["journey_started"],
+        )
+        url = f"/v1/connections/{connection['id']}"
+        await send(gateway, tenant, event(f"gone-1-{tenant.id}", client_id="cl_gone"))
+        dead = await eventually(lambda: hub.store.deliveries.list_dead(tenant.id), timeout=20)
+        assert len(dead) == 1 and "410" in dead[0].error
+
+        async def health() -> dict[str, Any] | None:
+            answer = await gateway.client.get(f"{url}/health", headers=tenant.headers("read"))
+            found = answer.json()
+            return found if found["endpoint_gone"] else None
+
+        shown = await eventually(health, timeout=10)
+        assert shown["status"] == "gone" and shown["enabled"] is False
+        assert shown["connected"] is False and shown["last_24h"]["by_status"] == {"dead": 1}
+        read = (await gateway.client.get(url, headers=tenant.headers("read"))).json()
+        assert read["enabled"] is False and read["status"] == "gone"
+        audit = await hub.store.audit.list(tenant.id, action="connection.endpoint_gone")
+        assert [(a.actor, a.connection_id) for a in audit] == [("system", connection["id"])]
+        assert "410" in audit[0].after["reason"]
+
+        await send(gateway, tenant, event(f"gone-2-{tenant.id}", client_id="cl_gone2"))
+        await asyncio.sleep(2.0)  # time enough for a retry, or a push of the next event
+        assert received == [f"gone-1-{tenant.id}"], "a gone endpoint was called again"
+
+        state["gone"] = False
+        answer = await gateway.client.patch(url, json={"enabled": True}, headers=tenant.headers())
+        assert answer.status_code == 200 and answer.json()["status"] == "active"
+        await send(gateway, tenant, event(f"gone-3-{tenant.id}", client_id="cl_gone3"))
+        await delivered(hub, tenant)
+        assert received[-1] == f"gone-3-{tenant.id}"

@@ -558,3 +558,70 @@ async def test_events_over_a_tenants_rate_get_429_with_retry_after_and_nothing_i
     finally:
         await nc.drain()
         await own_hub.close()
+
+
+# --- token mode: a token of its own, never the signing secret -------------------------------------
+
+
+@pytest.mark.usefixtures("workers")
+async def test_in_token_mode_the_signing_secret_is_in_no_url_or_header(
+    gateway: Gateway, tenant: TenantKeys, hub: Hub
+) -> None:
+    """A webhook connection with a token: a sender that cannot sign sends the token (header or
+    ``?token=``), and the signing secret appears in no URL or header, neither in what comes in
+    nor in what the hub sends out; the secret itself is no token; the API shows neither."""
+    from journeyhub.testing.fixtures import eventually
+    from journeyhub.testing.sandbox import SandboxServer
+    from litestar import Litestar, Request, post
+    from standardwebhooks.webhooks import Webhook
+
+    secret, token = signing.new_secret(), signing.new_token()
+    key = secret.removeprefix("whsec_")
+    seen: list[str] = []  # every URL and header line of every request, in and out
+    pushed: list[str] = []  # what the hub sent out
+
+    @post("/hooks", status_code=204)
+    async def engine(request: Request) -> None:
+        payload = Webhook(secret).verify(await request.body(), dict(request.headers))
+        pushed.append(payload["data"]["id"])
+        seen.append(str(request.url))
+        seen.extend(f"{k}: {v}" for k, v in request.headers.items())
+
+    with SandboxServer(Litestar([engine])) as server:
+        connection = await create_connection(
+            gateway,
+            tenant,
+            vendor="webhook",
+            name="engine without signing",
+            direction="bidirectional",
+            config={"url": f"{server.url}/hooks"},
+            credentials={"secret": secret, "token": token},
+            event_types=["journey_started", "payment_received"],
+        )
+        hook = connection["webhook_url"].removeprefix(str(gateway.client.base_url))
+        for n, (path, headers) in enumerate(
+            [(f"{hook}?token={token}", {}), (hook, {"x-journeyhub-token": token})]
+        ):
+            body = json.dumps({"id": f"tok-{n}-{tenant.id}", "type": "payment_received"})
+            answer = await gateway.client.post(path, content=body, headers=headers)
+            assert answer.status_code == 200, answer.text
+            seen.append(str(answer.request.url))
+            seen.extend(f"{k}: {v}" for k, v in answer.request.headers.items())
+        answer = await gateway.client.post(
+            "/v1/events", json=event(f"tok-ev-{tenant.id}"), headers=tenant.headers("ingest")
+        )
+        assert answer.status_code == 202
+        await eventually(lambda: f"tok-ev-{tenant.id}" in pushed, timeout=20)
+    assert not [line for line in seen if secret in line or key in line]
+    assert any(token in line for line in seen)  # the token did travel
+
+    refused = await gateway.client.post(
+        hook,
+        content=b'{"id": "x", "type": "payment_received"}',
+        headers={"x-journeyhub-token": secret},
+    )
+    assert refused.status_code == 401 and refused.json()["reason"] == "bad_token"
+    read = await gateway.client.get(
+        f"/v1/connections/{connection['id']}", headers=tenant.headers("read")
+    )
+    assert token not in read.text and key not in read.text and key not in refused.text

@@ -195,6 +195,7 @@ async def test_a_crash_mid_page_repeats_the_page_without_duplicate_triggers(
                 "id": f"in_{i}",
                 "object": "invoice",
                 "amount_paid": i,
+                "amount_paid_off_stripe": i,  # paid outside Stripe: invoice_paid, one each
                 "currency": "gbp",
                 "metadata": {"client_id": "cl_c"},
             },

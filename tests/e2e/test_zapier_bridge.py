@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from journeyhub.connectors import zapier
 from journeyhub.errors import (
+    EndpointGone,
     OutcomeUnknown,
     PermanentError,
     RateLimited,
@@ -140,7 +141,7 @@ async def test_a_signature_with_another_secret_is_refused_by_the_receiver(catch,
         (Fault(status=429, retry_after=7), RateLimited, 7.0),
         (Fault(status=503), RetryableError, None),
         (Fault(status=404), PermanentError, None),
-        (Fault(status=410), PermanentError, None),
+        (Fault(status=410), EndpointGone, None),  # the Zap is gone: the connection is disabled
     ],
 )
 async def test_errors_are_classified_and_never_name_the_hook_token(
@@ -365,6 +366,36 @@ def test_parse_when(text, expected):
     assert parsed == expected
     if parsed is not None:
         assert parsed.utcoffset() is not None
+
+
+# --- the kit's bridge -----------------------------------------------------------------------------
+
+
+def _bridge(push_event_types: tuple[str, ...]) -> Any:
+    from journeyhub.kit import ZapierBridge
+
+    return ZapierBridge(
+        vendor="acme",
+        display_name="Acme (via Zapier)",
+        config_schema=zapier.ZapierConfig,
+        default_field_mappings=(),
+        push_event_types=push_event_types,
+        payloads=lambda event, mapped: {},
+        webhook_event_types=(),
+        drafts=lambda inbound, config: None,
+    )
+
+
+def test_a_bridge_pushes_only_the_events_that_set_a_clients_fields():
+    """A bridge's actions create or update the client and its project: an event carrying a
+    snapshot (a completed step, the journey's end) must not be able to reach them."""
+    from journeyhub.model import EVENT_TYPES, FIELD_SETTING_EVENTS
+
+    kept = _bridge(("journey_started", "client_updated"))
+    assert kept.info.push_event_types == ("journey_started", "client_updated")
+    for kind in sorted(set(EVENT_TYPES) - FIELD_SETTING_EVENTS):
+        with pytest.raises(ValueError, match=kind):
+            _bridge(("journey_started", kind))
 
 
 # --- end to end, through the real gateway, bus and workers (HoneyBook's use of the bridge) --------

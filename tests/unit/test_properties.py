@@ -537,11 +537,12 @@ def test_webhook_connector_a_correct_signature_or_token_verifies_and_one_bit_doe
     raw: bytes, msg_id: str, trigger_id: str, trigger_type: str, offset: int, by_token: bool
 ) -> None:
     secret = whsec(raw)
+    token = base64.urlsafe_b64encode(raw * 8).decode()[:40]  # a separate token, not the secret
     body = json.dumps({"id": trigger_id, "type": trigger_type}).encode()
     if by_token:
         headers, forged = (
-            {"x-journeyhub-token": secret},
-            {"x-journeyhub-token": secret[:-1] + chr(ord(secret[-1]) ^ 1)},
+            {"x-journeyhub-token": token},
+            {"x-journeyhub-token": token[:-1] + chr(ord(token[-1]) ^ 1)},
         )
     else:
         headers = _sign_standard(raw, msg_id, int(NOW.timestamp()) + offset, body, "webhook")
@@ -554,7 +555,7 @@ def test_webhook_connector_a_correct_signature_or_token_verifies_and_one_bit_doe
     def call(h: dict[str, str], b: bytes) -> Any:
         return webhook_connector.journeyhub_verify_webhook(
             connection=webhook_connection(),
-            credentials={"secret": secret},
+            credentials={"secret": secret, "token": token},
             headers=h,
             body=b,
             now=NOW,

@@ -1,7 +1,8 @@
 """Errors a connector raises, so the kernel knows whether to retry, wait, or give up.
 
 The push worker turns these into bus actions: retryable → redelivery with backoff,
-rate limited → redelivery after Retry-After, permanent → dead letters at once.
+rate limited → redelivery after Retry-After, permanent → dead letters at once, endpoint
+gone → dead letters at once and the connection disabled.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ class PermanentError(ConnectorError):
     """Retrying cannot help: a 4xx other than 408/409/429, a validation error."""
 
     retryable = False
+
+
+class EndpointGone(PermanentError):
+    """The receiving endpoint said it is gone for good (410 Gone) and wants nothing more from
+    us. The task goes to the dead letters; the kernel disables the connection, audits it and
+    shows it in the connection's health, so nothing more is sent until a person re-enables
+    it. A connector raises this only where 410 means the endpoint, not one record (a deleted
+    calendar event is a 410 for that event alone)."""
 
 
 class AuthExpired(RetryableError):

@@ -20,6 +20,8 @@ Definitions (each row of the ``deliveries`` table is one push attempt):
   last 24 hours;
 - **connected**: enabled, not waiting for re-authorisation, breaker not open, and at least one
   successful vendor call;
+- **endpoint_gone**: the endpoint answered 410 Gone, so the connection was disabled and nothing
+  more is sent until a person re-enables it (the audit log has the answer);
 - **pending_deliveries**: tasks routed to the connection and not finished (delivered, skipped
   or dead); **dead_letters**: its dead letters not replayed yet.
 """
@@ -79,9 +81,10 @@ class ConnectionHealth(msgspec.Struct, kw_only=True):
     vendor: str
     name: str
     enabled: bool
-    status: str  # the connection's status: active | needs_reauth
+    status: str  # the connection's status: active | needs_reauth | gone
     connected: bool
     needs_reauth: bool
+    endpoint_gone: bool = False
     last_success_at: datetime | None
     last_error_at: datetime | None
     breaker: BreakerHealth
@@ -204,6 +207,7 @@ async def connection_health(
         and breaker.state != "open"
         and last_success is not None,
         needs_reauth=needs_reauth,
+        endpoint_gone=connection.status == "gone",
         last_success_at=last_success,
         last_error_at=max((t for t in error_times if t), default=None),
         breaker=breaker,

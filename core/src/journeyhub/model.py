@@ -184,7 +184,8 @@ class Connection(msgspec.Struct, kw_only=True):
     options: dict[str, Any] = {}  # the kernel's settings (KERNEL_CONFIG_KEYS)
     event_types: list[str] = []
     field_mappings: list[FieldMapping] = []
-    status: Literal["active", "needs_reauth", "error"] = "active"
+    # gone: the endpoint answered 410 Gone and the connection was disabled (delivery/gone.py)
+    status: Literal["active", "needs_reauth", "error", "gone"] = "active"
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

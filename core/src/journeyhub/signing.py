@@ -1,4 +1,5 @@
-"""Standard Webhooks signatures (also the Svix scheme that Resend uses, with ``svix-`` headers).
+"""Standard Webhooks signatures (also the Svix scheme that Resend uses, with ``svix-`` headers),
+and the tokens of senders that cannot sign.
 
 Signing uses the ``standardwebhooks`` library. Verification parses the headers itself so that
 garbage is a clean rejection (never an exception the gateway would turn into a 500), the clock
@@ -20,10 +21,37 @@ from standardwebhooks.webhooks import Webhook
 from journeyhub.errors import WebhookRejected
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+# URL-safe, so it goes into ?token= unchanged; 32 characters of base64url are 192 bits.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,256}")
 
 
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def new_token() -> str:
+    """A random token (256 bits, URL-safe) for senders that cannot sign, as
+    ``x-journeyhub-token`` or ``?token=``. It is never the signing secret: a token travels in
+    URLs and in the sender's settings and history, a signing key must not."""
+    return secrets.token_urlsafe(32)
+
+
+def token_problem(token: str, secret: str) -> str | None:
+    """Why ``token`` cannot be a connection's token next to its signing ``secret``; None when
+    it can."""
+    if not _TOKEN.fullmatch(token):
+        return "token must be 32 to 256 URL-safe characters (A-Z a-z 0-9 - _)"
+    key = secret.removeprefix("whsec_")
+    if token in secret or (key and key in token):
+        return "token must not be, or contain, the signing secret"
+    return None
+
+
+def token_matches(presented: str, token: str) -> bool:
+    """Constant-time comparison of a presented token with the connection's."""
+    return hmac.compare_digest(
+        presented.strip().encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
+    )
 
 
 def valid_secret(secret: str) -> bool:

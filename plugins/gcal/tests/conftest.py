@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Known
 from journeyhub.testing.connector import make_event
+from journeyhub_gcal.client import time_zones
 from journeyhub_gcal.sandbox import GcalSandbox
 
 CHANNEL_TOKEN = "chan-token-0123456789abcdef"
@@ -28,14 +29,18 @@ def sandbox_server() -> Iterator[GcalSandbox]:
 
 
 @pytest.fixture
-def sandbox(sandbox_server: GcalSandbox) -> GcalSandbox:
+def sandbox(sandbox_server: GcalSandbox) -> Iterator[GcalSandbox]:
+    """The sandbox, reset; no request a test made may be one Google's contract refuses (a
+    test that sends such requests on purpose sets ``refusals`` back to 0)."""
     sandbox_server.reset()
+    time_zones.clear()  # every test's connection has the same id
     sandbox_server.rate_limit = None
     sandbox_server.rate_limit_status = 403
     sandbox_server.access_token_ttl = 3599
     sandbox_server.require_https = True
     sandbox_server.deliver_notifications = False
-    return sandbox_server
+    yield sandbox_server
+    assert sandbox_server.refusals == 0, "a request was refused by calendar_v3.json's contract"
 
 
 @pytest.fixture
@@ -103,9 +108,7 @@ def push(hook: Any, new_task: Any) -> Any:
             "journeyhub_push",
             task=task,
             idempotency_key=task.id,
-            suppressed=frozenset(),
-            known=Known(),
-            **kwargs,
+            **{"suppressed": frozenset(), "known": Known(), **kwargs},
         )
 
     return run

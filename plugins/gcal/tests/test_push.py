@@ -13,10 +13,11 @@ from journeyhub.errors import (
     RateLimited,
     RetryableError,
 )
+from journeyhub.model import Known
 from journeyhub.testing.sandbox import Fault
 from journeyhub_gcal import events as ev
 from journeyhub_gcal.client import DEFAULT_RATE_BACKOFF_SECONDS
-from journeyhub_gcal.sandbox import google_error
+from journeyhub_gcal.sandbox import USER, google_error
 
 WEDDING = ev.wedding_event_id("ji_001")
 
@@ -243,3 +244,108 @@ async def test_triggers_are_not_pushed(push, new_event, new_task, sandbox):
     result = await push(as_trigger)
     assert result.status == "skipped"
     assert not [call for call in sandbox.requests if "/calendar/" in call]
+
+
+CALENDAR_GET = "GET /calendar/v3/calendars/primary"
+SHOOT = {"id": "st_shoot", "name": "Shoot", "type": "meeting"}
+
+
+async def test_timed_events_are_in_the_calendars_own_time_zone(push, new_event, sandbox):
+    """A London calendar in summer: a 10:00 step is at 10:00 BST (09:00 UTC), not shifted.
+    The zone is read from the calendar once per connection."""
+    sandbox.calendars[USER]["timeZone"] = "Europe/London"
+    data = {"date": "2026-07-10", "start_time": "10:00"}
+    result = await push(new_event("step_completed", step={**SHOOT, "data": data}))
+    event = sandbox.event(result.external_ids["event"])
+    assert event["start"] == {"dateTime": "2026-07-10T10:00:00+01:00", "timeZone": "Europe/London"}
+    await push(new_event("step_completed", step={**SHOOT, "id": "st_two", "data": data}))
+    assert sandbox.requests[CALENDAR_GET] == 1
+
+
+async def test_a_configured_time_zone_overrides_the_calendars(
+    push, new_event, sandbox, new_connection
+):
+    sandbox.calendars[USER]["timeZone"] = "Europe/London"
+    conn = new_connection(sandbox, time_zone="America/New_York")
+    data = {"date": "2026-07-10", "start_time": "10:00"}
+    result = await push(new_event("step_completed", step={**SHOOT, "data": data}), connection=conn)
+    start = sandbox.event(result.external_ids["event"])["start"]
+    assert start == {"dateTime": "2026-07-10T10:00:00-04:00", "timeZone": "America/New_York"}
+    assert sandbox.requests[CALENDAR_GET] == 0
+
+
+async def test_an_id_google_will_not_give_back_is_recreated_once_under_a_new_id(
+    push, new_event, sandbox
+):
+    """Deleted, then purged by Google: patch 404, insert 409 duplicate, patch 404. The event is
+    made again under its successor id, and the id map learns it."""
+    await push(new_event())
+    sandbox.user_delete(WEDDING)
+    sandbox.purge(WEDDING)
+    result = await push(new_event("client_updated", wedding={"date": "2026-07-04"}))
+    again = ev.successor_id(WEDDING)
+    assert result.status == "delivered" and result.external_ids == {"event": again}
+    assert result.detail == "recreated the wedding event"
+    assert sandbox.event(again)["start"] == {"date": "2026-07-04"}
+    assert {(r.vendor_id, r.deleted) for r in result.records} == {(WEDDING, True), (again, False)}
+    assert all(
+        (r.kind, r.ref, r.our_id) == ("calendar_event", WEDDING, "cl_001") for r in result.records
+    )
+    # The next push knows the new id from the hub's map: one patch, no insert.
+    calls = sum(sandbox.requests.values())
+    known = Known().learn(result.records)
+    moved = await push(new_event("client_updated", wedding={"date": "2026-07-05"}), known=known)
+    assert moved.external_ids == {"event": again} and moved.detail == "updated the wedding event"
+    assert sum(sandbox.requests.values()) == calls + 1
+    assert sandbox.event(again)["start"] == {"date": "2026-07-05"}
+    assert sandbox.inserts[again] == 1 and sandbox.insert_attempts[WEDDING] == 2
+
+
+async def test_an_id_and_its_successor_both_gone_fail_once_not_in_a_loop(push, new_event, sandbox):
+    for event_id in (WEDDING, ev.successor_id(WEDDING)):
+        sandbox.purge(event_id)
+    with pytest.raises(PermanentError, match="as deleted"):
+        await push(new_event())
+    assert sandbox.insert_attempts[WEDDING] == 1
+
+
+async def test_the_couple_is_invited_when_the_connection_asks(
+    push, new_event, sandbox, new_connection
+):
+    await push(new_event())
+    assert "attendees" not in sandbox.event(WEDDING) and sandbox.guest_emails == []
+    conn = new_connection(sandbox, invite_client=True)
+    await push(new_event("client_updated"), connection=conn)
+    couple = {"email": "ada@example.com", "displayName": "Ada Lovelace"}
+    assert sandbox.event(WEDDING)["attendees"] == [couple]
+    assert sandbox.guest_emails == [(WEDDING, "ada@example.com")]  # sendUpdates=all
+    planner = {"email": "planner@example.com"}
+    sandbox.user_edit(WEDDING, attendees=[couple, planner])
+    renamed = {"id": "cl_001", "name": "Ada King", "email": "ada.king@example.com"}
+    await push(new_event("client_updated", client=renamed), connection=conn)
+    # The studio's guest stays; the couple's new address replaces the old one.
+    emails = [a["email"] for a in sandbox.event(WEDDING)["attendees"]]
+    assert emails == ["planner@example.com", "ada.king@example.com"]
+    mailed = len(sandbox.guest_emails)
+    await push(new_event("journey_paused"), connection=conn)  # the studio's own state: no mail
+    assert len(sandbox.guest_emails) == mailed
+
+
+async def test_a_later_events_old_snapshot_leaves_the_wedding_alone(push, new_event, sandbox):
+    """Only journey_started and client_updated set the wedding's date, place and title: a
+    journey_completed carrying the old date and name does not undo the studio's change."""
+    await push(new_event())
+    changed = {
+        "client": {"id": "cl_001", "name": "Ada King", "email": "ada@example.com"},
+        "wedding": {"date": "2026-06-19", "venue": {"name": "Oak Hall", "address": "2 Road"}},
+    }
+    await push(new_event("client_updated", **changed))
+    result = await push(new_event("journey_completed"))  # the snapshot: 20 June, Rose Barn
+    assert result.status == "delivered"
+    event = sandbox.event(WEDDING)
+    assert event["start"] == {"date": "2026-06-19"}
+    assert event["location"] == "Oak Hall, 2 Road"
+    assert event["summary"] == "Ada King wedding"
+    assert event["status"] == "confirmed"
+    private = event["extendedProperties"]["private"]
+    assert private[ev.P_FINGERPRINT] == ev.fingerprint(event, private[ev.P_FIELDS].split(","))

@@ -203,3 +203,55 @@ async def test_rate_limit_answers_403_or_429(api, sandbox):
     assert limited.json()["error"]["errors"][0]["domain"] == "usageLimits"
     sandbox.rate_limit_status = 429
     assert (await api("GET", "/calendars/primary")).status_code == 429
+
+
+async def test_requests_are_checked_against_the_discovery_document(api, sandbox):
+    """Unknown body fields, unknown or ill-typed parameters: 400 INVALID_ARGUMENT, as Google."""
+    cases = [
+        ("POST", "/calendars/primary/events", {"json": {**ALL_DAY, "colour": "red"}}, "colour"),
+        ("POST", "/calendars/primary/events", {"json": {**ALL_DAY, "start": {"day": "x"}}}, "day"),
+        ("POST", "/calendars/primary/events", {"json": {**ALL_DAY, "summary": 5}}, "summary"),
+        (
+            "POST",
+            "/calendars/primary/events",
+            {"json": ALL_DAY, "params": {"notify": "1"}},
+            "notify",
+        ),
+        (
+            "POST",
+            "/calendars/primary/events",
+            {"json": ALL_DAY, "params": {"sendUpdates": "some"}},
+            "sendUpdates",
+        ),
+        ("GET", "/calendars/primary/events", {"params": {"showDeleted": "yes"}}, "showDeleted"),
+        (
+            "GET",
+            "/calendars/primary/events",
+            {"params": {"timeMin": "2026-01-01T00:00:00"}},
+            "timeMin",
+        ),
+        (
+            "POST",
+            "/channels/stop",
+            {"json": {"id": "c1", "resourceId": "r", "kind2": "x"}},
+            "kind2",
+        ),
+        (
+            "PATCH",
+            "/calendars/primary/events/abcde",
+            {"json": {"attendees": [{"mail": "a@b.c"}]}},
+            "mail",
+        ),
+    ]
+    for method, path, kwargs, name in cases:
+        answer = await api(method, path, **kwargs)
+        error = answer.json()["error"]
+        assert answer.status_code == 400, (name, answer.text)
+        assert error["status"] == "INVALID_ARGUMENT" and error["code"] == 400, error
+        assert name in error["message"] and reason(answer) == "invalid", error
+    assert sandbox.events() == [] and sandbox.refusals == len(cases)
+    # Nulls (a patch clearing a field), known parameters and read-only fields pass.
+    fine = {**ALL_DAY, "id": "abcde", "kind": "calendar#event", "description": None}
+    made = await api("POST", "/calendars/primary/events", json=fine, params={"sendUpdates": "all"})
+    assert made.status_code == 200, made.text
+    sandbox.refusals = 0

@@ -220,3 +220,29 @@ def test_the_connector_describes_itself(registry):
     assert (
         info.rate_limit is not None and info.rate_limit.requests / info.rate_limit.per_seconds <= 10
     )
+
+
+async def test_maintain_uses_the_configured_lifetime_and_margin(
+    call, new_connection, sandbox, fresh
+):
+    """The channel asks for ``watch_ttl_seconds``; it is renewed within
+    ``watch_renew_margin_seconds`` of its end, and left alone before."""
+    connection = new_connection(sandbox, watch_ttl_seconds=3600, watch_renew_margin_seconds=600)
+
+    async def maintain(state: dict[str, Any]) -> Any:
+        return await call(
+            "journeyhub_maintain",
+            connection=connection,
+            credentials=fresh,
+            webhook_url="https://hub.example.com/webhooks/gcal/con_test",
+            state=state,
+        )
+
+    opened = await maintain({})
+    channel = opened["channel"]
+    assert abs(channel["expiration"] / 1000 - (time.time() + 3600)) < 60
+    assert await maintain({"channel": {**channel, "expiration": channel["expiration"]}}) is None
+    ending = int((time.time() + 500) * 1000)  # within the 600 s margin
+    renewed = await maintain({"channel": {**channel, "expiration": ending}})
+    assert renewed["channel"]["id"] != channel["id"]
+    assert list(sandbox.channels) == [renewed["channel"]["id"]]

@@ -37,13 +37,13 @@ class TestHoneyBookContract(ConnectorContract):
         return self.connection(sandbox.config())
 
     def make_credentials(self, sandbox: Any) -> dict[str, Any]:
-        return {"secret": sandbox.secret}
+        return {"secret": sandbox.secret, "token": sandbox.token}
 
     def count_effects(self, sandbox: Any) -> int:
         return len(sandbox.actions)  # envelopes the Zaps acted on
 
     def signed_webhook(self, sandbox: Any, credentials: dict[str, Any]) -> WebhookRequest:
-        return zap_post(credentials["secret"])
+        return zap_post(credentials["token"])
 
     def unsigned_webhook(self, sandbox: Any, credentials: dict[str, Any]) -> WebhookRequest:
         return zap_post("whsec_" + "Z3Vlc3NlZC1ieS1hLXN0cmFuZ2VyLTAx")

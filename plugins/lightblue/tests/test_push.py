@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 from journeyhub.errors import PermanentError
-from journeyhub.model import FieldMapping
+from journeyhub.model import EVENT_TYPES, FIELD_SETTING_EVENTS, FieldMapping
 
 
 async def test_journey_started_makes_one_enquiry_with_the_mapped_fields(sandbox, push, new_event):
@@ -92,8 +92,12 @@ async def test_each_client_update_is_its_own_inbox_item_but_a_repeat_is_not(
     assert later_item.fields["ContactNameLast"] == "Byron"
 
 
-async def test_other_events_are_skipped_without_a_call(sandbox, push, new_event):
-    result = await push(new_event("step_completed", step={"name": "Sign", "type": "task"}))
+@pytest.mark.parametrize("kind", sorted(set(EVENT_TYPES) - FIELD_SETTING_EVENTS))
+async def test_other_events_are_skipped_without_a_call(sandbox, push, new_event, kind):
+    """Their snapshot of the wedding may be older than a change the studio made since."""
+    moved = {"date": "2027-01-01", "venue": {"name": "Elsewhere"}}
+    step = {"name": "Sign", "type": "task"} if kind == "step_completed" else None
+    result = await push(new_event(kind, wedding=moved, step=step))
 
     assert result.status == "skipped"
     assert sandbox.requests == []

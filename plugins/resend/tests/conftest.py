@@ -29,8 +29,9 @@ from journeyhub.plugins import PluginRegistry
 from journeyhub.signing import new_secret
 from journeyhub.testing.connector import registry_for
 from journeyhub.testing.sandbox import SandboxServer
-from journeyhub_resend.sandbox import ResendSandbox
+from journeyhub_resend.sandbox import ResendSandbox, signed_event
 from litestar import Litestar, Request, Response, post
+from svix.webhooks import Webhook
 
 WELCOME_HTML = (
     '<div style="border-top: 4px solid {{ vendor.accent_color }}">'
@@ -82,9 +83,21 @@ def make(new_task: Callable[..., DeliveryTask]) -> SimpleNamespace:
     return SimpleNamespace(config=config, event=make_event, task=new_task)
 
 
+def svix_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``svix-signature`` as the official ``svix`` package computes it (it signs text)."""
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    return Webhook(secret).sign(msg_id, moment, body.decode())
+
+
+def signed(event: dict[str, Any], secret: str, **options: Any) -> tuple[bytes, dict[str, str]]:
+    """The body and headers Resend sends for ``event``, signed with ``svix``."""
+    return signed_event(event, secret, svix_signature, **options)
+
+
 @pytest.fixture(scope="session")
 def _sandbox() -> Iterator[ResendSandbox]:
     with ResendSandbox(rate_limit=1000) as sandbox:
+        sandbox.signer = svix_signature  # webhooks signed by the official package
         yield sandbox
 
 

@@ -80,3 +80,49 @@ def test_credentials_are_checked_without_echoing_them():
         with pytest.raises(msgspec.ValidationError) as caught:
             msgspec.convert(bad, ResendCredentials)
         assert "secretvalue" not in str(caught.value) and "whsec_!!" not in str(caught.value)
+
+
+def test_an_inbound_only_connection_needs_only_the_webhook_secret():
+    assert msgspec.convert({}, ResendConfig).from_address is None
+    creds = msgspec.convert({"webhook_secret": new_secret()}, ResendCredentials)
+    assert creds.api_key is None and len(creds.webhook_secrets) == 1
+    with pytest.raises(msgspec.ValidationError, match=r"api_key .*webhook_secret"):
+        msgspec.convert({}, ResendCredentials)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"branding": {"accent_color": "red; background: url(x)"}}, "accent_color"),
+        ({"branding": {"logo_url": "javascript:alert(1)"}}, "logo_url"),
+        ({"language": "xx-YY"}, "language"),
+        ({"unsubscribe_url": "http://studio.example.com/u"}, "https"),
+        (
+            {
+                "templates": {
+                    "w": {
+                        "subject": "s",
+                        "html": "h",
+                        "translations": {"zz": {"subject": "s", "html": "h"}},
+                    }
+                }
+            },
+            "translations",
+        ),
+        (
+            {
+                "templates": {
+                    "w": {
+                        "subject": "s",
+                        "html": "h",
+                        "translations": {"fr": {"subject": "{{", "html": "h"}},
+                    }
+                }
+            },
+            r"templates\.w\.translations\.fr\.subject",
+        ),
+    ],
+)
+def test_branding_languages_and_unsubscribe_are_checked(make, change, message):
+    with pytest.raises(msgspec.ValidationError, match=message):
+        msgspec.convert({**make.config("https://api.resend.com"), **change}, ResendConfig)

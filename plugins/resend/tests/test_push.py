@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
 from typing import Any
 
 import pytest
@@ -64,7 +66,7 @@ async def test_push_renders_the_template_with_couple_date_venue_and_branding(
     assert result.status == "delivered" and result.vendor_status == 200
     stored = sandbox.email(result.external_ids["email_id"])
     html = stored["html"]
-    assert "Anna &amp; Ben: we cannot wait for Saturday 6 June 2026 at Chateau de Vaux" in html
+    assert "Anna &amp; Ben: we cannot wait for Saturday, June 6, 2026 at Chateau de Vaux" in html
     assert "(77950 Maincy, France), 120 guests" in html
     assert "Dear Anna," in html
     assert 'src="https://cdn.example.com/lumiere.png"' in html
@@ -143,21 +145,34 @@ async def test_the_same_idempotency_key_twice_sends_one_email(
     assert len(sandbox.emails) == 1
 
 
-async def test_the_same_key_with_another_body_is_a_409(
+async def test_the_same_key_with_another_body_is_permanent_and_explained(
     sandbox, connection, credentials, http, task_for
 ):
     await push(task_for(), connection, credentials, http, key="k1")
-    with pytest.raises(RetryableError) as caught:
-        await push(
-            task_for(data={"template": "welcome", "couple": "Anna & Carl"}),
-            connection,
-            credentials,
-            http,
-            key="k1",
-        )
+    changed = task_for(data={"template": "welcome", "couple": "Anna & Carl"})
+    with pytest.raises(PermanentError) as caught:  # a retry would meet the same 409
+        await push(changed, connection, credentials, http, key="k1")
     assert caught.value.vendor_status == 409
     assert "invalid_idempotent_request" in caught.value.message
+    assert "The first version was sent and this one was not" in caught.value.message
     assert len(sandbox.emails) == 1
+
+
+async def test_a_concurrent_request_with_the_same_key_is_retried_later(
+    sandbox, connection, credentials, http, task_for
+):
+    sandbox.faults.plan(Fault(delay=0.5))  # the first attempt is still under way at Resend
+    task = task_for()
+    first, second = await asyncio.gather(
+        push(task, connection, credentials, http),
+        push(task, connection, credentials, http),
+        return_exceptions=True,
+    )
+    refused = second if isinstance(second, Exception) else first
+    assert isinstance(refused, RetryableError) and refused.vendor_status == 409
+    assert "concurrent_idempotent_requests" in refused.message
+    retried = await push(task, connection, credentials, http)
+    assert retried.status == "delivered" and sandbox.accepted == 1
 
 
 async def test_a_suppressed_recipient_is_not_mailed(
@@ -328,6 +343,36 @@ async def test_an_invalid_key_needs_reauth(sandbox, connection, http, task_for):
     assert caught.value.vendor_status == 403
 
 
+@pytest.mark.parametrize("endpoint", ["push", "check_connection"])
+async def test_a_revoked_key_needs_reauth_whatever_resend_calls_it(
+    sandbox, connection, credentials, http, task_for, endpoint
+):
+    # Resend's current reference: a deleted key is a ``validation_error`` "API key is invalid",
+    # 401 on the sending endpoints and 400 on the others.
+    sandbox.revoked.add(credentials["api_key"])
+    with pytest.raises(ReauthRequired) as caught:
+        if endpoint == "push":
+            await push(task_for(), connection, credentials, http)
+        else:
+            await hook(
+                "check_connection", connection=connection, credentials=credentials, http=http
+            )
+    assert caught.value.vendor_status == (401 if endpoint == "push" else 400)
+    assert credentials["api_key"] not in caught.value.message
+
+
+async def test_an_inbound_only_connection_sends_nothing_and_says_so(
+    sandbox, connection, http, task_for, secret
+):
+    inbound = _with_config(connection, config={"api_base": sandbox.url})
+    creds = {"webhook_secret": secret}
+    said = await hook("check_connection", connection=inbound, credentials=creds, http=http)
+    assert "sends nothing" in said
+    with pytest.raises(ReauthRequired, match="no api_key"):
+        await push(task_for(), inbound, creds, http)
+    assert sandbox.requests == 0
+
+
 async def test_no_api_key_in_any_error_message(sandbox, connection, credentials, http, task_for):
     key = credentials["api_key"]
     errors: list[ConnectorError] = []
@@ -395,3 +440,129 @@ async def test_an_overlong_idempotency_key_is_hashed_not_refused(
     first = await push(task_for(), connection, credentials, http, key=key)
     again = await push(task_for(), connection, credentials, http, key=key)
     assert first.external_ids == again.external_ids and sandbox.accepted == 1
+
+
+# --- what a send carries: attachments, scheduling, List-Unsubscribe, language ------------------
+
+PDF = base64.b64encode(b"%PDF-1.4 contract").decode()
+
+
+async def test_attachments_from_a_url_and_from_base64(
+    sandbox, connection, credentials, http, task_for
+):
+    files = [
+        {"path": "https://files.example.com/contract.pdf", "filename": "contract.pdf"},
+        {"filename": "invoice.pdf", "content": PDF, "content_type": "application/pdf"},
+    ]
+    task = task_for(data={"template": "welcome", "attachments": files})
+    result = await push(task, connection, credentials, http)
+    assert sandbox.email(result.external_ids["email_id"])["attachments"] == files
+
+
+@pytest.mark.parametrize(
+    ("attachment", "why"),
+    [
+        ({"filename": "a.pdf", "content": "not base64!"}, "not base64"),
+        ({"filename": "a.pdf"}, "either path"),
+        ({"content": PDF}, "needs a filename"),
+        ({"path": "file:///etc/passwd"}, "http(s) URL"),
+    ],
+)
+async def test_a_bad_attachment_is_permanent_before_any_call(
+    sandbox, connection, credentials, http, task_for, attachment, why
+):
+    task = task_for(data={"template": "welcome", "attachments": [attachment]})
+    with pytest.raises(PermanentError, match=re.escape(why)):
+        await push(task, connection, credentials, http)
+    assert sandbox.requests == 0
+
+
+async def test_a_batch_sends_an_email_with_attachments_alone(
+    sandbox, connection, credentials, http, task_for
+):
+    files = [{"path": "https://files.example.com/contract.pdf"}]
+    tasks = [
+        task_for(task_id="dt_a", email="a@client.test"),
+        task_for(
+            task_id="dt_b",
+            email="b@client.test",
+            data={"template": "welcome", "attachments": files},
+        ),
+    ]
+    results = await push_batch(tasks, connection, credentials, http, key="b_att")
+    assert all(r.status == "delivered" for r in results)
+    assert sorted(c[1] for c in sandbox.calls) == ["/emails", "/emails/batch"]
+    assert sandbox.email(results[1].external_ids["email_id"])["attachments"] == files
+
+
+async def test_scheduled_at_is_sent_in_utc(sandbox, connection, credentials, http, task_for):
+    task = task_for(data={"template": "welcome", "scheduled_at": "2026-06-01T10:00:00+02:00"})
+    result = await push(task, connection, credentials, http)
+    stored = sandbox.email(result.external_ids["email_id"])
+    assert (stored["scheduled_at"], stored["last_event"]) == ("2026-06-01T08:00:00Z", "scheduled")
+    with pytest.raises(PermanentError, match="with its offset"):
+        await push(
+            task_for(data={"template": "welcome", "scheduled_at": "2026-06-01 10:00"}),
+            connection,
+            credentials,
+            http,
+        )
+
+
+async def test_list_unsubscribe_with_one_click_where_a_url_is_configured(
+    sandbox, connection, credentials, http, task_for, make
+):
+    url = "https://studio.example.com/unsubscribe/{{ client.id }}"
+    both = _with_config(
+        connection,
+        config=make.config(
+            sandbox.url, unsubscribe_url=url, unsubscribe_mailto="optout@example.com"
+        ),
+    )
+    result = await push(task_for(), both, credentials, http)
+    assert sandbox.email(result.external_ids["email_id"])["headers"] == {
+        "List-Unsubscribe": "<https://studio.example.com/unsubscribe/cli_1>, "
+        "<mailto:optout@example.com?subject=unsubscribe>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    mail_only = _with_config(
+        connection, config=make.config(sandbox.url, unsubscribe_mailto="optout@example.com")
+    )
+    result = await push(task_for(task_id="dt_2"), mail_only, credentials, http)
+    assert sandbox.email(result.external_ids["email_id"])["headers"] == {
+        "List-Unsubscribe": "<mailto:optout@example.com?subject=unsubscribe>"
+    }
+
+
+FRENCH = {
+    "subject": "Bienvenue, {{ couple }} !",
+    "html": "<p>{{ wedding.date_long }} ; acompte {{ data.amount | money('EUR') }}</p>",
+}
+
+
+@pytest.mark.parametrize(
+    ("language", "subject", "html"),
+    [
+        ("fr", "Bienvenue, Anna & Ben !", "samedi 6 juin 2026 ; acompte 1\u202f234,50\xa0€"),
+        ("fr-CA", "Bienvenue, Anna & Ben !", "samedi 6 juin 2026 ; acompte 1\xa0234,50\xa0€"),
+        ("de-CH", "Welcome, Anna & Ben!", "Saturday, June 6, 2026: €1,234.50"),
+        ("en-GB", "Welcome, Anna & Ben!", "Saturday, 6 June 2026: €1,234.50"),
+        (None, "Welcome, Anna & Ben!", "Saturday, June 6, 2026: €1,234.50"),
+    ],
+)
+async def test_the_clients_language_picks_the_template_and_formats_dates_and_amounts(
+    sandbox, connection, credentials, http, make, language, subject, html
+):
+    templates = {
+        "welcome": {
+            "subject": "Welcome, {{ couple }}!",
+            "html": "<p>{{ wedding.date_long }}: {{ data.amount | money('EUR') }}</p>",
+            "translations": {"fr": FRENCH},
+        }
+    }
+    conn = _with_config(connection, config=make.config(sandbox.url, templates=templates))
+    event = make.event(data={"template": "welcome", "couple": "Anna & Ben", "amount": 1234.5})
+    event.client.language = language
+    result = await push(make.task(event, conn), conn, credentials, http)
+    stored = sandbox.email(result.external_ids["email_id"])
+    assert (stored["subject"], stored["html"]) == (subject, f"<p>{html}</p>")

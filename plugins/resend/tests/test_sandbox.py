@@ -141,3 +141,33 @@ async def test_get_email_and_unknown_paths(sandbox, http):
     assert (missing.status_code, missing.json()["name"]) == (404, "not_found")
     nowhere = await http.get(f"{sandbox.url}/audiences", headers=auth(sandbox))
     assert (nowhere.status_code, nowhere.json()["name"]) == (404, "not_found")
+
+
+async def test_requests_are_held_to_the_sdks_structure(sandbox, http):
+    url = f"{sandbox.url}/emails"
+    cases = [
+        ({**EMAIL, "replyTo": "a@b.test"}, 422, "validation_error"),  # the node name, not the API's
+        ({**EMAIL, "headers": {"X-Count": 1}}, 422, "validation_error"),
+        ({**EMAIL, "attachments": [{"filename": "a.pdf"}]}, 422, "invalid_attachment"),
+        (
+            {**EMAIL, "attachments": [{"filename": "a.pdf", "content": "@@"}]},
+            422,
+            "invalid_attachment",
+        ),
+        ({**EMAIL, "scheduled_at": "next tuesday-ish"}, 422, "validation_error"),
+    ]
+    for payload, status, name in cases:
+        response = await http.post(url, json=payload, headers=auth(sandbox))
+        assert (response.status_code, response.json()["name"]) == (status, name), payload
+    batch = [{**EMAIL, "attachments": [{"path": "https://files.example.com/a.pdf"}]}]
+    response = await http.post(f"{sandbox.url}/emails/batch", json=batch, headers=auth(sandbox))
+    assert (response.status_code, response.json()["name"]) == (422, "validation_error")
+    assert sandbox.emails == []
+
+
+async def test_a_revoked_key_is_refused_as_resend_documents(sandbox, http):
+    sandbox.revoked.add(sandbox.api_key)
+    sent = await http.post(f"{sandbox.url}/emails", json=EMAIL, headers=auth(sandbox))
+    listed = await http.get(f"{sandbox.url}/domains", headers=auth(sandbox))
+    assert (sent.status_code, sent.json()["name"]) == (401, "validation_error")
+    assert (listed.status_code, listed.json()["message"]) == (400, "API key is invalid")

@@ -13,7 +13,7 @@ from journeyhub.configs import config_as
 from journeyhub.errors import WebhookRejected
 from journeyhub.model import Connection, Known, StoredWebhook
 from journeyhub.plugins import get_plugin_manager
-from journeyhub.signing import new_secret, signed_headers
+from journeyhub.signing import new_secret
 from journeyhub_resend import plugin
 from journeyhub_resend.config import ResendConfig
 from journeyhub_resend.sandbox import ResendSandbox
@@ -84,16 +84,16 @@ async def test_a_wrong_secret_is_refused_over_http(
     assert receiver.stored == []
 
 
-def test_a_tampered_body_is_refused(connection, credentials, secret):
-    body, headers = ResendSandbox.signed({"type": "email.opened", "data": {}}, secret)
+def test_a_tampered_body_is_refused(connection, credentials, secret, sandbox):
+    body, headers = sandbox.signed({"type": "email.opened", "data": {}}, secret)
     with pytest.raises(WebhookRejected) as caught:
         _verify(connection, credentials, headers, body.replace(b"opened", b"clicked"))
     assert caught.value.reason == "bad_signature"
 
 
-def test_a_stale_timestamp_is_refused(connection, credentials, secret):
+def test_a_stale_timestamp_is_refused(connection, credentials, secret, sandbox):
     old = int(time.time()) - 301
-    body, headers = ResendSandbox.signed({"type": "email.opened"}, secret, timestamp=old)
+    body, headers = sandbox.signed({"type": "email.opened"}, secret, timestamp=old)
     with pytest.raises(WebhookRejected) as caught:
         _verify(connection, credentials, headers, body)
     assert caught.value.reason == "stale"
@@ -108,13 +108,13 @@ def _fields(connection: Connection) -> dict[str, Any]:
     return {f: getattr(connection, f) for f in connection.__struct_fields__}
 
 
-def test_a_previous_secret_still_verifies_during_rotation(connection, secret):
+def test_a_previous_secret_still_verifies_during_rotation(connection, secret, sandbox):
     rotated = {
         "api_key": "re_x_12345678",
         "webhook_secret": new_secret(),
         "previous_webhook_secrets": [secret],
     }
-    body, headers = ResendSandbox.signed({"type": "email.sent"}, secret, msg_id="msg_rot")
+    body, headers = sandbox.signed({"type": "email.sent"}, secret, msg_id="msg_rot")
     receipt = _verify(connection, rotated, headers, body)
     assert (receipt.event_id, receipt.event_type) == ("msg_rot", "email.sent")
     gone = {"api_key": "re_x_12345678", "webhook_secret": rotated["webhook_secret"]}
@@ -123,8 +123,8 @@ def test_a_previous_secret_still_verifies_during_rotation(connection, secret):
 
 
 @pytest.mark.parametrize("missing", ["svix-id", "svix-timestamp", "svix-signature"])
-def test_missing_headers_are_refused(connection, credentials, secret, missing):
-    body, headers = ResendSandbox.signed({"type": "email.sent"}, secret)
+def test_missing_headers_are_refused(connection, credentials, secret, sandbox, missing):
+    body, headers = sandbox.signed({"type": "email.sent"}, secret)
     del headers[missing]
     with pytest.raises(WebhookRejected) as caught:
         _verify(connection, credentials, headers, body)
@@ -146,15 +146,20 @@ def test_garbage_is_a_clean_rejection(connection, credentials, headers):
             _verify(connection, credentials, headers, body)
 
 
-def test_a_signed_body_that_is_not_json_is_bad_body(connection, credentials, secret):
-    headers = signed_headers(secret, "msg_x", b"<html>", prefix="svix")
+def test_a_signed_body_that_is_not_json_is_bad_body(connection, credentials, secret, sandbox):
+    stamp = int(time.time())
+    headers = {
+        "svix-id": "msg_x",
+        "svix-timestamp": str(stamp),
+        "svix-signature": sandbox.signer(secret, "msg_x", stamp, b"<html>"),
+    }
     with pytest.raises(WebhookRejected) as caught:
         _verify(connection, credentials, headers, b"<html>")
     assert caught.value.reason == "bad_body"
 
 
-def test_no_webhook_secret_configured_refuses(connection, secret):
-    body, headers = ResendSandbox.signed({"type": "email.sent"}, secret)
+def test_no_webhook_secret_configured_refuses(connection, secret, sandbox):
+    body, headers = sandbox.signed({"type": "email.sent"}, secret)
     with pytest.raises(WebhookRejected) as caught:
         _verify(connection, {"api_key": "re_x_12345678"}, headers, body)
     assert caught.value.reason == "bad_signature"
@@ -235,6 +240,18 @@ def test_a_redelivery_gives_the_same_source_id_and_two_opens_do_not():
     later = plugin.journeyhub_handle_webhook(webhook=_stored(opened("2026-01-02T08:00:00.000Z")))
     assert first[0].source_event_id == again[0].source_event_id
     assert first[0].source_event_id != later[0].source_event_id
+
+
+@pytest.mark.parametrize(("bounce_type", "suppress"), [("Transient", False), ("Permanent", None)])
+async def test_only_a_permanent_bounce_suppresses(
+    sandbox, connection, credentials, http, task_for, bounce_type, suppress
+):
+    email_id = await _sent_email(sandbox, connection, credentials, http, task_for())
+    bounce = {"type": bounce_type, "subType": "MailboxFull", "message": "mailbox full"}
+    event = sandbox.emit("email.bounced", email_id, bounce=bounce)
+    (draft,) = plugin.journeyhub_handle_webhook(webhook=_stored(json.dumps(event).encode()))
+    assert draft.type == "email_bounced" and draft.data["bounce_type"] == bounce_type
+    assert draft.data.get("suppress") is suppress
 
 
 def test_a_bounce_to_two_recipients_suppresses_both():

@@ -46,7 +46,7 @@ def connection(sandbox: SeventeenHatsSandbox, new_connection: Any) -> Connection
 
 @pytest.fixture
 def credentials(sandbox: SeventeenHatsSandbox) -> dict[str, str]:
-    return {"secret": sandbox.secret}
+    return {"secret": sandbox.secret, "token": sandbox.token}
 
 
 def make_event(event_type: str = "journey_started", **overrides: Any) -> JourneyEvent:

@@ -46,10 +46,11 @@ async def test_each_update_of_one_contact_is_its_own_event(sandbox, gateway, htt
 async def test_tokens(sandbox, gateway, http, auth_in):
     ok = await sandbox.send(http, gateway.url, HATS.new_contact(), auth_in=auth_in)
     assert ok.status_code == 200
-    bad = await sandbox.send(
-        http, gateway.url, HATS.new_contact(), auth_in=auth_in, token=sandbox.secret[:-2] + "xx"
-    )
-    assert bad.status_code == 401 and bad.json() == {"reason": "bad_token"}
+    for wrong in (sandbox.token[:-2] + "xx", sandbox.secret):  # the signing secret is no token
+        bad = await sandbox.send(
+            http, gateway.url, HATS.new_contact(), auth_in=auth_in, token=wrong
+        )
+        assert bad.status_code == 401 and bad.json() == {"reason": "bad_token"}
 
 
 async def test_seventeenhats_labels_and_our_client_id(hook, new_stored):

@@ -15,11 +15,13 @@ from journeyhub.errors import (
 )
 from journeyhub.testing.sandbox import Fault
 from journeyhub_stripe import plugin
-from journeyhub_stripe.mapping import EVENT_TYPES
+from journeyhub_stripe.mapping import API_VERSION, EVENT_TYPES
 from journeyhub_stripe.sandbox import (
     charge,
     checkout_session,
+    dispute,
     invoice,
+    invoice_payment,
     payment_intent,
     refund,
 )
@@ -29,9 +31,18 @@ FACTORIES = {
     "checkout.session.completed": lambda i: checkout_session(2000 + i),
     "payment_intent.payment_failed": lambda i: payment_intent(3000 + i, failed=True),
     "invoice.payment_failed": lambda i: invoice(4000 + i, paid=False),
-    "invoice.paid": lambda i: invoice(5000 + i),
+    "invoice.paid": lambda i: invoice(5000 + i, off_stripe=True),
     "charge.refunded": lambda i: charge(6000 + i, amount_refunded=6000 + i),
     "refund.created": lambda i: refund(7000 + i),
+    "checkout.session.async_payment_succeeded": lambda i: checkout_session(8000 + i),
+    "checkout.session.async_payment_failed": lambda i: checkout_session(
+        9000 + i, payment_status="unpaid"
+    ),
+    "payment_intent.canceled": lambda i: payment_intent(10_000 + i, canceled="abandoned"),
+    "charge.dispute.created": lambda i: dispute(11_000 + i),
+    "charge.dispute.updated": lambda i: dispute(12_000 + i, status="under_review"),
+    "charge.dispute.closed": lambda i: dispute(13_000 + i, status="won"),
+    "charge.refund.updated": lambda i: refund(14_000 + i, status="failed"),
     "customer.created": lambda i: {"id": f"cus_{i}", "object": "customer"},  # not mapped
 }
 
@@ -90,18 +101,43 @@ async def test_250_events_are_walked_oldest_first_each_mapped_event_once(kit, sa
 
     request = sandbox.requests[-1]
     assert request.authorized
+    assert {r.version for r in sandbox.requests} == {API_VERSION}  # pinned on every call
     assert ("limit", "100") in request.query and ("ending_before", cursor) in request.query
     assert sorted(v for k, v in request.query if k == "types[]") == sorted(EVENT_TYPES)
 
 
-async def test_pulled_event_gives_the_same_draft_as_its_webhook(kit, sandbox, call):
-    cursor = sandbox.emit("invoice.paid", invoice())["id"]
-    event = sandbox.emit("payment_intent.succeeded", payment_intent(receipt_email="x@example.com"))
+def handle(kit, event):
+    body = json.dumps(event, indent=2).encode()
+    return plugin.journeyhub_handle_webhook(webhook=kit.stored(body, event["id"], event["type"]))
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+async def test_pulled_event_gives_the_same_draft_as_its_webhook(kit, sandbox, call, event_type):
+    cursor = sandbox.emit("customer.created", {"id": "cus_0", "object": "customer"})["id"]
+    event = sandbox.emit(event_type, FACTORIES[event_type](1))
     [pulled] = (await pull(kit, sandbox, call, cursor)).triggers
-    [pushed] = plugin.journeyhub_handle_webhook(
-        webhook=kit.stored(json.dumps(event).encode(), event["id"], event["type"])
-    )
+    [pushed] = handle(kit, event)
     assert pulled == pushed
+
+
+async def test_one_invoice_payment_is_one_payment_received_by_pull_and_by_webhook(
+    kit, sandbox, call
+):
+    cursor = sandbox.emit("customer.created", {"id": "cus_0", "object": "customer"})["id"]
+    bill = invoice(120_000, customer="cus_couple")
+    intent = payment_intent(120_000, customer="cus_couple")
+    # What Stripe raises when a PaymentIntent pays an invoice.
+    events = [
+        sandbox.emit("payment_intent.succeeded", intent),
+        sandbox.emit("invoice_payment.paid", invoice_payment(bill["id"], intent["id"], 120_000)),
+        sandbox.emit("invoice.paid", bill),
+    ]
+    pulled = (await pull(kit, sandbox, call, cursor)).triggers
+    pushed = [draft for event in events for draft in handle(kit, event) or []]
+    assert pulled == pushed
+    [draft] = pulled
+    assert (draft.type, draft.data["amount"]) == ("payment_received", 120_000)
+    assert draft.data["payment_intent"] == intent["id"]
 
 
 async def test_429_is_rate_limited_with_retry_after(kit, sandbox, call):

@@ -1,15 +1,14 @@
 """Webhook verification: Stripe's scheme, rotation, tolerance, and junk never escaping as
-anything but WebhookRejected."""
+anything but WebhookRejected. Signatures come from stripe-python (``stripe_signature``)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import stripe
 from journeyhub.errors import WebhookRejected
 from journeyhub_stripe import plugin
 from journeyhub_stripe.sandbox import StripeSandbox, payment_intent
@@ -31,8 +30,21 @@ def verify(kit, headers, body=BODY, now=NOW, creds=None, **config):
     )
 
 
+def stripe_signature(payload: bytes, secrets: list[str], timestamp: int) -> str:
+    """``Stripe-Signature`` as stripe-python computes it, one ``v1`` per secret (as Stripe
+    sends during a secret roll)."""
+    headers = [
+        stripe.WebhookSignature.generate_signature_header(payload.decode(), s, timestamp)
+        for s in secrets
+    ]
+    return ",".join([f"t={timestamp}", *(h.partition(",")[2] for h in headers)])
+
+
 def sig(payload: bytes, secrets: list[str], t: int = T) -> dict[str, str]:
-    return {"stripe-signature": StripeSandbox.signature_header(payload, secrets, t)}
+    try:
+        return {"stripe-signature": stripe_signature(payload, secrets, t)}
+    except UnicodeDecodeError:  # stripe-python signs text only: the sandbox signs raw bytes
+        return {"stripe-signature": StripeSandbox.signature_header(payload, secrets, t)}
 
 
 def test_valid_signature_names_the_event(kit):
@@ -40,10 +52,9 @@ def test_valid_signature_names_the_event(kit):
     assert (receipt.event_id, receipt.event_type) == ("evt_1Abc", "payment_intent.succeeded")
 
 
-def test_known_vector_uses_the_whole_whsec_string_as_key(kit):
-    # Computed by hand the way Stripe documents it: HMAC-SHA256("<t>.<body>"), key = secret.
-    expected = hmac.new(kit.secret.encode(), f"{T}.".encode() + BODY, hashlib.sha256).hexdigest()
-    assert verify(kit, {"stripe-signature": f"t={T},v1={expected}"}).event_id == "evt_1Abc"
+def test_the_whole_whsec_string_is_the_key(kit):
+    header = stripe.WebhookSignature.generate_signature_header(BODY.decode(), kit.secret, T)
+    assert verify(kit, {"stripe-signature": header}).event_id == "evt_1Abc"
     # The key without its "whsec_" prefix is a different key (unlike Svix/Standard Webhooks).
     stripped = sig(BODY, [kit.secret.removeprefix("whsec_")])
     with pytest.raises(WebhookRejected) as exc:
@@ -204,6 +215,15 @@ def test_random_junk_never_escapes_as_another_exception(kit):
     assert "bad_signature" in reasons
 
 
+def test_the_sandbox_signer_is_one_stripe_python_accepts(kit):
+    # The demo delivers with the sandbox's own signer: stripe-python must accept what it signs.
+    body = json.dumps({"id": "evt_1", "object": "event", "type": "x", "note": "zoë"}).encode()
+    header = StripeSandbox.signature_header(body, ["whsec_other", kit.secret], v0_secret="whsec_v0")
+    assert stripe.WebhookSignature.verify_header(body, header, kit.secret, tolerance=300)
+    event = stripe.Webhook.construct_event(body, header, kit.secret)
+    assert (event.id, event.type) == ("evt_1", "x")
+
+
 async def test_delivery_over_http_as_stripe_sends_it(sandbox, webhook_sender, gateway_stub, kit):
     event = sandbox.emit(
         "payment_intent.succeeded", payment_intent(receipt_email="zoë@example.com")
@@ -217,6 +237,20 @@ async def test_delivery_over_http_as_stripe_sends_it(sandbox, webhook_sender, ga
     assert "v0=" in headers["stripe-signature"]  # test-mode deliveries carry the legacy v0
     assert body.startswith(b"{\n  ")  # pretty-printed, signed over these exact bytes
     assert sandbox.deliveries[-1].status == 200
+    # What the gateway accepted, stripe-python accepts too (the same bytes, the same header).
+    parsed = stripe.Webhook.construct_event(body, headers["stripe-signature"], kit.secret)
+    assert parsed.id == event["id"]
+
+
+async def test_a_delivery_signed_by_stripe_python_is_accepted(
+    sandbox, webhook_sender, gateway_stub, kit
+):
+    event = sandbox.emit("charge.dispute.created", {"id": "du_1", "object": "dispute"})
+    response = await sandbox.deliver(
+        event, gateway_stub.url, [kit.secret], webhook_sender, sign=stripe_signature
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["event_type"] == "charge.dispute.created"
 
 
 async def test_delivery_during_rotation_and_with_a_wrong_secret(
@@ -224,10 +258,16 @@ async def test_delivery_during_rotation_and_with_a_wrong_secret(
 ):
     event = sandbox.emit("invoice.paid", {"id": "in_1", "object": "invoice"})
     rolled = await sandbox.deliver(
-        event, gateway_stub.url, ["whsec_brandNew", kit.old_secret], webhook_sender
+        event,
+        gateway_stub.url,
+        ["whsec_brandNew", kit.old_secret],
+        webhook_sender,
+        sign=stripe_signature,
     )
     assert rolled.status_code == 200
-    wrong = await sandbox.deliver(event, gateway_stub.url, ["whsec_brandNew"], webhook_sender)
+    wrong = await sandbox.deliver(
+        event, gateway_stub.url, ["whsec_brandNew"], webhook_sender, sign=stripe_signature
+    )
     assert (wrong.status_code, wrong.json()) == (401, {"reason": "bad_signature"})
     stale = await sandbox.deliver(
         event,
@@ -235,5 +275,6 @@ async def test_delivery_during_rotation_and_with_a_wrong_secret(
         [kit.secret],
         webhook_sender,
         timestamp=int((datetime.now(UTC) - timedelta(minutes=10)).timestamp()),
+        sign=stripe_signature,
     )
     assert (stale.status_code, stale.json()) == (401, {"reason": "stale"})

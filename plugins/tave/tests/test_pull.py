@@ -62,7 +62,7 @@ async def test_a_run_pages_through_everything_once_even_when_modified_times_tie(
 
     assert sorted(ids(records, "contact")) == sorted(made["contact"])
     assert sorted(ids(records, "job")) == sorted(made["job"])
-    assert len(pages) == 3 + 2  # 25 contacts in pages of 10, then 12 jobs
+    assert len(pages) == 3 + 2 + 1  # 25 contacts in pages of 10, 12 jobs, then the payments
     first = next(r for r in records if r.kind == "contact")
     assert first.fields["email"].endswith("@example.com")
     assert first.modified_at == datetime(2026, 1, 1, tzinfo=UTC)
@@ -107,7 +107,7 @@ async def test_resuming_from_the_cursor_only_brings_changes(sandbox, hook, paged
     assert by_id[made["contact"][3]].fields["email"] == "moved@example.com"
     assert by_id[made["job"][0]].fields["wedding_date"] == "2026-07-04"
     assert len(records) <= 4
-    assert len(pages) == 2  # one page of each collection: the walk stops at the watermark
+    assert len(pages) == 3  # one page of each collection: the walk stops at the watermark
 
 
 async def test_a_record_deleted_mid_run_does_not_make_the_next_one_skipped(sandbox, hook, paged):
@@ -139,6 +139,21 @@ async def test_pulled_records_carry_our_ids_and_deletions(sandbox, hook, push, n
         job.fields["job_type"],
     ) == ("ji_001", "2026-06-20", "Wedding")
     assert contact.fields["name"] == "Ada Lovelace"
+
+
+async def test_a_job_is_never_read_as_deleted_from_a_field_a_job_lacks(
+    sandbox, hook, push, new_event, paged
+):
+    """A Job has no ``hidden`` field (a deleted one stops answering: the push reads that), and
+    a closed job is a closed job, not a deleted one."""
+    await push(new_event())
+    job_id = sandbox.jobs[0]["id"]
+    sandbox.vendor_edit("job", job_id, hidden=True, closed=True)
+
+    records, _, _ = await run(hook, paged)
+
+    job = next(r for r in records if r.kind == "job")
+    assert (job.vendor_id, job.deleted, job.fields["closed"]) == (job_id, False, True)
 
 
 async def test_an_unreadable_cursor_is_permanent(hook, paged):

@@ -278,6 +278,9 @@ async def test_records_are_reported_in_the_pulls_fields_with_their_refs(
     assert c.fields["name"] == "Ada King"
     [j] = synced(updated, "job")
     assert j.fields == {"wedding_date": "2026-09-12"}  # not the studio's guest count
+    # PUT replaces the job: it carries the hub's known guest count, so the studio's edit that the
+    # pull had not read is written over (the README's window of the pull interval).
+    assert sandbox.jobs[0]["guestCount"] == 120
 
 
 # --- retries --------------------------------------------------------------------------------------
@@ -319,7 +322,7 @@ async def test_a_step_note_that_timed_out_is_found_on_the_retry(
 
     retry, counted = await measure(sandbox, push, step)
     assert counted == {"GET /note": 1}
-    assert len(sandbox.notes) == 1 and sandbox.creates("note", "tsk_step_late") == 1
+    assert len(sandbox.notes) == 1 and sandbox.creates("note") == 1
     assert retry.external_ids["note"] == sandbox.notes[0]["id"]
 
 

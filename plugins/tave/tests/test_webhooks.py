@@ -144,7 +144,7 @@ async def test_pings_for_vanished_records_and_unknown_events(sandbox, hook):
     receipt = await verify(hook, body, {"token": TOKEN})
     assert await hook("journeyhub_handle_webhook", webhook=stored(body, receipt)) == []
 
-    order = ping("01order", "order.booked")
+    order = ping("01order0000000000000000000", "order.booked")
     receipt = await verify(hook, order, {"token": TOKEN})
     assert await hook("journeyhub_handle_webhook", webhook=stored(order, receipt)) == []
 
@@ -159,3 +159,79 @@ async def test_check_connection_reports_the_studio(sandbox, hook):
     with pytest.raises(ReauthRequired) as refused:
         await hook("journeyhub_check_connection", credentials={"api_key": "nope-nope-nope"})
     assert "nope-nope-nope" not in str(refused.value)
+
+
+async def test_a_booked_order_is_the_booking_with_its_amount_and_date(
+    sandbox, hook, push, new_event
+):
+    await push(new_event())
+    order = sandbox.add_order(sandbox.jobs[0]["id"], total=480000, booked_on="2026-02-01")
+    body = ping(order["id"], "order.booked")
+    receipt = await verify(hook, body, {"token": TOKEN})
+
+    (draft,) = await hook("journeyhub_handle_webhook", webhook=stored(body, receipt))
+
+    assert (draft.type, draft.client_id, draft.vendor_record_id) == (
+        "project_status_changed",
+        "cl_001",
+        sandbox.jobs[0]["id"],
+    )
+    assert {k: draft.data[k] for k in ("status", "amount", "date", "order_id")} == {
+        "status": "booked",
+        "amount": 480000,
+        "date": "2026-02-01",
+        "order_id": order["id"],
+    }
+
+
+async def pull_triggers(hook, cursor=None):
+    """One sync run: its triggers and the cursor it ends with."""
+    triggers, more = [], True
+    while more:
+        page = await hook("journeyhub_pull", cursor=cursor)
+        triggers += page.triggers
+        cursor, more = page.next_cursor, page.has_more
+    return triggers, cursor
+
+
+async def test_a_scheduled_payment_is_received_once_when_it_is_posted(
+    sandbox, hook, push, new_event
+):
+    await push(new_event())
+    sandbox.freeze()
+    _, cursor = await pull_triggers(hook)  # the first run only sets the watermarks
+    sandbox.advance(5)
+    payment = sandbox.add_payment(sandbox.jobs[0]["id"], amount=120000, status="confirmed-future")
+    body = ping(payment["id"], "payment.created")
+    receipt = await verify(hook, body, {"token": TOKEN})
+    assert await hook("journeyhub_handle_webhook", webhook=stored(body, receipt)) == []
+    scheduled, cursor = await pull_triggers(hook, cursor)
+    assert scheduled == []
+
+    sandbox.advance(86400)
+    sandbox.vendor_edit("payment", payment["id"], status="posted", received="2026-03-01")
+    posted, cursor = await pull_triggers(hook, cursor)
+    again, _ = await pull_triggers(hook, cursor)  # the watermark's second is read again
+
+    (received,) = {(t.type, t.source_event_id) for t in posted + again}
+    assert received == ("payment_received", f"payment:{payment['id']}:posted")
+    draft = posted[0]
+    assert (draft.data["amount"], draft.vendor_record_id) == (120000, sandbox.jobs[0]["id"])
+
+
+async def test_a_posted_payment_has_one_source_id_by_hook_and_by_pull(
+    sandbox, hook, push, new_event
+):
+    await push(new_event())
+    sandbox.freeze()
+    _, cursor = await pull_triggers(hook)
+    sandbox.advance(5)
+    payment = sandbox.add_payment(sandbox.jobs[0]["id"], amount=50000)
+    body = ping(payment["id"], "payment.created")
+    receipt = await verify(hook, body, {"token": TOKEN})
+
+    (hooked,) = await hook("journeyhub_handle_webhook", webhook=stored(body, receipt))
+    (pulled,), _ = await pull_triggers(hook, cursor)
+
+    assert hooked.source_event_id == pulled.source_event_id == f"payment:{payment['id']}:posted"
+    assert hooked.type == pulled.type == "payment_received"

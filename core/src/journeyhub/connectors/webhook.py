@@ -1,27 +1,31 @@
 """The built-in ``webhook`` connector.
 
-Out: the journey event (or trigger) as JSON to ``config.url``, signed per the Standard Webhooks
-spec (``webhook-id`` = the task id, so a receiver can drop a retry it already has). This is how
-triggers reach a journey engine over HTTP.
+Out: the trigger (or journey event) to ``config.url`` as a Standard Webhooks payload,
+``{"type": <its type>, "timestamp": <when it occurred, RFC 3339>, "kind": "trigger" | "event",
+"data": <the trigger or event>}``, signed per the spec with the connection's ``secret``
+(``webhook-id`` = the task's idempotency key, so a receiver can drop a retry it already has).
+This is how triggers reach a journey engine over HTTP. A 410 Gone raises ``EndpointGone``: the
+kernel disables the connection, as the spec asks.
 
-In: JSON posted to ``/webhooks/webhook/<connection id>``, authenticated by the connection's
-secret, either as a Standard Webhooks signature or, for senders that cannot sign, as the
-``x-journeyhub-token`` header or ``?token=`` in the URL. The body names a trigger:
+In: JSON posted to ``/webhooks/webhook/<connection id>``, authenticated by a Standard Webhooks
+signature with the connection's ``secret`` or, for senders that cannot sign, by the
+connection's ``token`` (a separate random value, never the signing secret) as the
+``x-journeyhub-token`` header or ``?token=`` in the URL. A connection without a ``token``
+accepts signatures only. The body names a trigger:
 ``{"id", "type", "occurred_at"?, "client_id"?, "client_email"?, "data"?}``.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from journeyhub import signing
 from journeyhub.configs import config_as
-from journeyhub.errors import WebhookRejected
+from journeyhub.errors import EndpointGone, PermanentError, WebhookRejected
 from journeyhub.hookspecs import hookimpl
 from journeyhub.model import (
     TRIGGER_TYPES,
@@ -32,15 +36,17 @@ from journeyhub.model import (
     StoredWebhook,
     TriggerDraft,
     WebhookReceipt,
+    utcnow,
 )
 from journeyhub.vendor_http import VendorHttp, VendorResponse
 
 VENDOR = "webhook"
+TOKEN_HEADER = "x-journeyhub-token"  # noqa: S105 - a header name, not a secret
 
 
 class WebhookConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     url: str | None = None  # where pushes go; required to push
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = 15.0  # the spec recommends 15-30 s for the receiver to answer
     tolerance_seconds: float = 300.0
 
     def __post_init__(self) -> None:
@@ -51,11 +57,38 @@ class WebhookConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class WebhookCredentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    secret: str  # Standard Webhooks secret, "whsec_<base64>"
+    secret: str  # Standard Webhooks secret, "whsec_<base64>": signs out, verifies in
+    # For senders that cannot sign: the x-journeyhub-token / ?token= they send. Without one,
+    # inbound requests must be signed.
+    token: str | None = None
 
     def __post_init__(self) -> None:
         if not signing.valid_secret(self.secret):
             raise ValueError("secret must be a Standard Webhooks secret: whsec_<base64>")
+        if self.token is not None and (problem := signing.token_problem(self.token, self.secret)):
+            raise ValueError(problem)
+
+
+class Envelope(msgspec.Struct, kw_only=True):
+    """What the receiver gets (see the module docstring)."""
+
+    type: str
+    timestamp: datetime
+    kind: str
+    data: Any
+
+
+def envelope(task: DeliveryTask) -> Envelope:
+    """The Standard Webhooks payload of a task: its trigger or journey event as ``data``."""
+    item: Any = task.trigger if task.kind == "trigger" else task.event
+    if item is None:
+        raise PermanentError(f"the {task.kind} task {task.id} carries no {task.kind}")
+    return Envelope(
+        type=item.type,
+        timestamp=item.occurred_at.astimezone(UTC),
+        kind=task.kind,
+        data=item,
+    )
 
 
 class InboundTrigger(msgspec.Struct, kw_only=True):
@@ -85,8 +118,13 @@ async def post_signed(
     }
     # No answer raises the kernel's VendorUnreachable or OutcomeUnknown as it is.
     response = await http.post(url, content=body, headers=headers, timeout=timeout)
+    where = url.split("?")[0]
+    if response.status_code == 410:
+        raise EndpointGone(
+            f"{where} answered 410 Gone: it wants no more webhooks", vendor_status=410
+        )
     if response.status_code >= 300:
-        raise response.error(f"{url.split('?')[0]} answered {response.status_code}")
+        raise response.error(f"{where} answered {response.status_code}")
     return response
 
 
@@ -114,11 +152,8 @@ async def journeyhub_push(
 ) -> PushResult:
     config = config_as(connection, WebhookConfig)
     if not config.url:
-        from journeyhub.errors import PermanentError
-
         raise PermanentError("this webhook connection has no url to push to")
-    payload: Any = task.trigger if task.kind == "trigger" else task.event
-    body = msgspec.json.encode(payload)
+    body = msgspec.json.encode(envelope(task))
     response = await post_signed(
         http,
         config.url,
@@ -140,9 +175,14 @@ def journeyhub_verify_webhook(
     query: Mapping[str, str],
 ) -> WebhookReceipt:
     secret = credentials.get("secret", "")
-    token = headers.get("x-journeyhub-token") or query.get("token")
-    if token is not None:
-        if not secret or not hmac.compare_digest(token.encode(), secret.encode()):
+    presented = headers.get(TOKEN_HEADER) or query.get("token")
+    if presented is not None:
+        token = credentials.get("token")
+        if not isinstance(token, str) or not token:
+            raise WebhookRejected(
+                "bad_token", "this connection takes no token: sign the request instead"
+            )
+        if not signing.token_matches(presented, token):
             raise WebhookRejected("bad_token", "the token does not match this connection")
     else:
         tolerance = float(connection.config.get("tolerance_seconds", 300.0))
@@ -178,7 +218,8 @@ async def journeyhub_check_connection(
     config = config_as(connection, WebhookConfig)
     if not config.url:
         return "inbound only: nothing to call"
-    body = msgspec.json.encode({"type": "journeyhub.ping", "connection_id": connection.id})
+    ping = {"type": "journeyhub.ping", "timestamp": utcnow(), "data": {"id": connection.id}}
+    body = msgspec.json.encode(ping)
     response = await post_signed(
         http,
         config.url,

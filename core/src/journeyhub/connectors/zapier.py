@@ -21,11 +21,17 @@ app (HoneyBook, 17hats) share. A library module, not a plugin: it registers no h
   which holds Zapier's own random token, is what keeps strangers out.
 - Zapier answers ``200 {"status": "success", "id": …, "request_id": …, "attempt": …}`` once it
   has queued the Zap run (it runs later, asynchronously); 429 past its rate limits. Errors are
-  classified by :func:`journeyhub.connectors.webhook.post_signed`.
+  classified by :func:`journeyhub.connectors.webhook.post_signed` (a 410 Gone is
+  ``EndpointGone``: the kernel disables the connection).
 
 **In** (the user's Zap → journeyhub). The Zap ends with "Webhooks by Zapier → POST" (payload
-type JSON or form) to the connection's ``webhook_url``, with the connection's secret as the
-``x-journeyhub-token`` header (or ``?token=`` in the URL, URL-encoded). The data is flat::
+type JSON or form) to the connection's ``webhook_url``, with the connection's ``token`` as the
+``x-journeyhub-token`` header (or ``?token=`` in the URL). The token is a separate random
+value (:func:`journeyhub.signing.new_token`), never the signing secret: a Zap's settings and
+its run history keep it in plain text. A connection made before tokens existed has none; its
+Zaps send the secret, which is accepted only while the connection has no ``token`` (setting
+one retires that use; the secret should then be rotated too, as Zapier has seen it). The
+data is flat::
 
     trigger=payment_paid  id=<the vendor record's id>  [updated_at=…]  …the vendor's fields…
 
@@ -49,7 +55,7 @@ import msgspec
 
 from journeyhub import signing
 from journeyhub.connectors.webhook import post_signed
-from journeyhub.errors import ConnectorError, WebhookRejected, classify_status
+from journeyhub.errors import ConnectorError, EndpointGone, WebhookRejected, classify_status
 from journeyhub.model import WebhookReceipt, stable_id, utcnow
 from journeyhub.vendor_http import VendorHttp, VendorResponse
 
@@ -75,7 +81,7 @@ class ZapierConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ACTIONS: ClassVar[tuple[str, ...]] = ()
 
     catch_hook_urls: dict[str, str] = {}  # action -> the Zap's catch-hook URL
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = 10.0  # Zapier queues the run and answers at once
 
     def __post_init__(self) -> None:
         for action, url in self.catch_hook_urls.items():
@@ -93,12 +99,13 @@ class ZapierConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ZapierCredentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    # One secret, two uses: it signs what we send to Zapier, and it is the token the Zaps
-    # send back (so a user sets up one value on both sides).
-    secret: str
+    secret: str  # signs what we send to Zapier
+    # What the Zaps send back as x-journeyhub-token / ?token=. None only on connections made
+    # before tokens existed: their Zaps send the secret (see the module docstring).
+    token: str | None = None
 
     def __post_init__(self) -> None:
-        # Also the inbound token, so it must be long enough not to be guessed.
+        # Long enough not to be guessed: it was the inbound token before tokens existed.
         if not (
             self.secret.startswith("whsec_")
             and signing.valid_secret(self.secret)
@@ -107,6 +114,8 @@ class ZapierCredentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
             raise ValueError(
                 "secret must be a Standard Webhooks secret of 18+ bytes: whsec_<base64>"
             )
+        if self.token is not None and (problem := signing.token_problem(self.token, self.secret)):
+            raise ValueError(problem)
 
 
 # --- out ---------------------------------------------------------------------------------------
@@ -160,6 +169,11 @@ async def send_action(
     except ConnectorError as exc:
         if exc.vendor_status is None:  # timeouts and dropped connections name no URL
             raise
+        if isinstance(exc, EndpointGone):
+            raise EndpointGone(
+                f"Zapier catch hook {redact_url(url)} answered 410 Gone to {action}",
+                vendor_status=410,
+            ) from None
         raise classify_status(
             exc.vendor_status,
             f"Zapier catch hook {redact_url(url)} answered {exc.vendor_status} to {action}",
@@ -274,12 +288,22 @@ def parse_inbound(
     )
 
 
-def _token_matches(token: str, secret: str) -> bool:
+def _legacy_secret_matches(token: str, secret: str) -> bool:
     # A secret is base64: a "+" put unencoded into ?token= arrives as a space. Spaces never
     # occur in a secret, so mapping them back cannot make a wrong token match. Only line ends
     # are stripped: a space at either end is such a "+" (a secret may end in one).
     candidate = token.strip("\r\n\t").replace(" ", "+").encode()
     return hmac.compare_digest(candidate, secret.encode())
+
+
+def _token_matches(presented: str, credentials: Mapping[str, Any]) -> bool:
+    """The connection's token when it has one (the secret is then refused); on a connection
+    made before tokens existed, the secret its Zaps were set up with."""
+    token = credentials.get("token")
+    if token is not None:
+        return isinstance(token, str) and bool(token) and signing.token_matches(presented, token)
+    secret = credentials.get("secret")
+    return isinstance(secret, str) and bool(secret) and _legacy_secret_matches(presented, secret)
 
 
 def verify_zapier(
@@ -290,18 +314,17 @@ def verify_zapier(
     *,
     versioned: Collection[str] = (),
 ) -> WebhookReceipt:
-    """Authenticate a Zap's POST by the connection's secret and name its event.
+    """Authenticate a Zap's POST by the connection's token and name its event.
 
     Raises :class:`WebhookRejected` (``missing_signature``, ``bad_token``, ``bad_body``) and
     nothing else, whatever arrives.
     """
-    token = headers.get(TOKEN_HEADER) or query.get("token")
-    if not token:
+    presented = headers.get(TOKEN_HEADER) or query.get("token")
+    if not presented:
         raise WebhookRejected(
-            "missing_signature", f"send the connection's secret as {TOKEN_HEADER} or ?token="
+            "missing_signature", f"send the connection's token as {TOKEN_HEADER} or ?token="
         )
-    secret = credentials.get("secret")
-    if not isinstance(secret, str) or not secret or not _token_matches(token, secret):
+    if not _token_matches(presented, credentials):
         raise WebhookRejected("bad_token", "the token does not match this connection")
     inbound = parse_inbound(
         body, headers.get("content-type", ""), query.get("trigger"), versioned=versioned

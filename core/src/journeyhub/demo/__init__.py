@@ -3,7 +3,8 @@ journey played end to end with progress on the terminal.
 
 This module stays light (the terminal shows the header at once); the machinery is imported
 when the demo starts: :mod:`.runner` (start, play, report, clean up), :mod:`.sandboxes`,
-:mod:`.scenario` (the story) and :mod:`.report`.
+:mod:`.engine` (the journey engine), :mod:`.scenario` (the story), :mod:`.dates` (the wedding
+date each system holds) and :mod:`.report`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The demo's closing report: what reached each system, every trigger emitted, and the totals."""
+"""The demo's closing report: what reached each system, the wedding date each one holds, every
+trigger emitted, and the totals."""
 
 from __future__ import annotations
 
@@ -12,19 +13,15 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from journeyhub.demo import dates
 from journeyhub.demo.sandboxes import ENGINE
-from journeyhub.demo.scenario import Scenario
+from journeyhub.demo.scenario import Scenario, short_label
 
 _TAG = re.compile(r"<[^>]+>")
 
 
 def _plain(markup: Any) -> str:
     return " ".join(html.unescape(_TAG.sub(" ", str(markup or ""))).split())
-
-
-def _short(label: str) -> str:
-    """A label without its note: "Tave (VSCO Workspace)" → "Tave"."""
-    return label.split(" (", 1)[0]
 
 
 def _plural(count: int, word: str) -> str:
@@ -149,6 +146,56 @@ def systems_table(scenario: Scenario) -> Table:
     return table
 
 
+def dates_table(scenario: Scenario) -> Group:
+    """Per system: the wedding date it holds now (read from its sandbox), and where the hub
+    cannot change it; then one line saying whether every system that can be updated agrees."""
+    table = Table(title="Wedding date", title_justify="left", box=box.SIMPLE_HEAD, expand=False)
+    table.add_column("system", style="bold", no_wrap=True)
+    table.add_column("date", no_wrap=True)
+    table.add_column("held in / why not", overflow="fold")
+    boxes = scenario.boxes
+    engine_date = scenario.wedding_date()
+    table.add_row(boxes.label(ENGINE), engine_date, "the journey as the engine knows it")
+    differ: list[str] = []
+    stuck: list[str] = []
+    for vendor in boxes.listed():
+        name, sandbox = boxes.label(vendor), boxes.get(vendor)
+        if sandbox is None:
+            continue
+        if vendor in dates.NO_DATE:
+            table.add_row(name, Text("-", style="dim"), Text(dates.NO_DATE[vendor], style="dim"))
+            continue
+        try:
+            now = dates.held(vendor, sandbox)
+        except Exception as exc:  # a report line must not hide the rest of the report
+            table.add_row(name, "?", f"(could not read the sandbox: {type(exc).__name__})")
+            continue
+        if now is None:
+            table.add_row(name, Text("-", style="dim"), Text("not read", style="dim"))
+            continue
+        held = now.date or "none"
+        if vendor in dates.CANNOT_UPDATE:
+            if now.date != engine_date:
+                stuck.append(f"{short_label(name)} keeps {held}")
+            note = Text(f"{now.where}; {dates.CANNOT_UPDATE[vendor]}", style="yellow")
+            table.add_row(name, Text(held, style="yellow"), note)
+            continue
+        same = now.date == engine_date
+        if not same:
+            differ.append(f"{short_label(name)} {held}")
+        table.add_row(name, Text(held, style="green" if same else "red"), now.where)
+    if differ:
+        verdict = Text(f"✗ not one wedding date: {', '.join(differ)}", style="bold red")
+    else:
+        verdict = Text(
+            f"One wedding date, {engine_date}, in every system that can be updated.",
+            style="bold green",
+        )
+    if stuck:
+        verdict.append(f" {', '.join(stuck)}: the hub cannot update it there.", style="yellow")
+    return Group(table, verdict, Text())
+
+
 async def triggers_table(scenario: Scenario) -> Table:
     rows = await scenario.hub.store.triggers.list(scenario.tenant_id, limit=1000)
     engine = scenario.boxes.engine
@@ -161,7 +208,7 @@ async def triggers_table(scenario: Scenario) -> Table:
         reached = engine is not None and engine.has(row.id)
         table.add_row(
             row.type,
-            _short(scenario.label(row.vendor)),
+            short_label(scenario.label(row.vendor)),
             row.client_id or "-",
             Text("✓", style="green") if reached else Text("✗", style="red"),
         )
@@ -192,6 +239,7 @@ async def totals(scenario: Scenario) -> Text:
 async def report(scenario: Scenario) -> RenderableType:
     return Group(
         systems_table(scenario),
+        dates_table(scenario),
         await triggers_table(scenario),
         await totals(scenario),
     )

@@ -3,86 +3,24 @@
 The sandboxes are found through the ``journeyhub.sandboxes`` entry points
 (:func:`journeyhub.testing.sandbox.find_sandboxes`): the kernel imports no plugin. A plugin that
 is not installed is not seen; one whose connector did not load, or whose sandbox did not, is
-left out with a note instead of stopping the demo. The journey engine is the receiving end of
-the built-in ``webhook`` connector: it verifies each request's Standard Webhooks signature with
-the ``standardwebhooks`` library, as a real engine would, and keeps the triggers it accepted.
+left out with a note instead of stopping the demo. The journey engine
+(:mod:`journeyhub.demo.engine`) is started with them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar import Litestar, Request, Response, post
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-
-from journeyhub import signing
+from journeyhub.demo.engine import JourneyEngine
 from journeyhub.plugins import PluginRegistry
-from journeyhub.testing.sandbox import SandboxServer, VendorSandbox, find_sandboxes
+from journeyhub.testing.sandbox import VendorSandbox, find_sandboxes
 
 ENGINE = "webhook"  # the journey engine's connector
 ENGINE_LABEL = "Journey engine"
-
-
-class JourneyEngine:
-    """Stands in for the journey engine: ``POST /hooks/journeyhub`` takes triggers signed per
-    Standard Webhooks with the connection's secret; a retry (same ``webhook-id``) is kept once."""
-
-    PATH = "/hooks/journeyhub"
-
-    def __init__(self, secret: str | None = None) -> None:
-        self.secret = secret or signing.new_secret()
-        self.received: list[dict[str, Any]] = []  # verified payloads, first delivery of each
-        self.rejected = 0
-        self.repeats = 0
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
-        verifier = Webhook(self.secret)
-
-        @post(self.PATH, status_code=200)
-        async def receive(request: Request[Any, Any, Any]) -> Response[Any]:
-            body = await request.body()
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            try:
-                payload = verifier.verify(body, headers)
-            except WebhookVerificationError:
-                with self._lock:
-                    self.rejected += 1
-                return Response({"error": "bad signature"}, status_code=401)
-            with self._lock:
-                msg_id = headers.get("webhook-id", "")
-                if msg_id in self._seen:
-                    self.repeats += 1
-                else:
-                    self._seen.add(msg_id)
-                    self.received.append(payload)
-            return Response({"received": True})
-
-        self.server = SandboxServer(Litestar([receive], openapi_config=None, debug=False))
-
-    @property
-    def url(self) -> str:
-        return self.server.url + self.PATH
-
-    def start(self) -> JourneyEngine:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def triggers(self, type_: str | None = None) -> list[dict[str, Any]]:
-        """Triggers received (journey events, which carry no ``source_event_id``, left out)."""
-        with self._lock:
-            found = [p for p in self.received if isinstance(p, dict) and "source_event_id" in p]
-        return [p for p in found if type_ is None or p.get("type") == type_]
-
-    def has(self, trigger_id: str) -> bool:
-        return any(p.get("id") == trigger_id for p in self.triggers())
 
 
 @dataclass

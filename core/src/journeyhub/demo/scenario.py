@@ -1,11 +1,12 @@
 """The demo's story: a studio connects its tools, and one couple's wedding journey plays out.
 
-Each step acts as the real world would (the journey engine posts events to the HTTP API, the
-Stripe and Resend sandboxes send signed webhooks, a studio user edits a job in the Tave
-sandbox), then waits for every effect by polling the sandboxes and the store, never by
-sleeping a fixed time. A dead letter, a refused webhook or a failed sync ends the step at
-once with the reason; anything else that does not happen in time ends it with what was being
-waited for.
+Each step acts as the real world would (the journey engine posts events to the HTTP API, each
+carrying the journey as the engine knows it; the Stripe and Resend sandboxes send signed
+webhooks; a studio user edits a job in the Tave sandbox, and the engine, told by the hub, sends
+the new date to every system), then waits for every effect by polling the sandboxes and the
+store, never by sleeping a fixed time. A dead letter, a refused webhook or a failed sync ends
+the step at once with the reason; anything else that does not happen in time ends it with what
+was being waited for.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 import httpx
 
-from journeyhub.demo import STEP_KEYS
+from journeyhub.demo import STEP_KEYS, dates
+from journeyhub.demo.engine import Journey, JourneyEngine
 from journeyhub.demo.sandboxes import Sandboxes
 from journeyhub.hub import Hub
 from journeyhub.model import TRIGGER_TYPES
@@ -56,7 +58,7 @@ STORY: tuple[Step, ...] = (
     Step("deposit", "Deposit paid", needs=("stripe",)),
     Step("emails", "Emails", needs=("resend",)),
     Step("date", "Date moved in the CRM", needs=("tave",)),
-    Step("calendar", "Calendar updated"),
+    Step("calendar", "The date follows", needs=("tave",)),
     Step("completed", "Journey completed"),
 )
 if tuple(step.key for step in STORY) != STEP_KEYS:  # --fail-step checks against STEP_KEYS
@@ -101,6 +103,16 @@ class Scenario:
         assert self.tenant is not None
         return self.tenant.id
 
+    @property
+    def engine(self) -> JourneyEngine:
+        assert self.boxes.engine is not None, "the journey engine starts with the sandboxes"
+        return self.boxes.engine
+
+    def wedding_date(self) -> str:
+        """The wedding date as the journey engine knows it now."""
+        journey = self.engine.journey(self.client_id)
+        return str(journey.wedding["date"]) if journey is not None else WEDDING_DATE
+
     def has(self, vendor: str) -> bool:
         return vendor in self.connections
 
@@ -121,7 +133,7 @@ class Scenario:
             "deposit": self.deposit,
             "emails": self.emails,
             "date": self.date_moved,
-            "calendar": self.calendar_updated,
+            "calendar": self.date_follows,
             "completed": self.completed,
         }
         self._deadline = asyncio.get_running_loop().time() + self.step_timeout
@@ -137,6 +149,7 @@ class Scenario:
         admin = await store.tenants.create_key(tenant_id, "admin", "journeyhub demo")
         ingest = await store.tenants.create_key(tenant_id, "ingest", "journeyhub demo engine")
         self.tenant = Tenant(tenant_id, admin, ingest)
+        self.engine.connect(self.api, ingest)
         return self.tenant
 
     def connection_specs(self) -> list[dict[str, Any]]:
@@ -197,6 +210,20 @@ class Scenario:
     # --- 1. enquiry -------------------------------------------------------------------------------
 
     async def enquiry(self) -> str:
+        self.engine.begin(
+            Journey(
+                instance_id=self.journey_instance_id,
+                name="Wedding journey",
+                client={
+                    "id": self.client_id,
+                    "name": CLIENT_NAME,
+                    "email": CLIENT_EMAIL,
+                    "phone": "+44 7700 900123",
+                },
+                wedding={"date": WEDDING_DATE, "venue": VENUE, "guest_count": 120},
+                data={"couple": COUPLE},
+            )
+        )
         await self.send(self.event("enquiry", "journey_started"))
         done: list[str] = []
         if self.has("tave"):
@@ -338,21 +365,37 @@ class Scenario:
         await self.sync_now("tave")
         trigger = await self.engine_got("wedding_date_changed")
         change = ((trigger.get("data") or {}).get("changes") or {}).get("wedding_date") or {}
+        if (known := self.wedding_date()) != NEW_DATE:
+            raise StepFailed(f"the journey engine still has the wedding on {known}")
         return (
             f"Tave job moved {change.get('old', WEDDING_DATE)} → {change.get('new', NEW_DATE)}"
-            " → sync → wedding_date_changed"
+            f" → sync → wedding_date_changed → the engine now has {NEW_DATE}"
         )
 
-    # --- 6. the calendar follows ------------------------------------------------------------------
+    # --- 6. every system that can be updated follows ----------------------------------------------
 
-    async def calendar_updated(self) -> str:
-        await self.send(self.event("moved", "client_updated", date=NEW_DATE))
-        if not self.has("gcal"):
-            return "client update accepted (no calendar connected)"
-        await self.until(
-            f"the calendar's wedding day to move to {NEW_DATE}",
-            lambda: _start(self.wedding_event()) == NEW_DATE,
-        )
+    async def date_follows(self) -> str:
+        """The engine's next run sends the ``client_updated`` it queued on learning of the new
+        date; every system the hub can update moves to it, and our own echo makes no trigger."""
+        sent, answer = await self.engine.run()
+        if answer is None:
+            raise StepFailed("the journey engine had no update to send for the new date")
+        if answer.status_code != 202:
+            raise StepFailed(f"POST /v1/events answered {answer.status_code}: {_detail(answer)}")
+        date = str(sent[-1]["wedding"]["date"])
+        moved: list[str] = []
+        for vendor in self.boxes.listed():
+            if not self.has(vendor) or not dates.updatable(vendor):
+                continue
+            sandbox = self.boxes.get(vendor)
+            name = short_label(self.label(vendor))
+
+            def holds(vendor: str = vendor, sandbox: Any = sandbox) -> bool:
+                now = dates.held(vendor, sandbox)
+                return now is not None and now.date == date
+
+            await self.until(f"{name} to hold {date}", holds)
+            moved.append(name)
         await self.until("the deliveries to be recorded", self.settled)
         before = await self.trigger_count()
         await asyncio.gather(*(self.sync_now(v) for v in ("gcal", "tave") if self.has(v)))
@@ -360,7 +403,7 @@ class Scenario:
             raise StepFailed(
                 f"a sync took our own change for a new one ({after - before} trigger(s))"
             )
-        return f"calendar moved to {NEW_DATE} · our own echo: no trigger"
+        return f"client_updated from the engine → {', '.join(moved)} on {date} · echo: no trigger"
 
     # --- 7. completed -----------------------------------------------------------------------------
 
@@ -376,35 +419,28 @@ class Scenario:
             done.append("Tave job Completed")
         await self.until("every delivery to settle", self.settled)
         done.append("every delivery settled")
+        date = self.wedding_date()
+        behind = {
+            self.label(vendor): now.date
+            for vendor in self.connections
+            if dates.updatable(vendor)
+            and (now := dates.held(vendor, self.boxes.get(vendor))) is not None
+            and now.date != date
+        }
+        if behind:
+            found = ", ".join(f"{name} {held}" for name, held in behind.items())
+            raise StepFailed(f"the wedding is on {date} at the engine but not everywhere: {found}")
+        done.append(f"the wedding still on {date} everywhere it can be")
         return " · ".join(done)
 
     # --- events -----------------------------------------------------------------------------------
 
-    def event(self, name: str, type_: str, *, date: str = WEDDING_DATE, **extra: Any) -> dict:
-        body: dict[str, Any] = {
-            "id": f"ev_{self.run_id}_{name}",
-            "type": type_,
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "journey_instance_id": self.journey_instance_id,
-            "journey_name": "Wedding journey",
-            "client": {
-                "id": self.client_id,
-                "name": CLIENT_NAME,
-                "email": CLIENT_EMAIL,
-                "phone": "+44 7700 900123",
-            },
-            "wedding": {"date": date, "venue": VENUE, "guest_count": 120},
-            "data": {"couple": COUPLE},
-        }
-        extra_data = extra.pop("data", {})
-        body["data"].update(extra_data)
-        body.update(extra)
-        return body
+    def event(self, name: str, type_: str, **extra: Any) -> dict:
+        """A journey event from the engine, carrying the journey as the engine knows it."""
+        return self.engine.event(self.client_id, f"ev_{self.run_id}_{name}", type_, **extra)
 
     async def send(self, body: Any) -> None:
-        assert self.tenant is not None
-        headers = {"authorization": f"Bearer {self.tenant.ingest_key}"}
-        answer = await self.api.post("/v1/events", json=body, headers=headers)
+        answer = await self.engine.post(body)
         if answer.status_code != 202:
             raise StepFailed(f"POST /v1/events answered {answer.status_code}: {_detail(answer)}")
 
@@ -583,6 +619,7 @@ CHOICES: dict[str, dict[str, Any]] = {
         "config": {
             "from_address": f"{STUDIO} <hello@example.com>",
             "reply_to": "studio@example.com",
+            "language": "en-GB",
             "branding": {
                 "vendor_name": STUDIO,
                 "accent_color": "#b08d57",
@@ -614,11 +651,9 @@ def _private(event: dict[str, Any]) -> dict[str, Any]:
     return props.get("private") or {} if isinstance(props, dict) else {}
 
 
-def _start(event: dict[str, Any] | None) -> str | None:
-    if not event:
-        return None
-    start = event.get("start") or {}
-    return start.get("date") or (start.get("dateTime") or "")[:10] or None
+def short_label(label: str) -> str:
+    """A label without its note: "Tave (VSCO Workspace)" → "Tave"."""
+    return label.split(" (", 1)[0]
 
 
 def _short(text: str, limit: int = 160) -> str:

@@ -140,7 +140,7 @@ _WEBHOOK_HEADERS = {
     "webhook-id": "Standard Webhooks (the `webhook` connector): the message id",
     "webhook-timestamp": "Standard Webhooks: unix seconds",
     "webhook-signature": "Standard Webhooks: `v1,<base64>` items",
-    "x-journeyhub-token": "The connection's secret, for senders that cannot sign (webhook, Zapier)",
+    "x-journeyhub-token": "The connection's token (not its signing secret): unsigned senders",
     "x-goog-channel-token": "Google Calendar watch channels: the channel's token",
 }
 _WEBHOOK_QUERY = {

@@ -20,6 +20,7 @@ import msgspec
 from journeyhub.errors import (
     AuthExpired,
     ConnectorError,
+    EndpointGone,
     OutcomeUnknown,
     PermanentError,
     RateLimited,
@@ -74,6 +75,7 @@ __all__ = [
     "ConnectorError",
     "ConnectorInfo",
     "DeliveryTask",
+    "EndpointGone",
     "FieldMapping",
     "JourneyEvent",
     "Known",

@@ -8,6 +8,10 @@ What differs between vendors is given to :class:`ZapierBridge`: the config schem
 ``ACTIONS``), the default field mappings, ``payloads`` (the data of each action for one event)
 and ``drafts`` (triggers from one Zap POST). The instance is the plugin: point the entry
 point at it.
+
+A bridge's actions create or update the client and its project at the vendor, so it pushes only
+the events that may set those fields (:func:`journeyhub.model.sets_client_fields`): a later
+event's snapshot of the client would undo a change the studio made at the vendor.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from journeyhub.connectors.zapier import (
 from journeyhub.errors import PermanentError, WebhookRejected
 from journeyhub.hookspecs import hookimpl
 from journeyhub.model import (
+    FIELD_SETTING_EVENTS,
     Connection,
     ConnectorInfo,
     DeliveryTask,
@@ -65,6 +70,11 @@ class ZapierBridge:
         versioned: Collection[str] = (),
         docs_url: str | None = None,
     ) -> None:
+        if others := sorted(set(push_event_types) - FIELD_SETTING_EVENTS):
+            raise ValueError(
+                f"{vendor}: a Zapier bridge pushes only {sorted(FIELD_SETTING_EVENTS)}, the "
+                f"events that may set a client's fields; not {others}"
+            )
         self.info = ConnectorInfo(
             vendor=vendor,
             display_name=display_name,

@@ -177,7 +177,9 @@ async def _record_many(hub: Hub, plans: list[_Planned]) -> set[str]:
         trigger = plan.trigger
         assert trigger is not None
         triggers.append(trigger)
-        if reason := SUPPRESSING_TRIGGERS.get(trigger.type):
+        # ``data.suppress = False``: the connector knows it passes (a soft bounce)
+        reason = SUPPRESSING_TRIGGERS.get(trigger.type)
+        if reason and plan.draft.data.get("suppress") is not False:
             email = plan.draft.data.get("email") or plan.draft.client_email
             if isinstance(email, str) and email:
                 suppressions.append(SuppressionRow(trigger.tenant_id, email, reason, trigger.id))

@@ -139,6 +139,8 @@ class ConnectionRepo:
             if credentials is not None:
                 row.credentials = self.store.secret_box.encrypt(credentials)
                 row.status = "active"  # new credentials: a person reconnected it
+            if changes.get("enabled") is True and row.status == "gone":
+                row.status = "active"  # a person re-enabled a connection disabled by a 410
             row.version += 1
             row.updated_at = utcnow()
             await s.flush()

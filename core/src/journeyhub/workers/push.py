@@ -10,7 +10,9 @@ Per fetched batch:
 3. each outcome is recorded (``delivery/outcomes.py``, many per transaction) and only then is
    its message settled: success acks; a retryable failure goes back to the bus with backoff
    and jitter (so the retry survives a crash); a permanent one, or too many, go to the dead
-   letters. A 429 or a connection waiting for re-authorisation is not a failed attempt.
+   letters. A 429 or a connection waiting for re-authorisation is not a failed attempt; an
+   endpoint gone for good (``EndpointGone``, a 410) goes to the dead letters and disables its
+   connection (``delivery/gone.py``).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from nats.aio.msg import Msg
 
 from journeyhub import metrics
 from journeyhub.delivery.gate import REAUTH_WAIT, Decision, Offer, TaskGate, Verdict, order_wait
+from journeyhub.delivery.gone import disable_gone_endpoint
 from journeyhub.delivery.outcomes import DeadLetterDraft, Outcome, Recorder
 from journeyhub.errors import (
     AuthExpired,
     ConnectorError,
+    EndpointGone,
     OutcomeUnknown,
     PermanentError,
     RateLimited,
@@ -428,6 +432,11 @@ class PushWorker:
                     attempts=failures,
                 )
                 metrics.child(metrics.pushes, task.vendor, "dead").inc()
+                if isinstance(exc, EndpointGone):
+                    assert decision.connection is not None
+                    await self.after_settled(
+                        disable_gone_endpoint(self.hub, decision.connection, error), "gone"
+                    )
                 if not permanent:
                     await self.after_settled(self.breakers.failure(task.connection_id), "breaker")
             return

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from journeyhub.kit import (
+    Connection,
     ConnectorInfo,
     DeliveryTask,
+    Known,
     PullPage,
     PushResult,
     RateLimit,
@@ -32,9 +34,6 @@ from journeyhub_gcal.config import DEFAULT_FIELD_MAPPINGS, GcalConfig, GcalCrede
 from journeyhub_gcal.events import PUSH_EVENT_TYPES, Pusher
 from journeyhub_gcal.sync import event_record as event_record
 from journeyhub_gcal.sync import list_events_page
-
-WATCH_TTL_SECONDS = 7 * 24 * 3600  # Google caps web_hook channels at about a week
-WATCH_RENEW_MARGIN = 6 * 3600.0
 
 
 @hookimpl
@@ -83,10 +82,11 @@ async def journeyhub_maintain(
         return None
     channel = state.get("channel")
     expiration = channel.get("expiration") if isinstance(channel, Mapping) else None
-    if channel and not sync.needs_renewal(expiration, time.time(), WATCH_RENEW_MARGIN):
+    margin = config.watch_renew_margin_seconds
+    if channel and not sync.needs_renewal(expiration, time.time(), margin):
         return None
     fresh = await sync.renew_watch(
-        http, config, creds, webhook_url, channel, creds.channel_token, WATCH_TTL_SECONDS
+        http, config, creds, webhook_url, channel, creds.channel_token, config.watch_ttl_seconds
     )
     return {"channel": fresh}
 
@@ -94,15 +94,17 @@ async def journeyhub_maintain(
 @hookimpl
 async def journeyhub_push(
     task: DeliveryTask,
+    connection: Connection,
     config: GcalConfig,
     creds: GcalCredentials,
     idempotency_key: str,
     http: VendorHttp,
+    known: Known,
 ) -> PushResult:
     if task.event is None:
         return PushResult(status="skipped", detail="only journey events go to Google Calendar")
     cal = GcalClient(http, config, creds)
-    return await Pusher(cal, task.event, task.mapped, idempotency_key).push()
+    return await Pusher(cal, task.event, task.mapped, idempotency_key, known).push(connection.id)
 
 
 @hookimpl

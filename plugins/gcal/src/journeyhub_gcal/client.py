@@ -26,7 +26,7 @@ from journeyhub.kit import (
     VendorResponse,
 )
 
-from journeyhub_gcal.config import GcalConfig, GcalCredentials
+from journeyhub_gcal.config import GcalConfig, GcalCredentials, known_zone
 
 REFRESH_MARGIN_SECONDS = 120.0  # refresh a token that would expire within this
 # Token endpoint errors (RFC 6749 §5.2) that a retry cannot fix, only a person.
@@ -40,6 +40,11 @@ RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
 # Google sends no Retry-After with these; its guide says "exponential backoff". The per-user
 # quota is counted per minute in a sliding window, so half a minute clears most of it.
 DEFAULT_RATE_BACKOFF_SECONDS = 30.0
+
+# The calendars' own time zones by (connection, calendar id): (zone, monotonic time read).
+# A calendar's zone seldom changes; it is read again after this long.
+ZONE_TTL_SECONDS = 6 * 3600.0
+time_zones: dict[tuple[str, str], tuple[str, float]] = {}
 
 # Access tokens Google refused with a 401 before their expires_at (revoked, or a clock off):
 # the next authenticate refreshes them whatever their expiry says. Digests, never the tokens.
@@ -194,6 +199,19 @@ class GcalClient:
             return status, response.json()
         except ValueError:
             raise RetryableError(f"Google Calendar answered {status} with non-JSON") from None
+
+    async def time_zone(self, connection_id: str) -> str:
+        """The zone of times without an offset: the config's, else the calendar's own
+        (``calendars.get`` ``timeZone``, "UTC" when it has none), cached per connection."""
+        if self.config.time_zone:
+            return self.config.time_zone
+        key = (connection_id, self.config.calendar_id)
+        cached = time_zones.get(key)
+        if cached is None or time.monotonic() - cached[1] > ZONE_TTL_SECONDS:
+            zone = (await self.calendar()).get("timeZone")
+            name = zone if isinstance(zone, str) and known_zone(zone) else "UTC"
+            cached = time_zones[key] = (name, time.monotonic())
+        return cached[0]
 
     async def calendar(self) -> dict[str, Any]:
         _, body = await self.call("GET", self.calendar_path)

@@ -17,6 +17,15 @@ TEMPLATES = ("step", "completed", "paused", "failed")  # the <kind>_title_templa
 Status = Literal["confirmed", "tentative", "cancelled"]
 NonBlank = Annotated[str, Meta(pattern=r"\S")]  # not empty, not only spaces
 
+
+def known_zone(name: Any) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return False
+    return True
+
+
 # Users write the title templates; a sandboxed environment keeps them from reaching Python.
 _env = SandboxedEnvironment(autoescape=False)
 
@@ -25,7 +34,9 @@ class GcalConfig(Config):
     api_base: str = API_BASE
     token_url: str = TOKEN_URL
     calendar_id: str = "primary"
-    time_zone: str = "UTC"  # IANA name, for times given without an offset
+    # IANA name of times given without an offset and of timed events; None: the calendar's own
+    # (calendars.get ``timeZone``).
+    time_zone: str | None = None
     # A wedding date with a time of day (a user mapping can give one) makes a timed event this
     # long; a plain date makes an all-day event.
     wedding_event_duration_hours: Annotated[float, Meta(gt=0, le=48)] = 8.0
@@ -43,6 +54,10 @@ class GcalConfig(Config):
     sync_window_days: int = 365  # a full sync reads events that end after now - this
     page_size: int = 250
     timeout_seconds: float = 15.0
+    # Invite the couple (the client's email) to the wedding event, and whom Google notifies
+    # of its changes (events.insert/patch ``sendUpdates``).
+    invite_client: bool = False
+    send_updates: Literal["all", "externalOnly", "none"] = "all"
     # The channel lifetime asked for, and how long before its expiry a channel is renewed.
     watch_ttl_seconds: Annotated[int, Meta(ge=300, le=30 * 24 * 3600)] = 7 * 24 * 3600
     watch_renew_margin_seconds: int = 24 * 3600
@@ -52,10 +67,8 @@ class GcalConfig(Config):
         check_url("token_url", self.token_url)
         if not self.calendar_id.strip():
             raise ValueError("calendar_id must not be empty ('primary' for the main calendar)")
-        try:
-            ZoneInfo(self.time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"time_zone {self.time_zone!r} is not an IANA time zone") from None
+        if self.time_zone is not None and not known_zone(self.time_zone):
+            raise ValueError(f"time_zone {self.time_zone!r} is not an IANA time zone")
         check_timeout("timeout_seconds", self.timeout_seconds)
         for kind in TEMPLATES:
             try:
@@ -68,10 +81,6 @@ class GcalConfig(Config):
             raise ValueError(f"page_size must be between 1 and {PAGE_SIZE_MAX}")
         if not 0 <= self.watch_renew_margin_seconds < self.watch_ttl_seconds:
             raise ValueError("watch_renew_margin_seconds must be below watch_ttl_seconds")
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.time_zone)
 
     def title(self, kind: str, **values: Any) -> str:
         """Render the ``<kind>_title_template``; an empty result falls back to the summary."""

@@ -10,9 +10,10 @@ Served on a loopback port by the kernel's ``SandboxServer``:
   ``access_token_ttl`` seconds.
 - ``/calendar/v3``: ``calendars.get``, ``events.insert/get/update/patch/delete/list/watch`` and
   ``channels.stop``, ``Authorization: Bearer``; errors in Google's shape
-  ``{"error": {"errors": [{domain, reason, message}], "code", "message"}}`` (the 401 also has
-  ``"status": "UNAUTHENTICATED"``). Event ids follow Google's rule (base32hex, 5-1024); an id
-  that exists, deleted or not, is a 409 ``duplicate``. ``events.list`` pages with
+  ``{"error": {"errors": [{domain, reason, message}], "code", "message", "status"}}``. Every
+  request is first checked against ``calendar_v3.json`` (``sandbox_contract``). Event ids
+  follow Google's rule (base32hex, 5-1024); an id that exists, deleted or purged, is a 409
+  ``duplicate``. ``events.list`` pages with
   ``maxResults``/``pageToken`` and syncs with ``syncToken``/``nextSyncToken`` (only on the
   last page; 410 ``fullSyncRequired`` once invalidated; the parameters Google forbids with a
   sync token are refused). Deleted events are ``status: "cancelled"``.
@@ -25,7 +26,8 @@ Options: ``rate_limit`` (calls/s per access token, then 403 ``rateLimitExceeded`
 ``require_https`` for channel addresses. Inspection: ``events()``, ``event(id)``,
 ``inserts[id]`` (events created per id) and ``insert_attempts[id]``, ``token_calls``,
 ``requests``, ``channels``, ``notifications``. Actions as a user would: ``user_add``,
-``user_edit`` (bumps ``updated`` and ``sequence``), ``user_delete`` (→ cancelled);
+``user_edit`` (bumps ``updated`` and ``sequence``), ``user_delete`` (→ cancelled), and
+Google's ``purge`` (a deleted event gone for good, its id still taken); ``guest_emails``;
 ``revoke_refresh_token``, ``expire_access_tokens``, ``invalidate_sync_tokens``, ``advance``
 (the token clock), ``lose_response`` (the call is carried out, its answer lost).
 """
@@ -85,6 +87,17 @@ WRITABLE = {
     "sequence",
     "attachments",
 }
+# google.rpc codes by HTTP status (Google's API design guide, "Errors"), the error's "status".
+STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 # Parameters that events.list refuses with a syncToken (discovery document, syncToken).
 NOT_WITH_SYNC = (
     "iCalUID",
@@ -107,8 +120,8 @@ def google_error(
         "code": code,
         "message": message,
     }
-    if code == 401:
-        error["status"] = "UNAUTHENTICATED"
+    if code in STATUS:
+        error["status"] = STATUS[code]
     return {"error": error}
 
 
@@ -230,11 +243,14 @@ class GcalSandbox:
             self.access_tokens: dict[str, float] = {}  # token -> expiry (sandbox clock)
             self.rotate_refresh_tokens = False
             self.token_calls = 0
+            self.refusals = 0  # requests refused by the discovery-derived contract
             self.refreshes = 0
             self.calendars: dict[str, dict[str, Any]] = {
                 USER: {"summary": "Sandbox Studio", "timeZone": self.time_zone}
             }
             self.store: dict[str, dict[str, dict[str, Any]]] = {USER: {}}
+            self.purged: set[tuple[str, str]] = set()  # (calendar, event id): gone, id taken
+            self.guest_emails: list[tuple[str, str]] = []  # (event id, address) Google mailed
             self.versions: dict[tuple[str, str], int] = {}
             self.version = 0
             self.inserts: Counter[str] = Counter()
@@ -331,6 +347,20 @@ class GcalSandbox:
     def user_delete(self, event_id: str, calendar_id: str = USER) -> None:
         """Delete as the user would: the event stays, ``status: "cancelled"``."""
         self.user_edit(event_id, calendar_id, status="cancelled")
+
+    def purge(self, event_id: str, calendar_id: str = USER) -> None:
+        """Google drops a deleted event for good ("cancelled events will eventually
+        disappear"): get and patch answer 404, and the id stays taken (insert: 409)."""
+        cal = self.calendar_of(calendar_id) or USER
+        with self._lock:
+            self.store[cal].pop(event_id, None)
+            self.purged.add((cal, event_id))
+
+    def mail_guests(self, event: Mapping[str, Any], send_updates: str | None) -> None:
+        """Google emails the guests of a written event when ``sendUpdates`` asks for it."""
+        if send_updates in ("all", "externalOnly"):
+            for guest in event.get("attendees") or []:
+                self.guest_emails.append((event["id"], str(guest.get("email"))))
 
     def invalidate_sync_tokens(self) -> None:
         """Every sync token given so far now answers 410 (Google expires them at will)."""

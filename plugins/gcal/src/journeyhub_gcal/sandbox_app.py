@@ -17,6 +17,7 @@ import msgspec
 from litestar import Litestar, Request, Response, delete, get, patch, post, put
 from litestar.params import PathParameter
 
+from journeyhub_gcal import sandbox_contract as contract
 from journeyhub_gcal.sandbox import (
     CHANNEL_ID,
     CHANNEL_TTL_DEFAULT,
@@ -52,7 +53,26 @@ def create_app(sb: GcalSandbox) -> Litestar:
         sb._loop = asyncio.get_running_loop()
         with sb._lock:
             sb.requests[f"{request.method} {request.url.path}"] += 1
-        return await sb.faults.apply()
+        if (faulty := await sb.faults.apply()) is not None:
+            return faulty
+        return await refused_by_contract(request)
+
+    async def refused_by_contract(request: Request[Any, Any, Any]) -> Response[Any] | None:
+        """Every Calendar API call is checked against the discovery-derived contract."""
+        path = request.url.path
+        if not path.startswith(PREFIX + "/"):
+            return None  # the OAuth token endpoint is not in the discovery document
+        method = contract.method_of(request.method, path.removeprefix(PREFIX + "/"))
+        if method is None:
+            return fail(404, "notFound", "Not Found")
+        try:
+            body = msgspec.json.decode(await request.body()) if method in contract.BODIES else None
+        except msgspec.DecodeError:
+            body = None  # the route answers parseError
+        why = contract.check(method, list(request.query_params.multi_items()), body)
+        with sb._lock:
+            sb.refusals += why is not None
+        return None if why is None else fail(400, "invalid", why)
 
     async def json_body(request: Request[Any, Any, Any]) -> dict[str, Any] | Response[Any]:
         try:
@@ -153,7 +173,7 @@ def create_app(sb: GcalSandbox) -> Litestar:
         event_id = event_id or random_id()
         with sb._lock:
             sb.insert_attempts[event_id] += 1
-            if event_id in sb.store[cal]:  # deleted (cancelled) events keep their id too
+            if event_id in sb.store[cal] or (cal, event_id) in sb.purged:  # ids stay taken
                 return fail(409, "duplicate", "The requested identifier already exists.")
             candidate = {k: v for k, v in body.items() if k in WRITABLE}
             candidate = {k: v for k, v in candidate.items() if v is not None}
@@ -161,6 +181,7 @@ def create_app(sb: GcalSandbox) -> Litestar:
                 return invalid
             event = sb._create(cal, event_id, candidate)
             sb.inserts[event_id] += 1
+            sb.mail_guests(event, request.query_params.get("sendUpdates"))
         sb._changed(cal)
         return Response(deepcopy(event))
 
@@ -204,6 +225,7 @@ def create_app(sb: GcalSandbox) -> Litestar:
             if any(edited.get(k) != current.get(k) for k in ("start", "end", "location")):
                 edited["sequence"] = int(current.get("sequence", 0)) + 1
             sb._touch(cal, edited)
+            sb.mail_guests(edited, request.query_params.get("sendUpdates"))
         sb._changed(cal)
         return Response(deepcopy(edited))
 

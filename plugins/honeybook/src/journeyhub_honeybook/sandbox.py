@@ -21,6 +21,8 @@ from journeyhub.testing.zapier_sandbox import CaughtRequest, FakeZapier
 from journeyhub_honeybook.plugin import ACTIONS
 
 SECRET = "whsec_" + "aG9uZXlib29rLXNhbmRib3gtc2VjcmV0LTAx"  # sandbox only
+# What its Zaps send as the connection's token: sandbox only.
+TOKEN = "hb-sandbox-zap-token-0001-not-a-signing-key"  # noqa: S105
 
 
 def sample_payments_csv() -> str:
@@ -33,6 +35,7 @@ def sample_payments_csv() -> str:
 class HoneyBookSandbox:
     def __init__(self, secret: str = SECRET, *, port: int | None = None) -> None:
         self.secret = secret
+        self.token = TOKEN  # the connection's token, which its Zaps send (never the secret)
         self.zapier = FakeZapier(secret, on_action=self._apply, port=port)
         self.hooks: dict[str, str] = {}
         self.clients: dict[str, dict[str, Any]] = {}  # by email, as created in "HoneyBook"
@@ -174,12 +177,12 @@ class HoneyBookSandbox:
         auth_in: Literal["header", "query"] = "header",
         payload_type: Literal["json", "form"] = "json",
     ) -> httpx.Response:
-        """POST ``data`` as the Zap's Webhooks step does, with this sandbox's secret as token."""
+        """POST ``data`` as the Zap's Webhooks step does, with this sandbox's token."""
         return await FakeZapier.post(
             http,
             url,
             data,
-            token=self.secret if token is None else token,
+            token=self.token if token is None else token,
             auth_in=auth_in,
             payload_type=payload_type,
         )
@@ -193,6 +196,6 @@ def demo() -> Any:
         "HoneyBook (Zapier)",
         HoneyBookSandbox,
         config=lambda sb: sb.config(),
-        credentials=lambda sb: {"secret": sb.secret},
-        secrets=(SECRET,),
+        credentials=lambda sb: {"secret": sb.secret, "token": sb.token},
+        secrets=(SECRET, TOKEN),
     )

@@ -7,7 +7,15 @@ connector pushes only (no pull, no webhooks), and its form key needs no ``authen
 
 from __future__ import annotations
 
-from journeyhub.kit import ConnectorInfo, DeliveryTask, PushResult, RateLimit, VendorHttp, hookimpl
+from journeyhub.kit import (
+    ConnectorInfo,
+    DeliveryTask,
+    PushResult,
+    RateLimit,
+    VendorHttp,
+    hookimpl,
+    sets_client_fields,
+)
 
 from journeyhub_lightblue import client as api
 from journeyhub_lightblue.config import (
@@ -17,7 +25,9 @@ from journeyhub_lightblue.config import (
 )
 
 # journey_started: a new enquiry. client_updated: the client's new details, which the studio
-# applies to the existing contact from the Inbox. Other events mean nothing to a studio inbox.
+# applies to the existing contact from the Inbox. Every request carries the contact and the
+# shoot (its date), so only these events, the ones that may set a client's fields, are sent: a
+# later event's snapshot would ask the studio to undo a change made in Light Blue.
 PUSH_EVENT_TYPES = ("journey_started", "client_updated")
 
 
@@ -43,7 +53,7 @@ async def journeyhub_push(
     task: DeliveryTask, config: LightBlueConfig, creds: LightBlueCredentials, http: VendorHttp
 ) -> PushResult:
     event = task.event
-    if event is None or event.type not in PUSH_EVENT_TYPES:
+    if event is None or not sets_client_fields(event):
         kind = event.type if event is not None else task.kind
         return PushResult(status="skipped", detail=f"Light Blue takes no {kind}")
     fields = api.enquiry(event, task.mapped, config)

@@ -6,7 +6,9 @@ Payload (resend-python ``webhooks/_webhook_event.py``): ``{"type": "email.bounce
 the Svix message id, so the same event makes the same trigger however it reaches us (a retry, a
 dashboard replay, a second endpoint): ``<email_id>:<type>:<recipient>``, plus for opens and
 clicks, which repeat, the event's own time. Bounces, complaints and suppressions give a draft
-per recipient, each with ``data["email"]`` so the kernel suppresses every address.
+per recipient, each with ``data["email"]`` so the kernel suppresses every address; a bounce
+whose ``bounce.type`` is not ``Permanent`` (``Transient``, ``Temporary``: a full mailbox, a
+server down) carries ``data["suppress"] = False``, so the address is mailed again later.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from journeyhub_resend.compose import CLIENT_TAG, CLIENT_TAG_B32
 
 # Resend's email events, in the order they happen, and the trigger each becomes (None: none).
 TRIGGERS: dict[str, str | None] = {
+    "email.scheduled": None,
     "email.sent": None,
     "email.delivered": "email_delivered",
     "email.delivery_delayed": None,
@@ -67,6 +70,8 @@ def drafts(webhook: StoredWebhook) -> list[TriggerDraft] | None:
     part, names = DETAILS.get(kind, ("", {}))
     found = data[part] if isinstance(data.get(part), dict) else {}
     detail = {name: found[key] for key, name in names.items() if found.get(key) is not None}
+    if kind == "email.bounced" and str(detail.get("bounce_type", "Permanent")) != "Permanent":
+        detail["suppress"] = False  # a soft bounce: the address stays usable
     when = detail.get("clicked_at") or event.get("created_at")
     again = f":{when or webhook.event_id}" if kind in REPEATABLE else ""
     tags = _tags(data.get("tags"))

@@ -38,6 +38,7 @@ from journeyhub_resend.compose import compose
 from journeyhub_resend.config import ResendConfig, ResendCredentials
 
 MAX_BATCH = 100  # Resend's limit for POST /emails/batch
+SINGLE_ONLY = frozenset({"attachments"})  # refused by POST /emails/batch
 DEFAULT_FIELD_MAPPINGS = (
     FieldMapping(source="client.email", target="to"),
     FieldMapping(source="client.name", target="client_name"),
@@ -50,6 +51,14 @@ DEFAULT_FIELD_MAPPINGS = (
 
 class RestrictedKey(PermanentError):
     """A sending-only key used on another endpoint: refreshing cannot help an API key."""
+
+
+# Resend keeps an idempotency key's first request for 24 hours and refuses another body under it.
+CHANGED_BODY = (
+    "Resend already has another email under this delivery's Idempotency-Key (kept 24 hours): "
+    "the connection's templates or config, or the suppression list, changed between two "
+    "attempts. The first version was sent and this one was not; retrying cannot change that"
+)
 
 
 @hookimpl
@@ -79,10 +88,17 @@ async def journeyhub_push(
     http: VendorHttp,
     suppressed: frozenset[str],
 ) -> PushResult:
+    _api_key(creds)  # before composing: an inbound-only connection is told what it lacks
     email = compose(task, config, suppressed)
     if isinstance(email, PushResult):
         return email
-    result = _sent(*await _call(http, config, creds, "/emails", email, key=idempotency_key))
+    return await _send(http, config, creds, email, idempotency_key)
+
+
+async def _send(
+    http: VendorHttp, config: ResendConfig, creds: ResendCredentials, email: Any, key: str
+) -> PushResult:
+    result = _sent(*await _call(http, config, creds, "/emails", email, key=key))
     if isinstance(result, PermanentError):
         raise result
     return result
@@ -100,10 +116,15 @@ async def journeyhub_push_batch(
     """Every task's result at its position: tasks skipped or failing on their own never reach
     Resend, and an email Resend rejects in the permissive batch fails alone; only a failure of
     the whole call raises. The kernel sends at most ``max_batch`` tasks: one call."""
+    _api_key(creds)
     results: list[PushResult | Exception | dict[str, Any]] = []
     for task in tasks:
         try:
-            results.append(compose(task, config, suppressed))
+            email = compose(task, config, suppressed)
+            if isinstance(email, dict) and SINGLE_ONLY & email.keys():
+                # Resend's batch takes no attachments: sent alone, under its own push's key
+                email = await _send(http, config, creds, email, task.idempotency_key)
+            results.append(email)
         except ConnectorError as exc:  # this task's own problem: the others still go
             results.append(exc)
     emails = [email for email in results if isinstance(email, dict)]
@@ -148,6 +169,8 @@ def journeyhub_handle_webhook(webhook: StoredWebhook) -> list[TriggerDraft] | No
 async def journeyhub_check_connection(
     config: ResendConfig, creds: ResendCredentials, http: VendorHttp
 ) -> str:
+    if creds.api_key is None:
+        return "no api_key: this connection receives Resend's webhooks and sends nothing"
     try:
         status, body = await _call(http, config, creds, "/domains")
     except RestrictedKey:
@@ -166,7 +189,8 @@ async def _call(
     key: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """POST ``body`` (GET without one); (status, JSON object) of a success."""
-    headers = {"authorization": f"Bearer {creds.api_key}", "accept": "application/json"}
+    api_key = _api_key(creds)
+    headers = {"authorization": f"Bearer {api_key}", "accept": "application/json"}
     if key is not None:  # Resend takes 1 to 256 characters (else a 400): a longer one is hashed
         hashed = "jh-" + sha256(key.encode()).hexdigest()
         headers["idempotency-key"] = key if 0 < len(key) <= 256 else hashed
@@ -182,16 +206,23 @@ async def _call(
     status, answer = response.status_code, answer if isinstance(answer, dict) else None
     said = f"Resend {method} {path} answered {status}"
     if not response.is_success:
-        raise _error(said, response, answer or {}, creds.api_key)
+        raise _error(said, response, answer or {}, api_key)
     if answer is None:  # sent or not, we cannot tell: the same key replays it
         raise RetryableError(f"{said} without a JSON object", vendor_status=status)
     return status, answer
 
 
+def _api_key(creds: ResendCredentials) -> str:
+    if creds.api_key is None:
+        raise ReauthRequired("this connection has no api_key: add one to send emails")
+    return creds.api_key
+
+
 def _error(said: str, response: VendorResponse, body: dict[str, Any], key: str) -> ConnectorError:
-    """Resend's errors are ``{"statusCode", "name", "message"}``; ``name`` tells apart those
-    sharing a status: 403 ``invalid_api_key`` needs a person to fix the key, 403
-    ``validation_error`` (an unverified domain) is a bad email. The key is scrubbed from the
+    """Resend's errors are ``{"statusCode", "name", "message"}``; ``name`` and ``message`` tell
+    apart those sharing a status: a key that is missing, revoked or invalid needs a person
+    (401, 403 ``invalid_api_key``, or a ``validation_error`` saying "API key is invalid"), an
+    unverified domain (403 ``validation_error``) is a bad email. The key is scrubbed from the
     message, whatever the server echoes."""
     status, name = response.status_code, str(body.get("name", ""))
     detail = str(body.get("message", ""))[:300]
@@ -201,11 +232,15 @@ def _error(said: str, response: VendorResponse, body: dict[str, Any], key: str) 
         wait = response.retry_after()
         reset = retry_after(response.headers.get("ratelimit-reset"))
         return RateLimited(said, retry_after=reset if wait is None else wait)
-    if (status, name) in ((401, "missing_api_key"), (403, "invalid_api_key")):
+    if name == "restricted_api_key":  # a sending-only key used on another endpoint
+        return RestrictedKey(said, vendor_status=status)
+    names_key = "api key" in detail.lower() and status in (400, 403)
+    if status == 401 or name == "invalid_api_key" or names_key:
         return ReauthRequired(said, vendor_status=status)
-    if status == 401:  # restricted_api_key: a sending-only key used on another endpoint
-        kind = RestrictedKey if name == "restricted_api_key" else PermanentError
-        return kind(said, vendor_status=status)
+    if name == "invalid_idempotent_request":
+        return PermanentError(f"{said.rstrip('.')}. {CHANGED_BODY}", vendor_status=status)
+    if name == "concurrent_idempotent_requests":  # the other attempt's answer settles it
+        return RetryableError(f"{said} (another attempt is under way)", vendor_status=status)
     return response.error(said)
 
 

@@ -7,14 +7,20 @@ benchmarks and ``journeyhub demo``. What it fakes, and where the facts come from
   ``permissive`` answers ``{"data", "errors": [{"index", "message"}]}``), ``GET /emails/{id}``,
   ``GET /domains``; answers 200 with the shapes of the official SDKs.
 - ``Authorization: Bearer re_…``: missing → 401 ``missing_api_key``; unknown → 403
-  ``invalid_api_key``; a sending-only key on another endpoint → 401 ``restricted_api_key``.
+  ``invalid_api_key``; a revoked (deleted) key → ``validation_error`` "API key is invalid", 401
+  on the sending endpoints and 400 elsewhere, as Resend's current error reference says; a
+  sending-only key on another endpoint → 401 ``restricted_api_key``.
+- Email bodies are validated against ``email_schema.json`` (the SDKs' structure), then Resend's
+  rules: 422 ``missing_required_field``, ``validation_error``, ``invalid_attachment`` (neither
+  ``content`` nor ``path``, content not base64), no attachments in a batch.
 - Errors are ``{"statusCode", "name", "message"}``.
 - Rate limit per API key, N requests per window (default 2 per second, Resend's default):
   429 ``rate_limit_exceeded`` with ``retry-after`` and ``ratelimit-limit/-remaining/-reset``;
   successes carry the ``ratelimit-*`` headers too.
 - ``Idempotency-Key`` (1 to 256 characters, else 400 ``invalid_idempotency_key``), kept 24 hours
   per key, endpoint and API key: the same body replays the first answer and sends nothing; a
-  different body is a 409 ``invalid_idempotent_request``.
+  different body is a 409 ``invalid_idempotent_request``; a request while another with its key
+  is still under way is a 409 ``concurrent_idempotent_requests``.
 - The ``from`` domain must be one of the sandbox's verified domains (else 403).
 - ``faults`` (:class:`journeyhub.testing.sandbox.Faults`) inject 5xx, 429 and slow answers.
 
@@ -27,6 +33,8 @@ side effect done twice), and plays Resend's webhooks: :meth:`ResendSandbox.emit`
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import json
 import math
@@ -38,10 +46,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib.resources import files
 from typing import Any, Protocol, TypeVar
 
 from journeyhub import signing
 from journeyhub.testing.sandbox import Faults, SandboxServer
+from jsonschema import Draft202012Validator
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
 
@@ -54,6 +64,13 @@ IDEMPOTENCY_TTL = 24 * 3600.0
 MAX_BATCH = 100
 MAX_TO = 50
 _BASE62 = string.ascii_letters + string.digits
+EMAIL_SCHEMA = Draft202012Validator(
+    json.loads(files("journeyhub_resend").joinpath("email_schema.json").read_text())
+)
+SEND_PATHS = ("/emails", "/emails/batch")
+# (secret, msg_id, timestamp, body) → the ``svix-signature`` header; tests give the official
+# ``svix`` package's, the demo uses the kernel's signer.
+Signer = Callable[[str, str, int, bytes], str]
 
 Answer = tuple[int, dict[str, Any] | list[Any]]
 
@@ -77,8 +94,46 @@ def _iso(moment: datetime) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
+def _base64(attachment: dict[str, Any]) -> bool:
+    content = attachment.get("content")
+    if isinstance(content, list):  # resend-python also sends a file's bytes as integers
+        return bool(content)
+    try:
+        return isinstance(content, str) and bool(base64.b64decode(content, validate=True))
+    except binascii.Error:
+        return False
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+
+
 def _address_of(sender: str) -> str:
     return sender.rsplit("<", 1)[-1].rstrip(">").strip() if "<" in sender else sender.strip()
+
+
+def signed_event(
+    event: dict[str, Any],
+    secret: str,
+    sign: Signer,
+    *,
+    msg_id: str | None = None,
+    timestamp: int | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """The body and Svix headers of ``event`` as Resend's webhook sender sends it."""
+    body = json.dumps(event).encode()
+    msg_id = msg_id or "msg_" + "".join(secrets.choice(_BASE62) for _ in range(27))
+    stamp = int(time.time()) if timestamp is None else timestamp
+    return body, {
+        "content-type": "application/json",
+        "user-agent": "Svix-Webhooks/1.0",
+        "svix-id": msg_id,
+        "svix-timestamp": str(stamp),
+        "svix-signature": sign(secret, msg_id, stamp, body),
+    }
 
 
 class ResendSandbox:
@@ -100,6 +155,7 @@ class ResendSandbox:
         self.per_seconds = per_seconds
         self.domains = list(domains)
         self.clock = clock
+        self.signer: Signer | None = None
         self.faults = Faults()
         self._lock = threading.Lock()
         self.reset()
@@ -137,6 +193,8 @@ class ResendSandbox:
             self._by_id: dict[str, dict[str, Any]] = {}
             self._tasks_seen: set[str] = set()
             self._idempotency: dict[tuple[str, str, str], tuple[str, float, Answer]] = {}
+            self._in_flight: set[tuple[str, str, str]] = set()
+            self.revoked: set[str] = set()  # keys deleted at Resend
             self._windows: dict[str, deque[float]] = {}
             self.requests = 0
             self.accepted = 0
@@ -169,6 +227,7 @@ class ResendSandbox:
             data: dict[str, Any] = {
                 "created_at": email["created_at"],
                 "email_id": email_id,
+                "message_id": f"<{email_id}@resend.dev>",
                 "from": email["from"],
                 "to": list(email["to"]),
                 "subject": email["subject"],
@@ -197,23 +256,17 @@ class ResendSandbox:
         data.update(data_overrides)
         return {"type": event_type, "created_at": _iso(moment), "data": data}
 
-    @staticmethod
     def signed(
+        self,
         event: dict[str, Any],
         secret: str,
         *,
         msg_id: str | None = None,
         timestamp: int | None = None,
     ) -> tuple[bytes, dict[str, str]]:
-        """The body and Svix headers Resend would send for ``event``."""
-        body = json.dumps(event).encode()
-        msg_id = msg_id or "msg_" + "".join(secrets.choice(_BASE62) for _ in range(27))
-        headers = {
-            "content-type": "application/json",
-            "user-agent": "Svix-Webhooks/1.0",
-            **signing.signed_headers(secret, msg_id, body, prefix="svix", timestamp=timestamp),
-        }
-        return body, headers
+        """The body and Svix headers Resend would send for ``event``, signed by ``signer``."""
+        sign = self.signer or signing.sign
+        return signed_event(event, secret, sign, msg_id=msg_id, timestamp=timestamp)
 
     async def deliver(
         self,
@@ -248,6 +301,26 @@ class ResendSandbox:
     async def _answer(
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, Any, dict[str, str]]:
+        """Resend answers a request whose idempotency key is still being handled with a 409."""
+        idem = headers.get("idempotency-key")
+        if method != "POST" or path not in SEND_PATHS or idem is None:
+            return await self._respond(method, path, headers, body)
+        flight = (headers.get("authorization", ""), path, idem)
+        with self._lock:
+            busy = flight in self._in_flight
+            self._in_flight.add(flight)
+        if busy:
+            message = "Same idempotency key used while a request is still in progress."
+            return (*_error(409, "concurrent_idempotent_requests", message), {})
+        try:
+            return await self._respond(method, path, headers, body)
+        finally:
+            with self._lock:
+                self._in_flight.discard(flight)
+
+    async def _respond(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         fault = self.faults.next()
         if fault is not None:
             if fault.delay:
@@ -277,6 +350,9 @@ class ResendSandbox:
             )
         key = auth[7:].strip()
         access = self.api_keys.get(key)
+        if key in self.revoked:
+            status = 401 if method == "POST" and path in SEND_PATHS else 400
+            return (*_error(status, "validation_error", "API key is invalid"), {})
         if access is None:
             return (*_error(403, "invalid_api_key", "API key is invalid"), {})
 
@@ -293,7 +369,7 @@ class ResendSandbox:
             answer = _error(
                 401, "restricted_api_key", "This API key is restricted to only send emails"
             )
-        elif method == "POST" and path in ("/emails", "/emails/batch"):
+        elif method == "POST" and path in SEND_PATHS:
             answer = self._send(key, path, headers, body)
         elif method == "GET" and path == "/domains":
             answer = 200, self._domains()
@@ -376,6 +452,15 @@ class ResendSandbox:
         for field in ("from", "to", "subject"):
             if not email.get(field):
                 return _error(422, "missing_required_field", f"Missing `{field}` field.")
+        for attachment in email.get("attachments") or []:
+            if isinstance(attachment, dict) and not (_base64(attachment) or attachment.get("path")):
+                message = "Attachment must have either a base64 `content` or a `path`."
+                return _error(422, "invalid_attachment", message)
+        for problem in EMAIL_SCHEMA.iter_errors(email):
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem.path)
+            return _error(
+                422, "validation_error", f"Invalid `{where[1:] or 'body'}`: {problem.message}"
+            )
         sender = email["from"]
         if not isinstance(sender, str) or not FROM_RE.match(sender.strip()):
             return _error(
@@ -407,12 +492,10 @@ class ResendSandbox:
                     "validation_error",
                     "Tags should only contain ASCII letters, numbers, underscores, or dashes.",
                 )
-        if in_batch and (email.get("attachments") or email.get("scheduled_at")):
-            return _error(
-                422,
-                "validation_error",
-                "`attachments` and `scheduled_at` are not supported in batch.",
-            )
+        if in_batch and email.get("attachments"):
+            return _error(422, "validation_error", "`attachments` are not supported in batch.")
+        if email.get("scheduled_at") is not None and _when(email["scheduled_at"]) is None:
+            return _error(422, "validation_error", "`scheduled_at` must be an ISO 8601 date.")
         domain = _address_of(sender).rsplit("@", 1)[-1].lower()
         if domain not in self.domains:
             return _error(
@@ -440,8 +523,10 @@ class ResendSandbox:
             "reply_to": email.get("reply_to"),
             "tags": list(email.get("tags") or []),
             "created_at": datetime.now(UTC).isoformat(),
-            "last_event": "sent",
+            "last_event": "scheduled" if email.get("scheduled_at") else "sent",
             "scheduled_at": email.get("scheduled_at"),
+            "headers": dict(email.get("headers") or {}),
+            "attachments": list(email.get("attachments") or []),
         }
         self.emails.append(record)
         self._by_id[email_id] = record

@@ -1,14 +1,20 @@
 """The connection's email templates: Jinja2, sandboxed, since tenants write them. HTML is
 autoescaped, subject and text are not. ``StrictUndefined`` makes a typo such as
-``{{ client.frist_name }}`` a permanent failure naming it, not an email with a hole in it."""
+``{{ client.frist_name }}`` a permanent failure naming it, not an email with a hole in it.
+Dates and amounts are formatted by Babel (CLDR) in the ``locale`` of the render context."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_currency
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, pass_context
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from journeyhub.kit import PermanentError
 
@@ -22,23 +28,46 @@ def parse_date(value: Any) -> dt.date | None:
         return None
 
 
-def long_date(value: Any) -> str:
-    """A friendly date without zero padding, e.g. ``Saturday 6 June 2026``."""
-    date = parse_date(value)
-    return f"{date:%A} {date.day} {date:%B %Y}" if date is not None else ""
+def locale_of(tag: str | None) -> Locale | None:
+    """Babel's locale for a BCP 47 tag (``de-CH``), or None when CLDR has no data for it."""
+    try:
+        return Locale.parse(tag, sep="-") if tag else None
+    except (UnknownLocaleError, ValueError, TypeError):
+        return None
 
 
-def _date(value: Any, fmt: str = "%d %B %Y") -> str:
-    """``{{ wedding.date | date("%d/%m/%Y") }}``; ISO strings are accepted too."""
+def long_date(value: Any, locale: Locale | str = "en") -> str:
+    """The full date in ``locale``: ``Saturday, June 6, 2026``, ``samedi 6 juin 2026``."""
     date = parse_date(value)
-    return date.strftime(fmt) if date is not None else ""
+    return format_date(date, "full", locale=locale) if date is not None else ""
+
+
+@pass_context
+def _date(context: Context, value: Any, fmt: str = "long") -> str:
+    """``date("%d/%m/%Y")`` (strftime), or a CLDR width or pattern in the email's locale:
+    ``date("short")``, ``date("d MMMM y")``; ISO strings are accepted too."""
+    date = parse_date(value)
+    if date is None:
+        return ""
+    return date.strftime(fmt) if "%" in fmt else format_date(date, fmt, locale=context["locale"])
+
+
+@pass_context
+def _long_date(context: Context, value: Any) -> str:
+    return long_date(value, context["locale"])
+
+
+@pass_context
+def _money(context: Context, amount: Any, currency: str) -> str:
+    """``{{ data.amount | money("EUR") }}``: an amount in major units, in the email's locale."""
+    return format_currency(Decimal(str(amount)), currency, locale=context["locale"])
 
 
 def _environment(*, autoescape: bool) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         autoescape=autoescape, undefined=StrictUndefined, finalize=lambda v: "" if v is None else v
     )
-    env.filters.update(date=_date, long_date=long_date)
+    env.filters.update(date=_date, long_date=_long_date, money=_money)
     return env
 
 

@@ -20,6 +20,8 @@ from journeyhub.testing.zapier_sandbox import CaughtRequest, FakeZapier
 from journeyhub_seventeenhats.plugin import ACTION
 
 SECRET = "whsec_" + "MTdoYXRzLXNhbmRib3gtc2VjcmV0LTAwMDE="  # sandbox only
+# What its Zaps send as the connection's token: sandbox only.
+TOKEN = "hats-sandbox-zap-token-0001-not-a-signing-key"  # noqa: S105
 _CONTACT_FIELDS = (
     "first_name",
     "last_name",
@@ -34,6 +36,7 @@ _CONTACT_FIELDS = (
 class SeventeenHatsSandbox:
     def __init__(self, secret: str = SECRET, *, port: int | None = None) -> None:
         self.secret = secret
+        self.token = TOKEN  # the connection's token, which its Zaps send (never the secret)
         self.zapier = FakeZapier(secret, on_action=self._apply, port=port)
         self.hook_url = ""
         self.contacts: dict[str, dict[str, Any]] = {}  # by lower-case primary email
@@ -149,12 +152,12 @@ class SeventeenHatsSandbox:
         auth_in: Literal["header", "query"] = "header",
         payload_type: Literal["json", "form"] = "json",
     ) -> httpx.Response:
-        """POST ``data`` as the Zap's Webhooks step does, with this sandbox's secret as token."""
+        """POST ``data`` as the Zap's Webhooks step does, with this sandbox's token."""
         return await FakeZapier.post(
             http,
             url,
             data,
-            token=self.secret if token is None else token,
+            token=self.token if token is None else token,
             auth_in=auth_in,
             payload_type=payload_type,
         )
@@ -168,6 +171,6 @@ def demo() -> Any:
         "17hats (Zapier)",
         SeventeenHatsSandbox,
         config=lambda sb: sb.config(),
-        credentials=lambda sb: {"secret": sb.secret},
-        secrets=(SECRET,),
+        credentials=lambda sb: {"secret": sb.secret, "token": sb.token},
+        secrets=(SECRET, TOKEN),
     )

@@ -27,7 +27,7 @@ from journeyhub.kit import (
 )
 from journeyhub.logs import get_logger
 
-from journeyhub_stripe.mapping import EVENT_TYPES, drafts_for_event, occurred_at
+from journeyhub_stripe.mapping import API_VERSION, EVENT_TYPES, drafts_for_event, occurred_at
 from journeyhub_stripe.schemas import StripeConfig, StripeCredentials
 from journeyhub_stripe.verify import HEADER, parse_event, verify_signature
 
@@ -96,11 +96,12 @@ async def _events(
     http: VendorHttp, config: StripeConfig, api_key: str, *query: tuple[str, Any]
 ) -> tuple[list[dict[str, Any]], bool]:
     """``GET /v1/events``, newest first (with ``ending_before``, the events just newer than that
-    one): the events listed, and whether more follow."""
+    one): the events listed, and whether more follow. ``Stripe-Version`` pins the shape of the
+    answer and its errors (not of the events' data: see :mod:`.mapping`)."""
     response = await http.get(
         f"{config.api_base}/v1/events",
         params=query,
-        headers={"authorization": f"Bearer {api_key}"},
+        headers={"authorization": f"Bearer {api_key}", "stripe-version": API_VERSION},
         timeout=config.timeout_seconds,
     )
     try:

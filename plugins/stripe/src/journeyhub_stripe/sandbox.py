@@ -3,16 +3,23 @@
 - ``GET /v1/events`` and ``GET /v1/events/{id}`` as Stripe serves them: Bearer (or Basic) key
   auth, Stripe's list object, newest first, ``limit`` 1..100 (default 10), ``ending_before`` /
   ``starting_after`` cursors, ``type`` (with ``*`` wildcards) or ``types[]`` filters, and
-  Stripe-shaped errors (401 for a bad key, 400 ``resource_missing`` for an unknown cursor).
-- :class:`StripeSandbox` creates events (:meth:`~StripeSandbox.emit`), signs and delivers
-  them as Stripe's webhook sender does (:meth:`~StripeSandbox.deliver`), and records what it
-  received. ``faults`` injects 429/5xx/slow answers, with Stripe-shaped error bodies.
-- Factories for realistic objects: :func:`payment_intent`, :func:`checkout_session`,
-  :func:`invoice`, :func:`charge`, :func:`refund`.
+  Stripe-shaped errors ``{"error": {"type", "code", "message", "param"}}``: 401 for a bad key,
+  400 ``resource_missing`` for an unknown cursor, 400 for a parameter the endpoint does not
+  take (stripe-python's ``EventListParams`` lists those it does) or an invalid
+  ``Stripe-Version``. The version used (the request's, else the account's) is echoed in the
+  answer's ``Stripe-Version``. ``require_version`` (on by default) also refuses a call that
+  pins no version: a rule of this sandbox, not of Stripe, so a connector cannot forget it.
+- :class:`StripeSandbox` creates events (:meth:`~StripeSandbox.emit`) rendered in the pinned
+  API version, signs and delivers them as Stripe's webhook sender does
+  (:meth:`~StripeSandbox.deliver`), and records what it received. ``faults`` injects
+  429/5xx/slow answers, with Stripe-shaped error bodies.
+- Factories for objects in the pinned version's shape (their fields are a subset of those
+  stripe-python declares for it): :func:`payment_intent`, :func:`checkout_session`,
+  :func:`invoice`, :func:`invoice_payment`, :func:`charge`, :func:`refund`, :func:`dispute`.
 
 The signing here is written independently of :mod:`journeyhub_stripe.verify` (in the shape
-of stripe-python's ``WebhookSignature.generate_signature_header``), so a test of one against
-the other catches a mistake in either.
+of stripe-python's ``WebhookSignature.generate_signature_header``); tests sign with
+stripe-python itself (``deliver(sign=...)``).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import base64
 import fnmatch
 import hmac
 import json
+import re
 import secrets as _secrets
 import string
 import threading
@@ -36,10 +44,20 @@ from journeyhub.testing.sandbox import Faults, SandboxServer
 from litestar import Litestar, Request, Response, get
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
 
-API_VERSION = "2024-06-20"
+from journeyhub_stripe.mapping import API_VERSION
+
 WEBHOOK_USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 MAX_TYPES = 20  # Stripe: "an array of up to 20 strings"
 _ALPHABET = string.ascii_letters + string.digits
+# A version is a date, with the release's name since 2024-09-30.acacia.
+_VERSION = re.compile(r"(\d{4}-\d{2}-\d{2})(\.[a-z]+)?")
+# The parameters each endpoint takes (stripe-python ``EventListParams``), arrays and hashes
+# in the ``name[]`` / ``name[key]`` form.
+_LIST_PARAMS = re.compile(
+    r"(created(\[(gt|gte|lt|lte)\])?|delivery_success|ending_before|expand\[\d*\]|limit"
+    r"|starting_after|type|types\[\d*\])"
+)
+_RETRIEVE_PARAMS = re.compile(r"expand\[\d*\]")
 
 
 class Answered(Protocol):
@@ -49,6 +67,8 @@ class Answered(Protocol):
 
 R = TypeVar("R", bound=Answered)
 R_co = TypeVar("R_co", bound=Answered, covariant=True)
+# How a delivery is signed: (payload, secrets, timestamp) → the Stripe-Signature value.
+Signer = Callable[[bytes, list[str], int], str]
 
 
 class Poster(Protocol[R_co]):
@@ -120,6 +140,7 @@ class SeenRequest:
     path: str
     query: list[tuple[str, str]]
     authorized: bool
+    version: str | None  # the Stripe-Version it pinned
 
 
 @dataclass(frozen=True)
@@ -136,9 +157,18 @@ class StripeSandbox:
     """A fake Stripe account: its events, its API, its webhook sender."""
 
     def __init__(
-        self, api_key: str = "sk_test_sandbox0000000000000000", *, port: int | None = None
+        self,
+        api_key: str = "sk_test_sandbox0000000000000000",
+        *,
+        port: int | None = None,
+        account_version: str = API_VERSION,
+        require_version: bool = True,
     ):
         self.api_key = api_key
+        # The account's default version: what a call without Stripe-Version gets, and what
+        # events are rendered in unless ``emit`` says otherwise.
+        self.account_version = account_version
+        self.require_version = require_version
         self.faults = Faults()
         self.requests: list[SeenRequest] = []
         self.deliveries: list[Delivery] = []
@@ -173,12 +203,14 @@ class StripeSandbox:
         *,
         created: int | None = None,
         livemode: bool = False,
+        api_version: str | None = None,
     ) -> dict[str, Any]:
-        """Record that ``event_type`` happened to ``obj``; return the Stripe event."""
+        """Record that ``event_type`` happened to ``obj``; return the Stripe event. Its data
+        never changes, and names the version it was rendered in (the account's by default)."""
         event: dict[str, Any] = {
             "id": new_id("evt"),
             "object": "event",
-            "api_version": API_VERSION,
+            "api_version": api_version or self.account_version,
             "created": _now() if created is None else created,
             "data": {"object": obj},
             "livemode": livemode,
@@ -233,14 +265,22 @@ class StripeSandbox:
         http: Poster[R],
         *,
         timestamp: int | None = None,
+        sign: Signer | None = None,
     ) -> R:
         """POST ``event`` to ``url`` as Stripe's webhook sender does: pretty-printed UTF-8
-        JSON, signed over the exact bytes sent, with ``http``; its answer as that client
-        gives it."""
+        JSON, signed over the exact bytes sent (by ``sign``, else by :meth:`signature_header`
+        with the legacy ``v0`` of test mode), with ``http``; its answer as that client gives
+        it."""
         payload = json.dumps(event, indent=2, ensure_ascii=False).encode("utf-8")
+        t = _now() if timestamp is None else timestamp
         v0 = None if event.get("livemode") else "whsec_sandbox_legacy_v0"
+        signature = (
+            sign(payload, secrets, t)
+            if sign is not None
+            else self.signature_header(payload, secrets, t, v0_secret=v0)
+        )
         headers = {
-            "Stripe-Signature": self.signature_header(payload, secrets, timestamp, v0_secret=v0),
+            "Stripe-Signature": signature,
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": WEBHOOK_USER_AGENT,
             "Accept": "*/*; q=0.5, application/xml",
@@ -313,13 +353,40 @@ def _type_filter(query: list[tuple[str, str]]) -> tuple[Matcher | None, Response
     return (lambda e: True), None
 
 
+def _version_refused(sandbox: StripeSandbox, version: str | None) -> Response[Any] | None:
+    """Stripe refuses a version it does not know: not a release date, or one after the
+    newest. Missing, it uses the account's (unless ``require_version``)."""
+    if version is None:
+        if not sandbox.require_version:
+            return None
+        return stripe_error(
+            400, "This sandbox requires a Stripe-Version header (Stripe would use the account's)."
+        )
+    known = _VERSION.fullmatch(version)
+    if known is None or known.group(1) > API_VERSION[:10]:
+        return stripe_error(400, f"Invalid Stripe API version: {version}")
+    return None
+
+
+def _unknown_param(query: list[tuple[str, str]], allowed: re.Pattern[str]) -> Response[Any] | None:
+    for name, _ in query:
+        if not allowed.fullmatch(name):
+            return stripe_error(400, f"Received unknown parameter: {name}", param=name)
+    return None
+
+
 def create_app(sandbox: StripeSandbox) -> Litestar:
-    async def guard(request: Request[Any, Any, Any]) -> Response[Any] | None:
-        """Faults first, then auth: what every Stripe call goes through."""
+    async def guard(
+        request: Request[Any, Any, Any], allowed: re.Pattern[str]
+    ) -> Response[Any] | None:
+        """What every Stripe call goes through: faults first, then the key, the version and
+        the parameters."""
         query = parse_qsl(request.scope.get("query_string", b"").decode(), keep_blank_values=True)
         ok, presented = sandbox.authorized(request.headers.get("authorization"))
+        version = request.headers.get("stripe-version")
+        seen = SeenRequest(request.method, request.url.path, query, ok, version)
         with sandbox._lock:
-            sandbox.requests.append(SeenRequest(request.method, request.url.path, query, ok))
+            sandbox.requests.append(seen)
         fault = sandbox.faults.next()
         if fault is not None:
             if fault.delay:
@@ -340,11 +407,15 @@ def create_app(sandbox: StripeSandbox) -> Litestar:
             else:
                 message = f"Invalid API Key provided: {_mask(presented)}"
             return stripe_error(401, message, headers={"www-authenticate": 'Bearer realm="Stripe"'})
-        return None
+        return _version_refused(sandbox, version) or _unknown_param(query, allowed)
+
+    def answer(request: Request[Any, Any, Any], body: dict[str, Any]) -> Response[Any]:
+        version = request.headers.get("stripe-version") or sandbox.account_version
+        return Response(body, headers={"request-id": new_id("req"), "stripe-version": version})
 
     @get("/v1/events")
     async def list_events(request: Request[Any, Any, Any]) -> Response[Any]:
-        if (refused := await guard(request)) is not None:
+        if (refused := await guard(request, _LIST_PARAMS)) is not None:
             return refused
         query = parse_qsl(request.scope.get("query_string", b"").decode(), keep_blank_values=True)
         params = dict(query)
@@ -377,14 +448,12 @@ def create_app(sandbox: StripeSandbox) -> Litestar:
             starting_after=starting_after,
             matches=matches,
         )
-        return Response(
-            {"object": "list", "data": page, "has_more": has_more, "url": "/v1/events"},
-            headers={"request-id": new_id("req")},
-        )
+        body = {"object": "list", "data": page, "has_more": has_more, "url": "/v1/events"}
+        return answer(request, body)
 
     @get("/v1/events/{event_id:str}")
     async def retrieve_event(request: Request[Any, Any, Any]) -> Response[Any]:
-        if (refused := await guard(request)) is not None:
+        if (refused := await guard(request, _RETRIEVE_PARAMS)) is not None:
             return refused
         event_id = str(request.path_params["event_id"])
         event = sandbox.event(event_id)
@@ -392,7 +461,7 @@ def create_app(sandbox: StripeSandbox) -> Litestar:
             return stripe_error(
                 404, f"No such event: '{event_id}'", code="resource_missing", param="id"
             )
-        return Response(event, headers={"request-id": new_id("req")})
+        return answer(request, event)
 
     def unrecognized(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         return stripe_error(
@@ -426,10 +495,13 @@ def payment_intent(
     receipt_email: str | None = None,
     metadata: dict[str, str] | None = None,
     failed: bool = False,
+    canceled: str | None = None,
     description: str | None = "Wedding photography deposit",
 ) -> dict[str, Any]:
-    """A PaymentIntent, succeeded or (``failed``) declined."""
+    """A PaymentIntent, succeeded, (``failed``) declined or canceled (for the
+    ``cancellation_reason`` given)."""
     pi_id = new_id("pi")
+    failed = failed or canceled is not None
     error = None
     if failed:
         error = {
@@ -446,6 +518,8 @@ def payment_intent(
         "amount": amount,
         "amount_capturable": 0,
         "amount_received": 0 if failed else amount,
+        "canceled_at": _now() if canceled else None,
+        "cancellation_reason": canceled,
         "capture_method": "automatic_async",
         "client_secret": f"{pi_id}_secret_{new_id('x')[2:]}",
         "confirmation_method": "automatic",
@@ -460,7 +534,7 @@ def payment_intent(
         "payment_method": None if failed else new_id("pm"),
         "payment_method_types": ["card"],
         "receipt_email": receipt_email,
-        "status": "requires_payment_method" if failed else "succeeded",
+        "status": "canceled" if canceled else "requires_payment_method" if failed else "succeeded",
     }
 
 
@@ -514,20 +588,27 @@ def invoice(
     customer_name: str | None = "Sam Lee",
     metadata: dict[str, str] | None = None,
     paid: bool = True,
+    off_stripe: bool = False,
 ) -> dict[str, Any]:
-    """A finalized invoice, paid or (``paid=False``) with a failed payment attempt."""
+    """A finalized invoice in the shape of 2025-03-31.basil on: paid (through Stripe, or
+    ``off_stripe``) or, with ``paid=False``, after a failed payment attempt. It names no
+    PaymentIntent: its ``payments`` are only there when expanded (see
+    :func:`invoice_payment`)."""
+    now = _now()
     return {
         "id": new_id("in"),
         "object": "invoice",
         "account_country": "US",
         "amount_due": amount_due,
+        "amount_overpaid": 0,
         "amount_paid": amount_due if paid else 0,
+        "amount_paid_off_stripe": amount_due if paid and off_stripe else 0,
         "amount_remaining": 0 if paid else amount_due,
-        "attempt_count": 1,
-        "attempted": True,
+        "attempt_count": 0 if off_stripe else 1,
+        "attempted": not off_stripe,
         "billing_reason": "manual",
         "collection_method": "charge_automatically",
-        "created": _now(),
+        "created": now,
         "currency": currency,
         "customer": customer or new_id("cus"),
         "customer_email": customer_email,
@@ -535,9 +616,39 @@ def invoice(
         "hosted_invoice_url": "https://invoice.stripe.com/i/acct_sandbox/test_" + new_id("x")[2:],
         "livemode": False,
         "metadata": metadata or {},
-        "next_payment_attempt": None if paid else _now() + 3 * 86_400,
+        "next_payment_attempt": None if paid else now + 3 * 86_400,
         "number": "JH-0001",
+        "parent": None,
         "status": "paid" if paid else "open",
+        "status_transitions": {
+            "finalized_at": now,
+            "marked_uncollectible_at": None,
+            "paid_at": now if paid else None,
+            "voided_at": None,
+        },
+        "subtotal": amount_due,
+        "total": amount_due,
+    }
+
+
+def invoice_payment(
+    invoice_id: str, payment_intent_id: str, amount: int, currency: str = "usd"
+) -> dict[str, Any]:
+    """The InvoicePayment that ties a paid invoice to the PaymentIntent that paid it."""
+    now = _now()
+    return {
+        "id": new_id("inpay"),
+        "object": "invoice_payment",
+        "amount_paid": amount,
+        "amount_requested": amount,
+        "created": now,
+        "currency": currency,
+        "invoice": invoice_id,
+        "is_default": True,
+        "livemode": False,
+        "payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
+        "status": "paid",
+        "status_transitions": {"canceled_at": None, "paid_at": now},
     }
 
 
@@ -583,9 +694,13 @@ def refund(
     *,
     charge_id: str | None = None,
     payment_intent_id: str | None = None,
+    customer: str | None = None,
     metadata: dict[str, str] | None = None,
+    status: str = "succeeded",
+    failure_reason: str | None = None,
 ) -> dict[str, Any]:
-    """A Refund object: it names its charge, not the customer."""
+    """A Refund object: it names its charge and, when it has one, the customer; ``status``
+    ``pending``, ``succeeded``, ``failed`` (with a ``failure_reason``) or ``canceled``."""
     return {
         "id": new_id("re"),
         "object": "refund",
@@ -594,11 +709,49 @@ def refund(
         "charge": charge_id or new_id("ch"),
         "created": _now(),
         "currency": currency,
+        "customer": customer,
+        "failure_reason": failure_reason,
         "metadata": metadata or {},
         "payment_intent": payment_intent_id or new_id("pi"),
         "reason": "requested_by_customer",
         "receipt_number": None,
-        "status": "succeeded",
+        "status": status,
+    }
+
+
+def dispute(
+    amount: int = 150_000,
+    currency: str = "usd",
+    *,
+    status: str = "needs_response",
+    reason: str = "fraudulent",
+    charge_id: str | None = None,
+    payment_intent_id: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Dispute: it names its charge and PaymentIntent, not the customer."""
+    now = _now()
+    return {
+        "id": new_id("du"),
+        "object": "dispute",
+        "amount": amount,
+        "balance_transactions": [],
+        "charge": charge_id or new_id("ch"),
+        "created": now,
+        "currency": currency,
+        "evidence": {"customer_email_address": None, "customer_name": None},
+        "evidence_details": {
+            "due_by": now + 7 * 86_400,
+            "has_evidence": False,
+            "past_due": False,
+            "submission_count": 0,
+        },
+        "is_charge_refundable": False,
+        "livemode": False,
+        "metadata": metadata or {},
+        "payment_intent": payment_intent_id or new_id("pi"),
+        "reason": reason,
+        "status": status,
     }
 
 
@@ -609,7 +762,9 @@ __all__ = [
     "charge",
     "checkout_session",
     "create_app",
+    "dispute",
     "invoice",
+    "invoice_payment",
     "new_id",
     "payment_intent",
     "refund",

@@ -16,13 +16,15 @@ from journeyhub.connectors.zapier import parse_when as parse_time
 from journeyhub.model import PulledRecord
 from msgspec import Meta
 
+from journeyhub_tave import contract
+
 API_BASE = "https://workspace.vsco.co/api/v2"
 Url = Annotated[str, Meta(pattern="^https?://")]
 CONTACTS = "/address-book"  # GET list (page, pageSize, includeHidden, email, sortBy), POST
 JOBS = "/job"  # GET list (page, pageSize, includeClosed, externalMappingId, sortBy), POST
 NOTES = "/note"  # GET list (…, externalMappingId, jobId), POST
 JOB_CONTACTS = "/job-contact"  # GET list (…, contactId, jobId), POST {jobId, contactId, client}
-JOB_TYPES, LEAD_STATUSES, PAYMENTS = "/job-type", "/lead-status", "/payment"
+JOB_TYPES, LEAD_STATUSES, PAYMENTS, ORDERS = "/job-type", "/lead-status", "/payment", "/order"
 PAGE_SIZE_MIN, PAGE_SIZE_MAX = 10, 100
 NEWEST = {"sortBy": "modified desc", "pageSize": PAGE_SIZE_MAX}
 PATHS = {"job": JOBS, "contact": CONTACTS}  # in the order a refused create checks them
@@ -38,7 +40,17 @@ JOB = {
     "closed": "closed",
     "guest_count": "guestCount",
     "job_type": "jobTypeName",
+    "lead_notes": "leadNotes",  # the venue, as the default mapping writes it
 }
+# A PUT replaces the record (its body is the whole entity): what the hub knows of one, by our
+# name, and the field a whole body carries it in; studio settings are known by their names.
+WHOLE = {
+    "contact": {**CONTACT, "phone": "cellPhone"},
+    "job": {k: JOB[k] for k in ("wedding_date", "status", "closed", "guest_count", "lead_notes")}
+    | {"name": "name"},
+}
+SETTINGS = {"job_type": (JOB_TYPES, "jobTypeId"), "lead_status": (LEAD_STATUSES, "leadStatusId")}
+UPDATES = {"contact": "PUT /address-book/{id}", "job": "PUT /job/{id}"}  # in the contract
 
 
 def external_id(raw: str) -> str:
@@ -91,6 +103,13 @@ class TaveCredentials(kit.Config, kw_only=True):
     webhook_token: Annotated[str, Meta(min_length=16)] | None = None  # ?token= in the hook URL
 
 
+def writable(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as read, cut to what its update may send (by the published schema); its
+    externalMappings cannot be updated."""
+    names = contract.writable_names(UPDATES[kind], record.get("kind"))
+    return {k: v for k, v in record.items() if k in names and k != "externalMappings"}
+
+
 def number(phone: Any) -> Any:
     return (phone.get("e164") or phone.get("formatted")) if isinstance(phone, dict) else None
 
@@ -110,7 +129,10 @@ def read_record(kind: str, item: dict[str, Any], config: TaveConfig) -> PulledRe
         # (the client's id) comes from the link our push recorded, not from here.
         fields["journey_instance_id"] = config.ours(item, "journey")
     ours = config.ours(item, "client") if kind == "contact" else None
-    vid, at, gone = str(item["id"]), parse_time(item.get("modified")), bool(item.get("hidden"))
+    # A contact can be hidden (listed with includeHidden); a Job has no such field, and a deleted
+    # one is only seen when its id no longer answers (the push forgets it then).
+    gone = kind == "contact" and bool(item.get("hidden"))
+    vid, at = str(item["id"]), parse_time(item.get("modified"))
     return PulledRecord(
         vendor_id=vid, kind=kind, fields=fields, modified_at=at, deleted=gone, our_id=ours
     )

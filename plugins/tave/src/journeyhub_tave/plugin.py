@@ -73,8 +73,11 @@ async def journeyhub_push(
     return await Pusher(_client(config, creds, http), config, task, idempotency_key, known).push()
 
 
-# Deleted records come back flagged: hidden contacts, closed jobs (jobs have no includeHidden).
-SHOW = {"contact": {"includeHidden": "true"}, "job": {"includeClosed": "true"}}
+# Each run walks contacts, jobs, then payments. Hidden contacts come back flagged; closed jobs
+# are listed too (a Job has no hidden field). Payments are read for the ones posted since.
+PULLED = {"contact": api.CONTACTS, "job": api.JOBS, "payment": api.PAYMENTS}
+SHOW = {"contact": {"includeHidden": "true"}, "job": {"includeClosed": "true"}, "payment": {}}
+AFTER = {"contact": "job", "job": "payment", "payment": "contact"}
 CLIENT_KINDS = {"person", "company"}  # employees and locations are not the studio's clients
 
 
@@ -94,9 +97,13 @@ class Cursor(msgspec.Struct, kw_only=True):
     marks: dict[str, Mark] = {}  # the watermark of the last finished run, by kind
     run: Run = msgspec.field(default_factory=Run)  # the run in progress
 
-    def then(self, records: list[Any], more: bool = True, **changes: Any) -> kit.PullPage:
+    def then(
+        self, records: list[Any], more: bool = True, triggers: Any = (), **changes: Any
+    ) -> kit.PullPage:
         following = msgspec.json.encode(msgspec.structs.replace(self, **changes)).decode()
-        return kit.PullPage(records=records, next_cursor=following, has_more=more)
+        return kit.PullPage(
+            records=records, next_cursor=following, has_more=more, triggers=list(triggers)
+        )
 
 
 @kit.hookimpl
@@ -112,15 +119,16 @@ async def journeyhub_pull(
         state = msgspec.json.decode(cursor, type=Cursor) if cursor else Cursor()
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise kit.PermanentError(f"unreadable Tave pull cursor: {exc}") from None
-    if state.kind not in api.PATHS or state.page < 1:
+    if state.kind not in PULLED or state.page < 1:
         raise kit.PermanentError("unreadable Tave pull cursor: bad kind or page")
     kind, mark, run = state.kind, state.marks.get(state.kind, Mark()), state.run
     params = {"page": state.page, **api.NEWEST, "pageSize": config.page_size, **SHOW[kind]}
-    items, meta = await _client(config, creds, http).page(api.PATHS[kind], **params)
+    items, meta = await _client(config, creds, http).page(PULLED[kind], **params)
     total = meta.get("totalItems") if isinstance(meta.get("totalItems"), int) else None
     if state.page > 1 and run.total is not None and total is not None and total < run.total:
         return state.then([], page=1, run=Run())  # records vanished, pages moved up: walk again
     watermark, records, reached = api.parse_time(mark.at), [], False
+    triggers: list[kit.TriggerDraft] = []
     top, top_ids = api.parse_time(run.at), list(run.ids)
     for item in items:
         modified = api.parse_time(item.get("modified"))
@@ -137,28 +145,55 @@ async def journeyhub_pull(
         # Records stamped in the watermark's own second are read again: the API's times have
         # one-second resolution, so an edit made in the second of the last sync looks the same
         # by time alone. The kernel compares fingerprints, so re-reading them emits nothing.
-        if kind == "job" or item.get("kind") in CLIENT_KINDS:
+        if kind == "payment":  # none on the first run: it only sets the watermark
+            draft = payment_trigger(item) if kind in state.marks else None
+            triggers += [draft] if draft else []
+        elif kind == "job" or item.get("kind") in CLIENT_KINDS:
             records.append(api.read_record(kind, item, config))
     at = top.astimezone(UTC).isoformat().replace("+00:00", "Z") if top else None
     run = Run(at=at, ids=top_ids, total=total)
     last_page = int(meta.get("totalPages") or 0) <= state.page or len(items) < config.page_size
     if not reached and not last_page:
-        return state.then(records, page=state.page + 1, run=run)
+        return state.then(records, page=state.page + 1, run=run, triggers=triggers)
     # This collection is done: its new watermark is the newest record this run saw.
     marks = dict(state.marks)
     if run.at is not None:
         ids = run.ids + [i for i in mark.ids if i not in run.ids] if run.at == mark.at else run.ids
         marks[kind] = Mark(at=run.at, ids=ids)
-    after = "job" if kind == "contact" else "contact"  # the jobs end the run
-    return state.then(records, kind == "contact", kind=after, page=1, marks=marks, run=Run())
+    marks.setdefault(kind, mark)  # a run has been made: the payments found next are new
+    more = kind != "payment"  # the payments end the run
+    step = dict(kind=AFTER[kind], page=1, marks=marks, run=Run(), triggers=triggers)
+    return state.then(records, more, **step)
 
 
 # REST hooks are unsigned pings naming a record: the gateway takes one only with the
 # connection's token in the hook URL (?token=), and the record is read from the API, not the ping.
 HOOK_EVENTS = ("contact.created", "job.created", "order.booked", "payment.created")
-READ = {"contact.created": api.CONTACTS, "job.created": api.JOBS, "payment.created": api.PAYMENTS}
-# Scheduled ("future") and in-flight ("pending") payments have not been received yet.
+READ = {
+    "contact.created": api.CONTACTS,
+    "job.created": api.JOBS,
+    "order.booked": api.ORDERS,
+    "payment.created": api.PAYMENTS,
+}
+# Scheduled ("future", "confirmed-future") and in-flight ("pending") payments are not received
+# yet: no hook fires when they are posted, so the pull's walk of payments by ``modified`` finds it.
 PAYMENT_TRIGGERS: dict[str, Any] = {"posted": "payment_received", "failed": "payment_failed"}
+
+
+def payment_trigger(payment: dict[str, Any]) -> kit.TriggerDraft | None:
+    """A posted or failed payment's trigger, once per payment and outcome: the hook and the pull
+    give it the same source id, so the hub keeps one."""
+    if (kind := PAYMENT_TRIGGERS.get(str(payment.get("status")))) is None or not payment.get("id"):
+        return None
+    payment_id, job_id = str(payment["id"]), payment.get("jobId")
+    data = {k: payment.get(k) for k in ("amount", "status", "received")}
+    return kit.TriggerDraft(
+        type=kind,
+        source_event_id=f"payment:{payment_id}:{payment['status']}",
+        occurred_at=api.parse_time(payment.get("modified") or payment.get("created")),
+        vendor_record_id=job_id,  # the hub knows our jobs: their client is the payment's
+        data=data | {"payment_id": payment_id, "job_id": job_id},
+    )
 
 
 def parse_ping(body: bytes, query: Mapping[str, str | None]) -> tuple[str, str | None]:
@@ -208,38 +243,44 @@ async def journeyhub_handle_webhook(
     tave = _client(config, creds, http)
     target, event = parse_ping(webhook.body, {"event": webhook.event_type or None})
     if event not in READ:
-        return [] if event == "order.booked" else None  # orders are left to the sync issue
+        return None
     if (record := await tave.get(READ[event], target)) is None:
         return []  # deleted since the ping: nothing left to tell
-    kind: Any  # the trigger's type
     if event == "contact.created":
         pulled = api.read_record("contact", record, config)
-        kind, record_id = "client_updated", pulled.vendor_id
-        data = {"contact_id": record_id, **pulled.fields}
+        data = {"contact_id": pulled.vendor_id, **pulled.fields}
         client = pulled.our_id, pulled.fields.get("email")
-    elif event == "job.created":
-        pulled = api.read_record("job", record, config)
-        kind, record_id = "project_status_changed", pulled.vendor_id
-        data = {"job_id": record_id, **pulled.fields}
-    elif (kind := PAYMENT_TRIGGERS.get(str(record.get("status")))) is None:
-        return []
-    else:
-        record_id = record.get("jobId")
-        data = {k: record.get(k) for k in ("amount", "status", "received")}
-        data |= {"payment_id": str(record.get("id") or target), "job_id": record_id}
-    if event != "contact.created":
-        client = await _client_of_job(tave, config, record_id)
-    return [
-        kit.TriggerDraft(
-            type=kind,
-            source_event_id=webhook.event_id,
-            occurred_at=api.parse_time(record.get("created")),
-            client_id=client[0],
-            client_email=client[1],
-            vendor_record_id=record_id,
-            data=data,
+        return [_draft("client_updated", webhook, record, client, pulled.vendor_id, data)]
+    if event == "payment.created":
+        if (draft := payment_trigger(record)) is None:
+            return []
+        draft.client_id, draft.client_email = await _client_of_job(
+            tave, config, draft.vendor_record_id
         )
-    ]
+        return [draft]
+    if event == "job.created":
+        pulled = api.read_record("job", record, config)
+        job_id, data = pulled.vendor_id, {"job_id": pulled.vendor_id, **pulled.fields}
+    else:  # order.booked: the booking itself, with the order's total and booking date
+        job_id = record.get("jobId")
+        data = {"status": "booked", "order_id": target, "job_id": job_id}
+        data |= {"amount": record.get("total"), "date": record.get("bookedOn")}
+    client = await _client_of_job(tave, config, job_id)
+    return [_draft("project_status_changed", webhook, record, client, job_id, data)]
+
+
+def _draft(
+    kind: Any, webhook: kit.StoredWebhook, record: Any, client: Any, record_id: Any, data: Any
+) -> kit.TriggerDraft:
+    return kit.TriggerDraft(
+        type=kind,
+        source_event_id=webhook.event_id,
+        occurred_at=api.parse_time(record.get("created")),
+        client_id=client[0],
+        client_email=client[1],
+        vendor_record_id=record_id,
+        data=data,
+    )
 
 
 async def _client_of_job(tave: api.TaveClient, config: TaveConfig, job_id: Any) -> tuple[Any, Any]:

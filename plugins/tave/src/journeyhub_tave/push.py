@@ -3,11 +3,13 @@ written by the id the hub knows, else found or created (:mod:`journeyhub.kit.rec
 
 from __future__ import annotations
 
+import contextlib
 import html
 from typing import Any, cast
 from urllib.parse import quote
 
 from journeyhub.errors import PermanentError
+from journeyhub.kit import sets_client_fields
 from journeyhub.kit.records import IdMap
 from journeyhub.model import DeliveryTask, JourneyEvent, Known, KnownRecord, PushResult
 
@@ -22,10 +24,9 @@ CANONICAL = {
 }
 STATUS_EVENTS = ("journey_completed", "journey_paused", "journey_failed")
 PUSH_EVENT_TYPES = ("journey_started", "step_completed", *STATUS_EVENTS, "client_updated")
-# ASSUMED: PUT /job/{id} and /address-book/{id} update only the fields sent, and answer 404 for a
-# deleted record; a create naming a record that does not exist (a link's contactId, a note's
-# jobId) is refused with one of MISSING_REFERENCE (the sandbox: 400); notes take externalMappings
-# (GET /note filters by it, the Note schema omits it), and a reference in the text backs them up.
+# ASSUMED: PUT replaces the record (its body is the whole entity, so that is what is sent), and a
+# deleted record's id answers 404; a create naming a record that does not exist (a link's
+# contactId, a note's jobId) is refused with one of MISSING_REFERENCE (the sandbox: 400).
 MISSING_REFERENCE = (400, 404, 422)
 
 
@@ -41,6 +42,8 @@ class Pusher(IdMap):
         refs = {"job": self.instance, "job_contact": self.instance, "note": key}
         super().__init__(known, event.client.id, refs, links=("job_contact",))
         self.fields = {kind: _present(task.mapped.get(kind) or {}) for kind in CANONICAL}
+        self.sets = sets_client_fields(event)  # else the client's and wedding's fields stay
+        self.read: dict[str, dict[str, Any]] = {}  # records read in this push, by vendor id
 
     def ref_of(self, record: KnownRecord) -> str | None:
         # A job kept without a ref has its journey instance in its fields.
@@ -52,13 +55,36 @@ class Pusher(IdMap):
         skipped = await self.run(self.set_status if kind in STATUS_EVENTS else getattr(self, kind))
         return skipped or self.result(self.tave.last_status)
 
+    async def base(self, kind: str, vid: str) -> dict[str, Any] | None:
+        """The whole record to PUT a change onto: as read in this push, else as the hub knows it
+        (no read: the calls per event stay as they are), else read now; None when it is gone."""
+        if vid in self.read:
+            return api.writable(kind, self.read[vid])
+        known = next((r.fields for r in self.known.records if r.vendor_id == vid), {})
+        if _whole(kind, known):
+            body = {field: known.get(name) for name, field in api.WHOLE[kind].items()}
+            if kind == "contact":
+                phone = body["cellPhone"] and {"formatted": body["cellPhone"]}
+                return body | {"kind": body["kind"] or "person", "cellPhone": phone}
+            with contextlib.suppress(PermanentError):  # a setting renamed: the record names it
+                for name, (path, field) in api.SETTINGS.items():
+                    named = known.get(name)
+                    body[field] = named and await self.tave.setting(path, named, name)
+                return body
+        record = await self.tave.get(PATHS[kind], vid)
+        return None if record is None else api.writable(kind, self.read.setdefault(vid, record))
+
     async def put(
         self, kind: str, vid: str, change: Any, ref: Any = None, found: bool = False, **extra: Any
     ) -> Any:
-        """PUT ``change``: the canonical fields it set (and ``extra``) as the pull will read them;
-        None when a known record answered 404 (forgotten, with ``ref``; a ``found`` one raises)."""
+        """PUT ``change`` over the whole record: the canonical fields it set (and ``extra``) as
+        the pull will read them; None when a known record is gone (forgotten, with ``ref``; a
+        ``found`` one raises)."""
         path = f"{PATHS[kind]}/{quote(vid, safe='')}"
-        answer = await self.tave.request("PUT", path, json=dict(change), missing_ok=not found)
+        body = await self.base(kind, vid)
+        answer = body and await self.tave.request(
+            "PUT", path, json=body | dict(change), missing_ok=not found
+        )
         if answer is None and self.tave.last_status == 404:
             return self.forget(kind, vid, ref)
         table = CANONICAL[kind]
@@ -79,7 +105,7 @@ class Pusher(IdMap):
         """The client's contact with the event's fields: known (ours first), found, or made."""
         if "contact" in self.ids:
             return self.ids["contact"]
-        changes = self.fields["contact"]
+        changes = self.fields["contact"] if self.sets else {}
         while (known := self.find("contact")) is not None:
             fields = dict(known.fields)
             if known.email and not fields.get("email"):
@@ -90,11 +116,12 @@ class Pusher(IdMap):
                 return self.use("contact", known.vendor_id, "updated", fields, known.email)
         if self.must_look("contact") and (found := await self.find_contact()) is not None:
             vendor_id, email = str(found["id"]), found.get("email")
+            self.read[vendor_id] = found
             if not changes or not _differs(found, changes):
                 return self.use("contact", vendor_id, "found", email=email)
             fields = await self.put("contact", vendor_id, changes, found=True)
             return self.use("contact", vendor_id, "updated", fields, email)
-        body = {"kind": "person", **changes}
+        body = {"kind": "person", **self.fields["contact"]}
         body["externalMappings"] = [self.config.make("client", self.event.client.id)]
         made = await self.tave.create(api.CONTACTS, body)
         return self.use("contact", str(made["id"]), "created", self.canonical("contact", made))
@@ -140,6 +167,7 @@ class Pusher(IdMap):
         if (known := self.known_id("job")) is not None:
             return self.use("job", known, "known")
         if self.must_look("job") and (found := await self.lookup_job()) is not None:
+            self.read[str(found["id"])] = found
             return self.use("job", str(found["id"]), "found")
         return None
 
@@ -193,22 +221,24 @@ class Pusher(IdMap):
         await self.link()
 
     async def step_completed(self) -> None:
-        job_id, key = await self.ensure_job(), self.key
+        """One note per step across retries. The Note schema has no externalMappings, so a note
+        is known by the hub's id map (its ref: the idempotency key) and, where an earlier attempt
+        may have made it unseen, found by a marker holding that key in its text."""
+        job_id = await self.ensure_job()
         note_id = self.known_id("note")
-        ref = html.escape("journeyhub ref " + key)
+        marker = html.escape(f"journeyhub ref [{self.key}]")
         if note_id is None and self.must_look("note"):
-            params = {"jobId": job_id, "externalMappingId": api.external_id(key), **api.NEWEST}
-            items, _ = await self.tave.page(api.NOTES, **params)
-            mine = (i for i in items if self.config.has(i, key) or ref in str(i.get("contentHtml")))
-            note_id = next((str(i["id"]) for i in mine), None)
+            items, _ = await self.tave.page(api.NOTES, jobId=job_id, **api.NEWEST)
+            note_id = next(
+                (str(i["id"]) for i in items if marker in str(i.get("contentHtml"))), None
+            )
         if note_id is None:
             step, journey = self.event.step, html.escape(self.event.journey_name or "journey")
             said = f"<p>{journey}: <strong>{html.escape(step.name if step else 'step')}</strong>"
             body = {
-                "contentHtml": f"{said} completed</p><p><small>{ref}</small></p>",
+                "contentHtml": f"{said} completed</p><p><small>{marker}</small></p>",
                 "jobId": job_id,
                 "date": self.event.occurred_at.date().isoformat(),
-                "externalMappings": [self.config.make("note", key)],
             }
             if "contact" in self.ids:
                 body["contactId"] = self.ids["contact"]
@@ -242,10 +272,17 @@ class Pusher(IdMap):
                     if (found := await self.find_job(ref) if ref else None) is None:
                         continue
                     vendor_id = str(found["id"])
+                    self.read[vendor_id] = found
                     if found.get("eventDate") != date:
                         fields = await self.put("job", vendor_id, change, found=True)
                 self.report("job", vendor_id, fields, ref=ref)
             self.ids.setdefault("job", vendor_id)
+
+
+def _whole(kind: str, fields: dict[str, Any]) -> bool:
+    """Whether the hub's fields of a record came from a whole read (a job's stage always has a
+    value), so a PUT can be made of them without reading the record first."""
+    return "status" in fields if kind == "job" else any(k in fields for k in api.CONTACT)
 
 
 def _present(fields: dict[str, Any]) -> dict[str, Any]:

@@ -1,12 +1,13 @@
 """A local fake of the VSCO Workspace API v2, for tests, benchmarks and the demo.
 
-It serves the subset the connector uses under ``/api/v2`` with the published shapes:
-``X-API-KEY`` auth (401 otherwise), collections ``{type, meta{currentPage, totalPages,
-totalItems, rows}, items}`` paged by ``page``/``pageSize`` (10..100) and sorted by
-``sortBy=modified desc``, the documented filters (``email``, ``externalMappingId``, ``jobId``,
-``contactId``, ``includeHidden``, ``includeClosed``), errors as ``{type, title, detail,
-status}``, 429 with ``Retry-After`` past a configurable request rate, and ``Faults`` on every
-call. Timestamps have whole seconds, as the API's do, so records often share a ``modified``.
+It serves the operations the connector makes under ``/api/v2`` and holds every request to the
+published contract (``contract.py``): the query and body are validated against the operation's
+schemas and refused as the API does (400 ``validation-error`` with a ``detail`` per field); an
+operation outside the contract answers 501 ``not-implemented``. ``X-API-KEY`` auth (401
+otherwise), collections ``{type, meta, items}`` paged by ``page``/``pageSize`` and sorted by
+``sortBy``, the documented filters only, PUT as a whole-entity replace, 429 with
+``Retry-After`` past a configurable request rate, and ``Faults`` on every call. Timestamps have
+whole seconds, as the API's do, so records often share a ``modified``.
 
 Inspection: ``contacts``, ``jobs``, ``notes``, ``job_contacts``; ``creates(resource, ext_id)``
 counts create calls per external id (duplicate side effects); ``received_at[id]`` is when a
@@ -31,141 +32,33 @@ from typing import Annotated, Any
 
 import msgspec
 from journeyhub.testing.sandbox import Faults, SandboxServer
-from litestar import Litestar, Request, Response, delete, get, post, put
+from litestar import Litestar, Request, Response, route
 from litestar.params import PathParameter
+
+from journeyhub_tave import contract
 
 PREFIX = "/api/v2"
 API_KEY = "tave-sandbox-key"
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
-COMMON_READ_ONLY = {"links", "id", "created", "modified", "hidden"}
-# resource -> (collection type, writable fields, extra read-only fields, required, filters)
-RESOURCES: dict[str, dict[str, Any]] = {
-    "address-book": {
-        "type": "addressbook-collection",
-        "writable": {
-            "kind",
-            "firstName",
-            "lastName",
-            "email",
-            "secondaryEmail",
-            "cellPhone",
-            "homePhone",
-            "workPhone",
-            "companyName",
-            "mailingAddress",
-            "address",
-            "externalMappings",
-            "customFields",
-            "salutation",
-            "anniversary",
-            "birthdate",
-            "brandId",
-            "pinned",
-            "previousClient",
-            "privacyOptIn",
-            "requireStrictPrivacy",
-            "jobTitle",
-            "maidenName",
-            "url",
-        },
-        "read_only": {
-            "name",
-            "accountBalance",
-            "creditBalance",
-            "totalCost",
-            "totalRevenue",
-            "anonymized",
-            "customNumber",
-            "notes",
-        },
-        "required": ("kind",),
-        "filters": ("email", "includeHidden"),
-    },
-    "job": {
-        "type": "job-collection",
-        "writable": {
-            "bookingDate",
-            "brandId",
-            "closed",
-            "closedReasonId",
-            "closedDate",
-            "completedDate",
-            "contactFormId",
-            "customFields",
-            "eventDate",
-            "externalMappings",
-            "fulfillmentDate",
-            "guestCount",
-            "inquiryDate",
-            "jobTypeId",
-            "leadConfidence",
-            "leadDecisionExpectedByDate",
-            "leadMaxBudget",
-            "leadNotes",
-            "leadRating",
-            "leadSourceId",
-            "leadStatusId",
-            "name",
-            "pinned",
-            "stage",
-            "webLead",
-            "workflowId",
-        },
-        "read_only": {
-            "title",
-            "jobTypeName",
-            "leadStatusName",
-            "leadStatusChangedAt",
-            "accountBalance",
-            "creditBalance",
-            "totalCost",
-            "totalProfit",
-            "totalRevenue",
-            "sample",
-            "closedReasonName",
-        },
-        "required": (),
-        "filters": ("externalMappingId", "includeClosed"),
-    },
-    "note": {
-        "type": "note-collection",
-        # externalMappings on notes is ASSUMED (the list filters by it; the schema omits it).
-        "writable": {"contentHtml", "contactId", "date", "jobId", "authorId", "externalMappings"},
-        "read_only": set(),
-        "required": ("contentHtml",),
-        "filters": ("externalMappingId", "jobId", "includeHidden"),
-    },
-    "job-contact": {
-        "type": "jobcontact-collection",
-        "writable": {"client", "contactId", "externalMappings", "jobId", "jobRoles"},
-        "read_only": {"roleKinds"},
-        "required": ("contactId", "jobId"),
-        "filters": ("externalMappingId", "contactId", "jobId", "includeHidden"),
-    },
-    "job-type": {
-        "type": "jobtype-collection",
-        "writable": {"name", "externalMappings"},
-        "read_only": set(),
-        "required": ("name",),
-        "filters": ("externalMappingId", "includeHidden"),
-    },
-    "lead-status": {
-        "type": "leadstatus-collection",
-        "writable": {"name", "externalMappings"},
-        "read_only": set(),
-        "required": ("name",),
-        "filters": ("externalMappingId", "includeHidden"),
-    },
-    "payment": {
-        "type": "payment-collection",
-        "writable": {"jobId", "amount", "status", "memo", "received", "payerId"},
-        "read_only": {"refundedAmount"},
-        "required": ("jobId", "amount"),
-        "filters": (),
-    },
+CONTRACT = contract.shared()
+# The resources the sandbox keeps, each with the schema of its records (in the contract's $defs).
+RESOURCES = {
+    "address-book": "Person",
+    "job": "Job",
+    "note": "Note",
+    "job-contact": "JobContact",
+    "job-type": "JobType",
+    "lead-status": "LeadStatus",
+    "payment": "Payment",
+    "order": "Order",
 }
-SORTS = ("id", "modified", "created", "name")
+# Values the API gives fields that are neither nullable nor documented with a default.
+INITIAL: dict[str, dict[str, Any]] = {
+    "job": {"stage": "lead", "closed": False},
+    "payment": {"refundedAmount": 0},
+}
+REFERENCES = {"jobId": "job", "contactId": "address-book"}  # a create names records that exist
 PathStr = Annotated[str, PathParameter()]
 
 
@@ -186,6 +79,7 @@ def stamp(moment: datetime) -> str:
 
 
 def error(status: int, title: str, detail: Any, kind: str = "unknown") -> Response[Any]:
+    """The API's error: ``Error`` (``detail`` a sentence) or ``ErrorValidation`` (an object)."""
     return Response(
         {"type": kind, "title": title, "detail": detail, "status": status}, status_code=status
     )
@@ -193,6 +87,17 @@ def error(status: int, title: str, detail: Any, kind: str = "unknown") -> Respon
 
 def invalid(detail: dict[str, Any]) -> Response[Any]:
     return error(400, "Validation Error", detail, "validation-error")
+
+
+def missing(record_id: str) -> Response[Any]:
+    # The document's only 404 (GET /job/{id}/payment) answers with the validation error shape.
+    return error(404, "Not Found", {"id": [f"{record_id} does not exist"]}, "validation-error")
+
+
+def not_implemented(operation: str) -> Response[Any]:
+    return error(
+        501, "Not Implemented", f"The sandbox does not serve {operation}.", "not-implemented"
+    )
 
 
 class TaveSandbox:
@@ -333,6 +238,13 @@ class TaveSandbox:
             "payment", jobId=job_id, amount=amount, status=status, received=None
         )
 
+    def add_order(self, job_id: str, total: int, booked_on: str | None = None) -> dict[str, Any]:
+        """An order booked on the job (``bookedOn``, ``total`` as the API computes them)."""
+        booked = booked_on or self.now().date().isoformat()
+        return self.vendor_create(
+            "order", jobId=job_id, total=total, bookedOn=booked, status="open", name=None
+        )
+
     # --- storage ----------------------------------------------------------------------------------
 
     def _insert(
@@ -345,15 +257,31 @@ class TaveSandbox:
             "id": record_id,
             "created": stamp(moment),
             "modified": stamp(moment),
-            "hidden": False,
-            **_defaults(resource),
+            **_defaults(resource, fields.get("kind")),
             **fields,
         }
+        if "hidden" in CONTRACT.defs[RESOURCES[resource]]["properties"]:  # a Job has none
+            record.setdefault("hidden", False)
         with self._lock:
             self._derive(resource, record)
             self.store[resource][record_id] = record
             self.received_at[record_id] = time.time()
         return record
+
+    def replace(self, resource: str, record_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT: the body is the whole entity. A writable field it leaves out goes back to its
+        default (null where allowed); externalMappings cannot be updated, so they stay."""
+        with self._lock:
+            record = self.store[resource][record_id]
+            kind = body.get("kind", record.get("kind"))
+            writable = _writable(resource, kind)
+            kept = {k: v for k, v in record.items() if k not in writable or k == "externalMappings"}
+            fields = {k: v for k, v in body.items() if k in writable and k != "externalMappings"}
+            record.clear()
+            record.update({**_defaults(resource, kind), **kept, **fields})
+            self._derive(resource, record)
+            record["modified"] = stamp(self.now())
+            return deepcopy(record)
 
     def _derive(self, resource: str, record: dict[str, Any]) -> None:
         """The read-only fields the API computes."""
@@ -411,26 +339,24 @@ class TaveSandbox:
             return None
 
 
-def _defaults(resource: str) -> dict[str, Any]:
-    if resource == "address-book":
-        return {"externalMappings": [], "email": None, "firstName": None, "lastName": None}
-    if resource == "job":
-        return {
-            "externalMappings": [],
-            "stage": "lead",
-            "closed": False,
-            "eventDate": None,
-            "guestCount": None,
-            "jobTypeId": None,
-            "leadStatusId": None,
-            "name": None,
-            "leadNotes": None,
-        }
-    if resource in ("note", "job-contact"):
-        return {"externalMappings": []}
-    if resource == "payment":
-        return {"status": "posted", "refundedAmount": 0}
-    return {}
+def _writable(resource: str, kind: Any = None) -> dict[str, Any]:
+    """The fields a create or an update sets, by their schema."""
+    operation = f"PUT /{resource}/{{id}}"
+    if CONTRACT.has(operation):
+        return CONTRACT.writable(operation, kind)
+    return CONTRACT.writable_of(CONTRACT.defs[RESOURCES[resource]])
+
+
+def _defaults(resource: str, kind: Any = None) -> dict[str, Any]:
+    """A new record's writable fields: the documented default, else null where allowed."""
+    found: dict[str, Any] = {}
+    for name, schema in _writable(resource, kind).items():
+        resolved = CONTRACT.resolve(schema)
+        if "default" in resolved:
+            found[name] = resolved["default"]
+        elif resolved.get("nullable") or resolved.get("type") in ("array", "object"):
+            found[name] = None
+    return found | INITIAL.get(resource, {})
 
 
 def _phone(value: Any) -> Any:
@@ -444,61 +370,23 @@ def _phone(value: Any) -> Any:
     return {"id": None, "formatted": text, "e164": e164, "extension": None}
 
 
-def _check_body(resource: str, body: Any, creating: bool) -> dict[str, Any] | Response[Any]:
-    spec = RESOURCES[resource]
-    if not isinstance(body, dict):
-        return invalid({"body": ["must be a JSON object"]})
-    known = spec["writable"] | spec["read_only"] | COMMON_READ_ONLY
-    problems: dict[str, list[str]] = {
-        name: ["is not a property of this entity"] for name in body if name not in known
-    }
-    if creating:
-        for name in spec["required"]:
-            if body.get(name) in (None, ""):
-                problems[name] = ["is required"]
-    for mapping in body.get("externalMappings") or []:
-        ok = (
-            isinstance(mapping, dict)
-            and isinstance(mapping.get("id"), str)
-            and 1 <= len(mapping["id"]) <= 64
-            and isinstance(mapping.get("url"), str)
-            and 12 <= len(mapping["url"]) <= 255
-            and "://" in mapping["url"]
-        )
-        if not ok:
-            problems["externalMappings"] = ["each needs an id (1-64) and a url (12-255)"]
-    if problems:
-        return invalid(problems)
-    return {k: v for k, v in body.items() if k in spec["writable"]}
-
-
-def _list(sb: TaveSandbox, resource: str, query: Any) -> Response[Any]:
-    spec = RESOURCES[resource]
-    try:
-        page = int(query.get("page", 1))
-        size = int(query.get("pageSize", 100))
-    except ValueError:
-        return invalid({"page": ["must be an integer"]})
-    if page < 1 or not 10 <= size <= 100:
-        return invalid({"pageSize": ["must be between 10 and 100"], "page": ["minimum 1"]})
-    field, _, direction = (query.get("sortBy") or "id").partition(" ")
-    if field not in SORTS or direction not in ("", "asc", "desc"):
-        return invalid({"sortBy": [f"cannot sort by {query.get('sortBy')!r}"]})
-    truthy = ("true", "1")
+def _list(sb: TaveSandbox, resource: str, query: dict[str, Any]) -> Response[Any]:
+    """A page of a collection; ``query`` holds the operation's documented parameters only."""
+    page, size = query.get("page", 1), query.get("pageSize", 100)
+    field, _, direction = str(query.get("sortBy") or "id").partition(" ")
     with sb._lock:
         items = list(sb.store[resource].values())
-    if "includeHidden" not in spec["filters"] or query.get("includeHidden") not in truthy:
+    documented = CONTRACT.operations[f"GET /{resource}"]["query"]
+    if "includeHidden" in documented and not query.get("includeHidden"):
         items = [i for i in items if not i.get("hidden")]
-    if "includeClosed" in spec["filters"] and query.get("includeClosed") not in truthy:
-        items = [i for i in items if not i.get("closed")]
-    wanted = query.get("externalMappingId")
-    if wanted and "externalMappingId" in spec["filters"]:
+    if "includeClosed" in documented:
+        items = [i for i in items if query.get("includeClosed") or not i.get("closed")]
+    if wanted := query.get("externalMappingId"):
         items = [i for i in items if any(m.get("id") == wanted for m in i["externalMappings"])]
     for name in ("jobId", "contactId"):
-        if query.get(name) and name in spec["filters"]:
+        if query.get(name):
             items = [i for i in items if i.get(name) == query.get(name)]
-    email = (query.get("email") or "").strip().lower()
-    if email and "email" in spec["filters"]:
+    if email := str(query.get("email") or "").strip().lower():
         # The API ranks by similarity; a substring match keeps near misses in the answer.
         items = [i for i in items if email in str(i.get("email") or "").lower()]
     items.sort(key=lambda i: (str(i.get(field) or ""), i["id"]), reverse=direction == "desc")
@@ -510,7 +398,9 @@ def _list(sb: TaveSandbox, resource: str, query: Any) -> Response[Any]:
         "totalItems": total,
         "rows": size,
     }
-    return Response({"type": spec["type"], "meta": meta, "items": deepcopy(chunk)})
+    collection = CONTRACT.resolve(CONTRACT.operations[f"GET /{resource}"]["responses"]["200"])
+    kind = collection["properties"]["type"]["enum"][0]
+    return Response({"type": kind, "meta": meta, "items": deepcopy(chunk)})
 
 
 def create_app(sb: TaveSandbox) -> Litestar:
@@ -537,75 +427,62 @@ def create_app(sb: TaveSandbox) -> Litestar:
                 return response
         return sb._admit(request.headers)
 
-    def unknown(resource: str) -> Response[Any] | None:
-        if resource not in RESOURCES:
-            return error(404, "Not Found", "The requested resource does not exist.")
-        return None
-
-    @get(PREFIX + "/{resource:str}", sync_to_thread=False)
-    def list_items(resource: PathStr, request: Request[Any, Any, Any]) -> Response[Any]:
-        missing = unknown(resource)
-        return missing if missing is not None else _list(sb, resource, request.query_params)
-
-    @post(PREFIX + "/{resource:str}")
-    async def create(resource: PathStr, request: Request[Any, Any, Any]) -> Response[Any]:
-        if (missing := unknown(resource)) is not None:
-            return missing
+    async def body_of(request: Request[Any, Any, Any], operation: str) -> Any:
+        """The request's JSON body, or the validation error the API answers."""
         try:
             body = msgspec.json.decode(await request.body())
         except msgspec.DecodeError:
             return invalid({"body": ["is not JSON"]})
-        fields = _check_body(resource, body, creating=True)
-        if isinstance(fields, Response):
-            return fields
-        for ref in ("jobId", "contactId"):
-            target = "job" if ref == "jobId" else "address-book"
-            if fields.get(ref) and fields[ref] not in sb.store[target]:
+        problems = CONTRACT.body(operation, body)
+        return invalid(problems) if problems else body
+
+    @route(PREFIX + "/{resource:str}", http_method=["GET", "POST"], status_code=200)
+    async def collection(resource: PathStr, request: Request[Any, Any, Any]) -> Response[Any]:
+        operation = f"{request.method} /{resource}"
+        if resource not in RESOURCES or not CONTRACT.has(operation):
+            return not_implemented(operation)
+        if request.method == "GET":
+            query, problems = CONTRACT.query(operation, request.query_params)
+            return invalid(problems) if problems else _list(sb, resource, query)
+        body = await body_of(request, operation)
+        if isinstance(body, Response):
+            return body
+        for ref, target in REFERENCES.items():
+            if body.get(ref) and body[ref] not in sb.store[target]:
                 return invalid({ref: ["does not exist"]})
+        fields = {k: v for k, v in body.items() if k in _writable(resource, body.get("kind"))}
         with sb._lock:
             for mapping in fields.get("externalMappings") or [None]:
                 sb.create_counts[(resource, mapping["id"] if mapping else None)] += 1
         return Response(sb.vendor_create(resource, **fields), status_code=201)
 
-    @get(PREFIX + "/{resource:str}/{record_id:str}", sync_to_thread=False)
-    def read(resource: PathStr, record_id: PathStr) -> Response[Any]:
-        if resource == "studio" and record_id == "me":
-            return Response(
-                {"id": "01h35ccwymj5ctckp8px1azhg6", "name": sb.studio_name, "currencyCode": "USD"}
-            )
-        if (missing := unknown(resource)) is not None:
-            return missing
-        record = sb.record(resource, record_id)
-        if record is None:
-            return error(404, "Not Found", "The requested resource does not exist.")
-        return Response(record)
-
-    @put(PREFIX + "/{resource:str}/{record_id:str}")
-    async def update(
+    @route(
+        PREFIX + "/{resource:str}/{record_id:str}",
+        http_method=["GET", "PUT", "DELETE"],
+        status_code=200,
+    )
+    async def one(
         resource: PathStr, record_id: PathStr, request: Request[Any, Any, Any]
     ) -> Response[Any]:
-        if (missing := unknown(resource)) is not None:
-            return missing
-        try:
-            body = msgspec.json.decode(await request.body())
-        except msgspec.DecodeError:
-            return invalid({"body": ["is not JSON"]})
-        fields = _check_body(resource, body, creating=False)
-        if isinstance(fields, Response):
-            return fields
-        if sb.record(resource, record_id) is None:
-            return error(404, "Not Found", "The requested resource does not exist.")
-        return Response(sb.vendor_edit(resource, record_id, **fields))
+        operation = f"{request.method} /{resource}/" + ("me" if record_id == "me" else "{id}")
+        if operation == "GET /studio/me":
+            studio = {"id": "01h35ccwymj5ctckp8px1azhg6", "name": sb.studio_name}
+            return Response({**studio, "currencyCode": "USD"})
+        if resource not in RESOURCES or not CONTRACT.has(operation):
+            return not_implemented(operation)
+        body = await body_of(request, operation) if request.method == "PUT" else None
+        if isinstance(body, Response):
+            return body
+        if (record := sb.record(resource, record_id)) is None:
+            return missing(record_id)
+        if request.method == "DELETE":
+            sb.vendor_delete(resource, record_id)
+            return Response(None, status_code=204)
+        if request.method == "GET":
+            return Response(record)
+        return Response(sb.replace(resource, record_id, body or {}))
 
-    @delete(PREFIX + "/{resource:str}/{record_id:str}", status_code=204, sync_to_thread=False)
-    def remove(resource: PathStr, record_id: PathStr) -> None:
-        sb.vendor_delete(resource, record_id)
-
-    return Litestar(
-        route_handlers=[list_items, create, read, update, remove],
-        before_request=before,
-        openapi_config=None,
-    )
+    return Litestar(route_handlers=[collection, one], before_request=before, openapi_config=None)
 
 
 class _LoseResponses:

@@ -28,6 +28,10 @@ def assess(health: ConnectionHealth) -> Assessment:
     """One word for a connection's state, and the reason in a few words."""
     hour, day = health.last_hour, health.last_24h
     breaker = health.breaker
+    if health.endpoint_gone:
+        return Assessment(
+            "disabled", "Endpoint gone", "the endpoint answered 410 Gone: fix its URL, then enable"
+        )
     if not health.enabled:
         return Assessment("disabled", "Disabled", "turned off: nothing is sent or synced")
     if health.needs_reauth:
