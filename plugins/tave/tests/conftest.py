@@ -40,11 +40,14 @@ def sandbox_server() -> Iterator[TaveSandbox]:
 
 
 @pytest.fixture
-def sandbox(sandbox_server: TaveSandbox) -> TaveSandbox:
+def sandbox(sandbox_server: TaveSandbox) -> Iterator[TaveSandbox]:
+    """The sandbox, reset; no request a test made may be one the published contract refuses
+    (a test that sends such requests on purpose sets ``refusals`` back to 0)."""
     sandbox_server.reset()
     sandbox_server.rate_limit = None
     sandbox_server.unfreeze()
-    return sandbox_server
+    yield sandbox_server
+    assert sandbox_server.refusals == 0, "a request was refused by the published contract"
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,12 @@ def load_contract() -> dict[str, Any]:
     return contract.load()
 
 
+@pytest.fixture(autouse=True)
+def refusals_on_purpose(sandbox: Any) -> Iterator[None]:
+    yield
+    sandbox.refusals = 0  # these tests send what the contract refuses, on purpose
+
+
 @pytest.fixture
 def person(sandbox: Any) -> dict[str, Any]:
     return sandbox.vendor_create("address-book", kind="person", firstName="Ada", email="a@x.io")
@@ -47,6 +54,7 @@ def test_an_update_without_kind_is_refused_as_the_api_refuses_it(sandbox, person
     body = error_shape(answer, "validationError")
     assert body["type"] == "validation-error" and "kind" in body["detail"]
     assert sandbox.record("address-book", person["id"])["firstName"] == "Ada"
+    assert sandbox.refusals == 1  # counted, so the connector's tests would see it
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,7 @@ class TaveSandbox:
             self.create_counts: Counter[tuple[str, str | None]] = Counter()
             self.received_at: dict[str, float] = {}
             self.requests: Counter[str] = Counter()  # "METHOD /api/v2/path" per call
+            self.refusals = 0  # requests the published contract refuses (400, 501)
             self._hits: deque[float] = deque()
             self._lost: list[tuple[str, str]] = []
             self._late: list[tuple[str, str, float]] = []
@@ -323,6 +324,11 @@ class TaveSandbox:
                 self._hits.append(clock)
         return None
 
+    def refuse(self, answer: Response[Any]) -> Response[Any]:
+        """Count a request the contract refuses: a connector's tests expect none."""
+        self.refusals += 1
+        return answer
+
     def _take_lost(self, method: str, path: str) -> bool:
         with self._lock:
             if (method, path) in self._lost:
@@ -432,23 +438,24 @@ def create_app(sb: TaveSandbox) -> Litestar:
         try:
             body = msgspec.json.decode(await request.body())
         except msgspec.DecodeError:
-            return invalid({"body": ["is not JSON"]})
+            return sb.refuse(invalid({"body": ["is not JSON"]}))
         problems = CONTRACT.body(operation, body)
-        return invalid(problems) if problems else body
+        return sb.refuse(invalid(problems)) if problems else body
 
     @route(PREFIX + "/{resource:str}", http_method=["GET", "POST"], status_code=200)
     async def collection(resource: PathStr, request: Request[Any, Any, Any]) -> Response[Any]:
         operation = f"{request.method} /{resource}"
         if resource not in RESOURCES or not CONTRACT.has(operation):
-            return not_implemented(operation)
+            return sb.refuse(not_implemented(operation))
         if request.method == "GET":
             query, problems = CONTRACT.query(operation, request.query_params)
-            return invalid(problems) if problems else _list(sb, resource, query)
+            return sb.refuse(invalid(problems)) if problems else _list(sb, resource, query)
         body = await body_of(request, operation)
         if isinstance(body, Response):
             return body
         for ref, target in REFERENCES.items():
             if body.get(ref) and body[ref] not in sb.store[target]:
+                # The studio deleted it: the request was well formed, so no contract refusal.
                 return invalid({ref: ["does not exist"]})
         fields = {k: v for k, v in body.items() if k in _writable(resource, body.get("kind"))}
         with sb._lock:
@@ -469,7 +476,7 @@ def create_app(sb: TaveSandbox) -> Litestar:
             studio = {"id": "01h35ccwymj5ctckp8px1azhg6", "name": sb.studio_name}
             return Response({**studio, "currencyCode": "USD"})
         if resource not in RESOURCES or not CONTRACT.has(operation):
-            return not_implemented(operation)
+            return sb.refuse(not_implemented(operation))
         body = await body_of(request, operation) if request.method == "PUT" else None
         if isinstance(body, Response):
             return body
