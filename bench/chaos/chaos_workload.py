@@ -197,6 +197,10 @@ class Rig:
                 "JOURNEYHUB_STREAM_REPLICAS": str(self.nats.replicas),
                 "JOURNEYHUB_SECRET_KEYS": self.key,
                 "JOURNEYHUB_MAX_DELIVER": str(o.max_deliver),
+                # pushes too: max_deliver attempts, 1 s apart and doubling
+                "JOURNEYHUB_RETRY_SCHEDULE": ",".join(
+                    f"{2**n}s" for n in range(max(1, o.max_deliver - 1))
+                ),
                 "JOURNEYHUB_ACK_WAIT_SECONDS": str(o.ack_wait),
                 "JOURNEYHUB_BREAKER_THRESHOLD": str(o.breaker_threshold),
                 "JOURNEYHUB_BREAKER_COOLDOWN_SECONDS": str(o.breaker_cooldown),

@@ -245,6 +245,24 @@ async def check_sync_connection(w: World) -> None:
     await own_record_works(w, "POST", "/v1/connections/{connection_id}/sync", {422})
 
 
+async def check_resend(w: World) -> None:
+    template = "/v1/connections/{connection_id}/resend"
+    await record_route(w, "POST", template, json={"client_id": "cl_beta"})
+    # B's delivery named on A's own connection is not found, and not shown.
+    own = template.format(connection_id=w.a.connection["id"])
+    answer = await w.as_a("POST", own, json={"task_id": w.b.delivery_task})
+    assert answer.status_code == 422 and answer.json()["extra"]["errors"][0]["field"] == "$.task_id"
+    w.assert_nothing_of_b(answer)
+    await own_record_works(w, "POST", template, {202}, json={"client_id": "cl_alpha"})
+
+
+async def check_backfill(w: World) -> None:
+    template = "/v1/connections/{connection_id}/backfill"
+    since = {"since": "2026-01-01T00:00:00Z"}
+    await record_route(w, "POST", template, params=since)
+    await own_record_works(w, "POST", template, {202}, params=since)
+
+
 async def check_connection_health(w: World) -> None:
     await record_route(w, "GET", "/v1/connections/{connection_id}/health")
     await own_record_works(w, "GET", "/v1/connections/{connection_id}/health", {200})
@@ -309,6 +327,18 @@ async def check_audit(w: World) -> None:
     assert w.b.connection["id"] in b_actions.text  # B's entries exist; A just cannot see them
 
 
+async def check_erase_client(w: World) -> None:
+    """A erasing B's client (by its id) erases nothing of B's; A's own client is erased."""
+    answer = await w.as_a("DELETE", "/v1/clients/cl_beta")
+    assert answer.status_code == 200, answer.text
+    assert not any(answer.json()["tables"].values()) and not any(answer.json()["streams"].values())
+    w.assert_nothing_of_b(answer)
+    assert w.b.trigger in [t.id for t in await w.hub.store.triggers.list(w.b.keys.id)]
+    await b_untouched(w)
+    own = await w.as_a("DELETE", "/v1/clients/cl_alpha")
+    assert own.status_code == 200 and own.json()["tables"]["triggers"] == 1, own.text
+
+
 MATRIX: dict[tuple[str, str], Check] = {
     ("GET", "/v1/plugins"): check_plugins,
     ("GET", "/v1/connections"): check_list_connections,
@@ -318,6 +348,8 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("DELETE", "/v1/connections/{connection_id}"): check_delete_connection,
     ("POST", "/v1/connections/{connection_id}/test"): check_test_connection,
     ("POST", "/v1/connections/{connection_id}/sync"): check_sync_connection,
+    ("POST", "/v1/connections/{connection_id}/resend"): check_resend,
+    ("POST", "/v1/connections/{connection_id}/backfill"): check_backfill,
     ("GET", "/v1/connections/{connection_id}/health"): check_connection_health,
     ("GET", "/v1/connections/health"): check_all_connections_health,
     ("POST", "/v1/events"): check_send_events,
@@ -327,6 +359,7 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("POST", "/v1/dlq/{dead_letter_id}/replay"): check_replay_dead_letter,
     ("GET", "/v1/triggers"): check_triggers,
     ("GET", "/v1/audit"): check_audit,
+    ("DELETE", "/v1/clients/{client_id}"): check_erase_client,
 }
 
 

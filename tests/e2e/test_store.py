@@ -26,6 +26,7 @@ TABLES = {
     "suppressions",
     "leases",
     "tasks",
+    "journey_events",
 }
 
 

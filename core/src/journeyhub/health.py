@@ -23,7 +23,11 @@ Definitions (each row of the ``deliveries`` table is one push attempt):
 - **endpoint_gone**: the endpoint answered 410 Gone, so the connection was disabled and nothing
   more is sent until a person re-enables it (the audit log has the answer);
 - **pending_deliveries**: tasks routed to the connection and not finished (delivered, skipped
-  or dead); **dead_letters**: its dead letters not replayed yet.
+  or dead); **dead_letters**: its dead letters not replayed yet;
+- **next_retry_at**: when the connection's oldest task waiting for a retry (given back after a
+  failed attempt, a 429 or a refused login, as its retry policy says) is offered again, or
+  later when the breaker is open or a 429 pause holds the connection until later; ``None``
+  when no task waits for a retry. A time in the past: it is overdue (no worker is running).
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ class ConnectionHealth(msgspec.Struct, kw_only=True):
     latency: LatencyStats
     pending_deliveries: int
     dead_letters: int
+    next_retry_at: datetime | None = None
     checked_at: datetime
 
 
@@ -191,6 +196,10 @@ async def connection_health(
         connection.id, since=now - DAY, statuses=SUCCESS_STATUSES
     )
     pending = await hub.store.tasks.pending_count(connection.id)
+    next_retry = _utc(await hub.store.tasks.next_retry_at(connection.id))
+    if next_retry is not None:  # nothing is tried before the breaker lets it through
+        held_until = [breaker.reopens_at if breaker.state == "open" else None, paused]
+        next_retry = max([next_retry, *(t for t in held_until if t)])
     dead = await deliveries.count_dead(
         connection.tenant_id, connection_id=connection.id, pending_only=True
     )
@@ -222,6 +231,7 @@ async def connection_health(
         ),
         pending_deliveries=pending,
         dead_letters=dead,
+        next_retry_at=next_retry,
         checked_at=now,
     )
 

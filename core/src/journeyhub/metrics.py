@@ -100,6 +100,15 @@ breaker_state = Gauge(
 dead_letters = Counter(
     "journeyhub_dead_letters_total", "Messages moved to the dead letters", ["vendor", "stage"]
 )
+retention_purged = Counter(
+    "journeyhub_retention_purged_total",
+    "Rows the retention purge deleted, by kind (deliveries, triggers, audit, dead_letters, "
+    "tasks, events)",
+    ["kind"],
+)
+retention_runs = Counter(
+    "journeyhub_retention_runs_total", "Retention purges this process ran (one per interval)"
+)
 
 
 # What one message costs, counted where the work is done (``bench/e2e`` divides them by the

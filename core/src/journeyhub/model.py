@@ -167,7 +167,12 @@ class FieldMapping(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 # Keys of a connection's ``config`` that the kernel reads; plugins' schemas never see them.
-KERNEL_CONFIG_KEYS = ("rate_limit_per_second", "pull_interval_seconds", "conflict_policy")
+KERNEL_CONFIG_KEYS = (
+    "rate_limit_per_second",
+    "pull_interval_seconds",
+    "conflict_policy",
+    "retry",  # the push retry policy (delivery/retry_policy.py)
+)
 
 
 class Connection(msgspec.Struct, kw_only=True):

@@ -11,6 +11,14 @@ from pathlib import Path
 
 import msgspec
 
+from journeyhub.delivery.retry_policy import (
+    DEFAULT_JITTER,
+    DEFAULT_SCHEDULE,
+    PolicyError,
+    make_policy,
+    parse_duration,
+)
+
 ENV_PREFIX = "JOURNEYHUB_"
 
 
@@ -33,7 +41,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     subject_prefix: str = "jh"
     webhook_max_bytes: int = 1024 * 1024
-    max_deliver: int = 8
+    max_deliver: int = 8  # a received webhook's deliveries before its dead letter
+    # A push's default retry policy (a connection's ``config.retry`` overrides it): the waits
+    # before the 2nd, 3rd, … attempt, one attempt more than waits (delivery/retry_policy.py).
+    retry_schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    retry_jitter: float = DEFAULT_JITTER
     ack_wait_seconds: int = 30
     sync_tick_seconds: int = 2
     breaker_threshold: int = 5
@@ -42,6 +54,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_tolerance_seconds: int = 300
     events_rate_per_second: int = 1000  # per tenant and gateway process; 0 turns it off
     events_burst: int = 2000  # events a tenant may send at once above the rate
+    # Retention, in days per kind of data; 0 keeps that kind for ever (``workers/retention.py``).
+    retention_deliveries_days: int = 30  # delivery attempts
+    retention_triggers_days: int = 30
+    retention_audit_days: int = 365
+    retention_dead_letters_days: int = 30  # replayed dead letters, from their replay
+    retention_tasks_days: int = 7  # finished (delivered or dropped) tasks, from their end
+    retention_events_days: int = 30  # journey events kept for resends and backfills
+    retention_interval_seconds: int = 3600  # one purge per interval across all workers
+    retention_batch_size: int = 5000  # rows per delete transaction
 
     @property
     def effective_database_url(self) -> str:
@@ -94,7 +115,40 @@ _INT_RANGES = {
     "webhook_tolerance_seconds": (1, 24 * 3600),
     "events_rate_per_second": (0, 10_000_000),
     "events_burst": (1, 100_000_000),
+    "retention_interval_seconds": (1, 7 * 24 * 3600),
+    "retention_batch_size": (1, 1_000_000),
 }
+# Days, or ``off`` (also 0): that kind of data is kept for ever.
+_RETENTION_DAYS = (
+    "retention_deliveries_days",
+    "retention_triggers_days",
+    "retention_audit_days",
+    "retention_dead_letters_days",
+    "retention_tasks_days",
+    "retention_events_days",
+)
+
+
+def _parse_schedule(name: str, raw: str) -> tuple[float, ...]:
+    """``5s,30s,2m,…``: the default retry waits, checked as a connection's would be."""
+    try:
+        schedule = tuple(parse_duration(item, name) for item in _parse_list(raw))
+        if not schedule:
+            raise PolicyError("must list at least one wait, e.g. 5s,30s,2m", name)
+        make_policy(schedule, None, 0.0, name)
+    except PolicyError as exc:
+        raise SettingsError(f"{name}={raw!r}: {exc.message}") from None
+    return schedule
+
+
+def _parse_jitter(name: str, raw: str) -> float:
+    try:
+        jitter = float(raw)
+    except ValueError:
+        jitter = -1.0
+    if not 0 <= jitter < 1:
+        raise SettingsError(f"{name}={raw!r} must be a number from 0 up to (not including) 1")
+    return jitter
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -139,6 +193,15 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     for key, (low, high) in _INT_RANGES.items():
         if found := get(key):
             values[key] = _parse_int(found[0], found[1], low=low, high=high)
+    for key in _RETENTION_DAYS:
+        if found := get(key):
+            name, raw = found
+            off = raw.strip().lower() == "off"
+            values[key] = 0 if off else _parse_int(name, raw, low=0, high=100 * 365)
+    if found := get("retry_schedule"):
+        values["retry_schedule"] = _parse_schedule(*found)
+    if found := get("retry_jitter"):
+        values["retry_jitter"] = _parse_jitter(*found)
     if found := get("plugins"):
         values["plugins"] = _parse_list(found[1]) or None
     if found := get("trace_hooks"):

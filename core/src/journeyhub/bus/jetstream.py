@@ -66,7 +66,9 @@ STREAMS = (
 CONSUMERS = (
     ConsumerSpec("inbound-worker", "inbound", max_ack_pending=2000),
     ConsumerSpec("router", "events", max_ack_pending=4000),
-    ConsumerSpec("push-worker", "push", max_ack_pending=4000),
+    # A task waiting for its retry (naked with a delay of up to hours) stays pending here, so a
+    # vendor's outage must not use up the limit every other connection's tasks share.
+    ConsumerSpec("push-worker", "push", max_ack_pending=100_000),
     ConsumerSpec("trigger-router", "triggers", max_ack_pending=2000),
 )
 
@@ -177,7 +179,8 @@ class Bus:
 
     def consumer_config(self, spec: ConsumerSpec) -> ConsumerConfig:
         # max_deliver stays unlimited: the worker itself moves a message to the dead letters
-        # after JOURNEYHUB_MAX_DELIVER attempts, so the server never drops one silently.
+        # after its last attempt (JOURNEYHUB_MAX_DELIVER for webhooks, the connection's retry
+        # policy for pushes), so the server never drops one silently.
         return ConsumerConfig(
             durable_name=spec.durable,
             ack_policy=AckPolicy.EXPLICIT,

@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Table
 
 from journeyhub.cli.base import (
     DataDir,
+    ExitCode,
+    Json,
     app,
     cli_actor,
-    console,
     err,
+    fail,
+    print_json,
+    print_table,
+    print_whole,
     run_async,
     settings_or_exit,
     with_store,
 )
 
+if TYPE_CHECKING:
+    from journeyhub.store.store import Store
+
 tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys and secret keys.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+
+
+def _when(moment: object) -> str:
+    return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S}"
 
 
 @tenants_app.command("add")
@@ -31,7 +44,23 @@ def tenants_add(name: str, data_dir: DataDir = None) -> None:
 
     settings = settings_or_exit(data_dir=data_dir)
     tenant_id = run_async(lambda: with_store(settings, lambda s: tenants.add_tenant(s, name)))
-    print(tenant_id)
+    print_whole(tenant_id)
+
+
+@tenants_app.command("list")
+def tenants_list(as_json: Json = False, data_dir: DataDir = None) -> None:
+    """Tenants, oldest first: id, name, created."""
+    from journeyhub.services import tenants
+
+    settings = settings_or_exit(data_dir=data_dir)
+    rows = run_async(lambda: with_store(settings, tenants.list_tenants))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "name", "created", title="tenants")
+    for t in rows:
+        table.add_row(t.id, t.name, _when(t.created_at))
+    print_table(table)
 
 
 @keys_app.command("create")
@@ -46,20 +75,52 @@ def keys_create(
 
     settings = settings_or_exit(data_dir=data_dir)
     if role not in keys.ROLES:
-        err.print(f"[red]--role must be admin, ingest or read, not {role!r}[/red]")
-        raise typer.Exit(2)
-    try:
-        key = run_async(
-            lambda: with_store(
-                settings, lambda s: keys.create_key(s, tenant, role, label, actor=cli_actor())
-            )
+        fail(f"--role must be admin, ingest or read, not {role!r}", ExitCode.USAGE)
+    key = run_async(
+        lambda: with_store(
+            settings, lambda s: keys.create_key(s, tenant, role, label, actor=cli_actor())
         )
-    except LookupError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    print(key)
+    )
+    print_whole(key)
     if sys.stdout.isatty():
         err.print("[yellow]store this key now: it cannot be shown again[/yellow]")
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's")] = None,
+    revoked: Annotated[bool, typer.Option("--revoked", help="Revoked keys too")] = False,
+    as_json: Json = False,
+    data_dir: DataDir = None,
+) -> None:
+    """API keys, oldest first: id, tenant, role, label, created, revoked. Never a secret."""
+    from journeyhub.services import keys, tenants
+
+    settings = settings_or_exit(data_dir=data_dir)
+
+    async def listed(store: Store) -> list[keys.KeyInfo]:
+        if tenant is not None and not await tenants.tenant_exists(store, tenant):
+            raise LookupError(f"no tenant {tenant!r}")
+        return await keys.list_keys(store, tenant, revoked=revoked)
+
+    rows = run_async(lambda: with_store(settings, listed))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(
+        "id",
+        "tenant",
+        "role",
+        "label",
+        "created",
+        "revoked",
+        title="API keys",
+    )
+    for k in rows:
+        table.add_row(
+            k.id, k.tenant_id, k.role, k.label or "-", _when(k.created_at), _when(k.revoked_at)
+        )
+    print_table(table)
 
 
 @keys_app.command("revoke")
@@ -70,9 +131,8 @@ def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
     settings = settings_or_exit(data_dir=data_dir)
     actor = cli_actor()
     if not run_async(lambda: with_store(settings, lambda s: keys.revoke_key(s, key_id, actor))):
-        err.print(f"[red]no active key {key_id!r}[/red]")
-        raise typer.Exit(1)
-    console.print(f"revoked {key_id}")
+        fail(f"no active key {key_id!r}", ExitCode.NOT_FOUND)
+    err.print(f"revoked {key_id}")
 
 
 @keys_app.command("generate")
@@ -80,7 +140,7 @@ def keys_generate() -> None:
     """Print a new secret key for JOURNEYHUB_SECRET_KEYS."""
     from journeyhub.secretbox import generate_key
 
-    print(generate_key())
+    print_whole(generate_key())
 
 
 @keys_app.command("rotate-secrets")
@@ -90,4 +150,4 @@ def keys_rotate_secrets(data_dir: DataDir = None) -> None:
 
     settings = settings_or_exit(data_dir=data_dir)
     count = run_async(lambda: with_store(settings, keys.rotate_secrets))
-    console.print(f"re-encrypted the credentials of {count} connection(s)")
+    err.print(f"re-encrypted the credentials of {count} connection(s)")

@@ -1,10 +1,10 @@
-"""``journeyhub connections``: add, list, test, import-csv."""
+"""``journeyhub connections``: add, list, show, test, sync, import-csv."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import typer
@@ -12,15 +12,27 @@ from rich.table import Table
 
 from journeyhub.cli.base import (
     DataDir,
+    ExitCode,
+    Json,
     app,
     cli_actor,
     console,
     err,
+    fail,
+    print_json,
+    print_table,
+    print_whole,
     run_async,
     settings_or_exit,
     with_hub,
     with_store,
 )
+from journeyhub.services.errors import Refused
+
+if TYPE_CHECKING:
+    from journeyhub.model import Connection
+    from journeyhub.plugins import PluginRegistry
+    from journeyhub.settings import Settings
 
 connections_app = typer.Typer(help="Connections to vendor accounts.", no_args_is_help=True)
 app.add_typer(connections_app, name="connections")
@@ -33,12 +45,37 @@ def _json_option(raw: str | None, name: str) -> dict[str, Any]:
         text = Path(raw[1:]).read_text() if raw.startswith("@") else raw
         value = json.loads(text)
     except (OSError, json.JSONDecodeError) as exc:
-        err.print(f"[red]--{name} must be JSON or @file.json: {exc}[/red]")
-        raise typer.Exit(2) from None
+        fail(f"--{name} must be JSON or @file.json: {exc}", ExitCode.USAGE)
     if not isinstance(value, dict):
-        err.print(f"[red]--{name} must be a JSON object[/red]")
-        raise typer.Exit(2)
+        fail(f"--{name} must be a JSON object", ExitCode.USAGE)
     return value
+
+
+def webhook_url(settings: Settings, registry: PluginRegistry, connection: Connection) -> str | None:
+    """Where the vendor sends this connection's webhooks; None when its plugin takes none."""
+    loaded = registry.connectors.get(connection.vendor)
+    if loaded is None or "webhook" not in loaded.info.capabilities:
+        return None
+    return f"{settings.effective_public_url}/webhooks/{connection.vendor}/{connection.id}"
+
+
+def connection_view(connection: Connection, url: str | None) -> dict[str, Any]:
+    """A connection as ``GET /v1/connections/{id}`` answers it (credentials never)."""
+    return {
+        "id": connection.id,
+        "tenant_id": connection.tenant_id,
+        "vendor": connection.vendor,
+        "name": connection.name,
+        "direction": connection.direction,
+        "enabled": connection.enabled,
+        "status": connection.status,
+        "config": {**connection.config, **connection.options},
+        "event_types": connection.event_types,
+        "field_mappings": msgspec.to_builtins(connection.field_mappings),
+        "webhook_url": url,
+        "created_at": connection.created_at,
+        "updated_at": connection.updated_at,
+    }
 
 
 @connections_app.command("add")
@@ -66,8 +103,7 @@ def connections_add(
     settings = settings_or_exit(data_dir=data_dir)
     registry = get_plugin_manager(only=settings.plugins)
     if direction not in ("inbound", "outbound", "bidirectional"):
-        err.print("[red]--direction must be inbound, outbound or bidirectional[/red]")
-        raise typer.Exit(2)
+        fail("--direction must be inbound, outbound or bidirectional", ExitCode.USAGE)
     types = [t.strip() for t in (event_types or "").split(",") if t.strip()]
     secret = _json_option(credentials, "credentials")
     values: dict[str, Any] = {
@@ -81,42 +117,63 @@ def connections_add(
     try:  # checked before the store is opened (and migrated)
         validate_connection(registry, **values)
     except InvalidInput as exc:
-        err.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(2) from None
+        fail(exc.message, ExitCode.USAGE)
 
     async def create(store: Any) -> Any:
         return await create_connection(
             store, registry, tenant_id=tenant, name=name, enabled=True, actor=cli_actor(), **values
         )
 
-    try:
-        created = run_async(lambda: with_store(settings, create))
-    except LookupError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    print(created.id)
-    url = f"http://{settings.host}:{settings.port}/webhooks/{vendor}/{created.id}"
-    info = registry.connectors[vendor].info
-    if "webhook" in info.capabilities:
-        err.print(f"webhook URL: {url}")
+    created = run_async(lambda: with_store(settings, create))
+    print_whole(created.id)
+    url = webhook_url(settings, registry, created)
+    if url is not None:
+        print_whole(f"webhook URL: {url}", stderr=True)
 
 
 @connections_app.command("list")
 def connections_list(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's")] = None,
+    as_json: Json = False,
     data_dir: DataDir = None,
 ) -> None:
     """Connections with their vendor, direction and status."""
+    from journeyhub.plugins import get_plugin_manager
     from journeyhub.services.connections import list_connections
 
     settings = settings_or_exit(data_dir=data_dir)
     rows = run_async(lambda: with_store(settings, lambda s: list_connections(s, tenant)))
+    if as_json:
+        registry = get_plugin_manager(only=settings.plugins)
+        print_json([connection_view(c, webhook_url(settings, registry, c)) for c in rows])
+        return
     table = Table("id", "tenant", "vendor", "name", "direction", "enabled", "status")
     for c in rows:
         table.add_row(
             c.id, c.tenant_id, c.vendor, c.name, c.direction, "yes" if c.enabled else "no", c.status
         )
-    console.print(table)
+    print_table(table)
+
+
+@connections_app.command("show")
+def connections_show(connection_id: str, as_json: Json = False, data_dir: DataDir = None) -> None:
+    """One connection: its settings, status and webhook URL (never its credentials)."""
+    from journeyhub.plugins import get_plugin_manager
+    from journeyhub.services.connections import get_connection
+
+    settings = settings_or_exit(data_dir=data_dir)
+    found = run_async(lambda: with_store(settings, lambda s: get_connection(s, connection_id)))
+    if found is None:
+        fail(f"no connection {connection_id!r}", ExitCode.NOT_FOUND)
+    registry = get_plugin_manager(only=settings.plugins)
+    view = connection_view(found, webhook_url(settings, registry, found))
+    if as_json:
+        print_json(view)
+        return
+    for key, value in view.items():
+        shown = value if isinstance(value, str) else _dump(value)
+        # whole lines: the webhook URL is pasted into the vendor's settings
+        print_whole(f"{key}: {shown}")
 
 
 @connections_app.command("test")
@@ -129,17 +186,19 @@ def connections_test(connection_id: str, data_dir: DataDir = None) -> None:
     settings = settings_or_exit(data_dir=data_dir)
     registry = get_plugin_manager(only=settings.plugins)
 
-    async def check(store: Any) -> tuple[bool, str]:
+    async def check(store: Any) -> tuple[bool, bool, str]:
         async with VendorHttp(timeout=15) as http:
             checked = await check_connection(store, registry, http, connection_id)
         if checked is None:
-            return False, f"no connection {connection_id!r}"
-        return checked.ok, checked.answer
+            return False, False, f"no connection {connection_id!r}"
+        return True, checked.ok, checked.answer
 
-    ok, answer = run_async(lambda: with_store(settings, check))
+    found, ok, answer = run_async(lambda: with_store(settings, check))
+    if not found:
+        fail(answer, ExitCode.NOT_FOUND)
     (console if ok else err).print(("[green]ok[/green] " if ok else "[red]failed[/red] ") + answer)
     if not ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @connections_app.command("sync")
@@ -155,18 +214,14 @@ def connections_sync(connection_id: str, data_dir: DataDir = None) -> None:
         if connection is None:
             raise LookupError(f"no connection {connection_id!r}")
         if not can_pull(hub.registry, connection):
-            raise LookupError(f"{connection.vendor} connection {connection_id} cannot be pulled")
-        with console.status("pulling…"):
+            raise Refused(f"{connection.vendor} connection {connection_id} cannot be pulled")
+        with err.status("pulling…"):
             return await SyncWorker(hub).sync(connection)
 
-    try:
-        result = run_async(lambda: with_hub(settings, run))
-    except LookupError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+    result = run_async(lambda: with_hub(settings, run))
     (console if result.startswith("ok") else err).print(result)
     if not result.startswith("ok"):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @connections_app.command("import-csv")
@@ -184,20 +239,14 @@ def connections_import_csv(
 
     async def run(hub: Any) -> tuple[int, int]:
         connection, drafts = await read_csv_export(hub, connection_id, text)
-        with console.status(f"importing {len(drafts)} rows…"):
+        with err.status(f"importing {len(drafts)} rows…"):
             new = await emit_triggers(hub, connection, drafts, f"import:{file.name}")
         return len(drafts), new
 
     try:
         rows, new = run_async(lambda: with_hub(settings, run))
-    except (LookupError, ValueError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    except Exception as exc:
-        if type(exc).__name__ == "ConnectorNotFound":
-            err.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from None
-        raise
+    except ValueError as exc:  # a file the connector cannot read
+        fail(str(exc), ExitCode.USAGE)
     console.print(f"{rows} row(s) read, {new} new trigger(s), {rows - new} already imported")
 
 

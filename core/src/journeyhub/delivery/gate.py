@@ -7,11 +7,12 @@ all tasks of a fetched batch at once, in one store transaction:
   never routed: acknowledge the message, push nothing.
 - **dead**: its dead letter is not replayed yet; the dead letter owns the task, and this
   message (the bus offering a terminated message again) is dropped.
-- **wait**, with a delay: an earlier task of the same client on the connection is unfinished,
-  or a later one is being pushed (a replayed dead letter goes back before tasks already under
-  way; it waits for them): one task per client at a time, in order; another worker, or this
-  process, is pushing the task; the connection's breaker is open or a 429 pause holds it; it
-  waits for re-authorisation; its plugin is not installed in this process.
+- **wait**, with a delay: an earlier task of the same client on the connection is unfinished
+  (if it waits for a retry, until just after that retry's time), or a later one is being
+  pushed (a replayed dead letter goes back before tasks already under way; it waits for
+  them): one task per client at a time, in order; another worker, or this process, is
+  pushing the task; the connection's breaker is open or a 429 pause holds it; it waits for
+  re-authorisation; its plugin is not installed in this process.
 - **ready**: this process now holds the task in the store (``held_by`` / ``held_until``,
   extended while it pushes, so a redelivery is not pushed by a second worker beside it), with
   its attempt number, its failures so far, and what the push needs: the vendor id map
@@ -30,8 +31,9 @@ import asyncio
 import contextlib
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -91,6 +93,20 @@ def order_wait(offered: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+def retry_wait(pending: Iterable[Pending], sequence: int, now: datetime) -> float:
+    """Seconds until the latest retry among a task's earlier pending tasks that wait for one
+    (not held now), a moment after it: nothing of the client can go before then, and behind
+    a retry hours away the task would otherwise come back every few seconds to find so."""
+    times = [p.next_at for p in pending if p.sequence < sequence and not p.held and p.next_at]
+    latest = max((_aware(t) for t in times), default=None)
+    return 0.0 if latest is None else max(0.0, (latest - now).total_seconds()) + ORDER_WAIT
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands timestamps back naive; they were written in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def order_key(task: DeliveryTask) -> OrderKey:
     return (task.connection_id, task.order_key)
 
@@ -142,7 +158,10 @@ def decide(
             elif blocked or any(
                 p.sequence < task.sequence and p.task_id not in ready for p in pending.get(key, ())
             ):
-                delay = order_wait(offers[index].offered)
+                delay = max(
+                    order_wait(offers[index].offered),
+                    retry_wait(pending.get(key, ()), task.sequence, now),
+                )
                 decision = Decision(Verdict.WAIT, "an earlier task of the client", delay)
                 blocked = True
             elif any(

@@ -1,15 +1,17 @@
 """Recording what each push attempt came to, many attempts per store transaction.
 
 An outcome is written with everything that must change with it, in one transaction: the
-attempt's delivery row, the task's state (done; given back for a retry, its failure counted;
-dead, with its dead letter), and the records the push wrote or found at the vendor (the sync
-links the next push of the client reads back as ``Known``). Outcomes submitted while a write
-runs go into the next one (group commit), so under load one transaction serves many pushes.
+attempt's delivery row, the task's state (done; given back for a retry, its failure counted
+and its next attempt's time; dead, with its dead letter), and the records the push wrote or
+found at the vendor (the sync links the next push of the client reads back as ``Known``).
+Outcomes submitted while a write runs go into the next one (group commit), so under load one
+transaction serves many pushes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -53,6 +55,7 @@ class Outcome:
     error: str | None = None
     records: list[SyncedRecord] = field(default_factory=list)
     dead_letter: DeadLetterDraft | None = None
+    retry_in: float | None = None  # given back: seconds until the bus offers it again
 
 
 def source_id(task: DeliveryTask) -> str:
@@ -80,7 +83,7 @@ class Recorder:
         dead_letters: list[dict[str, Any]] = []
         dead_ids: list[str | None] = []
         finished: dict[str, list[str]] = {}
-        retried: dict[bool, list[str]] = {True: [], False: []}
+        retried: dict[bool, list[tuple[str, datetime | None]]] = {True: [], False: []}
         for outcome in outcomes:
             task = outcome.task
             attempts.append(
@@ -104,7 +107,8 @@ class Recorder:
             if state is not None:
                 finished.setdefault(state, []).append(task.id)
             else:
-                retried[outcome.status == COUNTED_FAILURE].append(task.id)
+                at = None if outcome.retry_in is None else now + timedelta(seconds=outcome.retry_in)
+                retried[outcome.status == COUNTED_FAILURE].append((task.id, at))
             draft = outcome.dead_letter
             dead_id = new_id("dlq") if draft is not None else None
             dead_ids.append(dead_id)
@@ -132,8 +136,8 @@ class Recorder:
             conn.execute(INSERT_ATTEMPTS, attempts)
             for state, task_ids in finished.items():
                 tasks.finish(conn, task_ids, state, now)
-            for failed, task_ids in retried.items():
-                tasks.retry(conn, task_ids, self.holder, failed=failed)
+            for failed, retries in retried.items():
+                tasks.retry(conn, retries, self.holder, failed=failed)
             if dead_letters:
                 conn.execute(INSERT_DEAD_LETTERS, dead_letters)
             self.store.sync.record_pushed(conn, records, now)

@@ -443,23 +443,27 @@ class Demo:
         url = f"http://127.0.0.1:{self.port}/"
         if self.options.keep_running:
             return
-        c.print(f"Dashboard: {url} (add [bold]--keep-running[/bold] to keep it all up)")
+        c.print(
+            f"Dashboard: {url} (add [bold]--keep-running[/bold] to keep it all up)",
+            soft_wrap=True,
+        )
 
     async def keep_running(self) -> None:
         assert self.scenario is not None and self.scenario.tenant is not None
         base = f"http://127.0.0.1:{self.port}"
-        table = Table.grid(padding=(0, 2), pad_edge=True)
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column(overflow="fold")
-        table.add_row("dashboard", f"{base}/  (sign in with the API key)")
-        table.add_row("API key", f"{self.scenario.tenant.admin_key}  (admin)")
-        table.add_row("API", f"{base}/schema")
-        for name, url in self.boxes.urls() if self.boxes else []:
-            table.add_row(name, url)
+        rows = [("dashboard", f"{base}/"), ("API", f"{base}/schema")]
+        rows += self.boxes.urls() if self.boxes else []
+        width = max(len(name) for name, _ in rows)
         c = self.console
         c.print()
         c.print("[bold]Still running[/bold] (Ctrl-C stops everything):")
-        c.print(table)
+        # Keys and URLs each whole on a line (soft_wrap: never wrapped, folded or cropped to
+        # the terminal's width), the key alone on its own: a key split over two lines is
+        # pasted half, and refused.
+        for name, url in rows:
+            c.print(f"  {escape(name):<{width}}  {escape(url)}", soft_wrap=True, highlight=False)
+        c.print("API key (admin), to sign in to the dashboard and call the API:")
+        c.print(escape(self.scenario.tenant.admin_key), soft_wrap=True, highlight=False)
         gateway = next((t for t in self.runtime.tasks if t.get_name() == "gateway"), None)
         waits: list[asyncio.Future[Any]] = [asyncio.get_running_loop().create_future()]
         if gateway is not None:

@@ -16,6 +16,7 @@ from litestar.types import ASGIApp, ControllerRouterHandler, Receive, Scope, Sen
 
 from journeyhub import __version__
 from journeyhub.gateway.auth import BearerKeyMiddleware
+from journeyhub.gateway.clients_api import ClientsController
 from journeyhub.gateway.connections_api import ConnectionsController
 from journeyhub.gateway.dashboard import DASHBOARD_PATHS, dashboard_handlers, template_config
 from journeyhub.gateway.docs import document_common_errors
@@ -27,6 +28,7 @@ from journeyhub.gateway.ingress import Ingress
 from journeyhub.gateway.metrics_api import MetricsController
 from journeyhub.gateway.operations_api import OperationsController
 from journeyhub.gateway.plugins_api import PluginsController
+from journeyhub.gateway.redelivery_api import RedeliveryController
 from journeyhub.gateway.webhooks import WebhooksController
 from journeyhub.hub import Hub
 
@@ -63,6 +65,8 @@ def route_handlers() -> list[ControllerRouterHandler]:
         PluginsController,
         ConnectionHealthController,
         ConnectionsController,
+        ClientsController,
+        RedeliveryController,
         EventsController,
         OperationsController,
         WebhooksController,

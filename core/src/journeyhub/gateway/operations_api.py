@@ -17,8 +17,9 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from journeyhub.gateway.auth import require
 from journeyhub.gateway.docs import OptionalBody, StrictJSON, problems
 from journeyhub.hub import Hub
+from journeyhub.services import dead_letters
+from journeyhub.services.dead_letters import DeadLetterFilter
 from journeyhub.store.tenants import Principal
-from journeyhub.workers.deadletter import replay
 
 # A time in a query: RFC 3339 with an offset, nothing else (Litestar's own conversion would
 # also take a Unix timestamp, "0.5", and a time without an offset, and guess).
@@ -181,14 +182,18 @@ class OperationsController(Controller):
     ) -> list[DeadLetterView]:
         """Dead letters, newest first; filter by connection, vendor, time and error text."""
         principal: Principal = request.user
-        rows = await hub.store.deliveries.list_dead(
-            principal.tenant_id,
-            limit=min(max(limit, 1), 1000),
+        wanted = DeadLetterFilter(
             connection_id=connection_id,
             vendor=vendor,
             since=moment(since, "since"),
             until=moment(until, "until"),
             error=error,
+        )
+        rows = await dead_letters.list_dead_letters(
+            hub.store,
+            principal.tenant_id,
+            wanted,
+            limit=min(max(limit, 1), 1000),
             pending_only=pending_only,
         )
         return [dead_view(r) for r in rows]
@@ -204,11 +209,14 @@ class OperationsController(Controller):
     ) -> ReplayResult:
         """Put one dead letter back on the bus; it is delivered once."""
         principal: Principal = request.user
-        dead = await hub.store.deliveries.get_dead(dead_letter_id, principal.tenant_id)
-        if dead is None:
+        found, _ = await dead_letters.get_dead_letters(
+            hub.store, principal.tenant_id, [dead_letter_id]
+        )
+        if not found:
             raise NotFoundException("no such dead letter")
-        await replay(hub, dead, principal.actor)
-        return ReplayResult(replayed=[dead.id])
+        return ReplayResult(
+            replayed=await dead_letters.replay_dead_letters(hub, found, principal.actor)
+        )
 
     @post(
         "/dlq/replay",
@@ -229,19 +237,19 @@ class OperationsController(Controller):
         """Replay every not-yet-replayed dead letter that matches the filter."""
         principal: Principal = request.user
         query = data or ReplayFilter()
-        rows = await hub.store.deliveries.list_dead(
-            principal.tenant_id,
-            limit=min(max(query.limit, 1), 10_000),
+        wanted = DeadLetterFilter(
             connection_id=query.connection_id,
             vendor=query.vendor,
             since=query.since,
             until=query.until,
             error=query.error,
-            pending_only=True,
         )
-        for row in reversed(rows):  # oldest first
-            await replay(hub, row, principal.actor)
-        return ReplayResult(replayed=[r.id for r in reversed(rows)])
+        rows = await dead_letters.pending_dead_letters(
+            hub.store, principal.tenant_id, wanted, limit=min(max(query.limit, 1), 10_000)
+        )
+        return ReplayResult(
+            replayed=await dead_letters.replay_dead_letters(hub, rows, principal.actor)
+        )
 
     @get("/triggers", operation_id="listTriggers", guards=[require("read")])
     async def triggers(

@@ -10,6 +10,8 @@ answers it with a 422, the CLI prints it and exits 2.
 
 - :mod:`.connections`: validate, create, update, delete and check connections; ask for a sync.
 - :mod:`.tenants` and :mod:`.keys`: tenants, their API keys, the secret keys' rotation.
+- :mod:`.dead_letters`: dead letters listed by filter, and replayed.
+- :mod:`.clients`: erasing one client's personal data (with :mod:`.erasure`: who the client is).
 - :mod:`.triggers`: one source's drafts (a webhook batch, a pulled page, an imported file)
   published and recorded as triggers, once each.
 """

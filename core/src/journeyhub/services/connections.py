@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from journeyhub.connection_cache import ConnectionCache
+from journeyhub.delivery.retry_policy import PolicyError, RetryPolicy, parse_policy
 from journeyhub.errors import ConnectorError, ConnectorNotFound
 from journeyhub.mapping import MappingError, validate_mappings
 from journeyhub.model import (
@@ -76,6 +77,11 @@ def validate_connection(
         not isinstance(rate, int | float) or isinstance(rate, bool) or rate <= 0
     ):
         raise InvalidInput("must be a positive number", "$.config.rate_limit_per_second")
+    if "retry" in kernel:
+        try:
+            parse_policy(kernel["retry"], RetryPolicy())
+        except PolicyError as exc:
+            raise InvalidInput(exc.message, field=exc.field) from None
     config = {**vendor_config, **kernel}
     if credentials is not None and info.credentials_schema is not None:
         _convert(credentials, info.credentials_schema, "$.credentials")

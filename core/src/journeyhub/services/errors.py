@@ -1,5 +1,5 @@
-"""The one error the services raise for bad input (besides ``LookupError`` for what is not
-there)."""
+"""The errors the services raise: :class:`InvalidInput` for bad input, :class:`Refused` for
+what the current state does not allow, and ``LookupError`` for what is not there."""
 
 from __future__ import annotations
 
@@ -12,3 +12,8 @@ class InvalidInput(ValueError):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class Refused(Exception):
+    """The request was understood and is valid, but cannot be done in the current state
+    (e.g. syncing a connection that cannot be pulled); the CLI exits 4 on it."""

@@ -2,15 +2,39 @@
 secret keys that encrypt credentials at rest.
 
 The API's Bearer middleware and the dashboard's sign-in authenticate here; ``journeyhub keys
-create|revoke|rotate-secrets`` create, revoke and rotate.
+create|list|revoke|rotate-secrets`` create, list, revoke and rotate.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from journeyhub.store.store import Store
 from journeyhub.store.tenants import ROLES, Principal
 
-__all__ = ["ROLES", "authenticate", "create_key", "revoke_key", "rotate_secrets"]
+__all__ = [
+    "ROLES",
+    "KeyInfo",
+    "authenticate",
+    "create_key",
+    "list_keys",
+    "revoke_key",
+    "rotate_secrets",
+]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What may be shown of a key: never its secret, nor the secret's hash. (When a key was
+    last used is not recorded.)"""
+
+    id: str
+    tenant_id: str
+    role: str
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 async def authenticate(store: Store, presented: str) -> Principal | None:
@@ -22,6 +46,15 @@ async def create_key(store: Store, tenant_id: str, role: str, label: str | None,
     """A new key for the tenant, returned once (audited). Raises ``ValueError`` for a role
     not in :data:`ROLES`, ``LookupError`` when there is no such tenant."""
     return await store.tenants.create_key(tenant_id, role, label, actor=actor)
+
+
+async def list_keys(
+    store: Store, tenant_id: str | None = None, *, revoked: bool = False
+) -> list[KeyInfo]:
+    """The tenant's keys (every tenant's with None), oldest first; revoked ones too when
+    ``revoked``."""
+    rows = await store.tenants.list_keys(tenant_id, revoked=revoked)
+    return [KeyInfo(r.id, r.tenant_id, r.role, r.label, r.created_at, r.revoked_at) for r in rows]
 
 
 async def revoke_key(store: Store, key_id: str, actor: str) -> bool:

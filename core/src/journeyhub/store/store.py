@@ -20,6 +20,7 @@ from journeyhub.store.audit import AuditRepo
 from journeyhub.store.connections import ConnectionRepo
 from journeyhub.store.db import create_engine, create_sync_engine, session_factory
 from journeyhub.store.deliveries import DeliveryRepo
+from journeyhub.store.journey_events import JourneyEventRepo
 from journeyhub.store.leases import LeaseRepo
 from journeyhub.store.sync_state import SyncStateRepo
 from journeyhub.store.tasks import TaskRepo
@@ -50,6 +51,7 @@ class Store:
         self.audit = AuditRepo(self)
         self.leases = LeaseRepo(self)
         self.tasks = TaskRepo(self)
+        self.journey_events = JourneyEventRepo(self)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

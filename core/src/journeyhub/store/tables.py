@@ -143,7 +143,10 @@ class Delivery(Base):
     """One push attempt, successful or not."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_connection_created", "connection_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_deliveries_connection_created", "connection_id", "created_at"),
+        Index("ix_deliveries_created_at", "created_at"),  # the retention purge's
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(String(80), index=True)
     tenant_id: Mapped[str] = mapped_column(String(40), index=True)
@@ -162,7 +165,10 @@ class Delivery(Base):
 
 class DeadLetter(Base):
     __tablename__ = "dead_letters"
-    __table_args__ = (Index("ix_dead_letters_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_dead_letters_tenant_created", "tenant_id", "created_at"),
+        Index("ix_dead_letters_replayed_at", "replayed_at"),  # the retention purge's
+    )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(40))
     connection_id: Mapped[str] = mapped_column(String(40), index=True)
@@ -180,7 +186,10 @@ class DeadLetter(Base):
 
 class TriggerRow(Base):
     __tablename__ = "triggers"
-    __table_args__ = (Index("ix_triggers_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_triggers_tenant_created", "tenant_id", "created_at"),
+        Index("ix_triggers_created_at", "created_at"),  # the retention purge's
+    )
     id: Mapped[str] = mapped_column(String(80), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(40))
     connection_id: Mapped[str] = mapped_column(String(40))
@@ -206,7 +215,10 @@ class Suppression(Base):
 
 class AuditEntry(Base):
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_log_tenant_created", "tenant_id", "created_at"),
+        Index("ix_audit_log_created_at", "created_at"),  # the retention purge's
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str | None] = mapped_column(String(40))
     actor: Mapped[str] = mapped_column(String(200))
@@ -252,6 +264,13 @@ class TaskRow(Base):
             sqlite_where=text("state = 'dead'"),
             postgresql_where=text("state = 'dead'"),
         ),
+        # The retention purge deletes finished tasks by age.
+        Index(
+            "ix_tasks_finished_at",
+            "finished_at",
+            sqlite_where=text("state IN ('done', 'dropped')"),
+            postgresql_where=text("state IN ('done', 'dropped')"),
+        ),
     )
     task_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     connection_id: Mapped[str] = mapped_column(String(40))
@@ -266,6 +285,30 @@ class TaskRow(Base):
     held_until: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # When the bus offers a task given back for a retry again (its retry policy's wait).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class KeptEvent(Base):
+    """A journey event the router routed, kept for resends and backfills
+    (``services/redelivery.py``) until the retention purge removes it. ``sequence`` is its
+    bus sequence: its client's order, as the routed tasks have it."""
+
+    __tablename__ = "journey_events"
+    __table_args__ = (
+        # The retention purge takes the oldest first; a backfill pages a tenant's in bus order.
+        Index("ix_journey_events_received", "received_at"),
+        Index("ix_journey_events_tenant_sequence", "tenant_id", "sequence"),
+        Index("ix_journey_events_tenant_client", "tenant_id", "client_id", "sequence"),
+    )
+    tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(40))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # the event as JSON
+    correlation_id: Mapped[str | None] = mapped_column(String(80))
+    received_at: Mapped[datetime]
 
 
 def table_of(model: type[Base]) -> Table:

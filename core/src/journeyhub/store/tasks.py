@@ -44,6 +44,7 @@ class Pending(NamedTuple):
     sequence: int
     task_id: str
     held: bool  # a worker holds it now: being pushed, or queued to be
+    next_at: datetime | None = None  # given back after an attempt: when it is tried again
 
 
 STATE_COLUMNS = (
@@ -88,6 +89,7 @@ _PENDING_AROUND = (
         TASKS.c.sequence,
         TASKS.c.task_id,
         TASKS.c.held_until,
+        TASKS.c.next_attempt_at,
     )
     .where(
         IS_PENDING,
@@ -114,10 +116,11 @@ _FINISH = (
         state=bindparam("new_state"), held_by=None, held_until=None, finished_at=bindparam("now")
     )
 )
+# One row per task given back (executemany): each has its own next attempt time.
 _RETRY = (
     update(TASKS)
-    .where(TASKS.c.task_id.in_(_IDS), TASKS.c.held_by == bindparam("holder"))
-    .values(held_by=None, held_until=None)
+    .where(TASKS.c.task_id == bindparam("id"), TASKS.c.held_by == bindparam("holder"))
+    .values(held_by=None, held_until=None, next_attempt_at=bindparam("next_at"))
 )
 _RETRY_FAILED = _RETRY.values(failures=TASKS.c.failures + 1)
 
@@ -205,11 +208,13 @@ class TaskRepo:
                 "now": now,
             },
         )
-        for connection_id, order_key, sequence, task_id, held_until in rows:
+        for connection_id, order_key, sequence, task_id, held_until, next_at in rows:
             limit = upto.get((connection_id, order_key))
             held = held_until is not None and held_until > now
             if limit is not None and (sequence <= limit or held):
-                found[(connection_id, order_key)].append(Pending(int(sequence), task_id, held))
+                found[(connection_id, order_key)].append(
+                    Pending(int(sequence), task_id, held, next_at)
+                )
         return found
 
     def with_dead(self, conn: Connection, keys: set[OrderKey]) -> set[OrderKey]:
@@ -232,11 +237,22 @@ class TaskRepo:
         if task_ids:
             conn.execute(_FINISH, {"ids": task_ids, "new_state": state, "now": now})
 
-    def retry(self, conn: Connection, task_ids: list[str], holder: str, *, failed: bool) -> None:
-        """Give ``holder``'s tasks back for a later attempt; ``failed`` counts it against the
-        limit (a 429 or a connection waiting for re-authorisation does not)."""
-        if task_ids:
-            conn.execute(_RETRY_FAILED if failed else _RETRY, {"ids": task_ids, "holder": holder})
+    def retry(
+        self,
+        conn: Connection,
+        retries: list[tuple[str, datetime | None]],
+        holder: str,
+        *,
+        failed: bool,
+    ) -> None:
+        """Give ``holder``'s tasks back for a later attempt, each (task id, when the bus offers
+        it again); ``failed`` counts it against the limit (a 429 or a connection waiting for
+        re-authorisation does not)."""
+        if retries:
+            conn.execute(
+                _RETRY_FAILED if failed else _RETRY,
+                [{"id": task_id, "holder": holder, "next_at": at} for task_id, at in retries],
+            )
 
     def reopen(self, conn: Connection, task: DeliveryTask) -> None:
         """A dead task replayed: back in its client's order at its original place, its
@@ -249,6 +265,7 @@ class TaskRepo:
             "held_by": None,
             "held_until": None,
             "finished_at": None,
+            "next_attempt_at": None,
         }
         conn.execute(
             insert.on_conflict_do_update(
@@ -279,6 +296,23 @@ class TaskRepo:
 
     async def get(self, task_id: str) -> TaskState | None:
         return (await self.store.run(lambda conn: self.states(conn, [task_id]))).get(task_id)
+
+    async def next_retry_at(self, connection_id: str) -> datetime | None:
+        """When the connection's oldest task waiting for a retry (given back after an attempt,
+        not held by a worker now) is offered again; None when no task waits for one."""
+        now = utcnow()
+        query = (
+            select(TASKS.c.next_attempt_at)
+            .where(
+                TASKS.c.connection_id == connection_id,
+                IS_PENDING,
+                TASKS.c.next_attempt_at.is_not(None),
+                or_(TASKS.c.held_until.is_(None), TASKS.c.held_until <= now),
+            )
+            .order_by(TASKS.c.created_at, TASKS.c.sequence)
+            .limit(1)
+        )
+        return await self.store.run(lambda conn: conn.execute(query).scalar())
 
     async def pending_count(self, connection_id: str) -> int:
         query = select(func.count()).where(TASKS.c.connection_id == connection_id, IS_PENDING)

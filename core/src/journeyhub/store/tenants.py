@@ -52,6 +52,23 @@ class TenantRepo:
         async with self.store.session() as s:
             return await s.get(Tenant, tenant_id)
 
+    async def list_tenants(self) -> list[Tenant]:
+        """Every tenant, oldest first."""
+        async with self.store.session() as s:
+            rows = await s.execute(select(Tenant).order_by(Tenant.created_at, Tenant.id))
+            return list(rows.scalars())
+
+    async def list_keys(self, tenant_id: str | None, *, revoked: bool = False) -> list[ApiKey]:
+        """The tenant's keys (every tenant's with None), oldest first; revoked ones too when
+        ``revoked``. Rows hold only the secret's hash."""
+        query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+        if tenant_id is not None:
+            query = query.where(ApiKey.tenant_id == tenant_id)
+        if not revoked:
+            query = query.where(ApiKey.revoked_at.is_(None))
+        async with self.store.session() as s:
+            return list((await s.execute(query)).scalars())
+
     async def exists(self, tenant_id: str) -> bool:
         async with self.store.session() as s:
             return await s.get(Tenant, tenant_id) is not None

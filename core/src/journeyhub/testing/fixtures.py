@@ -72,6 +72,7 @@ def hub_settings(tmp_path_factory: pytest.TempPathFactory, nats_server: Embedded
         database_url=url,
         nats_url=nats_server.url,
         max_deliver=4,
+        retry_schedule=(1.0, 2.0, 4.0),  # a push's 4 attempts within seconds
         ack_wait_seconds=10,
         breaker_threshold=5,
         breaker_cooldown_seconds=2,

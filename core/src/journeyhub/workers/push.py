@@ -8,8 +8,9 @@ Per fetched batch:
    the idempotency key, after the connection's shared rate budget allows the call; a
    connector with a batch endpoint gets its tasks through one sender per connection;
 3. each outcome is recorded (``delivery/outcomes.py``, many per transaction) and only then is
-   its message settled: success acks; a retryable failure goes back to the bus with backoff
-   and jitter (so the retry survives a crash); a permanent one, or too many, go to the dead
+   its message settled: success acks; a retryable failure goes back to the bus after the
+   wait its connection's retry policy sets (``delivery/retry_policy.py``: kept in the bus, so
+   the retry survives a restart); a permanent one, or the policy's last, go to the dead
    letters. A 429 or a connection waiting for re-authorisation is not a failed attempt; an
    endpoint gone for good (``EndpointGone``, a 410) goes to the dead letters and disables its
    connection (``delivery/gone.py``).
@@ -33,6 +34,7 @@ from journeyhub import metrics
 from journeyhub.delivery.gate import REAUTH_WAIT, Decision, Offer, TaskGate, Verdict, order_wait
 from journeyhub.delivery.gone import disable_gone_endpoint
 from journeyhub.delivery.outcomes import DeadLetterDraft, Outcome, Recorder
+from journeyhub.delivery.retry_policy import RetryPolicy, policy_for
 from journeyhub.errors import (
     AuthExpired,
     ConnectorError,
@@ -105,6 +107,8 @@ class PushWorker:
         hold_seconds = max(30.0, 2.0 * hub.settings.ack_wait_seconds)
         self.gate = TaskGate(hub, self.breakers, holder=self.holder, hold_seconds=hold_seconds)
         self.recorder = Recorder(hub.store, self.holder)
+        schedule = hub.settings.retry_schedule
+        self.default_policy = RetryPolicy(schedule, len(schedule) + 1, hub.settings.retry_jitter)
         self.limits = RateLimits(hub.bus)
         self.semaphore = asyncio.Semaphore(64)
         self.senders: dict[str, BatchSender] = {}
@@ -389,16 +393,19 @@ class PushWorker:
         )
         if isinstance(exc, RateLimited):
             wait = exc.retry_after if exc.retry_after is not None else backoff_delay(1)
-            recorded, _ = await self.record(Outcome(status="rate_limited", **common))
+            wait = max(0.1, wait)
+            recorded, _ = await self.record(Outcome(status="rate_limited", retry_in=wait, **common))
             if recorded:
-                await job.msg.nak(delay=max(0.1, wait))
+                await job.msg.nak(delay=wait)
                 await self.after_settled(self.breakers.pause(task.connection_id, wait), "pause")
                 metrics.child(metrics.pushes, task.vendor, "rate_limited").inc()
                 log.info("rate_limited", retry_after=wait)
             return
         if isinstance(exc, ReauthRequired):
             # Not a failure of this task: the connection waits for a person to reconnect it.
-            recorded, _ = await self.record(Outcome(status="needs_reauth", **common))
+            recorded, _ = await self.record(
+                Outcome(status="needs_reauth", retry_in=REAUTH_WAIT, **common)
+            )
             if recorded:
                 await job.msg.nak(delay=REAUTH_WAIT)
                 assert decision.connection is not None
@@ -408,7 +415,8 @@ class PushWorker:
             return
         permanent = isinstance(exc, ConnectorError) and not exc.retryable
         failures = decision.failures + 1
-        if permanent or failures >= self.hub.settings.max_deliver:
+        policy = self.policy(decision)
+        if permanent or policy.exhausted(failures):
             reason = "permanent error" if permanent else f"{failures} failed attempts"
             draft = DeadLetterDraft(
                 subject=job.msg.subject,
@@ -440,17 +448,26 @@ class PushWorker:
                 if not permanent:
                     await self.after_settled(self.breakers.failure(task.connection_id), "breaker")
             return
-        recorded, _ = await self.record(Outcome(status="failed", **common))
-        if not recorded:
-            return
-        delay = backoff_delay(failures)
+        delay = policy.wait(failures)
         if outcome_unknown(exc):
             delay = max(delay, OUTCOME_UNKNOWN_WAIT)
+        recorded, _ = await self.record(Outcome(status="failed", retry_in=delay, **common))
+        if not recorded:
+            return
         await job.msg.nak(delay=delay)
         await self.after_settled(self.breakers.failure(task.connection_id), "breaker")
         metrics.child(metrics.pushes, task.vendor, "retry").inc()
         log.warning(
             "push_failed_will_retry", error=error, failures=failures, retry_in=round(delay, 2)
+        )
+
+    def policy(self, decision: Decision) -> RetryPolicy:
+        """The retry policy of the task's connection (its ``retry`` option over the default)."""
+        connection = decision.connection
+        if connection is None:
+            return self.default_policy
+        return policy_for(
+            connection.id, connection.updated_at, connection.options, self.default_policy
         )
 
     @staticmethod

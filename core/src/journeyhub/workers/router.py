@@ -26,7 +26,7 @@ import contextlib
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from nats.aio.msg import Msg
@@ -35,6 +35,7 @@ from sqlalchemy import Connection as StoreConnection
 from journeyhub.hub import Hub
 from journeyhub.logs import correlation_scope, get_logger
 from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Trigger, stable_id, utcnow
+from journeyhub.store.journey_events import kept_row
 from journeyhub.workers.consumer import backoff_delay, consume
 from journeyhub.workers.deadletter import dead_letter
 
@@ -206,10 +207,11 @@ class Router:
         messages = sorted(messages, key=lambda m: m.metadata.sequence.stream)
         routed = [found for msg in messages if (found := await self.tasks_of(msg)) is not None]
         tasks = [task for found in routed for task in found.tasks]
+        kept = [found.kept for found in routed if found.kept is not None]
         attempt = 1
         while True:  # in place: a later batch must not pass this one
             try:
-                await self.commit(tasks)
+                await self.commit(tasks, kept)
                 await asyncio.gather(*(self.publish(task) for task in tasks))
                 break
             except LeaseLost:
@@ -251,14 +253,16 @@ class Router:
             connections=[[t.connection_id for t in found.tasks] for found in routed],
         )
 
-    async def commit(self, tasks: list[DeliveryTask]) -> None:
-        """Put the tasks in their clients' order, fenced by the lease: one transaction."""
+    async def commit(self, tasks: list[DeliveryTask], kept: list[dict[str, Any]]) -> None:
+        """Put the tasks in their clients' order and keep the events (for resends and
+        backfills, ``services/redelivery.py``), fenced by the lease: one transaction."""
         store = self.hub.store
 
         def write(conn: StoreConnection) -> None:
             if not store.leases.renew(conn, self.lease, self.holder, LEASE_SECONDS):
                 raise LeaseLost(self.lease)
             store.tasks.add(conn, tasks)
+            store.journey_events.keep(conn, kept)
 
         await store.run(write)
 
@@ -281,7 +285,11 @@ class Router:
                     self.hub, tenant_of(msg.subject), event, sequence, correlation_id
                 )
                 return Routed(
-                    msg, tasks, correlation_id, {"event_id": event.id, "event_type": event.type}
+                    msg,
+                    tasks,
+                    correlation_id,
+                    {"event_id": event.id, "event_type": event.type},
+                    kept_row(tenant_of(msg.subject), event, msg.data, sequence, correlation_id),
                 )
             trigger = msgspec.json.decode(msg.data, type=Trigger)
             correlation_id = correlation_of(msg) or trigger.id
@@ -313,6 +321,7 @@ class Routed:
     tasks: list[DeliveryTask]
     correlation_id: str
     about: dict[str, str]
+    kept: dict[str, Any] | None = None  # a journey event's row in the kept events
 
 
 class Either(asyncio.Event):

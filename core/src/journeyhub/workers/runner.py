@@ -16,7 +16,7 @@ WorkerFactory = Callable[[Hub, asyncio.Event], Awaitable[None]]
 
 def worker_factories() -> dict[str, WorkerFactory]:
     """Every worker loop of the hub, by name."""
-    from journeyhub.workers import inbound, pull, push, router
+    from journeyhub.workers import inbound, pull, push, retention, router
 
     return {
         "inbound": inbound.run,
@@ -24,6 +24,7 @@ def worker_factories() -> dict[str, WorkerFactory]:
         "trigger-router": router.run_triggers,
         "push": push.run,
         "sync": pull.run,
+        "retention": retention.run,
     }
 
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, Response, Router, get, post
 from litestar.datastructures import Cookie, ResponseHeader
 from litestar.di import NamedDependency
@@ -22,7 +23,9 @@ from journeyhub.gateway.dashboard.sessions import viewer_of
 from journeyhub.gateway.dashboard.views import Page, build_page, summarize
 from journeyhub.hub import Hub
 from journeyhub.logs import get_logger
+from journeyhub.services import redelivery
 from journeyhub.services.connections import get_connection, list_connections
+from journeyhub.services.errors import InvalidInput
 from journeyhub.services.keys import authenticate
 from journeyhub.workers.deadletter import replay
 
@@ -36,6 +39,7 @@ DASHBOARD_PATHS = [
     "^/login$",
     "^/logout$",
     "^/connections/[^/]+$",
+    "^/connections/[^/]+/redeliver$",
     "^/dead-letters/",
     "^/static/dashboard",
 ]
@@ -134,6 +138,43 @@ class DashboardController(Controller):
     async def replay_shown(self, request: Request, hub: NamedDependency[Hub]) -> Redirect:
         form = await request.form()
         return await _replay(request, hub, [str(v) for v in form.getall("id", [])][:500])
+
+    @post("/connections/{connection_id:str}/redeliver", status_code=303)
+    async def redeliver(
+        self, request: Request, hub: NamedDependency[Hub], connection_id: FromPath[str]
+    ) -> Redirect:
+        """The connection page's resend and backfill form (``services/redelivery.py``)."""
+        viewer = await viewer_of(request, hub)
+        if viewer is None:
+            return to_login(request)
+        back = f"/connections/{connection_id}"
+        if not viewer.can_replay:
+            sessions.flash(request, "error", "Resending needs an admin key.")
+            return Redirect(path=back, status_code=303)
+        form = await request.form()
+        kind: redelivery.Kind = "backfill" if form.get("kind") == "backfill" else "resend"
+        fields: dict[str, str | list[str]] = {
+            name: value
+            for name in ("client_id", "since", "until")
+            if (value := str(form.get(name) or "").strip())
+        }
+        if type_ := str(form.get("type") or "").strip():
+            fields["types"] = [type_]
+        try:
+            wanted = msgspec.convert(fields, redelivery.RedeliveryFilter)
+            done = await redelivery.redeliver(
+                hub, viewer.principal.tenant_id, connection_id, kind, wanted, viewer.principal.actor
+            )
+        except (msgspec.ValidationError, InvalidInput, LookupError) as exc:
+            sessions.flash(request, "error", f"Nothing sent: {getattr(exc, 'message', exc)}")
+            return Redirect(path=back, status_code=303)
+        sessions.flash(
+            request,
+            "ok",
+            f"{kind.capitalize()} {done.id}: {done.matched} kept event(s) matched, "
+            f"{done.queued} queued.",
+        )
+        return Redirect(path=back, status_code=303)
 
 
 async def _replay(request: Request, hub: Hub, ids: list[str]) -> Redirect:
