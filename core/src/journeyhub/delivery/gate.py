@@ -329,8 +329,12 @@ class TaskGate:
     async def give_back(self, task_ids: list[str]) -> None:
         """Tasks this process held but will not push now (its client's earlier task failed,
         its batching sender stopped): free in the store for whoever gets them next."""
-        await self.hub.store.tasks.give_back(task_ids, self.holder)
-        self.in_hand.difference_update(task_ids)
+        try:
+            await self.hub.store.tasks.give_back(task_ids, self.holder)
+        finally:
+            # Not held here any more either way: if the store was away, the holds are no
+            # longer extended (keep_holds) and run out, so another offer can take the tasks.
+            self.in_hand.difference_update(task_ids)
 
     async def keep_holds(self) -> None:
         """Extend the holds of every task this process still holds, every third of a hold: a

@@ -213,10 +213,14 @@ class PushWorker:
             learned += result.records
 
     async def give_back(self, jobs: list[Job]) -> None:
-        """Held jobs that will not be pushed now go back to the bus, free for anyone."""
-        await self.gate.give_back([job.task.id for job in jobs])
-        for job in jobs:
-            await job.msg.nak(delay=order_wait(job.msg.metadata.num_delivered or 1))
+        """Held jobs that will not be pushed now go back to the bus, free for anyone. Their
+        messages go back also when the store is away (their holds then run out): a message
+        kept here would wait for ever behind a task that waits for it."""
+        try:
+            await self.gate.give_back([job.task.id for job in jobs])
+        finally:
+            for job in jobs:
+                await job.msg.nak(delay=order_wait(job.msg.metadata.num_delivered or 1))
 
     # --- vendor calls -----------------------------------------------------------------------------
 
