@@ -216,7 +216,7 @@ async def serve_and_fuzz(args: argparse.Namespace, workdir: Path) -> dict[str, A
             raise RuntimeError(f"the gateway did not start on 127.0.0.1:{port}")
         base = f"http://127.0.0.1:{port}"
         tenant_id = await hub.store.tenants.add("fuzz studio")
-        key = await hub.store.tenants.create_key(tenant_id, "admin")
+        key = await hub.store.tenants.create_key(tenant_id, ("admin", "ingest", "read"))
         admin = {"authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             ids = await setup_records(hub, client, admin)

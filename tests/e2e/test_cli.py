@@ -118,6 +118,26 @@ def test_tenants_add_and_keys_create(tmp_path: Path) -> None:
 
     bad_role = journeyhub("keys", "create", "--tenant", tenant_id, "--role", "root", env=env)
     assert bad_role.returncode == 2 and "--role" in bad_role.stderr
+
+    # several roles on one key; listed in one order whatever the order given
+    both = journeyhub(
+        "keys", "create", "--tenant", tenant_id, "--role", "read", "--role", "ingest", env=env
+    )
+    assert both.returncode == 0, both.stderr
+    both_id = both.stdout.strip().split("_")[1]
+    listed = as_json(journeyhub("keys", "list", "--tenant", tenant_id, "--json", env=env))
+    assert isinstance(listed, list)
+    assert [k["roles"] for k in listed] == [["ingest"], ["ingest", "read"]]
+    assert "ingest,read" in journeyhub("keys", "list", env=env).stdout
+
+    # narrowed in place: the same key, now ingest only
+    narrowed = journeyhub("keys", "roles", both_id, "--role", "ingest", env=env)
+    assert narrowed.returncode == 0, narrowed.stderr
+    listed = as_json(journeyhub("keys", "list", "--tenant", tenant_id, "--json", env=env))
+    assert isinstance(listed, list) and [k["roles"] for k in listed] == [["ingest"], ["ingest"]]
+    assert journeyhub("keys", "roles", both_id, env=env).returncode == 2  # at least one
+    assert journeyhub("keys", "roles", both_id, "--role", "root", env=env).returncode == 2
+    assert journeyhub("keys", "roles", "000000000000", "--role", "read", env=env).returncode == 3
     unknown = journeyhub("keys", "create", "--tenant", "ten_missing", env=env)
     assert unknown.returncode == 3 and "no tenant" in unknown.stderr
 
@@ -219,7 +239,7 @@ def test_dlq_list_and_replay(tmp_path: Path) -> None:
 WHSEC = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ="
 KEY = re.compile(r"jh_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 TENANT_FIELDS = {"id", "name", "created_at"}
-KEY_FIELDS = {"id", "tenant_id", "role", "label", "created_at", "revoked_at"}
+KEY_FIELDS = {"id", "tenant_id", "roles", "label", "created_at", "revoked_at"}
 CONNECTION_FIELDS = {
     "id",
     "tenant_id",
@@ -315,7 +335,7 @@ def test_tenants_and_keys_list_as_json_without_a_secret(tmp_path: Path) -> None:
     listed = journeyhub("keys", "list", "--tenant", first, "--json", env=env)
     active = as_json(listed)
     assert isinstance(active, list) and [k["id"] for k in active] == [ids[0]]
-    assert set(active[0]) == KEY_FIELDS and active[0]["role"] == "admin"
+    assert set(active[0]) == KEY_FIELDS and active[0]["roles"] == ["admin"]
     listed_all = journeyhub("keys", "list", "--revoked", "--json", env=env)
     every = as_json(listed_all)
     assert isinstance(every, list)

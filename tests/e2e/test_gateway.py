@@ -50,9 +50,11 @@ async def test_api_keys_and_roles(gateway: Gateway, tenant: TenantKeys) -> None:
     assert "Authorization: Bearer" in missing.json()["detail"]
     wrong = await client.get("/v1/plugins", headers={"authorization": "Bearer jh_nope_nope"})
     assert wrong.status_code == 401
-    for role in ("admin", "ingest", "read"):
+    for role in ("admin", "read"):
         ok = await client.get("/v1/plugins", headers=tenant.headers(role))
         assert ok.status_code == 200, role
+    refused = await client.get("/v1/plugins", headers=tenant.headers("ingest"))  # events only
+    assert refused.status_code == 403 and "needs 'read'" in refused.json()["detail"]
     body = {
         "vendor": "webhook",
         "name": "engine",

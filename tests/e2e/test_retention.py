@@ -21,6 +21,9 @@ from journeyhub.store.db import migrate, sync_url
 from journeyhub.store.store import Store
 from journeyhub.store.tables import (
     AuditEntry,
+    ChartSample,
+    ClientRow,
+    ClientTerm,
     DeadLetter,
     Delivery,
     KeptEvent,
@@ -158,6 +161,7 @@ def purged(kind: str) -> float:
 async def test_the_purge_keeps_only_what_the_limits_allow(store: Store) -> None:
     now = utcnow()
     days = {"deliveries": 30, "triggers": 30, "audit": 365, "dead": 30, "tasks": 7, "events": 30}
+    days["chart_samples"] = 2
 
     def inside(kind: str) -> datetime:  # just inside the limit: stays
         return now - timedelta(days=days[kind]) + HOUR
@@ -197,6 +201,20 @@ async def test_the_purge_keeps_only_what_the_limits_allow(store: Store) -> None:
     )
     await put(store, KeptEvent, [kept_event("ev_keep", inside("events"))])
     await put(store, KeptEvent, [kept_event("ev_old", outside("events"))])
+    samples = [
+        {"taken_at": inside("chart_samples"), "tenant_id": "*", "series": "keep", "value": 1},
+        {"taken_at": outside("chart_samples"), "tenant_id": "*", "series": "old", "value": 1},
+    ]
+    await put(store, ChartSample, samples)
+    # The client directory: a client last seen past the events' limit goes, with its terms.
+    seen = {"cl_keep": inside("events"), "cl_old": outside("events")}
+    directory = [
+        {"tenant_id": "ten_1", "client_id": c, "sequence": 1, "first_seen_at": ancient}
+        | {"last_seen_at": at}
+        for c, at in seen.items()
+    ]
+    await put(store, ClientRow, directory)
+    await put(store, ClientTerm, [{"tenant_id": "ten_1", "term": c, "client_id": c} for c in seen])
     suppression = {"tenant_id": "ten_1", "email": "a@example.com", "reason": "bounced"}
     await put(store, Suppression, [{**suppression, "created_at": ancient}])  # live state
 
@@ -216,6 +234,8 @@ async def test_the_purge_keeps_only_what_the_limits_allow(store: Store) -> None:
         "dead_letters": 1,
         "tasks": 2,
         "events": 1,
+        "clients": 1,
+        "chart_samples": 1,
     }
     assert await column(store, Delivery, "source_id") == {"keep"}
     assert await column(store, TriggerRow, "id") == {"trg_keep"}
@@ -223,6 +243,9 @@ async def test_the_purge_keeps_only_what_the_limits_allow(store: Store) -> None:
     assert await column(store, DeadLetter, "id") == {"dlq_replayed_lately", "dlq_unreplayed"}
     assert await column(store, TaskRow, "task_id") == {"done_lately", "dead_old", "pending_old"}
     assert await column(store, KeptEvent, "event_id") == {"ev_keep"}
+    assert await column(store, ChartSample, "series") == {"keep"}
+    assert await column(store, ClientRow, "client_id") == {"cl_keep"}
+    assert await column(store, ClientTerm, "term") == {"cl_keep"}  # cascaded
     assert await column(store, Suppression, "email") == {"a@example.com"}
     assert purged("deliveries") - before == 7
 

@@ -1,5 +1,6 @@
-"""Security: tenant isolation on every /v1 route, stale (replayed) webhooks, body limits, and the
-per-tenant rate limit on /v1/events, over real HTTP against the session's hub.
+"""Security: tenant isolation on every /v1 route, what each key role may do on every /v1 and
+dashboard route, stale (replayed) webhooks, body limits, and the per-tenant rate limit on
+/v1/events, over real HTTP against the session's hub.
 
 The isolation matrix is driven by the served OpenAPI document: every /v1 operation in it must
 have an entry in ``MATRIX`` (a new route fails the test until it gets one), and every entry must
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -22,11 +24,14 @@ import nats
 import pytest
 from journeyhub import signing
 from journeyhub.gateway.app import create_app
+from journeyhub.gateway.auth import RoleGuard
+from journeyhub.gateway.dashboard import DASHBOARD_PATHS
 from journeyhub.gateway.limits import TokenBuckets, retry_after_header
 from journeyhub.hub import Hub
 from journeyhub.model import Trigger, stable_id
 from journeyhub.settings import Settings, SettingsError, load_settings
 from journeyhub.testing.fixtures import Gateway, TenantKeys, make_tenant
+from litestar.routes import HTTPRoute
 
 from ..conftest import create_connection, event
 
@@ -245,6 +250,12 @@ async def check_sync_connection(w: World) -> None:
     await own_record_works(w, "POST", "/v1/connections/{connection_id}/sync", {422})
 
 
+async def check_oauth_start(w: World) -> None:
+    await record_route(w, "GET", "/v1/connections/{connection_id}/oauth/start")
+    # the webhook connector does not connect through OAuth: a 422 about the connection
+    await own_record_works(w, "GET", "/v1/connections/{connection_id}/oauth/start", {422})
+
+
 async def check_resend(w: World) -> None:
     template = "/v1/connections/{connection_id}/resend"
     await record_route(w, "POST", template, json={"client_id": "cl_beta"})
@@ -327,6 +338,19 @@ async def check_audit(w: World) -> None:
     assert w.b.connection["id"] in b_actions.text  # B's entries exist; A just cannot see them
 
 
+async def check_incidents(w: World) -> None:
+    from journeyhub.model import utcnow
+    from journeyhub.store.incidents import DEAD_LETTERS, Condition
+
+    for side in (w.a, w.b):  # (the evaluator may have raised them already: one is kept)
+        condition = Condition(DEAD_LETTERS, side.keys.id, side.connection["id"], "isolation")
+        await w.hub.store.incidents.raise_(condition, utcnow())
+    (own,) = await w.hub.store.incidents.list(w.a.keys.id)
+    await list_route(w, "/v1/incidents", own=own.id, filter_by_b=False)
+    (b_incident,) = await w.hub.store.incidents.list(w.b.keys.id)
+    assert b_incident.id not in (await w.as_a("GET", "/v1/incidents")).text
+
+
 async def check_erase_client(w: World) -> None:
     """A erasing B's client (by its id) erases nothing of B's; A's own client is erased."""
     answer = await w.as_a("DELETE", "/v1/clients/cl_beta")
@@ -339,6 +363,35 @@ async def check_erase_client(w: World) -> None:
     assert own.status_code == 200 and own.json()["tables"]["triggers"] == 1, own.text
 
 
+async def check_find_clients(w: World) -> None:
+    """A's search never finds B's clients (B's client directory has cl_beta)."""
+    await w.hub.store.run(lambda conn: w.hub.store.clients.note(conn, [_kept(w.b, "cl_beta")]))
+    answer = await w.as_a("GET", "/v1/clients", params={"q": "cl_beta"})
+    assert answer.status_code == 200 and answer.json() == [], answer.text
+    theirs = await w.as_b("GET", "/v1/clients", params={"q": "cl_beta"})
+    assert [c["id"] for c in theirs.json()] == ["cl_beta"]  # there; A just cannot see it
+
+
+def _kept(side: Side, client_id: str) -> dict[str, Any]:
+    """A kept journey event's row (what the router hands the client directory)."""
+    body = {"id": f"ev_{client_id}", "client": {"id": client_id, "name": f"{client_id} name"}}
+    return {
+        "tenant_id": side.keys.id,
+        "payload": json.dumps(body).encode(),
+        "sequence": 1,
+        "received_at": datetime.now(UTC),
+    }
+
+
+async def check_client_timeline(w: World) -> None:
+    """B's client's timeline, asked by A, is empty; A's own client's shows A's trigger."""
+    foreign = await w.as_a("GET", "/v1/clients/cl_beta/timeline")
+    assert foreign.status_code == 200 and foreign.json()["entries"] == [], foreign.text
+    w.assert_nothing_of_b(foreign)
+    own = await w.as_a("GET", "/v1/clients/cl_alpha/timeline")
+    assert own.status_code == 200 and w.a.trigger in own.text, own.text
+
+
 MATRIX: dict[tuple[str, str], Check] = {
     ("GET", "/v1/plugins"): check_plugins,
     ("GET", "/v1/connections"): check_list_connections,
@@ -348,6 +401,7 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("DELETE", "/v1/connections/{connection_id}"): check_delete_connection,
     ("POST", "/v1/connections/{connection_id}/test"): check_test_connection,
     ("POST", "/v1/connections/{connection_id}/sync"): check_sync_connection,
+    ("GET", "/v1/connections/{connection_id}/oauth/start"): check_oauth_start,
     ("POST", "/v1/connections/{connection_id}/resend"): check_resend,
     ("POST", "/v1/connections/{connection_id}/backfill"): check_backfill,
     ("GET", "/v1/connections/{connection_id}/health"): check_connection_health,
@@ -359,6 +413,9 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("POST", "/v1/dlq/{dead_letter_id}/replay"): check_replay_dead_letter,
     ("GET", "/v1/triggers"): check_triggers,
     ("GET", "/v1/audit"): check_audit,
+    ("GET", "/v1/incidents"): check_incidents,
+    ("GET", "/v1/clients"): check_find_clients,
+    ("GET", "/v1/clients/{client_id}/timeline"): check_client_timeline,
     ("DELETE", "/v1/clients/{client_id}"): check_erase_client,
 }
 
@@ -391,6 +448,313 @@ async def test_a_tenant_neither_sees_nor_changes_another_tenants_records(world: 
     # and nothing of B's changed through all of it
     await b_untouched(world)
     assert await world.hub.store.connections.get(world.b.connection["id"], world.b.keys.id)
+
+
+# --- roles: every /v1 route and every dashboard route, for every kind of key ----------------------
+
+# The role each /v1 operation needs (its ``guards=[require(...)]``). A served route missing here
+# fails the tests: add it with the role it should need.
+NEEDS: dict[tuple[str, str], str] = {
+    ("GET", "/v1/plugins"): "read",
+    ("GET", "/v1/connections"): "read",
+    ("POST", "/v1/connections"): "admin",
+    ("GET", "/v1/connections/{connection_id}"): "read",
+    ("PATCH", "/v1/connections/{connection_id}"): "admin",
+    ("DELETE", "/v1/connections/{connection_id}"): "admin",
+    ("POST", "/v1/connections/{connection_id}/test"): "admin",
+    ("POST", "/v1/connections/{connection_id}/sync"): "admin",
+    ("GET", "/v1/connections/{connection_id}/oauth/start"): "admin",
+    ("POST", "/v1/connections/{connection_id}/resend"): "admin",
+    ("POST", "/v1/connections/{connection_id}/backfill"): "admin",
+    ("GET", "/v1/connections/{connection_id}/health"): "read",
+    ("GET", "/v1/connections/health"): "read",
+    ("POST", "/v1/events"): "ingest",
+    ("GET", "/v1/deliveries"): "read",
+    ("GET", "/v1/dlq"): "read",
+    ("POST", "/v1/dlq/replay"): "admin",
+    ("POST", "/v1/dlq/{dead_letter_id}/replay"): "admin",
+    ("GET", "/v1/triggers"): "read",
+    ("GET", "/v1/audit"): "read",
+    ("GET", "/v1/incidents"): "read",
+    ("GET", "/v1/clients"): "read",
+    ("GET", "/v1/clients/{client_id}/timeline"): "read",
+    ("DELETE", "/v1/clients/{client_id}"): "admin",
+}
+# Query parameters a route cannot answer without (the probes send no body).
+PROBE_PARAMS: dict[tuple[str, str], dict[str, str]] = {
+    ("GET", "/v1/clients"): {"q": "ada"},
+}
+
+# Every kind of caller: its key's roles (None: no key), and what it may do. Written out here,
+# not taken from the code, so that a change to what a role grants fails these tests.
+CALLERS: dict[str, tuple[tuple[str, ...] | None, set[str]]] = {
+    "ingest": (("ingest",), {"ingest"}),
+    "read": (("read",), {"read"}),
+    "admin": (("admin",), {"admin", "read"}),  # an admin reads what it changes
+    "ingest+read": (("ingest", "read"), {"ingest", "read"}),
+    "admin+ingest": (("admin", "ingest"), {"admin", "ingest", "read"}),
+    "no key": (None, set()),
+}
+
+
+@dataclass
+class Caller:
+    name: str
+    key: str | None
+    may: set[str]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {} if self.key is None else {"authorization": f"Bearer {self.key}"}
+
+
+@dataclass
+class RoleWorld:
+    keys: TenantKeys
+    connection: dict[str, Any]
+    callers: list[Caller]
+
+
+@pytest.fixture
+async def role_world(hub: Hub, gateway: Gateway) -> RoleWorld:
+    keys = await make_tenant(hub, "roles studio")
+    connection = await create_connection(
+        gateway,
+        keys,
+        vendor="webhook",
+        name="roles engine",
+        direction="bidirectional",
+        config={"url": "http://127.0.0.1:9/hooks"},
+        credentials={"secret": signing.new_secret()},
+    )
+    callers = [
+        Caller(
+            name, None if roles is None else await hub.store.tenants.create_key(keys.id, roles), may
+        )
+        for name, (roles, may) in CALLERS.items()
+    ]
+    return RoleWorld(keys, connection, callers)
+
+
+def probe_path(template: str, method: str, w: RoleWorld) -> str:
+    """The route with harmless ids: the caller's own connection for a read (so that it
+    answers), one that does not exist for anything else (so that nothing changes)."""
+    connection_id = w.connection["id"] if method == "GET" else "con_role_probe"
+    return re.sub(
+        r"\{(\w+)\}",
+        lambda m: connection_id if m.group(1) == "connection_id" else f"{m.group(1)}_probe",
+        template,
+    )
+
+
+def own_records(template: str) -> bool:
+    """Whether the probe of ``template`` names only the caller's own records (nothing made up)."""
+    return set(re.findall(r"\{(\w+)\}", template)) <= {"connection_id"}
+
+
+def guard_roles(hub: Hub) -> dict[tuple[str, str], list[str]]:
+    """The roles named by each /v1 operation's guards, in the app the gateway serves."""
+    app = create_app(hub).app
+    found: dict[tuple[str, str], list[str]] = {}
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or not route.path_format.startswith("/v1/"):
+            continue
+        for handler in route.route_handlers:
+            for method in handler.http_methods - {"OPTIONS", "HEAD"}:
+                found[(method, route.path_format)] = [
+                    guard.role for guard in handler.resolve_guards() if isinstance(guard, RoleGuard)
+                ]
+    return found
+
+
+async def test_every_v1_route_declares_the_one_role_it_needs(gateway: Gateway, hub: Hub) -> None:
+    served = await served_v1_operations(gateway)
+    missing = sorted(served - NEEDS.keys())
+    assert not missing, f"routes without a role in NEEDS: {missing}"
+    assert not sorted(NEEDS.keys() - served), "NEEDS names routes that are not served"
+    guards = guard_roles(hub)
+    schema = (await gateway.client.get("/schema/openapi.json")).json()
+    for method, path in sorted(served):
+        needed = NEEDS[(method, path)]
+        guarded = guards.get((method, path))
+        assert guarded == [needed], f"{method} {path}: guards=[require({needed!r})], not {guarded}"
+        refused = schema["paths"][path][method.lower()]["responses"]["403"]["description"]
+        assert f"`{needed}`" in refused, f"the schema does not say {method} {path} needs {needed}"
+
+
+async def test_every_v1_route_for_every_kind_of_key(
+    gateway: Gateway, role_world: RoleWorld
+) -> None:
+    """Each caller on each route: a 2xx or a 4xx about the request when its roles grant the
+    one the route needs, a 403 naming that role when they do not, a 401 without a key.
+    ``POST /v1/events`` is answered by the ingress fast path: its check is the same."""
+    served = sorted(await served_v1_operations(gateway))
+    assert not sorted(set(served) - NEEDS.keys()), "a route without a role in NEEDS"
+    for method, template in served:
+        needed = NEEDS[(method, template)]
+        path = probe_path(template, method, role_world)
+        for caller in role_world.callers:
+            params = PROBE_PARAMS.get((method, template))
+            answer = await gateway.client.request(
+                method, path, params=params, headers=caller.headers
+            )
+            what = f"{caller.name} key on {method} {template}: {answer.status_code} {answer.text}"
+            if caller.key is None:
+                assert answer.status_code == 401, what
+            elif needed in caller.may:
+                assert answer.status_code < 500 and answer.status_code not in (401, 403), what
+                if method == "GET" and needed == "read" and own_records(template):
+                    assert answer.status_code == 200, what
+            else:
+                assert answer.status_code == 403, what
+                assert f"needs {needed!r}" in answer.json()["detail"], what
+    # and the admins' calls changed nothing that was there
+    kept = await gateway.client.get(
+        f"/v1/connections/{role_world.connection['id']}", headers=role_world.keys.headers("read")
+    )
+    assert kept.status_code == 200 and kept.json()["name"] == "roles engine"
+
+
+async def test_each_role_does_what_it_names_and_no_more(
+    gateway: Gateway, role_world: RoleWorld, hub: Hub
+) -> None:
+    """The same, doing real work: the ingest key's events are accepted and it reads nothing;
+    the read key reads them and changes nothing; the admin key changes a connection and reads
+    it back, but sends no event; a key with two roles does both."""
+    by_name = {c.name: c for c in role_world.callers}
+    client = gateway.client
+    tag = secrets.token_hex(4)
+    sent = await client.post(
+        "/v1/events", json=[event(f"role-{tag}")], headers=by_name["ingest"].headers
+    )
+    assert sent.status_code == 202, sent.text
+    for name in ("read", "admin"):
+        refused = await client.post(
+            "/v1/events", json=[event(f"role-{tag}-{name}")], headers=by_name[name].headers
+        )
+        assert refused.status_code == 403, name
+    cid = role_world.connection["id"]
+    for path in ("/v1/connections", f"/v1/connections/{cid}", "/v1/audit", "/v1/deliveries"):
+        assert (await client.get(path, headers=by_name["ingest"].headers)).status_code == 403
+    listed = await client.get("/v1/connections", headers=by_name["read"].headers)
+    assert listed.status_code == 200 and cid in listed.text
+    renamed = await client.patch(
+        f"/v1/connections/{cid}", json={"name": "renamed"}, headers=by_name["read"].headers
+    )
+    assert renamed.status_code == 403
+    renamed = await client.patch(
+        f"/v1/connections/{cid}", json={"name": "renamed"}, headers=by_name["admin"].headers
+    )
+    assert renamed.status_code == 200 and renamed.json()["name"] == "renamed"
+    both = by_name["ingest+read"].headers
+    assert (
+        await client.post("/v1/events", json=[event(f"role-{tag}-2")], headers=both)
+    ).status_code == 202
+    audit = await client.get("/v1/audit", headers=both)
+    assert audit.status_code == 200 and "connection.updated" in audit.text
+    assert (await client.delete(f"/v1/connections/{cid}", headers=both)).status_code == 403
+
+
+# The dashboard: which role each of its routes needs (None: open, the sign-in and sign-out).
+# A dashboard route missing here fails the test.
+DASHBOARD_NEEDS: dict[tuple[str, str], str | None] = {
+    ("GET", "/login"): None,
+    ("POST", "/login"): None,
+    ("POST", "/logout"): None,
+    ("GET", "/"): "read",
+    ("GET", "/connections/{connection_id}"): "read",
+    ("POST", "/connections/{connection_id}/redeliver"): "admin",
+    ("POST", "/connections/{connection_id}/oauth/start"): "admin",
+    ("GET", "/clients"): "read",
+    ("GET", "/clients/{client_id}"): "read",
+    ("POST", "/dead-letters/{dead_letter_id}/replay"): "admin",
+    ("POST", "/dead-letters/replay"): "admin",
+}
+
+
+def dashboard_operations(hub: Hub) -> set[tuple[str, str]]:
+    """The dashboard's routes in the app: those it takes from the Bearer middleware
+    (``DASHBOARD_PATHS``), but its stylesheet and script."""
+    app = create_app(hub).app
+    return {
+        (method, route.path_format)
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        and any(re.search(p, route.path) for p in DASHBOARD_PATHS)
+        and not route.path_format.startswith("/static/")
+        for handler in route.route_handlers
+        for method in handler.http_methods - {"OPTIONS", "HEAD"}
+    }
+
+
+def flash_error(page: str) -> str:
+    """The error message a dashboard page shows once ('' when none)."""
+    found = re.search(r'<div class="flash flash-error"[^>]*>(.*?)</div>', page, re.S)
+    return found.group(1) if found else ""
+
+
+async def dashboard_session(gateway: Gateway, key: str) -> tuple[httpx.AsyncClient, httpx.Response]:
+    """A browser-like client that tried to sign in with ``key``, and the sign-in's answer."""
+    client = httpx.AsyncClient(base_url=gateway.url, timeout=30)
+    form = await client.get("/login")
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', form.text)
+    assert token is not None
+    answer = await client.post("/login", data={"_csrf_token": token.group(1), "api_key": key})
+    return client, answer
+
+
+async def test_every_dashboard_route_for_every_kind_of_key(
+    gateway: Gateway, role_world: RoleWorld, hub: Hub
+) -> None:
+    """Signing in needs a key that may read (an ingest-only key is refused, and gets no
+    session); pages need a session; what changes something (replay, resend) needs admin:
+    other keys are sent back with a message and nothing is done."""
+    served = dashboard_operations(hub)
+    missing = sorted(served - DASHBOARD_NEEDS.keys())
+    assert not missing, f"dashboard routes without a role in DASHBOARD_NEEDS: {missing}"
+    assert not sorted(DASHBOARD_NEEDS.keys() - served), "DASHBOARD_NEEDS names routes not served"
+    for caller in role_world.callers:
+        if caller.key is None:
+            client = httpx.AsyncClient(base_url=gateway.url, timeout=30)
+        else:
+            client, signed = await dashboard_session(gateway, caller.key)
+            if "read" not in caller.may:
+                assert signed.status_code == 403, caller.name
+                assert "may only send events" in signed.text
+                assert "jh_session" not in signed.cookies
+        signed_in = "read" in caller.may
+        try:
+            for (method, template), needed in sorted(DASHBOARD_NEEDS.items()):
+                if needed is None:
+                    continue
+                path = probe_path(template, "GET", role_world)  # the caller's own connection
+                what = f"{caller.name} on dashboard {method} {template}"
+                if method == "GET":
+                    answer = await client.get(path)
+                    if signed_in:
+                        assert answer.status_code in (200, 404), what
+                        assert answer.status_code == 200 or not own_records(template), what
+                    else:
+                        assert answer.status_code == 303, what
+                        assert answer.headers["location"] == "/login", what
+                    continue
+                form = await client.get("/" if signed_in else "/login")
+                token = re.search(r'name="_csrf_token" value="([^"]+)"', form.text)
+                data = {"_csrf_token": token.group(1) if token else "", "back": "/"}
+                answer = await client.post(path, data=data)
+                if not signed_in:
+                    assert answer.status_code == 303, what
+                    assert answer.headers["location"] == "/login", what
+                    continue
+                # refused: back with a message; allowed: done, or a message about the request
+                assert answer.status_code < 500 and answer.status_code != 403, what
+                shown = answer.text
+                if answer.status_code == 303:
+                    shown = (await client.get(answer.headers["location"])).text
+                refused = "needs an admin key" in flash_error(shown)
+                assert refused == (needed not in caller.may), f"{what}: {flash_error(shown)}"
+        finally:
+            await client.aclose()
 
 
 # --- replayed webhooks outside the tolerance ------------------------------------------------------

@@ -27,6 +27,9 @@ TABLES = {
     "leases",
     "tasks",
     "journey_events",
+    "chart_samples",
+    "incidents",
+    "oauth_states",
 }
 
 

@@ -14,6 +14,7 @@ def test_defaults() -> None:
         "dead_letters": 30,
         "tasks": 7,
         "events": 30,
+        "chart_samples": 2,
     }
     assert settings.retention_interval_seconds == 3600
     assert settings.retention_batch_size == 5000

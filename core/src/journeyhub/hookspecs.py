@@ -5,8 +5,8 @@ Every hook name carries the ``journeyhub_`` prefix. Parameters are opt-in: an im
 accept fewer arguments than the spec lists, so specs can grow without breaking plugins.
 
 Vendor hooks (``authenticate``, ``push``, ``pull``, ``verify_webhook``, ``handle_webhook``,
-``check_connection``) are never broadcast: the kernel routes each call to the one plugin
-registered under the connection's vendor name (see :mod:`journeyhub.plugins`). Their
+``check_connection``, ``oauth_client``) are never broadcast: the kernel routes each call to the
+one plugin registered under the connection's vendor name (see :mod:`journeyhub.plugins`). Their
 implementations may be ``async def``. Observer hooks are broadcast to every plugin and must be
 cheap and synchronous; an exception in one is logged and does not stop the others.
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         ConnectorInfo,
         DeliveryTask,
         Known,
+        OAuthClient,
         PullPage,
         PushResult,
         StoredWebhook,
@@ -56,7 +57,8 @@ def journeyhub_connector() -> ConnectorInfo:
     """Describe the connector this plugin provides.
 
     Returns a :class:`~journeyhub.model.ConnectorInfo`: vendor name (must equal the entry-point
-    name), display name, capabilities (``push``, ``pull``, ``webhook``), auth kind, the config
+    name), display name, capabilities (``push``, ``pull``, ``webhook``, ``operations``: incident
+    notices by push, see ``journeyhub_takes_incidents``), auth kind, the config
     and credentials schemas as msgspec Struct types, the vendor's rate limits, and the webhook
     event types it understands. Called once when the plugin manager loads the plugin.
     """
@@ -241,6 +243,37 @@ def journeyhub_check_connection(
 
     Raise a :class:`~journeyhub.errors.ConnectorError` when the vendor refuses. Called by
     ``POST /v1/connections/{id}/test`` and ``journeyhub connections test``.
+    """
+
+
+@hookspec
+def journeyhub_oauth_client(
+    connection: Connection, config: Any, credentials: Mapping[str, Any]
+) -> OAuthClient:
+    """Say how a person connects this connection's vendor account in a browser.
+
+    For connectors with ``auth_kind="oauth2"``: return a :class:`~journeyhub.model.OAuthClient`
+    with the vendor's authorization and token endpoints, the OAuth client id and secret (from
+    ``credentials`` or the connector's own), the scopes, and extra authorization parameters.
+    Raise ``ValueError`` with a sentence for the person when the connection lacks what the
+    flow needs (no client id yet). The kernel runs the flow (PKCE S256, one-time state) and
+    stores the token answer in the credentials as ``access_token``, ``refresh_token`` (the old
+    one kept when none comes back) and ``expires_at`` (epoch seconds), encrypted. Called by the
+    gateway when an admin starts the flow (``GET /v1/connections/{id}/oauth/start``, the
+    dashboard's Connect button) and again at the callback, before the code is exchanged.
+    """
+
+
+@hookspec
+def journeyhub_takes_incidents(connection: Connection, config: Any) -> bool:
+    """Whether this connection tells the tenant's operators of incidents.
+
+    Only for connectors whose ``ConnectorInfo.capabilities`` has ``operations``: their push
+    then also gets tasks of kind ``incident`` (``task.incident``, an
+    :class:`~journeyhub.model.IncidentNotice`). Return True when the connection is set up for
+    it (a mailer: an operations address is configured). A connector with the capability and
+    no implementation takes every incident. Called by the incident evaluator for each notice,
+    before it makes the notice's delivery task; it must not call the vendor.
     """
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import msgspec
 import structlog
 
+from journeyhub.tracing import add_trace_ids
+
 # Keys whose values are always secret, whatever they hold.
 _SECRET_KEY = re.compile(
     r"(pass(word)?|secret|token|api[_-]?key|authorization|credential|signature|private[_-]?key)",
@@ -179,6 +181,7 @@ def configure_logging(log_format: str | None = None, level: str = "info") -> Non
         logging.getLogger(noisy).setLevel(logging.WARNING)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,  # trace_id and span_id when tracing is on
         _add_logger_name,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -57,7 +57,7 @@ TriggerType = Literal[
 TRIGGER_TYPES: tuple[str, ...] = TriggerType.__args__  # type: ignore[attr-defined]
 
 Direction = Literal["inbound", "outbound", "bidirectional"]
-Capability = Literal["push", "pull", "webhook"]
+Capability = Literal["push", "pull", "webhook", "operations"]  # operations: incident notices
 AuthKind = Literal["none", "api_key", "bearer", "oauth2", "shared_secret", "form_key"]
 Role = Literal["admin", "ingest", "read"]
 
@@ -195,6 +195,30 @@ class Connection(msgspec.Struct, kw_only=True):
     updated_at: datetime | None = None
 
 
+# --- incidents (out to the tenant's operators) ---------------------------------------------------
+
+IncidentNoticeType = Literal["incident.raised", "incident.updated", "incident.resolved"]
+INCIDENT_NOTICE_TYPES: tuple[str, ...] = IncidentNoticeType.__args__  # type: ignore[attr-defined]
+
+
+class IncidentNotice(msgspec.Struct, kw_only=True):
+    """What a tenant's operations connections receive about an incident (``incidents.py``):
+    its raising, an update while it lasts, its resolution. ``revision`` counts its changes."""
+
+    type: IncidentNoticeType
+    id: str
+    tenant_id: str
+    kind: str  # needs_reauth | breaker_open | dead_letters | backlog_stalled | sync_failing | …
+    connection_id: str
+    status: Literal["open", "resolved"]
+    revision: int
+    started_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None = None
+    summary: str = ""
+    details: dict[str, Any] = {}
+
+
 # --- deliveries (out) ----------------------------------------------------------------------------
 
 
@@ -206,11 +230,12 @@ class DeliveryTask(msgspec.Struct, kw_only=True):
     tenant_id: str
     connection_id: str
     vendor: str
-    kind: Literal["event", "trigger"]
+    kind: Literal["event", "trigger", "incident"]
     order_key: str  # events for the same key on one connection take effect in order
     sequence: int  # the sender's order within the key (bus sequence of the source message)
     event: JourneyEvent | None = None
     trigger: Trigger | None = None
+    incident: IncidentNotice | None = None  # to an operations channel (``incidents.py``)
     mapped: dict[str, Any] = {}  # the connection's field mappings applied to the event
     correlation_id: str | None = None
     enqueued_at: datetime | None = None
@@ -381,6 +406,22 @@ class StoredWebhook(msgspec.Struct, kw_only=True):
 
 
 # --- connector description ------------------------------------------------------------------------
+
+
+class OAuthClient(msgspec.Struct, kw_only=True, frozen=True):
+    """How a person connects their vendor account in a browser: what a connector with
+    ``auth_kind="oauth2"`` answers to ``journeyhub_oauth_client``. The kernel runs the OAuth 2.0
+    authorization-code flow with PKCE (S256) and a one-time state with it (``services/oauth.py``).
+    """
+
+    authorization_url: str  # the vendor's authorization (consent) endpoint
+    token_url: str  # the vendor's token endpoint
+    client_id: str  # the OAuth client of the vendor app: the connection's, or the connector's
+    client_secret: str | None = None  # sent in the token request's form (client_secret_post)
+    scopes: tuple[str, ...] = ()
+    # More query parameters for the authorization endpoint (Google: access_type=offline and
+    # prompt=consent, so the answer carries a refresh token every time).
+    extra_params: dict[str, str] = {}
 
 
 class RateLimit(msgspec.Struct, kw_only=True, frozen=True):

@@ -29,6 +29,7 @@ ENTRY_POINT_GROUP = "journeyhub.connectors"
 # The kernel's own plugins, registered like any other (datasette's DEFAULT_PLUGINS).
 DEFAULT_PLUGINS: dict[str, str] = {
     "webhook": "journeyhub.connectors.webhook",
+    "operations": "journeyhub.connectors.operations",
 }
 # Hooks that belong to one vendor: never broadcast.
 VENDOR_HOOKS = frozenset(
@@ -42,6 +43,8 @@ VENDOR_HOOKS = frozenset(
         "journeyhub_check_connection",
         "journeyhub_import_csv",
         "journeyhub_maintain",
+        "journeyhub_takes_incidents",
+        "journeyhub_oauth_client",
     }
 )
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from journeyhub import tracing
 from journeyhub.embedded_server import embedded_server
 from journeyhub.gateway.app import create_app
 from journeyhub.hub import Hub
@@ -48,6 +49,7 @@ def _uvicorn_server(hub: Hub) -> uvicorn.Server:
 
 async def run(settings: Settings, *, gateway: bool = True, workers: bool = True) -> None:
     """Start the hub, then the gateway and/or the workers, until SIGINT or SIGTERM."""
+    tracing.setup_from_env()  # off unless OTEL_* turns it on
     hub = await Hub.start(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -84,4 +86,5 @@ async def run(settings: Settings, *, gateway: bool = True, workers: bool = True)
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=15)
         await hub.close()
+        tracing.shutdown()  # exports the spans still buffered
         log.info("stopped")

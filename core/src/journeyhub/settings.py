@@ -61,7 +61,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_dead_letters_days: int = 30  # replayed dead letters, from their replay
     retention_tasks_days: int = 7  # finished (delivered or dropped) tasks, from their end
     retention_events_days: int = 30  # journey events kept for resends and backfills
+    retention_chart_samples_days: int = 2  # the backlog samples of the dashboard's charts
+    chart_sample_seconds: int = 60  # one backlog sample per interval across all workers
     retention_interval_seconds: int = 3600  # one purge per interval across all workers
+    # Incidents (``workers/incidents.py``): one evaluation per interval across all workers; a
+    # connection's backlog has stalled when its oldest pending task waited this long; a sync
+    # keeps failing after this many failed runs in a row; a condition gone this long resolves.
+    incident_interval_seconds: int = 30
+    incident_backlog_stall_seconds: int = 900
+    incident_sync_failures: int = 3
+    incident_resolve_after_seconds: int = 120
     retention_batch_size: int = 5000  # rows per delete transaction
 
     @property
@@ -116,7 +125,12 @@ _INT_RANGES = {
     "events_rate_per_second": (0, 10_000_000),
     "events_burst": (1, 100_000_000),
     "retention_interval_seconds": (1, 7 * 24 * 3600),
+    "incident_interval_seconds": (1, 3600),
+    "incident_backlog_stall_seconds": (1, 7 * 24 * 3600),
+    "incident_sync_failures": (1, 1000),
+    "incident_resolve_after_seconds": (0, 24 * 3600),
     "retention_batch_size": (1, 1_000_000),
+    "chart_sample_seconds": (1, 3600),
 }
 # Days, or ``off`` (also 0): that kind of data is kept for ever.
 _RETENTION_DAYS = (
@@ -126,6 +140,7 @@ _RETENTION_DAYS = (
     "retention_dead_letters_days",
     "retention_tasks_days",
     "retention_events_days",
+    "retention_chart_samples_days",
 )
 
 

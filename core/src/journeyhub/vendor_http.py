@@ -23,6 +23,7 @@ a catch-hook path) and messages end up in logs, dead letters and API answers.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
@@ -32,7 +33,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import msgspec
 
-from journeyhub import metrics
+from journeyhub import metrics, tracing
 from journeyhub.errors import ConnectorError, OutcomeUnknown, PermanentError, VendorUnreachable
 from journeyhub.errors import classify_status as _classify
 
@@ -166,6 +167,9 @@ class VendorHttp:
         elif data is not None:
             body = aiohttp.FormData({k: str(v) for k, v in data.items() if v is not None})
         self._count(url)
+        span = None
+        if tracing.ENABLED:  # a client span; its traceparent goes on the request
+            span = tracing.client_span(method, url, sent_headers)
         try:
             async with self._client().request(
                 method,
@@ -177,6 +181,8 @@ class VendorHttp:
                 allow_redirects=False,
             ) as response:
                 payload = await response.read()
+                if span is not None:
+                    tracing.vendor_answered(span, response.status)
                 return VendorResponse(method, url, response.status, response.headers, payload)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise VendorUnreachable(
@@ -194,6 +200,9 @@ class VendorHttp:
                 f"{_where(method, url)}: the connection failed before the answer "
                 f"({type(exc).__name__}; the vendor may have carried it out)"
             ) from exc
+        finally:
+            if span is not None:
+                tracing.end(span, sys.exc_info()[1])
 
     async def get(self, url: str, **kwargs: Any) -> VendorResponse:
         return await self.request("GET", url, **kwargs)

@@ -15,7 +15,7 @@ def test_the_plugin_loads_through_its_entry_point():
     registry = get_plugin_manager(only=("resend",))
     assert registry.errors == []
     info = registry.connector("resend")
-    assert info.display_name == "Resend" and info.capabilities == {"push", "webhook"}
+    assert info.display_name == "Resend" and info.capabilities == {"push", "webhook", "operations"}
     assert (info.rate_limit.requests, info.rate_limit.per_seconds, info.max_batch) == (2, 1, 100)
     assert "email.bounced" in info.webhook_event_types
     assert registry.implements("resend", "journeyhub_push_batch")

@@ -8,6 +8,7 @@ alone would keep the old one). Workers then bind to their durable.
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 
 import nats
@@ -26,7 +27,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from journeyhub import metrics
+from journeyhub import metrics, tracing
 from journeyhub.bus.pull import PullStream
 from journeyhub.bus.subjects import Subjects
 from journeyhub.logs import get_logger
@@ -244,6 +245,9 @@ class Bus:
         """Publish and wait for JetStream's acknowledgement. ``msg_id`` is the dedupe key:
         a second publish with the same id inside the window is acknowledged as a duplicate."""
         all_headers = {"Nats-Msg-Id": msg_id, **(headers or {})}
+        span = None
+        if tracing.ENABLED:  # its context goes on the message, for the consumer's span
+            span = tracing.publish_span(self.subjects.prefix, subject, msg_id, all_headers)
         try:
             return await self.js.publish(subject, payload, timeout=timeout, headers=all_headers)
         except (TimeoutError, NatsTimeoutError) as exc:
@@ -252,6 +256,9 @@ class Bus:
             if isinstance(exc, BusUnavailable):
                 raise
             raise BusUnavailable(f"publish to {subject} failed: {exc!r}") from exc
+        finally:
+            if span is not None:
+                tracing.end(span, sys.exc_info()[1])
 
     async def pull(
         self, consumer: str, stream_kind: str, *, batch: int = 100, expires: float = 5.0

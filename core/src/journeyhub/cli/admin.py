@@ -63,22 +63,41 @@ def tenants_list(as_json: Json = False, data_dir: DataDir = None) -> None:
     print_table(table)
 
 
+RoleOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--role",
+        help="admin (administers, and reads), ingest (sends events, nothing else) or read; "
+        "repeat it for several",
+    ),
+]
+
+
+def _roles_or_exit(role: list[str] | None, default: list[str] | None) -> tuple[str, ...]:
+    from journeyhub.services import keys
+
+    try:
+        return keys.parse_roles(role or default or [])
+    except ValueError as exc:
+        fail(f"--role: {exc}", ExitCode.USAGE)
+
+
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant id")],
-    role: Annotated[str, typer.Option(help="admin, ingest or read")] = "admin",
+    role: RoleOption = None,
     label: Annotated[str | None, typer.Option(help="What the key is for")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Create an API key and print it once: it is not stored, only its hash."""
+    """Create an API key with one or several roles (admin when none is named) and print it
+    once: it is not stored, only its hash."""
     from journeyhub.services import keys
 
     settings = settings_or_exit(data_dir=data_dir)
-    if role not in keys.ROLES:
-        fail(f"--role must be admin, ingest or read, not {role!r}", ExitCode.USAGE)
+    roles = _roles_or_exit(role, ["admin"])
     key = run_async(
         lambda: with_store(
-            settings, lambda s: keys.create_key(s, tenant, role, label, actor=cli_actor())
+            settings, lambda s: keys.create_key(s, tenant, roles, label, actor=cli_actor())
         )
     )
     print_whole(key)
@@ -93,7 +112,7 @@ def keys_list(
     as_json: Json = False,
     data_dir: DataDir = None,
 ) -> None:
-    """API keys, oldest first: id, tenant, role, label, created, revoked. Never a secret."""
+    """API keys, oldest first: id, tenant, roles, label, created, revoked. Never a secret."""
     from journeyhub.services import keys, tenants
 
     settings = settings_or_exit(data_dir=data_dir)
@@ -110,7 +129,7 @@ def keys_list(
     table = Table(
         "id",
         "tenant",
-        "role",
+        "roles",
         "label",
         "created",
         "revoked",
@@ -118,9 +137,35 @@ def keys_list(
     )
     for k in rows:
         table.add_row(
-            k.id, k.tenant_id, k.role, k.label or "-", _when(k.created_at), _when(k.revoked_at)
+            k.id,
+            k.tenant_id,
+            ",".join(k.roles),
+            k.label or "-",
+            _when(k.created_at),
+            _when(k.revoked_at),
         )
     print_table(table)
+
+
+@keys_app.command("roles")
+def keys_roles(
+    key_id: str,
+    role: RoleOption = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Give an API key exactly the roles named (at least one ``--role``), e.g. to narrow a key
+    that only sends events to ``--role ingest``. The key itself stays the same."""
+    from journeyhub.services import keys
+
+    settings = settings_or_exit(data_dir=data_dir)
+    roles = _roles_or_exit(role, None)
+    actor = cli_actor()
+    done = run_async(
+        lambda: with_store(settings, lambda s: keys.set_roles(s, key_id, roles, actor))
+    )
+    if not done:
+        fail(f"no active key {key_id!r}", ExitCode.NOT_FOUND)
+    err.print(f"{key_id}: {', '.join(roles)}")
 
 
 @keys_app.command("revoke")

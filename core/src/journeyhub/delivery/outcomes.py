@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from journeyhub.groupcommit import GroupCommit
 from journeyhub.model import DeliveryTask, SyncedRecord, utcnow
+from journeyhub.store.client_rows import client_of_task
 from journeyhub.store.ids import new_id
 from journeyhub.store.store import Store
 from journeyhub.store.tables import DeadLetter, Delivery, table_of
@@ -59,9 +60,11 @@ class Outcome:
 
 
 def source_id(task: DeliveryTask) -> str:
-    """The event or trigger a task delivers."""
+    """The event, trigger or incident a task delivers."""
     if task.event is not None:
         return task.event.id
+    if task.incident is not None:
+        return task.incident.id
     return task.trigger.id if task.trigger is not None else task.id
 
 
@@ -86,6 +89,7 @@ class Recorder:
         retried: dict[bool, list[tuple[str, datetime | None]]] = {True: [], False: []}
         for outcome in outcomes:
             task = outcome.task
+            client = client_of_task(task)
             attempts.append(
                 {
                     "task_id": task.id,
@@ -100,6 +104,7 @@ class Recorder:
                     "external_ids": outcome.external_ids or None,
                     "error": outcome.error,
                     "correlation_id": task.correlation_id,
+                    "client_id": client,
                     "created_at": now,
                 }
             )
@@ -127,6 +132,7 @@ class Recorder:
                         "attempts": draft.attempts,
                         "created_at": now,
                         "replay_count": 0,
+                        "client_id": client,
                     }
                 )
         records = [(o.task.connection_id, r) for o in outcomes for r in o.records]

@@ -24,18 +24,28 @@ from journeyhub.gateway.errors import internal_error_handler
 from journeyhub.gateway.events_api import EventsController
 from journeyhub.gateway.health import HealthController
 from journeyhub.gateway.health_api import ConnectionHealthController
+from journeyhub.gateway.incidents_api import IncidentsController
 from journeyhub.gateway.ingress import Ingress
 from journeyhub.gateway.metrics_api import MetricsController
+from journeyhub.gateway.oauth_api import OAuthCallbackController, OAuthStartController
 from journeyhub.gateway.operations_api import OperationsController
 from journeyhub.gateway.plugins_api import PluginsController
 from journeyhub.gateway.redelivery_api import RedeliveryController
 from journeyhub.gateway.webhooks import WebhooksController
 from journeyhub.hub import Hub
 
-# Paths open without a key: probes, metrics, the schema, and vendors' webhooks (which are
-# authenticated by their own signatures).
+# Paths open without a key: probes, metrics, the schema, vendors' webhooks (which are
+# authenticated by their own signatures) and the OAuth callback (by its one-time state).
 # The dashboard's pages authenticate with their own session instead.
-PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema", "^/webhooks/", *DASHBOARD_PATHS]
+PUBLIC_PATHS = [
+    "^/health$",
+    "^/ready$",
+    "^/metrics$",
+    "^/schema",
+    "^/webhooks/",
+    "^/oauth/callback$",
+    *DASHBOARD_PATHS,
+]
 
 
 class RequestIdMiddleware(ASGIMiddleware):
@@ -65,10 +75,13 @@ def route_handlers() -> list[ControllerRouterHandler]:
         PluginsController,
         ConnectionHealthController,
         ConnectionsController,
+        OAuthStartController,
+        OAuthCallbackController,
         ClientsController,
         RedeliveryController,
         EventsController,
         OperationsController,
+        IncidentsController,
         WebhooksController,
     ]
 

@@ -1,14 +1,17 @@
 """Bearer tenant API keys and role guards for ``/v1/*``.
 
-``admin`` may do everything; ``ingest`` may send events and read; ``read`` may only read.
-A missing or unknown key is a 401, a key without the role a 403.
+A role grants only what it names: ``ingest`` sends journey events (``POST /v1/events``) and
+nothing else; ``read`` reads; ``admin`` administers (creates, changes and deletes connections,
+replays, resends, erases) and reads what it changes. A key may carry several roles and may do
+what any of them grants (``store/tenants.GRANTS``). Every ``/v1`` route names the role it needs
+with ``guards=[require(role)]``. A missing or unknown key is a 401, a key without the role a 403.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -18,13 +21,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 
 from journeyhub.gateway.answers import Answer, problem
 from journeyhub.services.keys import authenticate
-from journeyhub.store.tenants import Principal
-
-GRANTS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"admin", "ingest", "read"}),
-    "ingest": frozenset({"ingest", "read"}),
-    "read": frozenset({"read"}),
-}
+from journeyhub.store.tenants import ROLES, Principal
 
 
 class KeyCache:
@@ -59,10 +56,11 @@ def key_cache(state: Any) -> KeyCache:
 
 
 def role_problem(principal: Principal, role: str) -> Answer | None:
-    """The 403 answer when the key's role does not grant ``role``; None when it does."""
-    if role in GRANTS.get(principal.role, frozenset()):
+    """The 403 answer when none of the key's roles grants ``role``; None when one does."""
+    if principal.may(role):
         return None
-    return problem(403, f"this key has the {principal.role!r} role; this call needs {role!r}")
+    held = ", ".join(principal.roles) or "none"
+    return problem(403, f"this call needs {role!r}; this key's roles: {held}")
 
 
 class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
@@ -80,18 +78,27 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=principal.key_id)
 
 
-def require(role: str) -> Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]:
-    """A guard that lets a request through when its key's role grants ``role``. It is
-    ``async``: Litestar runs a plain function guard in a worker thread, per request."""
+@dataclass(frozen=True)
+class RoleGuard:
+    """The guard :func:`require` makes; ``role`` says which role its route needs (the
+    OpenAPI document and the security tests read it). ``async``: Litestar runs a plain
+    function guard in a worker thread, per request."""
 
-    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    role: str
+
+    async def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
         principal = connection.scope.get("user")
         if not isinstance(principal, Principal):  # a request the key middleware let through
             raise NotAuthorizedException(
                 "missing API key: send 'Authorization: Bearer <tenant key>'"
             )
-        if (refused := role_problem(principal, role)) is not None:
+        if (refused := role_problem(principal, self.role)) is not None:
             raise PermissionDeniedException(refused.content["detail"])
 
-    guard.__name__ = f"require_{role}"
-    return guard
+
+def require(role: str) -> RoleGuard:
+    """A guard that lets a request through when one of its key's roles grants ``role``
+    (``admin``, ``ingest`` or ``read``): ``guards=[require("read")]``."""
+    if role not in ROLES:
+        raise ValueError(f"no role {role!r}: one of {', '.join(ROLES)}")
+    return RoleGuard(role)

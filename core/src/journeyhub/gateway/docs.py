@@ -34,14 +34,16 @@ from litestar.openapi.spec import (
     RequestBody,
     Schema,
 )
+from litestar.routes import HTTPRoute
 from litestar.typing import FieldDefinition
 
+from journeyhub.gateway.auth import RoleGuard
 from journeyhub.gateway.errors import decode_json
 
 _DESCRIPTIONS = {
     400: "Bad request: a path or query parameter is not valid",
     401: "Missing, unknown or revoked API key (webhooks: bad, missing or stale signature)",
-    403: "The key's role does not allow this call",
+    403: "None of the key's roles allows this call (`detail` names the role it needs)",
     404: "No such record for this tenant (another tenant's record is not found either)",
     413: "Request body too large",
     422: "Invalid input; `extra.errors[].field` names the field (e.g. `$.client.email`)",
@@ -186,6 +188,7 @@ def document_common_errors(app: Litestar) -> Litestar:
     problem = Reference(ref="#/components/schemas/Problem")
     if openapi.components.schemas is None or "Problem" not in openapi.components.schemas:
         return app  # no route uses problems(): nothing to point at
+    roles = needed_roles(app)
     for path, item in (openapi.paths or {}).items():
         if not path.startswith("/v1/"):
             continue
@@ -207,5 +210,26 @@ def document_common_errors(app: Litestar) -> Litestar:
                         content={"application/json": OpenAPIMediaType(schema=problem)},
                     ),
                 )
+            refused = responses["403"]
+            role = roles.get((method.upper(), path))
+            if role is not None and isinstance(refused, OpenAPIResponse):
+                refused.description = (
+                    f"The call needs the `{role}` role: none of the key's grants it"
+                )
             operation.responses = responses
     return app
+
+
+def needed_roles(app: Litestar) -> dict[tuple[str, str], str]:
+    """The role each operation's guard needs (``require(role)``), by method and path as the
+    OpenAPI document writes them."""
+    found: dict[tuple[str, str], str] = {}
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            for guard in handler.resolve_guards():
+                if isinstance(guard, RoleGuard):
+                    for method in handler.http_methods:
+                        found[(method, route.path_format)] = guard.role
+    return found

@@ -25,6 +25,7 @@ import msgspec
 import structlog
 from litestar.types import HTTPResponseStartEvent, HTTPScope, Receive, Scope, Send
 
+from journeyhub import tracing
 from journeyhub.gateway import events_api, webhooks
 from journeyhub.gateway.answers import Answer, problem
 from journeyhub.gateway.auth import key_cache, role_problem
@@ -37,6 +38,7 @@ log = get_logger(__name__)
 _encode = msgspec.json.Encoder().encode
 _JSON = (b"content-type", b"application/json")
 EVENTS_PATH = "/v1/events"
+WEBHOOK_ROUTE = "/webhooks/{vendor}/{connection_id}"
 EventsBody = JourneyEvent | list[JourneyEvent]
 
 
@@ -128,7 +130,10 @@ class Ingress:
             await send({"type": "http.response.body", "body": body, "more_body": False})
 
         try:
-            result = await route(scope, receive, headers, request_id, **bound)
+            if tracing.ENABLED:
+                result = await self._traced(route, scope, receive, headers, request_id, bound)
+            else:
+                result = await route(scope, receive, headers, request_id, **bound)
             await answer(result.status, _encode(result.content), result.retry_after)
         except Disconnected:
             return  # the sender went away before its body was read: no one to answer
@@ -139,6 +144,29 @@ class Ingress:
             if started:
                 raise
             await answer(500, b'{"status_code":500,"detail":"internal error"}')
+
+    async def _traced(
+        self,
+        route: Callable[..., Awaitable[Answer]],
+        scope: Scope,
+        receive: Receive,
+        headers: dict[str, str],
+        request_id: str,
+        bound: dict[str, str],
+    ) -> Answer:
+        """``route`` inside the request's server span. A journey engine's events continue the
+        engine's trace (its ``traceparent``); a vendor's webhook starts one of its own."""
+        if bound:
+            template, parent = WEBHOOK_ROUTE, None
+            about = {f"journeyhub.{name}": value for name, value in bound.items()}
+        else:
+            template, parent, about = EVENTS_PATH, headers, {}
+        with tracing.server_span(
+            "POST", template, parent, {"journeyhub.request_id": request_id, **about}
+        ) as span:
+            result = await route(scope, receive, headers, request_id, **bound)
+            tracing.answered(span, result.status)
+            return result
 
     async def _webhook(
         self,

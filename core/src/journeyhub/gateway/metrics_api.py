@@ -15,6 +15,7 @@ from journeyhub import metrics
 from journeyhub.bus.jetstream import CONSUMERS
 from journeyhub.hub import Hub
 from journeyhub.logs import get_logger
+from journeyhub.workers import incidents
 
 log = get_logger(__name__)
 
@@ -56,6 +57,12 @@ async def collect_live(hub: Hub) -> list[Metric]:
         "waiting for a redelivery (num_ack_pending)",
         labels=["stream", "consumer"],
     )
+    delivered = GaugeMetricFamily(
+        "journeyhub_consumer_delivered_sequence",
+        "The last stream sequence a durable consumer delivered: it stops moving while the "
+        "consumer's backlog does",
+        labels=["stream", "consumer"],
+    )
     families: list[Metric] = [up]
     try:
         for spec in CONSUMERS:
@@ -65,7 +72,8 @@ async def collect_live(hub: Hub) -> list[Metric]:
             lag.add_metric([stream, spec.durable], pending + ack_pending)
             waiting.add_metric([stream, spec.durable], pending)
             unacked.add_metric([stream, spec.durable], ack_pending)
-        families += [lag, waiting, unacked]
+            delivered.add_metric([stream, spec.durable], info.delivered.stream_seq or 0)
+        families += [lag, waiting, unacked, delivered]
         up.add_metric(["bus"], 1)
     except Exception as exc:
         log.warning("metrics_bus_unavailable", error=repr(exc))
@@ -80,6 +88,7 @@ async def collect_live(hub: Hub) -> list[Metric]:
         for vendor, stage, count in await hub.store.deliveries.dead_depth():
             depth.add_metric([vendor, stage], count)
         families.append(depth)
+        families += await incidents.metric_families(hub)
         up.add_metric(["store"], 1)
     except Exception as exc:
         log.warning("metrics_store_unavailable", error=repr(exc))

@@ -1,10 +1,11 @@
 """Erasing one client of a tenant: ``DELETE /v1/clients/{client_id}`` and ``journeyhub clients
 erase`` both call :func:`erase_client`.
 
-The hub keeps no table of clients: a client is known by the id the journey engine gives it,
-and its email, name and phone come in its journey events. So the erasure first learns who the
-client is from what the hub still holds (the events and tasks on the bus, the sync links, the
-triggers, the dead letters: :class:`~journeyhub.services.erasure.Identity`), then deletes the
+A client is known by the id the journey engine gives it, and its email, name and phone come in
+its journey events (the client directory, ``store/clients.py``, only indexes them for the
+search). So the erasure first learns who the client is from what the hub still holds (the
+directory, the events and tasks on the bus, the sync links, the triggers, the dead letters:
+:class:`~journeyhub.services.erasure.Identity`), then deletes the
 client's messages from every stream by sequence (``bus/erasure.py``) and the client's rows
 from every table in one transaction (``store/erasure.py``), and records what it erased, as
 counts, in the audit log under the client's id alone.

@@ -26,8 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
+from opentelemetry.trace import Span
 
-from journeyhub import metrics
+from journeyhub import metrics, tracing
 from journeyhub.hub import Hub
 from journeyhub.model import Connection, Trigger, TriggerDraft, stable_id, utcnow
 from journeyhub.store.triggers import ClientQuery, SuppressionRow
@@ -64,6 +65,7 @@ class Emission:
     correlation_id: str | None = None
     new: int = 0
     error: BaseException | None = None
+    span: Span | None = None  # when tracing: the source's span, parent of its publishes
 
 
 @dataclass(eq=False)
@@ -208,12 +210,16 @@ async def _publish(hub: Hub, plans: list[_Planned]) -> None:
             )
             try:
                 async with slots:
-                    await hub.bus.publish(
+                    publishing = hub.bus.publish(
                         subjects[trigger.tenant_id],
                         msgspec.json.encode(trigger),
                         msg_id=trigger.id,
                         headers=headers,
                     )
+                    if tracing.ENABLED:
+                        await tracing.within(plan.emissions[0].span, publishing)
+                    else:
+                        await publishing
             except Exception as exc:
                 plan.error = exc
                 for later in chain[index + 1 :]:

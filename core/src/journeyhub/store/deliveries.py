@@ -46,6 +46,7 @@ class DeliveryRepo:
         external_ids: dict[str, Any] | None = None,
         error: str | None = None,
         correlation_id: str | None = None,
+        client_id: str | None = None,
     ) -> None:
         async with self.store.session() as s:
             s.add(
@@ -62,6 +63,7 @@ class DeliveryRepo:
                     external_ids=external_ids,
                     error=error,
                     correlation_id=correlation_id,
+                    client_id=client_id,
                     created_at=utcnow(),
                 )
             )
@@ -78,6 +80,7 @@ class DeliveryRepo:
             attempt=0,
             status="replayed",
             error=f"replay of {dead.id}",
+            client_id=dead.client_id,
         )
 
     async def list(

@@ -1,7 +1,8 @@
 """A client's rows in the store, found and erased in one transaction (``Store.run``).
 
-Rows are found by the client's id where a table keeps one (kept journey events, tasks' order
-keys, triggers' ``client_id``, sync links' ``our_id``), by the client's email where one is a
+Rows are found by the client's id where a table keeps one (``store/client_rows.py``: kept
+journey events, delivery attempts, dead letters, triggers, tasks' order keys, sync links'
+``our_id``, the client directory), by the client's email where one is a
 key (sync links, suppressions), and otherwise by reading the tenant's rows and asking the
 :class:`~journeyhub.services.erasure.Identity` whether they mention the client: JSON and
 payloads are compared decoded, so an address escaped in JSON or base64 in a stored webhook is
@@ -20,8 +21,11 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, CursorResult, delete, select, update
 
 from journeyhub.services.erasure import ERASED, Identity, decode
+from journeyhub.store.client_rows import of_client, sync_links_of, tasks_of
 from journeyhub.store.tables import (
     AuditEntry,
+    ClientRow,
+    ClientTerm,
     ConnectionRow,
     DeadLetter,
     Delivery,
@@ -68,22 +72,24 @@ def connection_ids(conn: Connection, tenant_id: str) -> list[str]:
 def learn(conn: Connection, tenant_id: str, connections: Sequence[str], who: Identity) -> None:
     """Learn the client's email, name and phone from the store: the client's sync links (and
     the studio's records with the client's email), triggers and dead letters."""
+    directory = select(ClientRow.name, ClientRow.email).where(
+        *of_client("clients", tenant_id, who.client_id)
+    )
+    for name, email in conn.execute(directory):
+        who.add("name", name)
+        who.add("email", email)
     for chunk in _chunks(connections):
         links = select(SyncLink.email, SyncLink.fields, SyncLink.pushed_fields).where(
-            SyncLink.connection_id.in_(chunk), SyncLink.our_id == who.client_id
+            *sync_links_of(chunk, who.client_id)
         )
         for email, fields, pushed in conn.execute(links):
             who.add("email", email)
             who.learn_fields(fields)
             who.learn_fields(pushed)
-    kept = select(KeptEvent.payload).where(
-        KeptEvent.tenant_id == tenant_id, KeptEvent.client_id == who.client_id
-    )
+    kept = select(KeptEvent.payload).where(*of_client("journey_events", tenant_id, who.client_id))
     for (payload,) in conn.execute(kept):
         who.learn(decode(payload))
-    triggers = select(TriggerRow.data).where(
-        TriggerRow.tenant_id == tenant_id, TriggerRow.client_id == who.client_id
-    )
+    triggers = select(TriggerRow.data).where(*of_client("triggers", tenant_id, who.client_id))
     for (data,) in conn.execute(triggers):
         who.add("email", (data or {}).get("email"))
     dead = select(DeadLetter.payload).where(DeadLetter.tenant_id == tenant_id)
@@ -112,25 +118,22 @@ def erase(
         "sync_cursors": 0,
         "suppressions": 0,
         "audit_log": 0,
+        "clients": 0,
     }
     # Kept journey events (for resends and backfills): the client's, by its id.
-    forget = delete(KeptEvent).where(
-        KeptEvent.tenant_id == tenant_id, KeptEvent.client_id == who.client_id
-    )
+    forget = delete(KeptEvent).where(*of_client("journey_events", tenant_id, who.client_id))
     erased: CursorResult[Any] = conn.execute(forget)
     counts["journey_events"] = erased.rowcount
 
-    order_keys = [who.client_id, f"trigger:{who.client_id}"]
     task_ids: set[str] = set()
     for chunk in _chunks(connections):
-        found = select(TaskRow.task_id).where(
-            TaskRow.connection_id.in_(chunk), TaskRow.order_key.in_(order_keys)
-        )
+        found = select(TaskRow.task_id).where(*tasks_of(chunk, who.client_id))
         task_ids.update(conn.execute(found).scalars())
     counts["tasks"] = _delete(conn, TaskRow.task_id, task_ids)
 
-    # Delivery attempts: those of the client's tasks, and any whose error quotes the client.
-    attempts: set[int] = set()
+    # Delivery attempts: the client's, those of its tasks, and any whose error quotes it.
+    client_attempts = select(Delivery.id).where(*of_client("deliveries", tenant_id, who.client_id))
+    attempts: set[int] = set(conn.execute(client_attempts).scalars())
     for ids in _chunks(task_ids):
         of_tasks = select(Delivery.id).where(
             Delivery.tenant_id == tenant_id, Delivery.task_id.in_(ids)
@@ -142,10 +145,14 @@ def erase(
     attempts.update(i for i, error in conn.execute(errors) if who.mentions(error or ""))
     counts["deliveries"] = _delete(conn, Delivery.id, attempts)
 
-    letters = select(DeadLetter.id, DeadLetter.payload, DeadLetter.error).where(
-        DeadLetter.tenant_id == tenant_id
-    )
-    dead = [i for i, payload, error in conn.execute(letters) if who.about_payload(payload, error)]
+    letters = select(
+        DeadLetter.id, DeadLetter.client_id, DeadLetter.payload, DeadLetter.error
+    ).where(DeadLetter.tenant_id == tenant_id)
+    dead = [
+        i
+        for i, client, payload, error in conn.execute(letters)
+        if client == who.client_id or who.about_payload(payload, error)
+    ]
     counts["dead_letters"] = _delete(conn, DeadLetter.id, dead)
 
     rows = select(TriggerRow.id, TriggerRow.client_id, TriggerRow.data).where(
@@ -184,6 +191,13 @@ def erase(
                 conn.execute(clear.values(cursor=None, last_result=ERASED))
                 counts["sync_cursors"] += 1
     counts["sync_links"] = _delete(conn, SyncLink.id, links)
+
+    # The client directory: what the search finds the client by.
+    for table in (ClientTerm, ClientRow):  # the terms first, or they go uncounted (cascade)
+        unlisted_client: CursorResult[Any] = conn.execute(
+            delete(table).where(*of_client(table.__tablename__, tenant_id, who.client_id))
+        )
+        counts["clients"] += unlisted_client.rowcount
 
     for emails in _chunks(who.emails):
         unlist = delete(Suppression).where(

@@ -70,9 +70,11 @@ class JourneyEventRepo:
         )
 
     def keep(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """Keep routed events (``kept_row``); an event routed again keeps its first row."""
+        """Keep routed events (``kept_row``); an event routed again keeps its first row. Their
+        clients go in the client directory in the same transaction (``store/clients.py``)."""
         if rows:
             conn.execute(self._add, rows)
+            self.store.clients.note(conn, rows)
 
     def _where(self, tenant_id: str, query: EventQuery) -> list[Any]:
         where: list[Any] = [EVENTS.c.tenant_id == tenant_id]

@@ -19,7 +19,16 @@ from sqlalchemy import Connection, Integer, Table, TextClause, bindparam, text
 
 from journeyhub.settings import Settings
 from journeyhub.store.store import Store
-from journeyhub.store.tables import AuditEntry, DeadLetter, Delivery, KeptEvent, TaskRow, TriggerRow
+from journeyhub.store.tables import (
+    AuditEntry,
+    ChartSample,
+    ClientRow,
+    DeadLetter,
+    Delivery,
+    KeptEvent,
+    TaskRow,
+    TriggerRow,
+)
 from journeyhub.store.tables import table_of as table
 
 
@@ -48,6 +57,10 @@ KINDS = (
         only="state IN ('done', 'dropped')",
     ),
     Kind("events", "retention_events_days", table(KeptEvent), "received_at"),
+    # The client directory (``store/clients.py``): a client no kept event is left of, with the
+    # events' limit; its search terms go with it (ON DELETE CASCADE).
+    Kind("clients", "retention_events_days", table(ClientRow), "last_seen_at"),
+    Kind("chart_samples", "retention_chart_samples_days", table(ChartSample), "taken_at"),
 )
 
 

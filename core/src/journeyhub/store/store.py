@@ -16,10 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from journeyhub.secretbox import SecretBox
 from journeyhub.settings import Settings
+from journeyhub.store.activity import ActivityRepo
 from journeyhub.store.audit import AuditRepo
+from journeyhub.store.clients import ClientRepo
 from journeyhub.store.connections import ConnectionRepo
 from journeyhub.store.db import create_engine, create_sync_engine, session_factory
 from journeyhub.store.deliveries import DeliveryRepo
+from journeyhub.store.incidents import IncidentRepo
 from journeyhub.store.journey_events import JourneyEventRepo
 from journeyhub.store.leases import LeaseRepo
 from journeyhub.store.sync_state import SyncStateRepo
@@ -52,6 +55,9 @@ class Store:
         self.leases = LeaseRepo(self)
         self.tasks = TaskRepo(self)
         self.journey_events = JourneyEventRepo(self)
+        self.clients = ClientRepo(self)
+        self.incidents = IncidentRepo(self)
+        self.activity = ActivityRepo(self)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -253,7 +253,11 @@ class SyncStateRepo:
         async with self.store.session() as s:
             return await s.get(SyncCursor, connection_id)
 
-    async def save_cursor(self, connection_id: str, cursor: str | None, result: str) -> None:
+    async def save_cursor(
+        self, connection_id: str, cursor: str | None, result: str, *, failed: bool = False
+    ) -> None:
+        """Where the pull stopped and how its run went; ``failed`` counts a failed run in a
+        row (a good run starts the count again)."""
         async with self.store.session() as s:
             row = await s.get(SyncCursor, connection_id, with_for_update=True)
             now = utcnow()
@@ -263,4 +267,5 @@ class SyncStateRepo:
             row.cursor = cursor
             row.last_sync_at = now
             row.last_result = result
+            row.failures = (row.failures or 0) + 1 if failed else 0
             row.updated_at = now

@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -74,7 +75,7 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    role: Mapped[str] = mapped_column(String(20))
+    roles: Mapped[list[Any]]  # role names, in ROLES order (store/tenants.py)
     secret_hash: Mapped[str] = mapped_column(String(64))
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
@@ -136,6 +137,8 @@ class SyncCursor(Base):
     cursor: Mapped[str | None] = mapped_column(Text)
     last_sync_at: Mapped[datetime | None]
     last_result: Mapped[str | None] = mapped_column(Text)
+    # Failed runs in a row (0 after a good one): "a sync keeps failing" (``incidents.py``).
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime]
 
 
@@ -146,6 +149,8 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_connection_created", "connection_id", "created_at"),
         Index("ix_deliveries_created_at", "created_at"),  # the retention purge's
+        # A client's timeline, newest first (``store/timeline.py``).
+        Index("ix_deliveries_tenant_client", "tenant_id", "client_id", "created_at", "id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(String(80), index=True)
@@ -160,6 +165,8 @@ class Delivery(Base):
     external_ids: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     correlation_id: Mapped[str | None] = mapped_column(String(80))
+    # Our client the task was for (None: a task of no client's, an attempt recorded before 0010).
+    client_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
 
 
@@ -168,6 +175,7 @@ class DeadLetter(Base):
     __table_args__ = (
         Index("ix_dead_letters_tenant_created", "tenant_id", "created_at"),
         Index("ix_dead_letters_replayed_at", "replayed_at"),  # the retention purge's
+        Index("ix_dead_letters_tenant_client", "tenant_id", "client_id", "created_at", "id"),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(40))
@@ -182,6 +190,8 @@ class DeadLetter(Base):
     created_at: Mapped[datetime]
     replayed_at: Mapped[datetime | None]
     replay_count: Mapped[int] = mapped_column(Integer, default=0)
+    # A push task's client (None: a webhook, a message that could not be read).
+    client_id: Mapped[str | None] = mapped_column(String(200))
 
 
 class TriggerRow(Base):
@@ -189,6 +199,7 @@ class TriggerRow(Base):
     __table_args__ = (
         Index("ix_triggers_tenant_created", "tenant_id", "created_at"),
         Index("ix_triggers_created_at", "created_at"),  # the retention purge's
+        Index("ix_triggers_tenant_client", "tenant_id", "client_id", "created_at", "id"),
     )
     id: Mapped[str] = mapped_column(String(80), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(40))
@@ -300,6 +311,13 @@ class KeptEvent(Base):
         Index("ix_journey_events_received", "received_at"),
         Index("ix_journey_events_tenant_sequence", "tenant_id", "sequence"),
         Index("ix_journey_events_tenant_client", "tenant_id", "client_id", "sequence"),
+        Index(
+            "ix_journey_events_tenant_client_received",
+            "tenant_id",
+            "client_id",
+            "received_at",
+            "event_id",
+        ),
     )
     tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -309,6 +327,108 @@ class KeptEvent(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)  # the event as JSON
     correlation_id: Mapped[str | None] = mapped_column(String(80))
     received_at: Mapped[datetime]
+
+
+# Byte order on PostgreSQL too (SQLite's default), so that a prefix is a range of the index.
+SEARCH_TERM = String(200).with_variant(String(200, collation="C"), "postgresql")
+
+
+class ClientRow(Base):
+    """A client the hub has received journey events for, as the newest of them names it: the
+    directory the dashboard's search lists (``store/clients.py``)."""
+
+    __tablename__ = "clients"
+    # The retention purge forgets a client its events are gone for (its terms go with it).
+    __table_args__ = (Index("ix_clients_last_seen_at", "last_seen_at"),)
+    tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    sequence: Mapped[int] = mapped_column(BigInteger)  # the bus sequence of that event
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+
+class ClientTerm(Base):
+    """What a client is found by, lower-cased: its id, each email and name it has had, each
+    word of those names. A search is a prefix range of ``term``."""
+
+    __tablename__ = "client_terms"
+    __table_args__ = (
+        Index("ix_client_terms_tenant_client", "tenant_id", "client_id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "client_id"],
+            ["clients.tenant_id", "clients.client_id"],
+            ondelete="CASCADE",
+        ),
+    )
+    tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    term: Mapped[str] = mapped_column(SEARCH_TERM, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class ChartSample(Base):
+    """One backlog reading for the dashboard's charts, taken once a minute by one worker
+    (``workers/sampler.py``): a tenant's pending deliveries (series ``tasks``, written only
+    when not zero), or for the whole hub (tenant ``*``) its pending tasks (``tasks``, written
+    every round: the round's marker) and each bus consumer's unfinished messages
+    (``bus:<durable>``)."""
+
+    __tablename__ = "chart_samples"
+    __table_args__ = (
+        Index("ix_chart_samples_tenant_taken", "tenant_id", "taken_at"),
+        Index("ix_chart_samples_taken_at", "taken_at"),  # the retention purge's
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    taken_at: Mapped[datetime]
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    series: Mapped[str] = mapped_column(String(80))
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class Incident(Base):
+    """An operational condition of one connection, from its raising to its resolution
+    (``incidents.py``). ``open_key`` (the condition's kind and connection) is set while it is
+    open and unique: one open incident per condition, however many evaluators run.
+    ``revision`` counts its changes that the tenant is told of; ``notified_revision`` is the
+    last one handed to the tenant's operations connections (the outbox)."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_tenant_started", "tenant_id", "started_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    connection_id: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(10))  # open | resolved
+    open_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    summary: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]
+    measure: Mapped[int] = mapped_column(BigInteger, default=0)  # the size last notified
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    notified_revision: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    # When the condition was last seen gone; resolved once it stays gone (no flapping storm).
+    clear_since: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+
+
+class OAuthStateRow(Base):
+    """An OAuth authorization request in flight (``services/oauth.py``): the one-time state,
+    bound to a tenant's connection, with its PKCE verifier (encrypted), until it is used or
+    expires. Keyed by the state's SHA-256: the state itself is never stored."""
+
+    __tablename__ = "oauth_states"
+    __table_args__ = (Index("ix_oauth_states_expires_at", "expires_at"),)
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    connection_id: Mapped[str] = mapped_column(String(40))
+    verifier: Mapped[bytes] = mapped_column(LargeBinary)  # secretbox-encrypted
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 def table_of(model: type[Base]) -> Table:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,16 +23,41 @@ if TYPE_CHECKING:
 
 ROLES = ("admin", "ingest", "read")
 
+# What each role lets a key do; a key with several roles may do what any of them allows.
+# ``admin`` includes ``read``: an administrator must see what it changes. Nothing includes
+# ``ingest``: the key that sends journey events lives in the journey engine, and sending events
+# is all it may do (the engine's own records are the clients' personal data).
+GRANTS: dict[str, frozenset[str]] = {
+    "admin": frozenset({"admin", "read"}),
+    "ingest": frozenset({"ingest"}),
+    "read": frozenset({"read"}),
+}
+
+
+def parse_roles(roles: str | Iterable[str]) -> tuple[str, ...]:
+    """``roles`` (one name, or several) in :data:`ROLES` order, once each. Raises
+    ``ValueError`` for an unknown role or none."""
+    named = {roles} if isinstance(roles, str) else set(roles)
+    if unknown := sorted(named - set(ROLES)):
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {unknown[0]!r}")
+    if not named:
+        raise ValueError(f"a key needs at least one role: {', '.join(ROLES)}")
+    return tuple(role for role in ROLES if role in named)
+
 
 @dataclass(frozen=True)
 class Principal:
     tenant_id: str
-    role: str
+    roles: tuple[str, ...]
     key_id: str
 
     @property
     def actor(self) -> str:
         return f"key:{self.key_id}"
+
+    def may(self, role: str) -> bool:
+        """Whether one of the key's roles grants ``role`` (:data:`GRANTS`)."""
+        return any(role in GRANTS[held] for held in self.roles)
 
 
 def _hash(secret: str) -> str:
@@ -74,11 +100,16 @@ class TenantRepo:
             return await s.get(Tenant, tenant_id) is not None
 
     async def create_key(
-        self, tenant_id: str, role: str, label: str | None = None, *, actor: str = "cli"
+        self,
+        tenant_id: str,
+        roles: str | Iterable[str],
+        label: str | None = None,
+        *,
+        actor: str = "cli",
     ) -> str:
-        """Create a key and return it (shown once); ``actor`` is who asked, for the audit log."""
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        """Create a key with ``roles`` (one or several) and return it (shown once); ``actor``
+        is who asked, for the audit log."""
+        granted = parse_roles(roles)
         if not await self.exists(tenant_id):
             raise LookupError(f"no tenant {tenant_id!r}")
         key_id = secrets.token_hex(6)
@@ -88,7 +119,7 @@ class TenantRepo:
                 ApiKey(
                     id=key_id,
                     tenant_id=tenant_id,
-                    role=role,
+                    roles=list(granted),
                     secret_hash=_hash(secret),
                     label=label,
                     created_at=utcnow(),
@@ -98,7 +129,7 @@ class TenantRepo:
             tenant_id=tenant_id,
             actor=actor,
             action="key.created",
-            after={"key_id": key_id, "role": role, "label": label},
+            after={"key_id": key_id, "roles": list(granted), "label": label},
         )
         return f"jh_{key_id}_{secret}"
 
@@ -109,9 +140,29 @@ class TenantRepo:
                 return False
             row.revoked_at = utcnow()
             tenant_id = row.tenant_id
-            before = {"key_id": key_id, "role": row.role, "label": row.label}
+            before = {"key_id": key_id, "roles": list(row.roles), "label": row.label}
         await self.store.audit.record(
             tenant_id=tenant_id, actor=actor, action="key.revoked", before=before
+        )
+        return True
+
+    async def set_roles(self, key_id: str, roles: str | Iterable[str], actor: str) -> bool:
+        """Give an active key exactly ``roles`` (audited); False when no active key has the
+        id. The key itself is unchanged: its holder keeps using it."""
+        granted = parse_roles(roles)
+        async with self.store.session() as s:
+            row = await s.get(ApiKey, key_id)
+            if row is None or row.revoked_at is not None:
+                return False
+            before = {"key_id": key_id, "roles": list(row.roles), "label": row.label}
+            row.roles = list(granted)
+            tenant_id = row.tenant_id
+        await self.store.audit.record(
+            tenant_id=tenant_id,
+            actor=actor,
+            action="key.roles_changed",
+            before=before,
+            after={**before, "roles": list(granted)},
         )
         return True
 
@@ -128,4 +179,5 @@ class TenantRepo:
             return None
         if not hmac.compare_digest(row.secret_hash, _hash(secret)):
             return None
-        return Principal(tenant_id=row.tenant_id, role=row.role, key_id=row.id)
+        roles = tuple(role for role in ROLES if role in row.roles)  # unknown ones grant nothing
+        return Principal(tenant_id=row.tenant_id, roles=roles, key_id=row.id)

@@ -414,7 +414,9 @@ class ConnectorContract:
         assert self.vendor in names, f"no {ENTRY_POINT_GROUP!r} entry point named {self.vendor!r}"
         info = contract_registry.connector(self.vendor)
         assert info.vendor == self.vendor and info.display_name.strip()
-        assert info.capabilities and info.capabilities <= set(CAPABILITY_HOOKS), info.capabilities
+        known = {*CAPABILITY_HOOKS, "operations"}  # operations: incident notices, by push
+        assert info.capabilities and info.capabilities <= known, info.capabilities
+        assert "operations" not in info.capabilities or "push" in info.capabilities
         for schema in (info.config_schema, info.credentials_schema):
             assert schema is None or issubclass(schema, msgspec.Struct), schema
         if info.auth_kind != "none":

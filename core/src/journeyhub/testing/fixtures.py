@@ -4,7 +4,8 @@
 - ``hub_settings`` / ``hub``: settings on that server and on the test database
   (``JOURNEYHUB_TEST_DATABASE_URL`` or ``JOURNEYHUB_DATABASE_URL`` for PostgreSQL, else SQLite),
   migrated, with a hub started once per session.
-- ``tenant``: a new tenant with one key per role, so tests never see each other's data.
+- ``tenant``: a new tenant with one key per role (each key has that one role only), so tests
+  never see each other's data.
 - ``gateway``: the Litestar app served over real HTTP, with an ``httpx.AsyncClient`` on it.
 - ``workers``: the hub's workers running in the background for the session.
 """
@@ -92,6 +93,9 @@ async def hub(hub_settings: Settings) -> AsyncIterator[Hub]:
 
 @dataclass
 class TenantKeys:
+    """A tenant and one key per role, each with that role only: the admin key administers
+    and reads, the ingest key only sends events, the read key only reads."""
+
     id: str
     admin_key: str
     ingest_key: str

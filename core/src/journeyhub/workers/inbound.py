@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from nats.aio.msg import Msg
+from opentelemetry.trace import Span
 
-from journeyhub import metrics
+from journeyhub import metrics, tracing
 from journeyhub.hub import Hub
 from journeyhub.logs import correlation_scope, get_logger
 from journeyhub.model import StoredWebhook
@@ -45,6 +47,7 @@ class _Inbound:
     attempt: int
     emission: Emission | None = None
     outcome: str = "processed"  # processed | unknown_type | deleted_connection | failed
+    span: Span | None = None  # when tracing
 
     @property
     def correlation_id(self) -> str:
@@ -59,9 +62,12 @@ class _Inbound:
         )
 
 
-async def handle_batch(hub: Hub, messages: list[Msg]) -> None:
+async def handle_batch(hub: Hub, messages: list[Msg], spans: dict[int, Span] | None = None) -> None:
     """Turn a fetched batch of stored webhooks into triggers (see the module's docstring) and
     settle every message: ack, nak with backoff, or dead letter."""
+    if tracing.ENABLED and spans is None:
+        await handle_batch_traced(hub, messages)
+        return
     items: list[_Inbound] = []
     # nats.py parses a message's metadata from its reply subject at each access: once here.
     metadata = {id(msg): msg.metadata for msg in messages}
@@ -85,11 +91,28 @@ async def handle_batch(hub: Hub, messages: list[Msg]) -> None:
             )
             continue
         items.append(_Inbound(msg, webhook, attempt))
+    if spans is not None:
+        for item in items:
+            item.span = spans[id(item.msg)]
+            item.span.set_attributes(
+                {
+                    "journeyhub.vendor": item.webhook.vendor,
+                    "journeyhub.connection_id": item.webhook.connection_id,
+                    "journeyhub.event_id": item.webhook.event_id,
+                    "journeyhub.event_type": item.webhook.event_type or "",
+                }
+            )
 
     async def prepare(item: _Inbound) -> None:
         with item.scope():
             try:
-                await _drafts(hub, item)
+                if tracing.ENABLED:  # the connector's calls and the triggers in its span
+                    with tracing.active(item.span):
+                        await _drafts(hub, item)
+                    if item.emission is not None:
+                        item.emission.span = item.span
+                else:
+                    await _drafts(hub, item)
             except Exception as exc:
                 item.outcome = "failed"
                 await _retry_or_dead_letter(hub, item, exc)
@@ -132,6 +155,23 @@ async def handle_batch(hub: Hub, messages: list[Msg]) -> None:
 
     if items:
         _log_batch(items)
+    if spans is not None:
+        for item in items:
+            if item.span is not None:
+                item.span.set_attribute("journeyhub.outcome", item.outcome)
+                if item.outcome == "failed":
+                    tracing.fail(item.span, "not_processed")
+
+
+async def handle_batch_traced(hub: Hub, messages: list[Msg]) -> None:
+    """``handle_batch`` with a span per webhook, child of the gateway's publish."""
+    prefix = hub.bus.subjects.prefix
+    spans = {id(m): tracing.process_span(prefix, m, "inbound-worker") for m in messages}
+    try:
+        await handle_batch(hub, messages, spans)
+    finally:
+        for span in spans.values():
+            tracing.end(span, sys.exc_info()[1])
 
 
 def _vendors_with_async_hooks(hub: Hub) -> frozenset[str]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from journeyhub import tracing
 from journeyhub.change_detection import compare, fingerprint
 from journeyhub.errors import AuthExpired, ConnectorError, ReauthRequired
 from journeyhub.hub import Hub
@@ -131,6 +132,15 @@ class SyncWorker:
         # One correlation id per run, carried by the triggers it emits and what they cause.
         correlation_id = f"sync:{connection.id}:{uuid.uuid4().hex[:12]}"
         with correlation_scope(correlation_id, connection_id=connection.id):
+            if tracing.ENABLED:  # one trace per run: its vendor calls and its triggers
+                with tracing.internal_span(
+                    "sync",
+                    {
+                        "journeyhub.connection_id": connection.id,
+                        "journeyhub.vendor": connection.vendor,
+                    },
+                ):
+                    return await self._sync(connection, correlation_id)
             return await self._sync(connection, correlation_id)
 
     async def _sync(self, connection: Connection, correlation_id: str) -> str:
@@ -160,7 +170,7 @@ class SyncWorker:
             return result
         except ConnectorError as exc:
             result = f"failed after {pages} page(s): {exc.message}"
-            await self.hub.store.sync.save_cursor(connection.id, cursor, result)
+            await self.hub.store.sync.save_cursor(connection.id, cursor, result, failed=True)
             log.warning("sync_failed", connection_id=connection.id, error=exc.message)
             return result
         log.info("synced", connection_id=connection.id, pages=pages, triggers=emitted)

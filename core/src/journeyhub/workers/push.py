@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -30,7 +31,7 @@ from typing import Any
 import msgspec
 from nats.aio.msg import Msg
 
-from journeyhub import metrics
+from journeyhub import metrics, tracing
 from journeyhub.delivery.gate import REAUTH_WAIT, Decision, Offer, TaskGate, Verdict, order_wait
 from journeyhub.delivery.gone import disable_gone_endpoint
 from journeyhub.delivery.outcomes import DeadLetterDraft, Outcome, Recorder
@@ -90,6 +91,18 @@ def scope(task: DeliveryTask) -> Any:
         connection_id=task.connection_id,
         vendor=task.vendor,
     )
+
+
+def task_attributes(job: Job) -> dict[str, str | int]:
+    """What a push's span says of its task: ids only (no client data)."""
+    task = job.task
+    return {
+        "journeyhub.task_id": task.id,
+        "journeyhub.connection_id": task.connection_id,
+        "journeyhub.vendor": task.vendor,
+        "journeyhub.task_kind": task.kind,
+        "journeyhub.attempt": job.decision.attempt,
+    }
 
 
 class PushWorker:
@@ -228,9 +241,26 @@ class PushWorker:
         """Push one task; its result once it is settled as delivered, else None."""
         try:
             with scope(job.task):
+                if tracing.ENABLED:
+                    return await self.push_one_traced(job, limited)
                 return await self._push_one(job, limited)
         finally:
             self.gate.settled(job.task.id)
+
+    async def push_one_traced(self, job: Job, limited: bool) -> PushResult | None:
+        """``_push_one`` inside a span, child of the router's publish: the vendor call's
+        client span is its child."""
+        span = tracing.process_span(
+            self.hub.bus.subjects.prefix, job.msg, "push-worker", task_attributes(job)
+        )
+        try:
+            with tracing.active(span):
+                result = await self._push_one(job, limited)
+            if result is None:  # settled as a failure: retried later, or dead
+                tracing.fail(span, "not_delivered")
+            return result
+        finally:
+            tracing.end(span, sys.exc_info()[1])
 
     async def _push_one(self, job: Job, limited: bool) -> PushResult | None:
         if job.mapping_error is not None:
@@ -262,10 +292,33 @@ class PushWorker:
         try:
             ids = sorted({job.task.correlation_id or job.task.id for job in jobs})
             with correlation_scope(None, correlation_ids=ids, connection_id=jobs[0].connection_id):
+                if tracing.ENABLED:
+                    return await self.push_batch_traced(jobs)
                 return await self._push_batch(jobs)
         finally:
             for job in jobs:
                 self.gate.settled(job.task.id)
+
+    async def push_batch_traced(self, jobs: list[Job]) -> set[str]:
+        """``_push_batch`` inside one span: child of the first task's publish, linked to every
+        task's."""
+        span = tracing.batch_span(
+            self.hub.bus.subjects.prefix,
+            [job.msg for job in jobs],
+            "push-worker",
+            {
+                "journeyhub.connection_id": jobs[0].connection_id,
+                "journeyhub.vendor": jobs[0].task.vendor,
+            },
+        )
+        try:
+            with tracing.active(span):
+                failed = await self._push_batch(jobs)
+            if failed:
+                tracing.fail(span, "not_delivered")
+            return failed
+        finally:
+            tracing.end(span, sys.exc_info()[1])
 
     async def _push_batch(self, jobs: list[Job]) -> set[str]:
         tasks = [job.task for job in jobs]

@@ -24,14 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
 from nats.aio.msg import Msg
+from opentelemetry.trace import Span
 from sqlalchemy import Connection as StoreConnection
 
+from journeyhub import tracing
 from journeyhub.hub import Hub
 from journeyhub.logs import correlation_scope, get_logger
 from journeyhub.model import Connection, DeliveryTask, JourneyEvent, Trigger, stable_id, utcnow
@@ -203,7 +206,10 @@ class Router:
 
     # --- one batch --------------------------------------------------------------------------------
 
-    async def route_batch(self, messages: list[Msg]) -> None:
+    async def route_batch(self, messages: list[Msg], spans: dict[int, Span] | None = None) -> None:
+        if tracing.ENABLED and spans is None:
+            await self.route_traced(messages)
+            return
         messages = sorted(messages, key=lambda m: m.metadata.sequence.stream)
         routed = [found for msg in messages if (found := await self.tasks_of(msg)) is not None]
         tasks = [task for found in routed for task in found.tasks]
@@ -212,7 +218,16 @@ class Router:
         while True:  # in place: a later batch must not pass this one
             try:
                 await self.commit(tasks, kept)
-                await asyncio.gather(*(self.publish(task) for task in tasks))
+                if spans is None:
+                    await asyncio.gather(*(self.publish(task) for task in tasks))
+                else:  # each message's tasks published inside its span
+                    await asyncio.gather(
+                        *(
+                            tracing.within(spans[id(found.msg)], self.publish(task))
+                            for found in routed
+                            for task in found.tasks
+                        )
+                    )
                 break
             except LeaseLost:
                 log.warning("router_lease_lost_mid_batch", messages=len(routed))
@@ -236,6 +251,16 @@ class Router:
         for found in routed:
             await found.msg.ack()
         self.log_routed(routed)
+
+    async def route_traced(self, messages: list[Msg]) -> None:
+        """``route_batch`` with a span per message, child of its publisher's."""
+        prefix = self.hub.bus.subjects.prefix
+        spans = {id(m): tracing.process_span(prefix, m, self.stream.durable) for m in messages}
+        try:
+            await self.route_batch(messages, spans)
+        finally:
+            for span in spans.values():
+                tracing.end(span, sys.exc_info()[1])
 
     def log_routed(self, routed: list[Routed]) -> None:
         """One line per batch: each message's correlation id, and beside it the connections

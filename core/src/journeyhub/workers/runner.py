@@ -16,7 +16,7 @@ WorkerFactory = Callable[[Hub, asyncio.Event], Awaitable[None]]
 
 def worker_factories() -> dict[str, WorkerFactory]:
     """Every worker loop of the hub, by name."""
-    from journeyhub.workers import inbound, pull, push, retention, router
+    from journeyhub.workers import inbound, incidents, pull, push, retention, router, sampler
 
     return {
         "inbound": inbound.run,
@@ -25,6 +25,8 @@ def worker_factories() -> dict[str, WorkerFactory]:
         "push": push.run,
         "sync": pull.run,
         "retention": retention.run,
+        "incidents": incidents.run,
+        "sampler": sampler.run,
     }
 
 

@@ -17,6 +17,7 @@ from journeyhub.kit import (
     ConnectorInfo,
     DeliveryTask,
     Known,
+    OAuthClient,
     PullPage,
     PushResult,
     RateLimit,
@@ -28,7 +29,7 @@ from journeyhub.kit import (
 )
 
 from journeyhub_gcal import sync
-from journeyhub_gcal.client import GcalClient, authenticate
+from journeyhub_gcal.client import GcalClient, authenticate, oauth_client
 from journeyhub_gcal.client import refresh_access_token as refresh_access_token
 from journeyhub_gcal.config import DEFAULT_FIELD_MAPPINGS, GcalConfig, GcalCredentials
 from journeyhub_gcal.events import PUSH_EVENT_TYPES, Pusher
@@ -66,6 +67,12 @@ async def journeyhub_authenticate(
     config: GcalConfig, credentials: Mapping[str, Any], http: VendorHttp, refused: bool
 ) -> Mapping[str, Any] | None:
     return await authenticate(http, config, credentials, refused)
+
+
+@hookimpl
+def journeyhub_oauth_client(config: GcalConfig, credentials: Mapping[str, Any]) -> OAuthClient:
+    # The raw credentials: a connection without a refresh token yet is what this is for.
+    return oauth_client(config, credentials)
 
 
 @hookimpl

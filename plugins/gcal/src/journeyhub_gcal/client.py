@@ -18,6 +18,7 @@ from urllib.parse import quote
 from journeyhub.kit import (
     AuthExpired,
     ConnectorError,
+    OAuthClient,
     PermanentError,
     RateLimited,
     ReauthRequired,
@@ -26,7 +27,7 @@ from journeyhub.kit import (
     VendorResponse,
 )
 
-from journeyhub_gcal.config import GcalConfig, GcalCredentials, known_zone
+from journeyhub_gcal.config import OAUTH_SCOPES, GcalConfig, GcalCredentials, known_zone
 
 REFRESH_MARGIN_SECONDS = 120.0  # refresh a token that would expire within this
 # Token endpoint errors (RFC 6749 §5.2) that a retry cannot fix, only a person.
@@ -84,6 +85,26 @@ def _token_error(response: VendorResponse, credentials: Mapping[str, Any]) -> Co
         return response.error(message)  # the kernel's reading: 429 waits, 408 and 5xx retry
     # Any other refusal (a 401 or a 409 included) is not fixed by refreshing again.
     return PermanentError(message, vendor_status=status)
+
+
+def oauth_client(config: GcalConfig, credentials: Mapping[str, Any]) -> OAuthClient:
+    """Google's flow for web server apps with the connection's own OAuth client (its Google
+    Cloud project's). ``access_type=offline`` asks for a refresh token, and ``prompt=consent``
+    shows the consent screen every time, because Google sends a refresh token only at a
+    consent: a reconnect without one would get none."""
+    client_id, client_secret = credentials.get("client_id"), credentials.get("client_secret")
+    if not (isinstance(client_id, str) and client_id.strip()):
+        raise ValueError("set the connection's credentials client_id and client_secret first")
+    if not (isinstance(client_secret, str) and client_secret.strip()):
+        raise ValueError("set the connection's credentials client_secret first")
+    return OAuthClient(
+        authorization_url=config.auth_url,
+        token_url=config.token_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        scopes=OAUTH_SCOPES,
+        extra_params={"access_type": "offline", "prompt": "consent"},
+    )
 
 
 async def refresh_access_token(

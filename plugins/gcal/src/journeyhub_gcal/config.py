@@ -12,6 +12,9 @@ from msgspec import Meta
 
 API_BASE = "https://www.googleapis.com/calendar/v3"
 TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
+AUTH_URL = "https://accounts.google.com/o/oauth2/v2/auth"  # the consent screen
+# Events read and written, calendars.get, watch channels: the whole-calendar scope.
+OAUTH_SCOPES = ("https://www.googleapis.com/auth/calendar",)
 PAGE_SIZE_MAX = 2500  # events.list maxResults: "can never be larger than 2500"
 TEMPLATES = ("step", "completed", "paused", "failed")  # the <kind>_title_template fields
 Status = Literal["confirmed", "tentative", "cancelled"]
@@ -33,6 +36,7 @@ _env = SandboxedEnvironment(autoescape=False)
 class GcalConfig(Config):
     api_base: str = API_BASE
     token_url: str = TOKEN_URL
+    auth_url: str = AUTH_URL
     calendar_id: str = "primary"
     # IANA name of times given without an offset and of timed events; None: the calendar's own
     # (calendars.get ``timeZone``).
@@ -65,6 +69,7 @@ class GcalConfig(Config):
     def __post_init__(self) -> None:
         check_url("api_base", self.api_base)
         check_url("token_url", self.token_url)
+        check_url("auth_url", self.auth_url)
         if not self.calendar_id.strip():
             raise ValueError("calendar_id must not be empty ('primary' for the main calendar)")
         if self.time_zone is not None and not known_zone(self.time_zone):
@@ -91,7 +96,9 @@ class GcalConfig(Config):
 class GcalCredentials(Config):
     client_id: NonBlank  # the OAuth client of the Google Cloud project
     client_secret: NonBlank
-    refresh_token: NonBlank  # from a consent with access_type=offline
+    # From a consent with access_type=offline: the dashboard's Connect button stores it (or
+    # it is pasted by hand). None until the account is connected.
+    refresh_token: NonBlank | None = None
     access_token: str | None = None  # kept fresh by journeyhub_authenticate
     expires_at: float | None = None  # epoch seconds
     # The X-Goog-Channel-Token of our watch channels.

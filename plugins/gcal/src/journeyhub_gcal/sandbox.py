@@ -3,7 +3,10 @@ for tests, benchmarks and the demo.
 
 Served on a loopback port by the kernel's ``SandboxServer``:
 
-- ``POST /token``: the ``refresh_token`` grant only, client credentials in the form or as HTTP
+- ``GET /o/oauth2/v2/auth``: the consent screen (Allow / Deny), and ``POST /token`` with the
+  ``authorization_code`` grant (PKCE, single-use codes): ``sandbox_oauth``. Redirect URIs must be
+  registered first (``allow_redirect_uri``).
+- ``POST /token``: the ``refresh_token`` grant, client credentials in the form or as HTTP
   Basic; answers ``{access_token, expires_in, scope, token_type}`` (plus a new
   ``refresh_token`` when ``rotate_refresh_tokens``), or RFC 6749 errors (``invalid_grant`` 400
   for a revoked refresh token, ``invalid_client`` 401, ...). Access tokens expire after
@@ -223,9 +226,18 @@ class GcalSandbox:
     def token_url(self) -> str:
         return self.url + "/token"
 
+    @property
+    def auth_url(self) -> str:
+        return self.url + "/o/oauth2/v2/auth"
+
     def config(self, **overrides: Any) -> dict[str, Any]:
         """A connection config pointing at this sandbox."""
-        return {"api_base": self.api_base, "token_url": self.token_url, **overrides}
+        return {
+            "api_base": self.api_base,
+            "token_url": self.token_url,
+            "auth_url": self.auth_url,
+            **overrides,
+        }
 
     def credentials(self, **overrides: Any) -> dict[str, Any]:
         """Connection credentials for this sandbox's OAuth client (no access token yet)."""
@@ -239,6 +251,14 @@ class GcalSandbox:
     def reset(self) -> None:
         with self._lock:
             self.clients = {CLIENT_ID: CLIENT_SECRET}
+            # The OAuth consent: registered redirect URIs per client, consent pages shown and
+            # not yet answered, codes given (sandbox_oauth), clients consented to at least once.
+            self.redirect_uris: dict[str, set[str]] = {CLIENT_ID: set()}
+            self.consents: dict[str, dict[str, str]] = {}
+            self.codes: dict[str, dict[str, Any]] = {}
+            self.consented: set[str] = set()
+            self.exchanges = 0  # codes exchanged for tokens
+            self.denials = 0  # consents refused
             self.refresh_tokens: set[str] = {REFRESH_TOKEN}
             self.access_tokens: dict[str, float] = {}  # token -> expiry (sandbox clock)
             self.rotate_refresh_tokens = False
@@ -284,6 +304,11 @@ class GcalSandbox:
         return rfc3339(moment)
 
     # --- OAuth ----------------------------------------------------------------------------------
+
+    def allow_redirect_uri(self, uri: str, client_id: str = CLIENT_ID) -> None:
+        """Register a redirect URI with the OAuth client, as in Google Cloud's console."""
+        with self._lock:
+            self.redirect_uris.setdefault(client_id, set()).add(uri)
 
     def issue_refresh_token(self) -> str:
         token = "1//sandbox-" + secrets.token_urlsafe(24)

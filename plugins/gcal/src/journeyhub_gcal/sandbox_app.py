@@ -18,6 +18,7 @@ from litestar import Litestar, Request, Response, delete, get, patch, post, put
 from litestar.params import PathParameter
 
 from journeyhub_gcal import sandbox_contract as contract
+from journeyhub_gcal import sandbox_oauth
 from journeyhub_gcal.sandbox import (
     CHANNEL_ID,
     CHANNEL_TTL_DEFAULT,
@@ -103,12 +104,14 @@ def create_app(sb: GcalSandbox) -> Litestar:
             except ValueError:
                 return oauth_fail(401, "invalid_client", "Unauthorized")
         grant = form.get("grant_type", "")
-        if grant != "refresh_token":
+        if grant not in ("refresh_token", "authorization_code"):
             return oauth_fail(400, "unsupported_grant_type", f"Invalid grant_type: {grant}")
         if client_id not in sb.clients:
             return oauth_fail(401, "invalid_client", "The OAuth client was not found.")
         if client_secret != sb.clients[client_id]:
             return oauth_fail(401, "invalid_client", "Unauthorized")
+        if grant == "authorization_code":
+            return sandbox_oauth.exchange_code(sb, form, client_id)
         refresh = form.get("refresh_token")
         if not refresh:
             return oauth_fail(400, "invalid_request", "Missing required parameter: refresh_token")
@@ -424,6 +427,7 @@ def create_app(sb: GcalSandbox) -> Litestar:
 
     return Litestar(
         route_handlers=[
+            *sandbox_oauth.routes(sb),
             token,
             calendars_get,
             events_insert,

@@ -17,6 +17,7 @@ from journeyhub.model import Venue, Wedding
 from msgspec.structs import asdict
 
 from journeyhub_resend.config import ResendConfig, TemplateParts, valid_address
+from journeyhub_resend.operations import incident_email
 from journeyhub_resend.templates import locale_of, long_date, parse_date, render
 
 MAX_RECIPIENTS = 50  # Resend's limit on ``to``
@@ -35,6 +36,8 @@ def compose(
     task: DeliveryTask, config: ResendConfig, suppressed: frozenset[str]
 ) -> dict[str, Any] | PushResult:
     """The Resend email body for ``task``, or a skipped PushResult; raise PermanentError."""
+    if task.kind == "incident":
+        return incident_email(task, config)
     event, mapped = task.event, task.mapped
     if task.kind != "event" or event is None:
         return _skipped("the resend connector sends emails for journey events only")

@@ -78,11 +78,13 @@ class ResendConfig(Config):
     unsubscribe_mailto: str | None = None  # an address that unsubscribes whoever writes to it
     tolerance_seconds: float = 300.0  # webhook timestamp tolerance (Svix uses ±5 min)
     timeout_seconds: float = 15.0  # per Resend API call
+    # Where the tenant's incidents are mailed (docs/operations.md); unset: none are.
+    operations_address: str | None = None
 
     def __post_init__(self) -> None:
         if self.from_address is not None and not FROM_RE.match(self.from_address.strip()):
             raise ValueError("from_address must be 'addr@domain' or 'Name <addr@domain>'")
-        for name in ("reply_to", "unsubscribe_mailto"):
+        for name in ("reply_to", "unsubscribe_mailto", "operations_address"):
             if (value := getattr(self, name)) is not None and not valid_address(value):
                 raise ValueError(f"{name} must be an email address")
         if self.unsubscribe_url is not None:

@@ -4,6 +4,8 @@ Out: ``email_requested`` events and completed ``email`` steps become emails rend
 connection's templates, sent with ``POST /emails`` (``/emails/batch`` for bursts) under the
 delivery's ``Idempotency-Key``: a retry after no answer is replayed by Resend, not sent twice.
 In: Svix-signed ``email.*`` webhooks become ``email_*`` triggers.
+Operations: the tenant's incidents are mailed to ``config.operations_address`` when it is set
+(``operations.py``).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def journeyhub_connector() -> ConnectorInfo:
     return ConnectorInfo(
         vendor="resend",
         display_name="Resend",
-        capabilities=frozenset({"push", "webhook"}),
+        capabilities=frozenset({"push", "webhook", "operations"}),
         auth_kind="bearer",
         config_schema=ResendConfig,
         credentials_schema=ResendCredentials,
@@ -146,6 +148,13 @@ async def journeyhub_push_batch(
         )
         results = [next(answers) if isinstance(r, dict) else r for r in results]
     return results  # type: ignore[return-value]  # every email replaced by its result
+
+
+@hookimpl
+def journeyhub_takes_incidents(config: ResendConfig) -> bool:
+    """Incidents are mailed to ``config.operations_address`` when it is set (and the
+    connection can send)."""
+    return config.operations_address is not None and config.from_address is not None
 
 
 @hookimpl

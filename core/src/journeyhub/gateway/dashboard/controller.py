@@ -17,9 +17,10 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
-from journeyhub.gateway.dashboard import sessions
+from journeyhub.gateway.dashboard import oauth, sessions
+from journeyhub.gateway.dashboard.clients import ClientPagesController
 from journeyhub.gateway.dashboard.formatting import ago
-from journeyhub.gateway.dashboard.sessions import viewer_of
+from journeyhub.gateway.dashboard.sessions import to_login, viewer_of
 from journeyhub.gateway.dashboard.views import Page, build_page, summarize
 from journeyhub.hub import Hub
 from journeyhub.logs import get_logger
@@ -40,8 +41,11 @@ DASHBOARD_PATHS = [
     "^/logout$",
     "^/connections/[^/]+$",
     "^/connections/[^/]+/redeliver$",
+    "^/connections/[^/]+/oauth/start$",
     "^/dead-letters/",
     "^/static/dashboard",
+    "^/clients$",
+    "^/clients/.+$",
 ]
 
 REFRESH_SECONDS = 30
@@ -96,7 +100,18 @@ class DashboardController(Controller):
             )
         flash = sessions.take_flash(request)
         page = await build_page(hub, viewer, [found], one=True, flash=flash)
-        return _render(request, "connection.html", page)
+        button = await oauth.oauth_button(hub, found)
+        return _render(request, "connection.html", page, oauth=button)
+
+    @post("/connections/{connection_id:str}/oauth/start", status_code=200)
+    async def oauth_start(
+        self, request: Request, hub: NamedDependency[Hub], connection_id: FromPath[str]
+    ) -> Template | Redirect:
+        """The Connect / Reconnect button: on to the vendor's consent screen."""
+        viewer = await viewer_of(request, hub)
+        if viewer is None:
+            return to_login(request)
+        return await oauth.start(request, hub, viewer, connection_id)
 
     # --- signing in and out ---------------------------------------------------------------------
 
@@ -116,6 +131,12 @@ class DashboardController(Controller):
                 error="That key was not recognised: it is unknown or has been revoked.",
                 flash=None,
                 status_code=401,
+            )
+        if not principal.may(sessions.SIGN_IN_ROLE):
+            return login_page(
+                error="That key may only send events: sign in with a read or admin key.",
+                flash=None,
+                status_code=403,
             )
         sessions.sign_in(request, key)
         log.info("dashboard_sign_in", tenant_id=principal.tenant_id, key_id=principal.key_id)
@@ -208,13 +229,14 @@ async def _replay(request: Request, hub: Hub, ids: list[str]) -> Redirect:
     return Redirect(path=back, status_code=303)
 
 
-def _render(request: Request, template: str, page: Page) -> Template:
+def _render(request: Request, template: str, page: Page, **extra: Any) -> Template:
     context = {
         "page": page,
         "viewer": page.viewer,
         "ago": lambda moment: ago(moment, page.now),
         "refresh_seconds": REFRESH_SECONDS,
         "here": request.url.path,
+        **extra,
     }
     return Template(template_name=template, context=context)
 
@@ -237,19 +259,12 @@ def login_page(
     )
 
 
-def to_login(request: Request) -> Redirect:
-    """Back to the sign-in form; saying why when a session was there and has ended."""
-    if sessions.signed_in_before(request):
-        sessions.sign_out(
-            request, "Your session ended (expired or key revoked): sign in again.", kind="error"
-        )
-    return Redirect(path="/login", status_code=303)
-
-
 def _back(target: str | None) -> str:
-    """Where a form returns to: the dashboard or a connection's page, nothing else."""
+    """Where a form returns to: the dashboard, a connection's or a client's page, nothing else."""
     if target and re.fullmatch(r"/connections/[A-Za-z0-9_-]{1,60}", target):
         return target
+    if target and re.fullmatch(r"/clients/[A-Za-z0-9_.~%-]{1,600}", target):
+        return target  # ``clients.client_path``: the client id percent-encoded
     return "/"
 
 
@@ -309,8 +324,9 @@ def dashboard_handlers(hub: Hub) -> list[ControllerRouterHandler]:
     middleware made from ``hub``'s secret keys, and the static files."""
     pages = Router(
         path="/",
-        route_handlers=[DashboardController],
+        route_handlers=[DashboardController, ClientPagesController],
         middleware=sessions.middleware(hub),
+        response_headers=SECURITY_HEADERS,  # every page's, the client pages' too
         exception_handlers={PermissionDeniedException: form_refused},
         include_in_schema=False,
     )

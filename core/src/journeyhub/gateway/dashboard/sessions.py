@@ -32,6 +32,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware, generate_csrf_token
 from litestar.middleware.session import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
+from litestar.response import Redirect
 from litestar.types import ASGIApp
 
 from journeyhub.hub import Hub
@@ -42,7 +43,9 @@ SESSION_COOKIE = "jh_session"
 CSRF_COOKIE = "jh_csrf"
 SESSION_SECONDS = 12 * 3600
 
-ROLE_NAMES = {"admin": "admin", "ingest": "ingest", "read": "read-only"}
+# Who may sign in: the dashboard shows the tenant's records, so a key that may read them
+# (``read``, or ``admin``, which includes it). An ``ingest``-only key may not.
+SIGN_IN_ROLE = "read"
 
 
 @dataclass
@@ -50,13 +53,20 @@ class Viewer:
     principal: Principal
     tenant_name: str
 
+    def may(self, role: str) -> bool:
+        """Whether the key signed in with grants ``role`` (as the API's guards decide)."""
+        return self.principal.may(role)
+
     @property
     def can_replay(self) -> bool:
-        return self.principal.role == "admin"
+        """Replaying, resending: what the API's ``admin`` role allows."""
+        return self.may("admin")
 
     @property
     def role_name(self) -> str:
-        return ROLE_NAMES.get(self.principal.role, self.principal.role)
+        """The key's roles for people: ``read-only``, ``admin``, ``admin + ingest``..."""
+        roles = [r for r in self.principal.roles if not (r == "read" and self.can_replay)]
+        return "read-only" if roles == ["read"] else " + ".join(roles)
 
 
 # --- the middleware ------------------------------------------------------------------------------
@@ -154,9 +164,18 @@ async def viewer_of(request: Request[Any, Any, Any], hub: Hub) -> Viewer | None:
     if not 0 <= time.time() - signed_in_at <= SESSION_SECONDS:
         return None
     principal = await keys.authenticate(hub.store, key)
-    if principal is None:
+    if principal is None or not principal.may(SIGN_IN_ROLE):  # revoked, or narrowed since
         return None
     return Viewer(principal, await tenants.tenant_name(hub.store, principal.tenant_id))
+
+
+def to_login(request: Request[Any, Any, Any]) -> Redirect:
+    """Back to the sign-in form; saying why when a session was there and has ended."""
+    if signed_in_before(request):
+        sign_out(
+            request, "Your session ended (expired or key revoked): sign in again.", kind="error"
+        )
+    return Redirect(path="/login", status_code=303)
 
 
 def signed_in_before(request: Request[Any, Any, Any]) -> bool:

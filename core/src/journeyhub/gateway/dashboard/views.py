@@ -13,11 +13,17 @@ import msgspec
 
 from journeyhub.gateway.dashboard.assessment import SEVERITY, Assessment, assess
 from journeyhub.gateway.dashboard.formatting import humanize
+from journeyhub.gateway.dashboard.pictures import (
+    BacklogCharts,
+    ConnectionCharts,
+    backlog_charts,
+    connection_charts,
+)
 from journeyhub.gateway.dashboard.sessions import Viewer
 from journeyhub.health import ERROR_STATUSES, ConnectionHealth, connection_health
 from journeyhub.hub import Hub
 from journeyhub.model import Connection, utcnow
-from journeyhub.store.tables import DeadLetter, Delivery, TriggerRow
+from journeyhub.store.tables import DeadLetter, Delivery, Incident, TriggerRow
 
 LIST_DEAD = 50  # pending dead letters on the page
 LIST_REPLAYED = 10  # recently replayed ones under them
@@ -68,6 +74,10 @@ class Page:
     names: dict[str, str] = field(default_factory=dict)  # connection id -> its name
     vendors: dict[str, str] = field(default_factory=dict)  # connection id -> vendor's name
     flash: dict[str, str] | None = None
+    # The charts (``pictures.py``): a connection's on its page, the backlog on the overview.
+    connection_charts: ConnectionCharts | None = None
+    backlog_charts: BacklogCharts | None = None
+    incidents: list[Incident] = field(default_factory=list)  # open ones, on the overview
 
 
 def summarize(row: DeadLetter) -> EventSummary:
@@ -194,9 +204,10 @@ async def build_page(
         tenant_id, connection_id=only, limit=LIST_DELIVERIES * (2 if one else 1)
     )
     triggers = await store.triggers.list(tenant_id, connection_id=only, limit=LIST_TRIGGERS)
+    now = utcnow()
     return Page(
         viewer=viewer,
-        now=utcnow(),
+        now=now,
         connections=views,
         dead=dead,
         replayed=replayed,
@@ -206,4 +217,7 @@ async def build_page(
         names={c.id: c.name for c in connections},
         vendors={c.id: vendor_name(hub, c.vendor) for c in connections},
         flash=flash,
+        connection_charts=await connection_charts(hub, only, now) if only else None,
+        backlog_charts=None if one else await backlog_charts(hub, tenant_id, now),
+        incidents=[] if one else await store.incidents.list(tenant_id, status="open", limit=20),
     )
