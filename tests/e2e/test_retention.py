@@ -26,6 +26,7 @@ from journeyhub.store.tables import (
     ClientTerm,
     DeadLetter,
     Delivery,
+    Incident,
     KeptEvent,
     Suppression,
     TaskRow,
@@ -154,6 +155,26 @@ def kept_event(event_id: str, received_at: datetime) -> dict[str, Any]:
     }
 
 
+def incident(id_: str, resolved_at: datetime | None) -> dict[str, Any]:
+    started = utcnow() - timedelta(days=1000)
+    return {
+        "id": id_,
+        "tenant_id": "ten_1",
+        "connection_id": "con_1",
+        "kind": "dead_letters",
+        "status": "open" if resolved_at is None else "resolved",
+        "open_key": f"dead_letters:con_1:{id_}" if resolved_at is None else None,
+        "summary": "",
+        "details": {},
+        "measure": 1,
+        "revision": 1,
+        "notified_revision": 1,
+        "started_at": started,
+        "updated_at": started,
+        "resolved_at": resolved_at,
+    }
+
+
 def purged(kind: str) -> float:
     return REGISTRY.get_sample_value("journeyhub_retention_purged_total", {"kind": kind}) or 0.0
 
@@ -217,6 +238,15 @@ async def test_the_purge_keeps_only_what_the_limits_allow(store: Store) -> None:
     await put(store, ClientTerm, [{"tenant_id": "ten_1", "term": c, "client_id": c} for c in seen])
     suppression = {"tenant_id": "ten_1", "email": "a@example.com", "reason": "bounced"}
     await put(store, Suppression, [{**suppression, "created_at": ancient}])  # live state
+    await put(
+        store,
+        Incident,
+        [
+            incident("inc_resolved_old", outside("audit")),
+            incident("inc_resolved_lately", inside("audit")),
+            incident("inc_open", None),  # an open incident is live state: stays
+        ],
+    )
 
     before = purged("deliveries")
     # Audit kept for ever ("off"), and a small batch: the old deliveries take three.
@@ -252,8 +282,10 @@ async def test_the_purge_keeps_only_what_the_limits_allow(store: Store) -> None:
     # The audit's own limit (365 days) once it is on.
     audit_on = Purger(store, store.settings, lease=lease, pause=0)
     audit_on.holder = purger.holder
-    assert (await audit_on.purge())["audit"] == 1
+    second = await audit_on.purge()
+    assert {kind: n for kind, n in second.items() if n} == {"audit": 1, "incidents": 1}
     assert await column(store, AuditEntry, "action") == {"keep"}
+    assert await column(store, Incident, "id") == {"inc_resolved_lately", "inc_open"}
 
 
 async def count_deliveries(store: Store) -> int:

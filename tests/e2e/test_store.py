@@ -30,6 +30,8 @@ TABLES = {
     "chart_samples",
     "incidents",
     "oauth_states",
+    "clients",
+    "client_terms",
 }
 
 

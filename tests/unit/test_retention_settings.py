@@ -11,10 +11,12 @@ def test_defaults() -> None:
         "deliveries": 30,
         "triggers": 30,
         "audit": 365,
+        "incidents": 365,
         "dead_letters": 30,
         "tasks": 7,
         "events": 30,
         "chart_samples": 2,
+        "clients": 30,
     }
     assert settings.retention_interval_seconds == 3600
     assert settings.retention_batch_size == 5000

@@ -25,6 +25,7 @@ from journeyhub.store.tables import (
     ClientRow,
     DeadLetter,
     Delivery,
+    Incident,
     KeptEvent,
     TaskRow,
     TriggerRow,
@@ -48,6 +49,9 @@ KINDS = (
     Kind("deliveries", "retention_deliveries_days", table(Delivery), "created_at"),
     Kind("triggers", "retention_triggers_days", table(TriggerRow), "created_at"),
     Kind("audit", "retention_audit_days", table(AuditEntry), "created_at"),
+    # Resolved incidents are operational history, kept as long as the audit log; an open one
+    # (no ``resolved_at``) is live state.
+    Kind("incidents", "retention_audit_days", table(Incident), "resolved_at"),
     Kind("dead_letters", "retention_dead_letters_days", table(DeadLetter), "replayed_at"),
     Kind(
         "tasks",

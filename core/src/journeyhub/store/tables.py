@@ -394,7 +394,10 @@ class Incident(Base):
     last one handed to the tenant's operations connections (the outbox)."""
 
     __tablename__ = "incidents"
-    __table_args__ = (Index("ix_incidents_tenant_started", "tenant_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_incidents_tenant_started", "tenant_id", "started_at"),
+        Index("ix_incidents_resolved_at", "resolved_at"),  # the retention purge's
+    )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(40))
     connection_id: Mapped[str] = mapped_column(String(40))

@@ -41,6 +41,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_incidents_tenant_started", ["tenant_id", "started_at"], unique=False
         )
+        batch_op.create_index("ix_incidents_resolved_at", ["resolved_at"], unique=False)
     with op.batch_alter_table("sync_cursors", schema=None) as batch_op:
         batch_op.add_column(sa.Column("failures", sa.Integer(), nullable=False, server_default="0"))
 
@@ -49,5 +50,6 @@ def downgrade() -> None:
     with op.batch_alter_table("sync_cursors", schema=None) as batch_op:
         batch_op.drop_column("failures")
     with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.drop_index("ix_incidents_resolved_at")
         batch_op.drop_index("ix_incidents_tenant_started")
     op.drop_table("incidents")
