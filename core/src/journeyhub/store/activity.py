@@ -24,7 +24,6 @@ from sqlalchemy import (
     cast,
     func,
     insert,
-    literal,
     literal_column,
     select,
 )
@@ -206,27 +205,26 @@ class ActivityRepo:
 def record_samples(conn: Connection, taken_at: datetime, bus: dict[str, int] | None) -> int:
     """Write one sampling round in the caller's transaction: each tenant's pending tasks (when
     not zero), the hub's (always: the round's marker) and each bus consumer's unfinished
-    messages (``bus`` by durable; None when the bus did not answer). The rows written."""
+    messages (``bus`` by durable; None when the bus did not answer). The rows written.
+
+    The counts are read, then written in one insert: an ``INSERT … SELECT``'s row count is
+    not reported on PostgreSQL through psycopg (-1)."""
     pending = TASKS.c.state == literal_column("'pending'")
-    stamp = literal(taken_at, ChartSample.taken_at.type)
-    columns = ["taken_at", "tenant_id", "series", "value"]
     per_tenant = (
-        select(stamp, CONNECTIONS.c.tenant_id, literal(TASKS_SERIES), func.count())
+        select(CONNECTIONS.c.tenant_id, func.count())
         .select_from(TASKS.join(CONNECTIONS, CONNECTIONS.c.id == TASKS.c.connection_id))
         .where(pending)
         .group_by(CONNECTIONS.c.tenant_id)
     )
-    hub_wide = select(stamp, literal(HUB), literal(TASKS_SERIES), func.count()).where(pending)
-    written = conn.execute(insert(SAMPLES).from_select(columns, per_tenant)).rowcount
-    written += conn.execute(insert(SAMPLES).from_select(columns, hub_wide)).rowcount
-    if bus:
-        rows = [
-            {"taken_at": taken_at, "tenant_id": HUB, "series": BUS_SERIES + name, "value": n}
-            for name, n in sorted(bus.items())
-        ]
-        conn.execute(insert(SAMPLES), rows)
-        written += len(rows)
-    return int(written)
+    counts = [(tenant_id, int(n)) for tenant_id, n in conn.execute(per_tenant).all()]
+    counts.append((HUB, int(conn.execute(select(func.count()).where(pending)).scalar_one())))
+    rows = [{"tenant_id": t, "series": TASKS_SERIES, "value": n} for t, n in counts]
+    rows += [
+        {"tenant_id": HUB, "series": BUS_SERIES + name, "value": n}
+        for name, n in sorted((bus or {}).items())
+    ]
+    conn.execute(insert(SAMPLES), [{"taken_at": taken_at, **row} for row in rows])
+    return len(rows)
 
 
 def _aware(moment: datetime) -> datetime:
