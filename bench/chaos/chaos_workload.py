@@ -859,7 +859,7 @@ def logged_about(lines: list[tuple[int, str]], needle: str, last: int = 12) -> l
         except ValueError:
             found.append(f"w{index} - {line[:160]}")
             continue
-        keys = ("status", "error", "attempt", "reason")
+        keys = ("status", "error", "attempt", "reason", "delay")
         extra = " ".join(f"{k}={str(record[k])[:60]}" for k in keys if k in record)
         stamp = str(record.get("timestamp", ""))[11:23]
         found.append(f"w{index} {stamp} {record.get('event')} {extra}".strip())

@@ -85,6 +85,7 @@ async def _run(database: str, *, pg_restart: bool) -> dict:
         breaker_threshold=20,
         breaker_cooldown=1,
         batch=20,
+        log_level="debug",  # a task's story then says why it waited (``task_waits``)
     )
     chaos = Chaos(worker_kills=2, nats_kill=True, pg_restart=pg_restart, span=30, nats_down=0.2)
     # The run ends its waits in time to count and report, so a task that never settles fails

@@ -149,6 +149,9 @@ class PushWorker:
                 by_connection[task.connection_id].append(Job(msg, task, decision, mapping_error))
                 continue
             if decision.verdict == Verdict.WAIT:
+                log.debug(
+                    "task_waits", task_id=task.id, reason=decision.reason, delay=decision.delay
+                )
                 await msg.nak(delay=decision.delay)
                 continue
             with scope(task):  # finished or dead: nothing to push
