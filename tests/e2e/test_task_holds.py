@@ -24,6 +24,7 @@ from journeyhub.testing.fixtures import TenantKeys, eventually
 from journeyhub.testing.sandbox import Fault
 from journeyhub.workers.push import PushWorker
 from nats.aio.msg import Msg
+from nats.errors import MsgAlreadyAckdError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
@@ -254,6 +255,43 @@ async def test_a_batching_sender_that_fails_gives_its_tasks_back(
             assert await claimed_by_another(hub, task.id)
             await again.ack()
         assert resend.emails == []
+
+
+async def test_a_batch_that_fails_after_the_gate_gives_its_ready_tasks_back(
+    hub: Hub, tenant: TenantKeys
+) -> None:
+    """Settling a batch's other messages fails (here: one settled already; in production the
+    bus closed under the worker): the task the gate made ready in that batch is not pushed,
+    and not left held either. Left held, this process would extend its hold for as long as it
+    lives, and its client's later tasks would wait behind it for ever."""
+
+    from journeyhub_tave.sandbox import TaveSandbox
+
+    with TaveSandbox() as tave:
+        connection = await tave_connection(hub, tenant, tave)
+        ready = task_for(tenant, connection.id, "cl_stranded")
+        earlier = task_for(tenant, connection.id, "cl_behind")
+        later = msgspec.structs.replace(task_for(tenant, connection.id, "cl_behind"), sequence=2)
+        await pending(hub, ready, earlier, later)
+        async with own_stream(hub) as stream:
+            await stream.publish(later, ready)
+            waits, goes = await stream.fetch(2)  # ``later`` waits for ``earlier``
+            await waits.ack()  # settled already: the worker's nak of it fails
+            worker = PushWorker(hub)
+            holds = asyncio.create_task(worker.gate.keep_holds())
+            try:
+                with pytest.raises(MsgAlreadyAckdError):
+                    await worker.handle_batch([waits, goes])
+                assert worker.gate.in_hand == set()
+                assert await holder_of(hub, ready.id) is None
+                assert await claimed_by_another(hub, ready.id)
+                (again,) = await stream.fetch()  # back on the bus at once, for any worker
+                assert msgspec.json.decode(again.data, type=DeliveryTask).id == ready.id
+                assert again.metadata.num_delivered == 2
+                await again.ack()
+            finally:
+                holds.cancel()
+        assert len(tave.contacts) == 0
 
 
 async def test_a_task_is_held_until_its_dead_letter_is_written(

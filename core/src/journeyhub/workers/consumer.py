@@ -86,11 +86,19 @@ async def consume(
                 continue
             task = asyncio.create_task(handle(messages))
             running.add(task)
-            task.add_done_callback(running.discard)
+            task.add_done_callback(lambda done: finished(durable, running, done))
         if running:  # let the batches in hand finish before unsubscribing
             await asyncio.gather(*running, return_exceptions=True)
     finally:
         await stream.close()
+
+
+def finished(durable: str, running: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
+    """A concurrent batch is over; its error, if it ended on one, is logged (nobody awaits
+    it). Its messages not settled go back to the bus after their ack wait."""
+    running.discard(task)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("batch_failed", durable=durable, error=repr(error))
 
 
 async def keep_in_progress(messages: list[Msg], every: float) -> None:

@@ -19,6 +19,7 @@ Per fetched batch:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -77,6 +78,8 @@ class Job:
     task: DeliveryTask
     decision: Decision
     mapping_error: str | None = None
+    # Pushed (its message settled) or given back: no longer held by this process.
+    released: bool = False
 
     @property
     def connection_id(self) -> str:
@@ -143,10 +146,33 @@ class PushWorker:
             for msg, _, _ in offered:
                 await msg.nak(delay=backoff_delay(msg.metadata.num_delivered or 1))
             return
-        by_connection: dict[str, list[Job]] = defaultdict(list)
-        for (msg, task, mapping_error), decision in zip(offered, decisions, strict=True):
+        ready = [
+            Job(msg, task, decision, mapping_error)
+            for (msg, task, mapping_error), decision in zip(offered, decisions, strict=True)
+            if decision.verdict == Verdict.READY
+        ]
+        try:
+            await self.settle_unready(offered, decisions)
+            by_connection: dict[str, list[Job]] = defaultdict(list)
+            for job in ready:
+                by_connection[job.connection_id].append(job)
+            await settle_all(*(self.push_connection(jobs) for jobs in by_connection.values()))
+        except Exception:
+            # A ready task neither pushed nor given back would stay held by this process for
+            # as long as it lives (``keep_holds``), and its client's other tasks wait behind it.
+            stranded = [job for job in ready if not job.released]
+            if stranded:
+                log.error("ready_tasks_given_back_after_error", tasks=len(stranded))
+                await self.give_back(stranded)
+            raise
+
+    async def settle_unready(
+        self, offered: list[tuple[Msg, DeliveryTask, str | None]], decisions: list[Decision]
+    ) -> None:
+        """The messages of the tasks not pushed now: back to the bus after their wait, or
+        acknowledged (finished, or owned by a dead letter)."""
+        for (msg, task, _), decision in zip(offered, decisions, strict=True):
             if decision.verdict == Verdict.READY:
-                by_connection[task.connection_id].append(Job(msg, task, decision, mapping_error))
                 continue
             if decision.verdict == Verdict.WAIT:
                 log.debug(
@@ -160,7 +186,6 @@ class PushWorker:
                 elif decision.reason != "done":
                     log.info("task_not_pushed", reason=decision.reason)
             await msg.ack()
-        await settle_all(*(self.push_connection(jobs) for jobs in by_connection.values()))
 
     async def decode(self, msg: Msg) -> DeliveryTask | None:
         """The task in ``msg``; an undecodable one goes to the dead letters."""
@@ -236,7 +261,16 @@ class PushWorker:
             await self.gate.give_back([job.task.id for job in jobs])
         finally:
             for job in jobs:
-                await job.msg.nak(delay=order_wait(job.msg.metadata.num_delivered or 1))
+                job.released = True
+                # A nak that fails (the bus closed) leaves the message to its ack wait.
+                with contextlib.suppress(Exception):
+                    await job.msg.nak(delay=order_wait(job.msg.metadata.num_delivered or 1))
+
+    def release(self, jobs: list[Job]) -> None:
+        """The jobs' messages are settled (acked, retried, dead-lettered): not held here."""
+        for job in jobs:
+            job.released = True
+            self.gate.settled(job.task.id)
 
     # --- vendor calls -----------------------------------------------------------------------------
 
@@ -248,7 +282,7 @@ class PushWorker:
                     return await self.push_one_traced(job, limited)
                 return await self._push_one(job, limited)
         finally:
-            self.gate.settled(job.task.id)
+            self.release([job])
 
     async def push_one_traced(self, job: Job, limited: bool) -> PushResult | None:
         """``_push_one`` inside a span, child of the router's publish: the vendor call's
@@ -299,8 +333,7 @@ class PushWorker:
                     return await self.push_batch_traced(jobs)
                 return await self._push_batch(jobs)
         finally:
-            for job in jobs:
-                self.gate.settled(job.task.id)
+            self.release(jobs)
 
     async def push_batch_traced(self, jobs: list[Job]) -> set[str]:
         """``_push_batch`` inside one span: child of the first task's publish, linked to every
