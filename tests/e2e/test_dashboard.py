@@ -487,3 +487,5 @@ def test_times_read_as_time_ago() -> None:
     assert ago(now - timedelta(hours=5), now) == "5 h ago"
     assert ago(now - timedelta(days=3), now) == "3 d ago"
     assert ago(now + timedelta(minutes=2), now) == "in 2 min"
+    assert ago(now + timedelta(seconds=20), now) == "in 20 s"
+    assert ago(now + timedelta(seconds=3), now) == "in a moment"

@@ -9,6 +9,8 @@ deployment's default in the test hub (4 attempts, 1-4 s apart) dead-letters in s
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from journeyhub.testing.fixtures import Gateway, TenantKeys, eventually
 from journeyhub.testing.sandbox import Fault
 
 from ..conftest import create_connection, event
+from .test_dashboard import signed_in
 
 if TYPE_CHECKING:
     from journeyhub_tave.sandbox import TaveSandbox
@@ -97,7 +100,7 @@ async def _outage(
     tave.reset()
     connection = await tave_connection(gateway, tenant, tave, COMPRESSED)
     tave.faults.chaos(1.0, Fault(status=503))  # down: every call answered 503
-    down_at = asyncio.get_running_loop().time()
+    down_at, down_at_wall = asyncio.get_running_loop().time(), utcnow()
     batch = []
     for client in ("cl_out_a", "cl_out_b"):
         batch.append(event(f"out-start-{client}", client_id=client))
@@ -117,6 +120,15 @@ async def _outage(
 
     # The oldest waiting task's retry, still to come (or the breaker's reopening, if later).
     await eventually(waiting_for_a_later_retry, timeout=OUTAGE / 2)
+    # The connection's page says when, to whoever looks.
+    client = await signed_in(gateway, tenant.admin_key)
+    try:
+        page = (await client.get(f"/connections/{connection['id']}")).text
+    finally:
+        await client.aclose()
+    shown = re.search(r'data-next-retry="([^"]+)">next retry <time', page)
+    assert shown is not None, page
+    assert datetime.fromisoformat(html.unescape(shown[1])) > down_at_wall
     await workers.halt()
     workers.start()
     await asyncio.sleep(max(0.0, down_at + OUTAGE - asyncio.get_running_loop().time()))

@@ -15,10 +15,12 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
-    """``"4 min ago"``; ``"never"`` for None."""
+    """``"4 min ago"``, or ``"in 2 min"`` for a time to come; ``"never"`` for None."""
     if moment is None:
         return "never"
     seconds = ((now or utcnow()) - moment).total_seconds()
+    if -10 < seconds < 0:
+        return "in a moment"
     if seconds < 0:
         return "in " + ago(now or utcnow(), moment).removesuffix(" ago")
     if seconds < 10:
