@@ -211,6 +211,17 @@ def test_the_order_wait_grows_and_stays_bounded() -> None:
     assert all(2.5 <= order_wait(20) <= 5.0 for _ in range(50))
 
 
+def test_a_batch_the_gate_could_not_decide_comes_back_soon() -> None:
+    """The store away: the wait grows with the gate's failures in a row, to 10 s at most, and
+    starts well under a second (a task's count of offers, waits behind its client included,
+    made it five minutes)."""
+    from journeyhub.workers.push import STORE_AWAY_WAIT_MAX, store_away_wait
+
+    assert all(0.2 <= store_away_wait(1) <= 0.5 for _ in range(50))
+    assert all(store_away_wait(n) <= STORE_AWAY_WAIT_MAX == 10.0 for n in range(1, 200))
+    assert all(store_away_wait(30) >= 5.0 for _ in range(50))
+
+
 # --- the gate and the recorder on the store ----------------------------------------------------
 
 

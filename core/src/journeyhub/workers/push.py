@@ -61,6 +61,16 @@ log = get_logger(__name__)
 # retry waits at least this long, so the retry's lookups see the late write instead of making
 # a second one (a vendor that answers 0.5 s after the client gave up, and does the work).
 OUTCOME_UNKNOWN_WAIT = 5.0
+# The store away (a restart): the batch's messages come back after a wait that grows with how
+# many gate transactions in a row have failed here, up to this. Not with how often the bus
+# offered each message: that counts every wait behind a client's earlier task too, and a task
+# offered ten times came back five minutes after a PostgreSQL restart of a second.
+STORE_AWAY_WAIT_MAX = 10.0
+
+
+def store_away_wait(failures_in_a_row: int) -> float:
+    """Seconds before a batch the task gate could not decide is offered again."""
+    return backoff_delay(failures_in_a_row, base=0.5, cap=STORE_AWAY_WAIT_MAX)
 
 
 def outcome_unknown(exc: BaseException) -> bool:
@@ -128,6 +138,7 @@ class PushWorker:
         self.limits = RateLimits(hub.bus)
         self.semaphore = asyncio.Semaphore(64)
         self.senders: dict[str, BatchSender] = {}
+        self.gate_failures = 0  # gate transactions failed in a row (the store away)
 
     # --- per fetched batch ------------------------------------------------------------------------
 
@@ -142,10 +153,18 @@ class PushWorker:
                 [Offer(task, msg.metadata.num_delivered or 1) for msg, task, _ in offered]
             )
         except Exception as exc:  # the store away for a moment: the bus offers them again
-            log.warning("gate_unavailable_will_retry", error=repr(exc), tasks=len(offered))
+            self.gate_failures += 1
+            delay = store_away_wait(self.gate_failures)
+            log.warning(
+                "gate_unavailable_will_retry",
+                error=repr(exc),
+                tasks=len(offered),
+                retry_in=round(delay, 2),
+            )
             for msg, _, _ in offered:
-                await msg.nak(delay=backoff_delay(msg.metadata.num_delivered or 1))
+                await msg.nak(delay=delay)
             return
+        self.gate_failures = 0
         ready = [
             Job(msg, task, decision, mapping_error)
             for (msg, task, mapping_error), decision in zip(offered, decisions, strict=True)
