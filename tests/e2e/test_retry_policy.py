@@ -120,14 +120,18 @@ async def _outage(
 
     # The oldest waiting task's retry, still to come (or the breaker's reopening, if later).
     await eventually(waiting_for_a_later_retry, timeout=OUTAGE / 2)
-    # The connection's page says when, to whoever looks.
+    # The connection's page says when, to whoever looks (while a task waits for its retry,
+    # not while every task is being tried again: at this speed, asked until seen).
     client = await signed_in(gateway, tenant.admin_key)
-    try:
+
+    async def next_retry_shown() -> re.Match[str] | None:
         page = (await client.get(f"/connections/{connection['id']}")).text
+        return re.search(r'data-next-retry="([^"]+)">next retry <time', page)
+
+    try:
+        shown = await eventually(next_retry_shown, timeout=OUTAGE / 4, interval=0.05)
     finally:
         await client.aclose()
-    shown = re.search(r'data-next-retry="([^"]+)">next retry <time', page)
-    assert shown is not None, page
     assert datetime.fromisoformat(html.unescape(shown[1])) > down_at_wall
     await workers.halt()
     workers.start()
