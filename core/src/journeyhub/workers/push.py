@@ -88,7 +88,8 @@ class Job:
     task: DeliveryTask
     decision: Decision
     mapping_error: str | None = None
-    # Pushed (its message settled) or given back: no longer held by this process.
+    # Pushed (its message settled, or left to its ack wait when the outcome could not be
+    # recorded) or given back: no longer held by this process.
     released: bool = False
 
     @property
@@ -286,7 +287,8 @@ class PushWorker:
                     await job.msg.nak(delay=order_wait(job.msg.metadata.num_delivered or 1))
 
     def release(self, jobs: list[Job]) -> None:
-        """The jobs' messages are settled (acked, retried, dead-lettered): not held here."""
+        """The jobs were pushed (their messages settled, or left to their ack wait when the
+        outcome could not be recorded): not held here any more."""
         for job in jobs:
             job.released = True
             self.gate.settled(job.task.id)
